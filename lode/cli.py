@@ -1,0 +1,212 @@
+"""The `lode` command. Thin: parse arguments, call the engine, render (rich on a terminal, JSON with --json)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from lode.engine import Lode
+from lode.errors import LodeError
+
+app = typer.Typer(
+    name="lode", help="Index a repository, then search it.", no_args_is_help=True, add_completion=False,
+    pretty_exceptions_enable=False,
+)
+repos_app = typer.Typer(help="List indexed repositories, or remove one.", invoke_without_command=True)
+app.add_typer(repos_app, name="repos")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.")]
+T = TypeVar("T")
+
+
+def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], None]) -> None:
+    """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
+    try:
+        with Lode() as lode:
+            result = action(lode)
+    except LodeError as exc:
+        if as_json:
+            _print_json({"error": {"message": str(exc), "exit_code": exc.exit_code}})
+        err.print(f"lode: error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print("lode: interrupted; the index is consistent and the next run resumes", markup=False)
+        raise typer.Exit(130) from None
+    if as_json:
+        _print_json(result)
+    else:
+        render(result)
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, default=str, ensure_ascii=False) + "\n")
+
+
+@app.command()
+def index(
+    path: Annotated[str, typer.Argument(help="Directory to index.")],
+    repo: RepoOption = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Return when the embedding backfill is done.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Index a directory (incrementally: unchanged files are skipped)."""
+
+    def action(lode: Lode) -> dict[str, Any]:
+        if as_json or not err.is_terminal:
+            report = lode.index(path, repo)
+        else:
+            with Progress(
+                TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+                TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(), console=err, transient=True,
+            ) as bar:
+                task = bar.add_task("index", total=None, chunks=0, rate="")
+
+                def on_progress(progress: Any) -> None:
+                    elapsed = bar.tasks[task].elapsed or 0
+                    rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
+                    bar.update(task, total=progress.files_total, completed=progress.files_done,
+                               chunks=progress.chunks, rate=rate)
+
+                report = lode.index(path, repo, on_progress)
+        return {
+            "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
+            "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
+            "chunks_written": report.chunks_written, "seconds": report.seconds,
+            "embeddings": {"done": 0, "pending": 0, "failed": 0}, "warnings": report.warnings,
+        }
+
+    def render(result: dict[str, Any]) -> None:
+        out.print(
+            f"[bold]{result['repo']}[/]: {result['files_indexed']} indexed, {result['files_unchanged']} unchanged, "
+            f"{result['files_deleted']} deleted, {result['files_skipped']} skipped; "
+            f"{result['chunks']} chunks in {result['seconds']:.2f}s"
+        )
+        for warning in result["warnings"]:
+            err.print(f"[bold red]warning:[/] {warning}")
+
+    _run(as_json, action, render)
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="Plain text; operators and SQL are just words.")],
+    repo: RepoOption = None,
+    mode: Annotated[str, typer.Option("--mode", help="hybrid | lexical | semantic")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
+    lang: Annotated[list[str] | None, typer.Option("--lang", help="Language filter (repeatable).")] = None,
+    path: Annotated[str | None, typer.Option("--path", help="Path glob, e.g. 'src/**/*.py'.")] = None,
+    kind: Annotated[list[str] | None, typer.Option("--kind", help="Chunk kind filter (repeatable).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search indexed code."""
+
+    def action(lode: Lode) -> dict[str, Any]:
+        return lode.search(query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path,
+                           kinds=tuple(kind or ()))
+
+    def render(result: dict[str, Any]) -> None:
+        if result["degraded"]:
+            err.print(f"[yellow]degraded legs: {', '.join(result['degraded'])}[/]")
+        if not result["hits"]:
+            out.print("no hits")
+        for hit in result["hits"]:
+            label = hit["name_path"] or hit["kind"]
+            out.print(f"[bold cyan]{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}[/] "
+                      f"[green]{label}[/] [dim]{hit['score']:.3f}[/]", highlight=False)
+            out.print(hit["snippet"], markup=False, highlight=False)
+            out.print()
+
+    _run(as_json, action, render)
+
+
+@app.command()
+def symbols(
+    name: Annotated[str, typer.Argument(help="A name, a qualified name or a qualified suffix (Class.method).")],
+    repo: RepoOption = None,
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Find definitions by exact or qualified name."""
+
+    def render(result: dict[str, Any]) -> None:
+        if not result["symbols"]:
+            out.print("no symbols" + (f"; did you mean: {', '.join(result['suggestions'])}"
+                                      if result["suggestions"] else ""))
+        for sym in result["symbols"]:
+            out.print(f"[bold cyan]{sym['repo']}:{sym['path']}:{sym['start_line']}-{sym['end_line']}[/] "
+                      f"[green]{sym['kind']}[/] {sym['name_path']}", highlight=False)
+            if sym["signature"]:
+                out.print(f"    {sym['signature']}", markup=False, highlight=False)
+
+    _run(as_json, lambda lode: lode.symbols(name, repo=repo, limit=limit), render)
+
+
+@app.command()
+def status(
+    repo: RepoOption = None,
+    skipped: Annotated[bool, typer.Option("--skipped", help="List every skipped file with its reason.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Show what is indexed, what was skipped and the last run."""
+
+    def render(result: dict[str, Any]) -> None:
+        if not result["repos"]:
+            out.print("nothing indexed yet: run `lode index PATH`")
+        for entry in result["repos"]:
+            run = entry["last_run"] or {}
+            out.print(f"[bold]{entry['repo']}[/] {entry['root']}")
+            out.print(f"  {entry['files']} files, {entry['chunks']} chunks, generation {entry['generation']}, "
+                      f"last run: {run.get('status', 'none')}")
+            if entry["empty"]:
+                err.print("  [bold red]the index is EMPTY[/]")
+            if entry["skipped"]:
+                out.print("  skipped: " + ", ".join(f"{n} {reason}" for reason, n in entry["skipped"].items()))
+            for item in entry.get("skipped_files", []):
+                out.print(f"    {item['reason']:<22} {item['path']}  {item['detail']}", markup=False,
+                          highlight=False)
+
+    _run(as_json, lambda lode: lode.status(repo, skipped=skipped), render)
+
+
+@repos_app.callback()
+def repos(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """List indexed repositories."""
+    if ctx.invoked_subcommand is not None:
+        return
+
+    def render(result: list[dict[str, Any]]) -> None:
+        table = Table("repo", "root", "chunks", "generation", "updated")
+        for row in result:
+            table.add_row(row["repo"], row["root"], str(row["chunks"]), str(row["generation"]), row["updated_at"])
+        out.print(table)
+
+    _run(as_json, lambda lode: {"repos": lode.repositories()}, lambda r: render(r["repos"]))
+
+
+@repos_app.command("rm")
+def repos_rm(name: Annotated[str, typer.Argument(help="Repository name.")], as_json: JsonOption = False) -> None:
+    """Remove a repository and everything indexed for it (one transaction)."""
+
+    def action(lode: Lode) -> dict[str, Any]:
+        lode.remove_repository(name)
+        return {"removed": name}
+
+    _run(as_json, action, lambda result: out.print(f"removed {result['removed']}"))
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    app()

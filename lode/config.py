@@ -1,0 +1,82 @@
+"""Settings: LODE_* environment variables, then LODE_HOME/config.toml, then defaults.
+
+The timeout table lives here and nowhere else. Each entry is overridden by LODE_TIMEOUT_<OPERATION>.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_data_dir("lode", appauthor=False))
+
+
+def _home_from_env() -> Path:
+    raw = os.environ.get("LODE_HOME")
+    return Path(raw).expanduser() if raw else _default_home()
+
+
+class Timeouts(BaseSettings):
+    """Seconds per operation. Every entry is enforced where the operation runs."""
+
+    model_config = SettingsConfigDict(env_prefix="LODE_TIMEOUT_", extra="ignore")
+
+    parse: float = 5.0  # tree-sitter parse of one file (progress callback)
+    db_query: float = 30.0  # statement_timeout for ordinary statements
+    db_transaction: float = 120.0  # transaction_timeout for one unit of work
+    lexical_search: float = 5.0  # statement_timeout for the BM25 query
+    symbol_lookup: float = 5.0  # statement_timeout for `lode symbols`
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LODE_", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    database_url: str | None = None
+    redis_url: str | None = None
+    embedder: Literal["local", "http", "none"] = "local"
+
+    # discovery and read guards
+    max_file_bytes: int = 1024 * 1024
+    max_line_length: int = 1000  # a longer line marks a file as minified or generated
+    # chunking
+    chunk_max_lines: int = 150  # larger definitions are split along their children
+    chunk_max_bytes: int = 12_000
+    window_lines: int = 60
+    window_overlap: int = 10
+    # indexing
+    index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    # database
+    pool_max_size: int = 8
+
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_home_from_env() / "config.toml")
+        return (init_settings, env_settings, toml)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,292 @@
+"""The indexing pipeline: discover → read → chunk → tokenize (worker processes) → store (one unit of work a file).
+
+Unchanged files (same size and mtime, or same content hash) are not rewritten, so re-indexing an unchanged
+repository writes nothing. Each file is replaced in its own transaction, so an interrupted run leaves a
+consistent index and the next run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from lode.chunking import chunk_file, language_for_path, module_name
+from lode.config import Settings
+from lode.discover import discover, read_source
+from lode.model import Candidate, Skipped
+from lode.search.lexical import chunk_postings
+from lode.store.db import Database
+from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsIndexes, RepoRow
+from lode.store.uow import unit_of_work
+
+log = logging.getLogger(__name__)
+
+_REPO_LOCK_CLASS = 0x4C4F  # first key of pg_advisory_lock(int, int): one index run per repository
+_INLINE_BELOW = 16  # fewer changed files than this are processed without worker processes
+_ANALYZE_AFTER_CHUNKS = 5000  # a run that writes more (and > 10 % of the repository) refreshes statistics
+
+
+@dataclass(frozen=True, slots=True)
+class FileJob:
+    candidate: Candidate
+    module: str
+    known_hash: str | None
+    repo_id: int
+    file_id: int  # reserved before the job runs, so the worker can format rows with their final ids
+
+
+@dataclass(slots=True)
+class FileOutcome:
+    candidate: Candidate
+    skipped: Skipped | None = None
+    unchanged: bool = False
+    content_hash: str = ""
+    language: str = ""
+    fallback: str | None = None
+    batch: ChunkBatch | None = None
+
+
+@dataclass(slots=True)
+class Progress:
+    files_total: int = 0
+    files_done: int = 0
+    chunks: int = 0
+
+
+@dataclass(slots=True)
+class IndexReport:
+    repo: str
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_deleted: int = 0
+    files_skipped: int = 0
+    chunks: int = 0  # in the repository's index after the run
+    chunks_written: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def process_file(root: Path, job: FileJob, settings: Settings) -> FileOutcome:
+    """Read, chunk and tokenize one file. Runs in a worker process; touches no database."""
+    outcome = FileOutcome(job.candidate)
+    source = read_source(root, job.candidate, settings)
+    if isinstance(source, Skipped):
+        outcome.skipped = source
+        return outcome
+    outcome.content_hash = source.content_hash
+    if source.content_hash == job.known_hash:
+        outcome.unchanged = True
+        return outcome
+    path = job.candidate.path
+    chunked = chunk_file(path, source.text, language_for_path(path), job.module, settings)
+    outcome.language = chunked.language
+    outcome.fallback = chunked.fallback
+    items = [chunk_postings(chunk, path) for chunk in chunked.chunks]
+    outcome.batch = Chunks.format(job.repo_id, job.file_id, path, chunked.language, items)
+    return outcome
+
+
+_worker_context: tuple[Path, Settings] | None = None
+
+
+def _init_worker(root: Path, settings: Settings) -> None:
+    global _worker_context
+    _worker_context = (root, settings)
+
+
+def _process_in_worker(job: FileJob) -> FileOutcome:
+    assert _worker_context is not None
+    return process_file(_worker_context[0], job, _worker_context[1])
+
+
+class Indexer:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+
+    def run(self, root: Path, repo_name: str, on_progress: ProgressCallback | None = None) -> IndexReport:
+        started = time.monotonic()
+        report = IndexReport(repo=repo_name)
+        with unit_of_work(self.db) as uow:
+            repo = uow.repos.get_or_create(repo_name, str(root))
+        with self.db.connection() as lock_conn:
+            lock_conn.autocommit = True
+            lock_conn.execute("SELECT pg_advisory_lock(%s, %s)", (_REPO_LOCK_CLASS, repo.id))
+            try:
+                _Run(self, root, repo, report, on_progress).execute()
+            finally:
+                lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_REPO_LOCK_CLASS, repo.id))
+                lock_conn.autocommit = False
+        report.seconds = round(time.monotonic() - started, 3)
+        return report
+
+
+class _Run:
+    """One index run over one repository, holding the repository's advisory lock."""
+
+    def __init__(
+        self, indexer: Indexer, root: Path, repo: RepoRow, report: IndexReport, on_progress: ProgressCallback | None
+    ) -> None:
+        self.db = indexer.db
+        self.settings = indexer.settings
+        self.root = root
+        self.repo = repo
+        self.report = report
+        self.on_progress = on_progress or (lambda progress: None)
+        self.progress = Progress()
+        self.run_id: int | None = None  # created lazily: a no-op run writes nothing
+
+    def execute(self) -> None:
+        with unit_of_work(self.db) as uow:
+            uow.runs.mark_dead_runs_aborted(self.repo.id)
+            known = uow.files.by_path(self.repo.id)
+            stored_skips = uow.skipped.all(self.repo.id)
+            if not known:  # a first load: inserting without indexes and building them once is much cheaper
+                uow.postings_indexes(self.repo.id).drop()
+        try:
+            self._index(known, stored_skips)
+        finally:
+            self._maintain()
+
+    def _index(self, known: dict[str, FileRow], stored_skips: list[Skipped]) -> None:
+
+        found = list(discover(self.root, self.settings))
+        candidates = [item for item in found if isinstance(item, Candidate)]
+        skipped = [item for item in found if isinstance(item, Skipped)]
+        all_paths = frozenset(item.path for item in found)
+
+        read_skips = {item.path: item for item in stored_skips if item.size is not None}
+        changed = []
+        for candidate in candidates:
+            row = known.get(candidate.path)
+            if row and row.size == candidate.size and row.mtime_ns == candidate.mtime_ns:
+                self.report.files_unchanged += 1
+            elif (skip := read_skips.get(candidate.path)) and (skip.size, skip.mtime_ns) == (
+                candidate.size, candidate.mtime_ns
+            ):
+                skipped.append(skip)  # skipped when last read, and unchanged since
+            else:
+                changed.append((candidate, row))
+        with unit_of_work(self.db) as uow:
+            file_ids = uow.files.reserve_ids(len(changed))
+        jobs = [
+            FileJob(candidate, module_name(candidate.path, all_paths, language_for_path(candidate.path) or "text"),
+                    row.content_hash if row else None, self.repo.id, file_id)
+            for (candidate, row), file_id in zip(changed, file_ids)
+        ]
+        self.progress.files_total = len(jobs)
+        self.on_progress(self.progress)
+
+        jobs_by_path = {job.candidate.path: job.file_id for job in jobs}
+        try:
+            for outcome in self._process(jobs):
+                if outcome.skipped:
+                    skipped.append(replace(outcome.skipped, size=outcome.candidate.size,
+                                           mtime_ns=outcome.candidate.mtime_ns))
+                    if (row := known.get(outcome.candidate.path)) is not None:
+                        self._delete(row)
+                elif outcome.unchanged:
+                    self.report.files_unchanged += 1
+                    self._touch(known[outcome.candidate.path], outcome.candidate)
+                else:
+                    self._replace(known.get(outcome.candidate.path), outcome, jobs_by_path[outcome.candidate.path])
+                self.progress.files_done += 1
+                self.on_progress(self.progress)
+
+            present = {candidate.path for candidate in candidates}
+            for path, row in known.items():
+                if path not in present:
+                    self._delete(row)
+            skipped.sort(key=lambda item: item.path)
+            if skipped != stored_skips:
+                with unit_of_work(self.db) as uow:
+                    uow.skipped.replace(self.repo.id, skipped)
+        except BaseException as exc:
+            self._finish("aborted" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
+            raise
+        self._finish("done", None)
+        self.report.files_skipped = len(skipped)
+        if self.report.files_indexed + self.report.files_unchanged == 0:
+            reasons = sorted({item.reason.value for item in skipped})
+            self.report.warnings.append(
+                f"the index of {self.repo.name!r} is EMPTY: no indexable files under {self.root}"
+                + (f" ({len(skipped)} skipped: {', '.join(reasons)})" if skipped else "")
+            )
+
+    def _maintain(self) -> None:
+        """Build the postings indexes if a first load dropped them; refresh statistics after a bulk change."""
+        with self.db.connection() as conn:
+            conn.autocommit = True
+            indexes = PostingsIndexes(conn, self.repo.id)
+            indexes.ensure()
+            if indexes.built:
+                indexes.vacuum()
+            if self.report.chunks_written > max(_ANALYZE_AFTER_CHUNKS, self.repo.chunk_count // 10):
+                conn.execute("ANALYZE files, chunks")
+            conn.autocommit = False
+
+    def _process(self, jobs: list[FileJob]) -> Iterator[FileOutcome]:
+        workers = min(self.settings.index_workers, max(1, len(jobs) // _INLINE_BELOW))
+        if workers <= 1:
+            for job in jobs:
+                yield process_file(self.root, job, self.settings)
+            return
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self.root, self.settings)
+        ) as pool:
+            try:
+                yield from pool.map(_process_in_worker, jobs, chunksize=4)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+    def _ensure_run(self, uow) -> None:  # type: ignore[no-untyped-def]
+        if self.run_id is None:
+            self.run_id = uow.runs.start(self.repo.id, os.getpid())
+
+    def _replace(self, old: FileRow | None, outcome: FileOutcome, file_id: int) -> None:
+        candidate, batch = outcome.candidate, outcome.batch
+        assert batch is not None
+        with unit_of_work(self.db, synchronous_commit=False) as uow:
+            self._ensure_run(uow)
+            chunk_delta, length_delta = batch.count, batch.total_length
+            if old is not None:
+                removed_chunks, removed_length = uow.files.delete(old.id)
+                chunk_delta, length_delta = chunk_delta - removed_chunks, length_delta - removed_length
+            uow.files.insert(
+                file_id, self.repo.id, candidate.path, outcome.language, candidate.size, candidate.mtime_ns,
+                outcome.content_hash, outcome.fallback,
+            )
+            uow.chunks.insert(batch)
+            uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
+        self.report.files_indexed += 1
+        self.report.chunks_written += batch.count
+        self.progress.chunks += batch.count
+
+    def _delete(self, row: FileRow) -> None:
+        with unit_of_work(self.db, synchronous_commit=False) as uow:
+            self._ensure_run(uow)
+            removed_chunks, removed_length = uow.files.delete(row.id)
+            uow.repos.record_change(self.repo.id, -removed_chunks, -removed_length)
+        self.report.files_deleted += 1
+
+    def _touch(self, row: FileRow, candidate: Candidate) -> None:
+        with unit_of_work(self.db) as uow:
+            uow.files.touch(row.id, candidate.size, candidate.mtime_ns)
+
+    def _finish(self, status: str, error: str | None) -> None:
+        if self.run_id is None:
+            return
+        with unit_of_work(self.db) as uow:
+            uow.runs.finish(self.run_id, status, self.report.files_indexed, self.report.files_deleted, error)
+

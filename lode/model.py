@@ -1,0 +1,87 @@
+"""Plain data passed between the pipeline stages. No behaviour beyond small derived properties."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class SkipReason(str, enum.Enum):
+    """Why a file was not indexed. Stored in the database; values are a stable contract."""
+
+    SECRET = "secret"  # matches the secrets deny list (.env*, *.pem, ...)
+    GENERATED = "generated"  # lock files, *.min.js, source maps
+    NOT_REGULAR = "not_regular"  # FIFO, socket, device
+    SYMLINK_OUTSIDE_ROOT = "symlink_outside_root"
+    SYMLINK_BROKEN = "symlink_broken"
+    SYMLINK_LOOP = "symlink_loop"
+    SYMLINK_INSIDE_ROOT = "symlink_inside_root"  # its target is indexed under its own path
+    BAD_FILENAME = "bad_filename"  # not valid UTF-8
+    TOO_LARGE = "too_large"
+    EMPTY = "empty"
+    BINARY = "binary"
+    MINIFIED = "minified"  # very long lines: minified or generated
+    UNDECODABLE = "undecodable"
+    UNREADABLE = "unreadable"  # permission denied or I/O error
+    VANISHED = "vanished"  # deleted between listing and reading
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    path: str  # relative to the root, '/'-separated
+    reason: SkipReason
+    detail: str = ""
+    # Set for files skipped after reading (binary, undecodable, ...), so an unchanged one is not read again.
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A regular file found by discovery, not yet read."""
+
+    path: str  # relative to the root, '/'-separated
+    size: int
+    mtime_ns: int
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One searchable unit of a file: a definition, a part of one, module-level code or a line window."""
+
+    kind: str  # function | method | class | struct | interface | trait | enum | module | window
+    name: str | None
+    name_path: str | None  # qualified, e.g. "pkg.module.Class.method"
+    start_line: int  # 1-based, inclusive
+    end_line: int  # 1-based, inclusive
+    start_byte: int
+    end_byte: int
+    content: str  # the text that is searched and shown; class bodies elide their methods
+    signature: str | None = None
+    docstring: str | None = None
+    content_hash: str = ""
+
+
+@dataclass(slots=True)
+class ChunkedFile:
+    """The result of chunking one file."""
+
+    language: str
+    chunks: list[Chunk]
+    fallback: str | None = None  # why line windows were used: unsupported_language | parse_error | parse_timeout
+
+
+@dataclass(slots=True)
+class Hit:
+    repo: str
+    path: str
+    start_line: int
+    end_line: int
+    kind: str
+    name: str | None
+    name_path: str | None
+    language: str
+    score: float
+    legs: dict[str, int | None] = field(default_factory=dict)
+    snippet: str = ""
+    chunk_id: int = 0

@@ -1,0 +1,68 @@
+"""Search filters: language, kind and path glob, turned into one SQL clause."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from lode.errors import InputError
+
+
+def glob_to_regex(glob: str) -> str:
+    """Translate a path glob to an anchored POSIX regex.
+
+    `*` and `?` stay within one path component, `**` crosses components, `[abc]` is a class. A glob without
+    a slash matches the file name at any depth, as in .gitignore: `*.py` matches `a/b/c.py`. A glob that
+    matches a directory matches everything under it: `src/lode` and `src/lode/` both match `src/lode/cli.py`.
+    """
+    if not glob or len(glob) > 500:
+        raise InputError("--path needs a glob of 1 to 500 characters")
+    anywhere = "/" not in glob.strip("/")
+    glob = glob.strip("/")
+    out, i = [], 0
+    while i < len(glob):
+        ch = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+            continue
+        if glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if ch == "*":
+            out.append("[^/]*")
+        elif ch == "?":
+            out.append("[^/]")
+        elif ch == "[" and (end := glob.find("]", i + 2)) != -1:
+            body = glob[i + 1 : end]
+            negate = body.startswith("!")
+            body = re.sub(r"([\\\]^])", r"\\\1", body[1:] if negate else body)
+            out.append(f"[{'^' if negate else ''}{body}]")
+            i = end + 1
+            continue
+        else:
+            out.append(re.escape(ch))
+        i += 1
+    return f"^{'(?:.*/)?' if anywhere else ''}{''.join(out)}(?:/.*)?$"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    languages: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    path_glob: str | None = None
+
+    def sql(self, alias: str) -> tuple[str, dict]:
+        """A WHERE clause over a chunks alias, with named parameters."""
+        clauses, params = [], {}
+        if self.languages:
+            clauses.append(f"{alias}.language = ANY(%(f_languages)s)")
+            params["f_languages"] = list(self.languages)
+        if self.kinds:
+            clauses.append(f"{alias}.kind = ANY(%(f_kinds)s)")
+            params["f_kinds"] = list(self.kinds)
+        if self.path_glob:
+            clauses.append(f"{alias}.path ~ %(f_path)s")
+            params["f_path"] = glob_to_regex(self.path_glob)
+        return (" AND ".join(clauses) or "TRUE"), params

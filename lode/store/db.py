@@ -1,0 +1,102 @@
+"""The database adapter: one connection pool, the connection settings that enforce timeouts, migrations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from lode.config import Settings
+from lode.errors import LodeError
+
+log = logging.getLogger(__name__)
+
+_MIGRATION_LOCK = 0x4C4F4445  # pg_advisory_lock key for applying migrations ("LODE")
+
+
+class Database:
+    def __init__(self, url: str, settings: Settings) -> None:
+        self.url = url
+        self.settings = settings
+        timeouts = settings.timeouts
+        self._options = {
+            "statement_timeout": f"{int(timeouts.db_query * 1000)}",
+            "idle_in_transaction_session_timeout": f"{int(timeouts.db_transaction * 1000)}",
+            "jit": "off",  # compiling plans costs more than it saves on Lode's short queries
+        }
+        self.pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=settings.pool_max_size,
+            configure=self._configure,
+            open=False,
+            name="lode",
+        )
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        conn.autocommit = True
+        for name, value in self._options.items():
+            conn.execute(f"SET {name} = {value}")
+        if conn.info.server_version >= 170000:
+            conn.execute(f"SET transaction_timeout = {int(self.settings.timeouts.db_transaction * 1000)}")
+        conn.autocommit = False
+
+    def open(self) -> Database:
+        try:
+            self.pool.open(wait=True, timeout=self.settings.timeouts.db_query)
+        except Exception as exc:  # psycopg_pool.PoolTimeout hides the cause in the log
+            raise LodeError(f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}") from exc
+        migrate(self)
+        return self
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection; the transaction it starts is committed on a clean exit."""
+        with self.pool.connection() as conn:
+            yield conn
+
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://…@{rest.split('@', 1)[1]}"
+    return url
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    found = []
+    for entry in resources.files("lode.store.migrations").iterdir():
+        if entry.name.endswith(".sql"):
+            version = int(entry.name.split("_", 1)[0])
+            found.append((version, entry.name, entry.read_text()))
+    return sorted(found)
+
+
+def migrate(db: Database) -> int:
+    """Apply pending numbered migrations in one transaction, under an advisory lock; return the version."""
+    with db.connection() as conn:
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+        conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version integer PRIMARY KEY,
+                   name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        applied = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+        version = max(applied, default=0)
+        for number, name, sql in _migrations():
+            if number in applied:
+                continue
+            log.info("applying migration %s", name)
+            conn.execute(sql)
+            conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name))
+            version = number
+    return version

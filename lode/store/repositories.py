@@ -1,0 +1,312 @@
+"""Repositories: the SQL for each table, over one connection. They never commit; the unit of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+import struct
+from datetime import datetime
+from functools import lru_cache
+
+import numpy as np
+
+import psycopg
+from psycopg.rows import class_row
+
+from lode.model import Chunk, Skipped
+from lode.store import copy_format
+
+
+@dataclass(slots=True)
+class RepoRow:
+    id: int
+    name: str
+    root: str
+    generation: int
+    chunk_count: int
+    total_length: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(slots=True)
+class FileRow:
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+
+
+@dataclass(slots=True)
+class ChunkPostings:
+    """A chunk ready to store, with its weighted term frequencies and BM25 length."""
+
+    chunk: Chunk
+    terms: dict[str, int]
+    length: int
+
+
+class Repositories:
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def get(self, name: str, *, for_update: bool = False) -> RepoRow | None:
+        lock = " FOR UPDATE" if for_update else ""
+        with self.conn.cursor(row_factory=class_row(RepoRow)) as cur:
+            return cur.execute(f"SELECT * FROM repositories WHERE name = %s{lock}", (name,)).fetchone()
+
+    def get_or_create(self, name: str, root: str) -> RepoRow:
+        with self.conn.cursor(row_factory=class_row(RepoRow)) as cur:
+            cur.execute(
+                "INSERT INTO repositories (name, root) VALUES (%s, %s) ON CONFLICT (name) DO NOTHING RETURNING *",
+                (name, root),
+            )
+            row = cur.fetchone()
+        if row is None:
+            return self.get(name)  # type: ignore[return-value]
+        self.conn.execute(
+            f"CREATE TABLE {postings_partition(row.id)} PARTITION OF postings FOR VALUES IN ({row.id})"
+        )
+        return row
+
+    def all(self) -> list[RepoRow]:
+        with self.conn.cursor(row_factory=class_row(RepoRow)) as cur:
+            return cur.execute("SELECT * FROM repositories ORDER BY name").fetchall()
+
+    def record_change(self, repo_id: int, chunk_delta: int, length_delta: int) -> None:
+        """Bump the generation and the BM25 corpus statistics. Runs inside every file's unit of work."""
+        self.conn.execute(
+            """UPDATE repositories
+                  SET generation = generation + 1, chunk_count = chunk_count + %s,
+                      total_length = total_length + %s, updated_at = now()
+                WHERE id = %s""",
+            (chunk_delta, length_delta, repo_id),
+        )
+
+    def delete(self, repo_id: int) -> None:
+        self.conn.execute(f"DROP TABLE IF EXISTS {postings_partition(repo_id)}")
+        self.conn.execute("DELETE FROM chunks WHERE repo_id = %s", (repo_id,))
+        self.conn.execute("DELETE FROM repositories WHERE id = %s", (repo_id,))  # cascades to files
+
+
+def postings_partition(repo_id: int) -> str:
+    return f"postings_r{int(repo_id)}"
+
+
+class PostingsIndexes:
+    """The indexes of one repository's postings partition. A first load drops them and builds them at the end."""
+
+    def __init__(self, conn: psycopg.Connection, repo_id: int) -> None:
+        self.conn = conn
+        self.table = postings_partition(repo_id)
+        self.built = False
+
+    def vacuum(self) -> None:
+        """Set the visibility map and statistics after a bulk load, for index-only scans. Needs autocommit."""
+        self.conn.execute(f"VACUUM (ANALYZE) {self.table}")
+
+    def drop(self) -> None:
+        self.conn.execute(f"DROP INDEX IF EXISTS {self.table}_term_idx, {self.table}_file_idx")
+
+    def ensure(self) -> None:
+        """Build the indexes if they are missing (after a first load, or a first load that was killed)."""
+        present = self.conn.execute("SELECT to_regclass(%s)", (f"{self.table}_term_idx",)).fetchone()
+        if present and present[0] is not None:
+            return
+        self.conn.execute(f"CREATE INDEX {self.table}_term_idx ON {self.table} (term)")
+        self.conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_file_idx ON {self.table} (file_id)")
+        self.built = True
+
+
+class Files:
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def by_path(self, repo_id: int) -> dict[str, FileRow]:
+        with self.conn.cursor(row_factory=class_row(FileRow)) as cur:
+            rows = cur.execute(
+                "SELECT id, path, size, mtime_ns, content_hash FROM files WHERE repo_id = %s", (repo_id,)
+            ).fetchall()
+        return {row.path: row for row in rows}
+
+    def delete(self, file_id: int) -> tuple[int, int]:
+        """Delete a file with its chunks and postings; return the (chunks, length) it took away."""
+        self.conn.execute("DELETE FROM postings WHERE file_id = %s", (file_id,))
+        removed = self.conn.execute(
+            "WITH gone AS (DELETE FROM chunks WHERE id >= %s AND id < %s RETURNING length) "
+            "SELECT count(*), coalesce(sum(length), 0) FROM gone",
+            (chunk_id(file_id, 0), chunk_id(file_id + 1, 0)),
+        ).fetchone()
+        self.conn.execute("DELETE FROM files WHERE id = %s", (file_id,))
+        assert removed is not None
+        return int(removed[0]), int(removed[1])
+
+    def reserve_ids(self, count: int) -> list[int]:
+        """File ids handed to worker processes before the rows exist; unused ones are simply skipped."""
+        if count == 0:
+            return []
+        rows = self.conn.execute("SELECT nextval('files_id_seq') FROM generate_series(1, %s)", (count,))
+        return [int(row[0]) for row in rows]
+
+    def insert(
+        self, file_id: int, repo_id: int, path: str, language: str, size: int, mtime_ns: int, content_hash: str,
+        fallback: str | None,
+    ) -> None:
+        self.conn.execute(
+            """INSERT INTO files (id, repo_id, path, language, size, mtime_ns, content_hash, fallback)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s)""",
+            (file_id, repo_id, path, language, size, mtime_ns, content_hash, fallback),
+        )
+
+    def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
+        """Record a new mtime for a file whose content did not change."""
+        self.conn.execute("UPDATE files SET size = %s, mtime_ns = %s WHERE id = %s", (size, mtime_ns, file_id))
+
+
+CHUNK_ID_BITS = 20  # chunk id = (file_id << 20) | ordinal: room for 1,048,576 chunks a file
+CHUNK_ID_DTYPE = np.dtype("<i8")  # the packed arrays in postings rows
+COUNT_DTYPE = np.dtype("<i4")
+
+
+def chunk_id(file_id: int, ordinal: int) -> int:
+    return (file_id << CHUNK_ID_BITS) | ordinal
+
+
+@dataclass(slots=True)
+class ChunkBatch:
+    """A file's chunks and postings as COPY text, formatted in a worker process."""
+
+    chunk_rows: bytes
+    posting_rows: bytes
+    count: int
+    total_length: int
+
+
+_INT64 = struct.Struct("<q")
+_INT32 = struct.Struct("<i")
+
+
+@lru_cache(maxsize=4096)
+def _tf_hex(tf: int) -> str:
+    return _INT32.pack(tf).hex()
+
+
+class Chunks:
+    CHUNK_COLUMNS = (
+        "id, file_id, repo_id, path, language, kind, name, name_path, start_line, end_line, start_byte, end_byte,"
+        " signature, docstring, content, content_hash, length"
+    )
+    POSTING_COLUMNS = "term, repo_id, file_id, chunk_ids, tfs, lengths"
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    @classmethod
+    def format(cls, repo_id: int, file_id: int, path: str, language: str, items: Sequence[ChunkPostings]) -> ChunkBatch:
+        """Format a file's chunk and posting rows. Runs in worker processes, so it is written for speed."""
+        chunk_lines = []
+        id_hex, length_hex = [], []  # per ordinal, little-endian hex as stored in the packed arrays
+        by_term: dict[str, tuple[list[int], list[int]]] = {}
+        for ordinal, item in enumerate(items):
+            c = item.chunk
+            cid = chunk_id(file_id, ordinal)
+            chunk_lines.append(copy_format.row((
+                cid, file_id, repo_id, path, language, c.kind, c.name, c.name_path, c.start_line, c.end_line,
+                c.start_byte, c.end_byte, c.signature, c.docstring, c.content, c.content_hash, item.length,
+            )))
+            id_hex.append(_INT64.pack(cid).hex())
+            length_hex.append(_INT32.pack(item.length).hex())
+            for term, tf in item.terms.items():
+                entry = by_term.get(term)
+                if entry is None:
+                    by_term[term] = ([ordinal], [tf])
+                else:
+                    entry[0].append(ordinal)
+                    entry[1].append(tf)
+        prefix = f"\t{repo_id}\t{file_id}\t\\\\x"
+        posting_lines = [
+            # terms are word characters only (see search.tokens), so they need no COPY escaping
+            term + prefix + "".join([id_hex[o] for o in ordinals]) + "\t\\\\x"
+            + "".join([_tf_hex(tf) for tf in tfs]) + "\t\\\\x" + "".join([length_hex[o] for o in ordinals]) + "\n"
+            for term, (ordinals, tfs) in by_term.items()
+        ]
+        return ChunkBatch(
+            chunk_rows="".join(chunk_lines).encode(),
+            posting_rows="".join(posting_lines).encode(),
+            count=len(items),
+            total_length=sum(item.length for item in items),
+        )
+
+    def insert(self, batch: ChunkBatch) -> None:
+        with self.conn.cursor() as cur:
+            with cur.copy(f"COPY chunks ({self.CHUNK_COLUMNS}) FROM STDIN") as copy:
+                copy.write(batch.chunk_rows)
+            with cur.copy(f"COPY postings ({self.POSTING_COLUMNS}) FROM STDIN") as copy:
+                copy.write(batch.posting_rows)
+
+
+class SkippedFiles:
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def all(self, repo_id: int) -> list[Skipped]:
+        from lode.model import SkipReason
+
+        rows = self.conn.execute(
+            "SELECT path, reason, detail, size, mtime_ns FROM skipped_files WHERE repo_id = %s ORDER BY path",
+            (repo_id,),
+        ).fetchall()
+        return [Skipped(path, SkipReason(reason), detail, size, mtime) for path, reason, detail, size, mtime in rows]
+
+    def replace(self, repo_id: int, skipped: Sequence[Skipped]) -> None:
+        self.conn.execute("DELETE FROM skipped_files WHERE repo_id = %s", (repo_id,))
+        with self.conn.cursor() as cur, cur.copy(
+            "COPY skipped_files (repo_id, path, reason, detail, size, mtime_ns) FROM STDIN"
+        ) as copy:
+            for item in skipped:
+                copy.write_row((repo_id, item.path, item.reason.value, item.detail, item.size, item.mtime_ns))
+
+
+class IndexRuns:
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def start(self, repo_id: int, pid: int) -> int:
+        row = self.conn.execute(
+            "INSERT INTO index_runs (repo_id, status, pid) VALUES (%s, 'running', %s) RETURNING id", (repo_id, pid)
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def finish(self, run_id: int, status: str, files_indexed: int, files_deleted: int, error: str | None) -> None:
+        self.conn.execute(
+            """UPDATE index_runs SET status = %s, finished_at = now(), files_indexed = %s, files_deleted = %s,
+                      error = %s WHERE id = %s""",
+            (status, files_indexed, files_deleted, error, run_id),
+        )
+
+    def mark_dead_runs_aborted(self, repo_id: int) -> None:
+        """Runs still 'running' whose process is gone were killed: show them as aborted."""
+        import psutil
+
+        rows = self.conn.execute(
+            "SELECT id, pid FROM index_runs WHERE repo_id = %s AND status = 'running'", (repo_id,)
+        ).fetchall()
+        for run_id, pid in rows:
+            if not psutil.pid_exists(pid):
+                self.conn.execute(
+                    "UPDATE index_runs SET status = 'aborted', error = 'process died' WHERE id = %s", (run_id,)
+                )
+
+    def latest(self, repo_id: int) -> dict | None:
+        row = self.conn.execute(
+            """SELECT id, status, started_at, finished_at, files_indexed, files_deleted, error
+                 FROM index_runs WHERE repo_id = %s ORDER BY id DESC LIMIT 1""",
+            (repo_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        keys = ("id", "status", "started_at", "finished_at", "files_indexed", "files_deleted", "error")
+        return dict(zip(keys, row))
+

@@ -1,0 +1,45 @@
+"""The unit of work: the only code that opens a write transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import psycopg
+
+from lode.store.db import Database
+from lode.store.repositories import Chunks, Files, IndexRuns, PostingsIndexes, Repositories, SkippedFiles
+
+
+@dataclass(slots=True)
+class UnitOfWork:
+    conn: psycopg.Connection
+    repos: Repositories
+    files: Files
+    chunks: Chunks
+    skipped: SkippedFiles
+    runs: IndexRuns
+
+    def postings_indexes(self, repo_id: int) -> PostingsIndexes:
+        return PostingsIndexes(self.conn, repo_id)
+
+
+@contextmanager
+def unit_of_work(db: Database, *, synchronous_commit: bool = True) -> Iterator[UnitOfWork]:
+    """One transaction: committed when the block ends cleanly, rolled back on any exception.
+
+    synchronous_commit=False suits bulk indexing: a server crash may lose the last few commits, never
+    consistency, and the next run re-indexes what was lost.
+    """
+    with db.connection() as conn, conn.transaction():
+        if not synchronous_commit:
+            conn.execute("SET LOCAL synchronous_commit = off")
+        yield UnitOfWork(
+            conn=conn,
+            repos=Repositories(conn),
+            files=Files(conn),
+            chunks=Chunks(conn),
+            skipped=SkippedFiles(conn),
+            runs=IndexRuns(conn),
+        )

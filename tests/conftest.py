@@ -1,0 +1,89 @@
+"""Shared fixtures: one real embedded PostgreSQL for the whole session, under a temporary LODE_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lode.config import Settings
+from lode.engine import Lode
+
+
+@pytest.fixture(scope="session")
+def lode_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("lode-home")
+    os.environ["LODE_HOME"] = str(home)
+    os.environ["LODE_EMBEDDER"] = "none"
+    os.environ.pop("LODE_DATABASE_URL", None)
+    return home
+
+
+@pytest.fixture(scope="session")
+def lode(lode_home: Path) -> Lode:
+    engine = Lode(Settings(home=lode_home, embedder="none"))
+    engine.db  # start the embedded server once; CLI subprocesses attach to it
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def repo_name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+def run_cli(*args: str, check_json: bool = True, env: dict[str, str] | None = None, timeout: float = 120):
+    """Run `python -m lode ARGS` in a real process; return (exit code, parsed JSON or stdout, stderr)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "lode", *args], capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+    payload: object = proc.stdout
+    if check_json and "--json" in args and proc.stdout.strip():
+        payload = json.loads(proc.stdout)
+    return proc.returncode, payload, proc.stderr
+
+
+def index_snapshot(lode: Lode, repo: str) -> dict:
+    """Everything an index holds for a repository, without ids and timestamps, for equality checks."""
+    with lode.db.connection() as conn:
+        repo_row = conn.execute(
+            "SELECT id, chunk_count, total_length FROM repositories WHERE name = %s", (repo,)
+        ).fetchone()
+        assert repo_row is not None, f"repository {repo} not found"
+        repo_id = repo_row[0]
+        files = conn.execute(
+            "SELECT path, language, content_hash, fallback FROM files WHERE repo_id = %s ORDER BY path", (repo_id,)
+        ).fetchall()
+        chunks = conn.execute(
+            """SELECT path, kind, name, name_path, start_line, end_line, start_byte, end_byte, signature, docstring,
+                      content_hash, length FROM chunks WHERE repo_id = %s ORDER BY path, start_byte, end_byte""",
+            (repo_id,),
+        ).fetchall()
+        chunk_at = dict(conn.execute("SELECT id, (path, start_byte) FROM chunks WHERE repo_id = %s", (repo_id,)))
+        postings = []
+        for term, ids, tfs, lengths in conn.execute(
+            "SELECT term, chunk_ids, tfs, lengths FROM postings WHERE repo_id = %s", (repo_id,)
+        ):
+            for cid, tf, length in zip(np.frombuffer(ids, "<i8"), np.frombuffer(tfs, "<i4"),
+                                       np.frombuffer(lengths, "<i4")):
+                postings.append((*chunk_at[int(cid)], term, int(tf), int(length)))
+        postings.sort()
+        orphans = conn.execute(
+            """SELECT (SELECT count(*) FROM postings p WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.id = p.file_id))
+                    + (SELECT count(*) FROM chunks c WHERE NOT EXISTS (SELECT 1 FROM files f WHERE f.id = c.file_id))"""
+        ).fetchone()[0]
+        skipped = conn.execute(
+            "SELECT path, reason FROM skipped_files WHERE repo_id = %s ORDER BY path", (repo_id,)
+        ).fetchall()
+    assert orphans == 0, "orphaned chunks or postings"
+    return {
+        "files": files, "chunks": chunks, "postings": postings, "skipped": skipped,
+        "stats": (repo_row[1], round(repo_row[2], 3)),
+    }

@@ -1,0 +1,257 @@
+"""End-to-end indexing against the real embedded PostgreSQL: incremental equality, no-op runs, crashes."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import index_snapshot
+from lode.engine import Lode
+
+PY_MODELS = '''"""Models for the tiny package."""
+
+
+class Request:
+    """An HTTP request."""
+
+    def __init__(self, url):
+        self.url = url
+        self.hooks = {}
+
+    def register_hook(self, event, hook):
+        """Register a hook for an event."""
+        self.hooks.setdefault(event, []).append(hook)
+'''
+
+PY_UTIL = '''def parse_header_links(value):
+    """Return a list of parsed link headers."""
+    return [part.strip() for part in value.split(",")]
+'''
+
+TS_APP = '''export class Router {
+  routes: string[] = [];
+  addRoute(path: string): void {
+    this.routes.push(path);
+  }
+}
+
+export function startServer(port: number): Router {
+  return new Router();
+}
+'''
+
+
+def write_tree(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+
+def base_tree() -> dict[str, str]:
+    return {
+        "tiny/__init__.py": "from .models import Request\n",
+        "tiny/models.py": PY_MODELS,
+        "tiny/util.py": PY_UTIL,
+        "web/app.ts": TS_APP,
+        "README.md": "# Tiny\n\nA tiny package used to test Lode.\n",
+    }
+
+
+def test_index_then_search_finds_definitions(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    write_tree(tmp_path, base_tree())
+    report = lode.index(tmp_path, repo_name)
+    assert report.files_indexed == 5 and report.files_skipped == 0 and report.chunks > 0
+
+    hits = lode.search("register hook", repo=repo_name, mode="lexical")["hits"]
+    assert hits[0]["name_path"] == "tiny.models.Request.register_hook"
+    assert hits[0]["path"] == "tiny/models.py" and hits[0]["legs"]["lexical"] == 1
+
+    ts_hits = lode.search("add route", repo=repo_name, mode="lexical", languages=("typescript",))["hits"]
+    assert ts_hits and all(h["language"] == "typescript" for h in ts_hits)
+    assert ts_hits[0]["name"] == "addRoute"
+
+    only_util = lode.search("parse", repo=repo_name, mode="lexical", path="tiny/util*")["hits"]
+    assert {h["path"] for h in only_util} == {"tiny/util.py"}
+    classes = lode.search("request", repo=repo_name, mode="lexical", kinds=("class",))["hits"]
+    assert classes and {h["kind"] for h in classes} == {"class"}
+
+
+def test_name_matches_outrank_body_mentions(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    write_tree(tmp_path, {
+        "a.py": "def load_config(path):\n    return open(path).read()\n",
+        "b.py": "def main():\n    # we load config here, then config again, config config\n    load(1)\n",
+    })
+    lode.index(tmp_path, repo_name)
+    hits = lode.search("load config", repo=repo_name, mode="lexical")["hits"]
+    assert hits[0]["name"] == "load_config"
+
+
+@pytest.mark.parametrize("query", [
+    "'; DROP TABLE chunks; --", "a & b | !c", "foo:* <-> bar", '"unterminated', "%_\\", "SELECT * FROM files",
+    "(((", "🙂 émoji", "register_hook OR 1=1",
+])
+def test_queries_are_plain_text(lode: Lode, tmp_path: Path, repo_name: str, query: str) -> None:
+    write_tree(tmp_path, base_tree())
+    lode.index(tmp_path, repo_name)
+    result = lode.search(query, repo=repo_name, mode="lexical")
+    assert isinstance(result["hits"], list)
+    assert lode.search("register hook", repo=repo_name, mode="lexical")["hits"], "the index survived"
+
+
+def test_symbols_exact_qualified_and_suffix(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    write_tree(tmp_path, base_tree())
+    lode.index(tmp_path, repo_name)
+    by_name = lode.symbols("register_hook", repo=repo_name)["symbols"]
+    assert [s["name_path"] for s in by_name] == ["tiny.models.Request.register_hook"]
+    by_suffix = lode.symbols("Request.register_hook", repo=repo_name)["symbols"]
+    assert by_suffix[0]["start_line"] == 11 and by_suffix[0]["kind"] == "method"
+    qualified = lode.symbols("tiny.util.parse_header_links", repo=repo_name)["symbols"]
+    assert qualified[0]["signature"].startswith("def parse_header_links(value)")
+    missing = lode.symbols("register_hok", repo=repo_name)
+    assert missing["symbols"] == [] and "tiny.models.Request.register_hook" in missing["suggestions"]
+
+
+def _row_versions(lode: Lode, repo: str) -> dict:
+    """xmin of every row Lode keeps for a repository: any rewrite changes it."""
+    with lode.db.connection() as conn:
+        rid = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo,)).fetchone()[0]
+        return {
+            table: conn.execute(
+                f"SELECT array_agg(xmin::text ORDER BY xmin::text) FROM {table} WHERE {col} = %s", (rid,)
+            ).fetchone()[0]
+            for table, col in [("repositories", "id"), ("files", "repo_id"), ("chunks", "repo_id"),
+                               ("postings", "repo_id"), ("skipped_files", "repo_id"), ("index_runs", "repo_id")]
+        }
+
+
+def test_noop_reindex_writes_nothing(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    write_tree(tmp_path, base_tree())
+    (tmp_path / ".env").write_text("SECRET=1\n")
+    lode.index(tmp_path, repo_name)
+    before = _row_versions(lode, repo_name)
+    report = lode.index(tmp_path, repo_name)
+    assert (report.files_indexed, report.files_deleted, report.files_unchanged) == (0, 0, 5)
+    assert _row_versions(lode, repo_name) == before
+
+    os.utime(tmp_path / "tiny/util.py", ns=(1, 1))  # touched, same content: only the mtime is recorded
+    report = lode.index(tmp_path, repo_name)
+    assert report.files_indexed == 0 and report.files_unchanged == 5
+    after = _row_versions(lode, repo_name)
+    assert after["chunks"] == before["chunks"] and after["postings"] == before["postings"]
+
+
+def test_incremental_edits_equal_a_clean_index(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    live, clean = tmp_path / "live", tmp_path / "clean"
+    write_tree(live, base_tree())
+    lode.index(live, repo_name)
+
+    (live / "tiny/util.py").write_text(PY_UTIL + "\n\ndef unquote(value):\n    return value.strip('\"')\n")
+    (live / "tiny/models.py").rename(live / "tiny/request.py")  # rename
+    (live / "web/app.ts").unlink()  # delete
+    write_tree(live, {"web/routes.ts": "export const routes = ['/a', '/b'];\n"})  # add
+    report = lode.index(live, repo_name)
+    assert (report.files_indexed, report.files_deleted) == (3, 2)
+
+    shutil.copytree(live, clean)
+    lode.index(clean, repo_name + "-clean")
+    assert index_snapshot(lode, repo_name) == index_snapshot(lode, repo_name + "-clean")
+    hits = lode.search("register hook", repo=repo_name, mode="lexical")["hits"]
+    assert hits[0]["name_path"] == "tiny.request.Request.register_hook"
+
+
+def test_random_edit_sequences_equal_a_clean_index(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    rng = random.Random(7)
+    live = tmp_path / "live"
+    names = [f"pkg/m{i}.py" for i in range(12)]
+    write_tree(live, {"pkg/__init__.py": "", **{n: f"def f{i}():\n    return {i}\n" for i, n in enumerate(names)}})
+    lode.index(live, repo_name)
+    for step in range(6):
+        for _ in range(4):
+            target = live / rng.choice(names)
+            action = rng.choice(["edit", "delete", "create", "rename"])
+            if action == "delete" and target.exists():
+                target.unlink()
+            elif action == "rename" and target.exists():
+                target.rename(target.with_name(f"r{step}_{target.name}"))
+            else:
+                target.write_text(f"class C{step}:\n    def m(self, x):\n        return x * {rng.randint(0, 99)}\n")
+        lode.index(live, repo_name)
+    clean = tmp_path / "clean"
+    shutil.copytree(live, clean)
+    lode.index(clean, repo_name + "-clean")
+    assert index_snapshot(lode, repo_name) == index_snapshot(lode, repo_name + "-clean")
+
+
+def _generate_repo(root: Path, files: int) -> None:
+    body = "\n\n".join(
+        f"def handler_{j}(request, payload):\n    \"\"\"Handle request number {j}.\"\"\"\n"
+        f"    total = sum(payload) + {j}\n    return request.respond(total)\n" for j in range(8)
+    )
+    for i in range(files):
+        write_tree(root, {f"svc{i % 20}/mod_{i}.py": f"# module {i}\n\n{body}\n\nclass Service{i}:\n"
+                          f"    def run(self):\n        return handler_0(self, [{i}])\n"})
+
+
+def test_sigkill_mid_run_then_rerun_equals_clean(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str) -> None:
+    live = tmp_path / "live"
+    _generate_repo(live, 600)
+    proc = subprocess.Popen([sys.executable, "-m", "lode", "index", str(live), "--repo", repo_name, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.monotonic() + 60
+    indexed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        with lode.db.connection() as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM files f JOIN repositories r ON r.id = f.repo_id WHERE r.name = %s",
+                (repo_name,),
+            ).fetchone()
+        indexed = row[0]
+        if indexed >= 50:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert 50 <= indexed < 600, "the kill landed mid-run"
+
+    report = lode.index(live, repo_name)
+    assert report.files_indexed + report.files_unchanged == 600
+    with lode.db.connection() as conn:
+        statuses = [row[0] for row in conn.execute(
+            "SELECT status FROM index_runs r JOIN repositories p ON p.id = r.repo_id WHERE p.name = %s ORDER BY r.id",
+            (repo_name,),
+        )]
+    assert statuses == ["aborted", "done"]
+
+    clean = tmp_path / "clean"
+    shutil.copytree(live, clean)
+    lode.index(clean, repo_name + "-clean")
+    assert index_snapshot(lode, repo_name) == index_snapshot(lode, repo_name + "-clean")
+
+
+def test_empty_index_says_so(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02")
+    report = lode.index(tmp_path, repo_name)
+    assert report.files_indexed == 0 and report.warnings and "EMPTY" in report.warnings[0]
+    assert lode.status(repo_name)["repos"][0]["empty"] is True
+
+
+def test_remove_repository(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    write_tree(tmp_path, base_tree())
+    lode.index(tmp_path, repo_name)
+    lode.remove_repository(repo_name)
+    assert repo_name not in {r["repo"] for r in lode.repositories()}
+    with lode.db.connection() as conn:
+        left = conn.execute("SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+                            "(SELECT 1 FROM repositories r WHERE r.id = c.repo_id)").fetchone()[0]
+        orphan_postings = conn.execute("SELECT count(*) FROM postings p WHERE NOT EXISTS "
+                                       "(SELECT 1 FROM files f WHERE f.id = p.file_id)").fetchone()[0]
+    assert left == 0 and orphan_postings == 0
