@@ -255,3 +255,35 @@ def test_remove_repository(lode: Lode, tmp_path: Path, repo_name: str) -> None:
         orphan_postings = conn.execute("SELECT count(*) FROM postings p WHERE NOT EXISTS "
                                        "(SELECT 1 FROM files f WHERE f.id = p.file_id)").fetchone()[0]
     assert left == 0 and orphan_postings == 0
+
+
+def test_ctrl_c_mid_run_leaves_a_consistent_index(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    live = tmp_path / "live"
+    _generate_repo(live, 600)
+    proc = subprocess.Popen([sys.executable, "-m", "lode", "index", str(live), "--repo", repo_name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:
+        with lode.db.connection() as conn:
+            indexed = conn.execute(
+                "SELECT count(*) FROM files f JOIN repositories r ON r.id = f.repo_id WHERE r.name = %s",
+                (repo_name,),
+            ).fetchone()[0]
+        if indexed >= 50:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    assert b"interrupted" in stderr
+    with lode.db.connection() as conn:
+        status = conn.execute(
+            "SELECT status FROM index_runs r JOIN repositories p ON p.id = r.repo_id WHERE p.name = %s",
+            (repo_name,),
+        ).fetchone()[0]
+    assert status == "aborted"
+    lode.index(live, repo_name)
+    clean = tmp_path / "clean"
+    shutil.copytree(live, clean)
+    lode.index(clean, repo_name + "-clean")
+    assert index_snapshot(lode, repo_name) == index_snapshot(lode, repo_name + "-clean")

@@ -94,5 +94,5 @@ def _ensure_database(admin_uri: str) -> None:
         if not exists:
             try:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
-            except psycopg.errors.DuplicateDatabase:
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 pass  # a concurrent process created it first
