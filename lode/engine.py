@@ -241,11 +241,11 @@ class Lode:
 
 
 def snippet(content: str, terms: set[str], lines: int = 6) -> str:
-    """The window of `lines` lines that holds the most query terms."""
+    """The window of `lines` lines that mentions the most query terms (stems match as substrings)."""
     all_lines = content.splitlines()
     if len(all_lines) <= lines:
         return content.rstrip()
-    scores = [len(terms.intersection(tokenize(line))) for line in all_lines]
+    scores = [sum(term in line for term in terms) for line in content.lower().splitlines()]
     best = max(range(len(all_lines) - lines + 1), key=lambda i: (sum(scores[i : i + lines]), -i))
     return "\n".join(all_lines[best : best + lines])
 
