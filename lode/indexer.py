@@ -22,7 +22,7 @@ from lode.discover import discover, read_source
 from lode.model import Candidate, Skipped
 from lode.search.lexical import chunk_postings
 from lode.store.db import Database
-from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsIndexes, RepoRow
+from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsPartition, RepoRow
 from lode.store.uow import unit_of_work
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class _Run:
             known = uow.files.by_path(self.repo.id)
             stored_skips = uow.skipped.all(self.repo.id)
             if not known:  # a first load: inserting without indexes and building them once is much cheaper
-                uow.postings_indexes(self.repo.id).drop()
+                uow.postings_partition(self.repo.id).drop_indexes()
         try:
             self._index(known, stored_skips)
         finally:
@@ -223,13 +223,10 @@ class _Run:
             )
 
     def _maintain(self) -> None:
-        """Build the postings indexes if a first load dropped them; refresh statistics after a bulk change."""
+        """Finish a first load of the postings; refresh statistics after a bulk change."""
         with self.db.connection() as conn:
             conn.autocommit = True
-            indexes = PostingsIndexes(conn, self.repo.id)
-            indexes.ensure()
-            if indexes.built:
-                indexes.vacuum()
+            PostingsPartition(conn, self.repo.id).finish_load()
             if self.report.chunks_written > max(_ANALYZE_AFTER_CHUNKS, self.repo.chunk_count // 10):
                 conn.execute("ANALYZE files, chunks")
             conn.autocommit = False

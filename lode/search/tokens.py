@@ -18,7 +18,7 @@ _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+|[^\W\d_a-zA-Z
 # English function words: they carry no meaning in queries or comments. Code keywords stay searchable.
 STOP_WORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before being below
-    between both but by can could did do does doing down during each few further had has have having he her
+    between both but by can could did do does doing down during each few for from further had has have having he her
     here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
     now of off on once only or other our ours ourselves out over own same she should so some such than
     that the their theirs them themselves then there these they this those through to too under until up

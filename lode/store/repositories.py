@@ -94,29 +94,45 @@ def postings_partition(repo_id: int) -> str:
     return f"postings_r{int(repo_id)}"
 
 
-class PostingsIndexes:
-    """The indexes of one repository's postings partition. A first load drops them and builds them at the end."""
+class PostingsPartition:
+    """One repository's postings partition. A first load fills it without indexes; finish_load then rewrites it
+    sorted by term (a term's rows become neighbours, so a search reads few pages), indexes it and swaps it in."""
 
     def __init__(self, conn: psycopg.Connection, repo_id: int) -> None:
         self.conn = conn
+        self.repo_id = repo_id
         self.table = postings_partition(repo_id)
-        self.built = False
 
-    def vacuum(self) -> None:
-        """Set the visibility map and statistics after a bulk load, for index-only scans. Needs autocommit."""
-        self.conn.execute(f"VACUUM (ANALYZE) {self.table}")
-
-    def drop(self) -> None:
+    def drop_indexes(self) -> None:
         self.conn.execute(f"DROP INDEX IF EXISTS {self.table}_term_idx, {self.table}_file_idx")
 
-    def ensure(self) -> None:
-        """Build the indexes if they are missing (after a first load, or a first load that was killed)."""
+    def finish_load(self) -> bool:
+        """Sort, index and swap in the partition if a load left it unindexed; return whether it did.
+
+        Needs an autocommit connection: the swap is its own transaction, and VACUUM cannot run in one.
+        """
         present = self.conn.execute("SELECT to_regclass(%s)", (f"{self.table}_term_idx",)).fetchone()
         if present and present[0] is not None:
-            return
-        self.conn.execute(f"CREATE INDEX {self.table}_term_idx ON {self.table} (term)")
-        self.conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_file_idx ON {self.table} (file_id)")
-        self.built = True
+            return False
+        sorted_table = f"{self.table}_sorted"
+        self.conn.execute(f"DROP TABLE IF EXISTS {sorted_table}")
+        self.conn.execute(
+            f"CREATE TABLE {sorted_table} (LIKE postings INCLUDING STORAGE, CHECK (repo_id = {self.repo_id}))"
+        )
+        self.conn.execute(f"INSERT INTO {sorted_table} SELECT * FROM {self.table} ORDER BY term, file_id")
+        self.conn.execute(f"CREATE INDEX {sorted_table}_term_idx ON {sorted_table} (term)")
+        self.conn.execute(f"CREATE INDEX {sorted_table}_file_idx ON {sorted_table} (file_id)")
+        with self.conn.transaction():
+            self.conn.execute(f"ALTER TABLE postings DETACH PARTITION {self.table}")
+            self.conn.execute(f"DROP TABLE {self.table}")
+            self.conn.execute(f"ALTER TABLE {sorted_table} RENAME TO {self.table}")
+            for suffix in ("term_idx", "file_idx"):
+                self.conn.execute(f"ALTER INDEX {sorted_table}_{suffix} RENAME TO {self.table}_{suffix}")
+            self.conn.execute(
+                f"ALTER TABLE postings ATTACH PARTITION {self.table} FOR VALUES IN ({self.repo_id})"
+            )
+        self.conn.execute(f"VACUUM (ANALYZE) {self.table}")  # visibility map and statistics
+        return True
 
 
 class Files:

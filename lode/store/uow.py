@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import psycopg
 
 from lode.store.db import Database
-from lode.store.repositories import Chunks, Files, IndexRuns, PostingsIndexes, Repositories, SkippedFiles
+from lode.store.repositories import Chunks, Files, IndexRuns, PostingsPartition, Repositories, SkippedFiles
 
 
 @dataclass(slots=True)
@@ -21,8 +21,8 @@ class UnitOfWork:
     skipped: SkippedFiles
     runs: IndexRuns
 
-    def postings_indexes(self, repo_id: int) -> PostingsIndexes:
-        return PostingsIndexes(self.conn, repo_id)
+    def postings_partition(self, repo_id: int) -> PostingsPartition:
+        return PostingsPartition(self.conn, repo_id)
 
 
 @contextmanager
