@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -14,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lode.engine import Lode
-from lode.errors import LodeError
+from lode.errors import InputError, LodeError
 
 app = typer.Typer(
     name="lode", help="Index a repository, then search it.", no_args_is_help=True, add_completion=False,
@@ -81,23 +85,114 @@ def index(
                                chunks=progress.chunks, rate=rate)
 
                 report = lode.index(path, repo, on_progress)
+        embeddings = {"done": 0, "pending": 0, "failed": 0}
+        if lode.settings.embedder != "none" and report.chunks:
+            if wait:
+                embeddings = asdict(_embed_with_progress(lode, report.repo, as_json))
+            else:
+                embeddings = lode.embedding_counts(report.repo)
+                if embeddings["pending"]:
+                    _spawn_backfill(lode, report.repo)
         return {
             "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
             "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
             "chunks_written": report.chunks_written, "seconds": report.seconds,
-            "embeddings": {"done": 0, "pending": 0, "failed": 0}, "warnings": report.warnings,
+            "embeddings": embeddings, "warnings": report.warnings,
         }
 
     def render(result: dict[str, Any]) -> None:
+        emb = result["embeddings"]
         out.print(
             f"[bold]{result['repo']}[/]: {result['files_indexed']} indexed, {result['files_unchanged']} unchanged, "
             f"{result['files_deleted']} deleted, {result['files_skipped']} skipped; "
-            f"{result['chunks']} chunks in {result['seconds']:.2f}s"
+            f"{result['chunks']} chunks in {result['seconds']:.2f}s; embeddings: {emb['done']} done, "
+            f"{emb['pending']} pending{' (filling in the background)' if emb['pending'] and not wait else ''}, "
+            f"{emb['failed']} failed"
         )
         for warning in result["warnings"]:
             err.print(f"[bold red]warning:[/] {warning}")
 
     _run(as_json, action, render)
+
+
+def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = False) -> Any:
+    if quiet or not err.is_terminal:
+        return lode.embed(repo, switch=switch)
+    with Progress(
+        TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
+        TimeRemainingColumn(), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("embed", total=None)
+
+        def on_progress(progress: Any) -> None:
+            bar.update(task, total=progress.done + progress.pending + progress.failed, completed=progress.done)
+
+        return lode.embed(repo, switch=switch, on_progress=on_progress)
+
+
+def _spawn_backfill(lode: Lode, repo: str) -> None:
+    """Fill the embeddings in a detached `lode embed` process, so `lode index` returns at once."""
+    logs = lode.settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / f"embed-{repo}.log", "ab") as log_file:
+        subprocess.Popen(
+            [sys.executable, "-m", "lode", "embed", "--repo", repo, "--json"],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+            env={**os.environ, "LODE_HOME": str(lode.settings.home)},
+        )
+
+
+@app.command()
+def embed(
+    repo: Annotated[str, typer.Option("--repo", help="Repository name.")],
+    switch: Annotated[bool, typer.Option("--switch", help="Re-embed with the configured model, then switch.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Fill a repository's pending embeddings (resumable; one backfill per repository at a time)."""
+
+    def render(result: dict[str, int]) -> None:
+        out.print(f"embeddings: {result['done']} done, {result['pending']} pending, {result['failed']} failed")
+
+    _run(as_json, lambda lode: asdict(_embed_with_progress(lode, repo, as_json, switch)), render)
+
+
+@app.command(name="eval")
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="JSON lines: {\"query\", \"expected\": [{\"path\", \"name_path\"?}]}")],
+    repo: RepoOption = None,
+    mode: Annotated[list[str] | None, typer.Option("--mode", help="Modes to run (repeatable); all by default.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Score search on a benchmark file: MRR@10, nDCG@10 and Recall@1/5/10 per mode."""
+    from lode.evaluate import METRICS, evaluate as run_eval, load_cases
+
+    def render(result: dict[str, Any]) -> None:
+        table = Table("mode", *METRICS, "degraded", title=f"{result['queries']} queries")
+        for name, row in result["modes"].items():
+            table.add_row(name, *(f"{row[m]:.3f}" for m in METRICS), ", ".join(row["degraded"]))
+        out.print(table)
+
+    _run(as_json, lambda lode: run_eval(lode, load_cases(file), repo, mode or ["lexical", "semantic", "hybrid"]),
+         render)
+
+
+@app.command(name="eval-generate")
+def evaluate_generate(
+    source: Annotated[Path, typer.Argument(help="A Python tree, e.g. CPython's Lib/.")],
+    out_dir: Annotated[Path, typer.Argument(help="Where to write tree/ (docstrings blanked) and queries.jsonl.")],
+    limit: Annotated[int, typer.Option("--limit", help="Number of queries.")] = 500,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate the self-supervised docstring benchmark: query = a docstring's first sentence."""
+    from lode.evaluate import generate_docstring_benchmark
+
+    def action(_: Lode) -> dict[str, Any]:
+        if not source.is_dir():
+            raise InputError(f"{source}: not a directory")
+        return generate_docstring_benchmark(source, out_dir, limit, seed)
+
+    _run(as_json, action, lambda r: out.print(f"{r['cases']} queries in {r['queries']}; index {r['tree']}"))
 
 
 @app.command()

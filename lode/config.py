@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import platformdirs
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -38,7 +38,25 @@ class Timeouts(BaseSettings):
     db_query: float = 30.0  # statement_timeout for ordinary statements
     db_transaction: float = 120.0  # transaction_timeout for one unit of work
     lexical_search: float = 5.0  # statement_timeout for the BM25 query
+    vector_search: float = 5.0  # statement_timeout for one HNSW leg
     symbol_lookup: float = 5.0  # statement_timeout for `lode symbols`
+    embed_single: float = 10.0  # one embedding request for a query (or the dimension probe)
+    embed_batch: float = 60.0  # one embedding request for a batch of chunks
+
+
+class EmbeddingSettings(BaseSettings):
+    """The embedding provider chosen by LODE_EMBEDDER. Each entry is overridden by LODE_EMBED_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LODE_EMBED_", extra="ignore")
+
+    model: str = "all-MiniLM-L6-v2"  # the HTTP service's model name; `local` has only this one
+    url: str | None = None  # http: base URL of an OpenAI-compatible service ({url}/v1/embeddings)
+    api_key: SecretStr | None = None  # http: sent as a Bearer token
+    batch_size: int = Field(default=32, ge=1)  # texts per model call or request
+    dimension: int | None = Field(default=None, ge=1)  # http: detected by a first probe call when unset
+    quantize: bool = True  # local: int8 dynamic quantisation (about 2x faster, see bench/embed_throughput.py)
+    retry_attempts: int = Field(default=5, ge=1)  # http: attempts per request on transient errors
+    retry_max_seconds: float = 60.0  # http: total time one request may spend retrying
 
 
 class Settings(BaseSettings):
@@ -62,6 +80,7 @@ class Settings(BaseSettings):
     # database
     pool_max_size: int = 8
 
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     timeouts: Timeouts = Field(default_factory=Timeouts)
 
     @classmethod

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from cachetools import LRUCache
 
 import psycopg
 
@@ -14,23 +19,40 @@ from lode.discover import RootError, ensure_indexable_root
 from lode.errors import InputError, LodeError, NotFound
 from lode.indexer import Indexer, IndexReport, ProgressCallback
 from lode.model import Hit
+from lode.embedding.backfill import BackfillProgress, backfill, counts
 from lode.search import lexical
 from lode.search.filters import Filters
+from lode.search.fusion import fuse
 from lode.search.tokens import tokenize
 from lode.store.db import Database
 from lode.store.repositories import IndexRuns, RepoRow, Repositories, SkippedFiles
 from lode.store.uow import unit_of_work
+from lode.store.vectors import Vectors
+
+if TYPE_CHECKING:
+    from lode.embedding.base import Embedder
+
+log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "lexical", "semantic")
 MAX_QUERY_CHARS = 2000
 MAX_K = 200
+LEG_DEPTH = 100  # candidates each leg contributes to hybrid fusion
+EF_SEARCH = 100  # HNSW candidate list; see docs/benchmarks.md for its recall
+_BACKFILL_LOCK = 0x454D  # first key of pg_advisory_lock(int, int): one backfill per repository
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+_UNSET = object()
 
 
 class Lode:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or get_settings()
         self._db: Database | None = None
+        self._embedder: object = _UNSET
+        self._query_vectors: LRUCache = LRUCache(maxsize=1024)  # (model, query) -> vector
+        self._complete: set[tuple[int, int, int | None]] = set()  # (repo, generation, model) fully embedded
 
     @property
     def db(self) -> Database:
@@ -42,6 +64,15 @@ class Lode:
                 url = embedded.start(self.settings.home)
             self._db = Database(url, self.settings).open()
         return self._db
+
+    @property
+    def embedder(self) -> Embedder | None:
+        """The configured provider, or None for `none`. Loading it is deferred until a leg needs it."""
+        if self._embedder is _UNSET:
+            from lode.embedding import get_embedder
+
+            self._embedder = get_embedder(self.settings)
+        return self._embedder  # type: ignore[return-value]
 
     def close(self) -> None:
         if self._db is not None:
@@ -77,6 +108,79 @@ class Lode:
 
     # ---- queries --------------------------------------------------------------------------------------
 
+    # ---- embeddings -----------------------------------------------------------------------------------
+
+    def embed(
+        self, repo: str, *, switch: bool = False, on_progress: Callable[[BackfillProgress], None] | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> BackfillProgress:
+        """Fill a repository's pending vectors with the configured model (resumable), holding its backfill lock.
+
+        switch=True re-embeds a repository built with another model: the old vectors serve searches until the
+        new ones are complete, then one transaction switches over and drops the old ones.
+        """
+        from lode.embedding.base import EmbeddingError
+
+        with self.db.connection() as conn:
+            row = self._repos_for(conn, repo)[0]
+        try:
+            embedder = self.embedder
+            if embedder is None:
+                raise InputError("no embedding provider: LODE_EMBEDDER is 'none'")
+            model = self._claim_model(row, embedder, switch)
+            with self.db.connection() as lock_conn:
+                lock_conn.autocommit = True
+                try:
+                    if not lock_conn.execute(
+                        "SELECT pg_try_advisory_lock(%s, %s)", (_BACKFILL_LOCK, row.id)
+                    ).fetchone()[0]:
+                        return counts(self.db, row.id, model)  # another process is filling this repository
+                    progress = backfill(self.db, embedder, row.id, model, on_progress, should_stop)
+                finally:
+                    lock_conn.execute("SELECT pg_advisory_unlock_all()")
+                    lock_conn.autocommit = False
+        except EmbeddingError as exc:
+            raise LodeError(f"embedding stopped; the chunks left stay pending: {exc}") from exc
+        if progress.pending == 0 and row.embedding_model not in (None, model):
+            self._switch_over(row.id, model)
+        return progress
+
+    def embedding_counts(self, repo: str) -> dict[str, int]:
+        with self.db.connection() as conn:
+            row = self._repos_for(conn, repo)[0]
+            return Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model)
+
+    def _claim_model(self, row: RepoRow, embedder: Embedder, switch: bool) -> int:
+        """Register the provider's model; refuse to mix it into a repository built with another one."""
+        with unit_of_work(self.db) as uow:
+            model = uow.vectors.register_model(embedder.model_id, embedder.dimension)
+            if row.embedding_model in (None, model):
+                if row.embedding_model is None:
+                    uow.repos.set_embedding_models(row.id, model, None)
+                return model
+            if row.next_embedding_model == model:
+                return model
+            if not switch:
+                serving = uow.vectors.models()[row.embedding_model][0]
+                raise InputError(
+                    f"repository {row.name!r} was embedded with {serving}, but the configured model is "
+                    f"{embedder.model_id}; run `lode embed --repo {row.name} --switch` to re-embed (the old "
+                    "vectors keep serving until the new ones are complete)"
+                )
+            uow.repos.set_embedding_models(row.id, row.embedding_model, model)
+            return model
+
+    def _switch_over(self, repo_id: int, model: int) -> None:
+        with unit_of_work(self.db) as uow:
+            old = uow.conn.execute(
+                "SELECT embedding_model FROM repositories WHERE id = %s FOR UPDATE", (repo_id,)
+            ).fetchone()[0]
+            uow.repos.set_embedding_models(repo_id, model, None)
+            if old is not None and old != model:
+                uow.vectors.delete_repository_model(repo_id, old)
+
+    # ---- queries --------------------------------------------------------------------------------------
+
     def search(
         self,
         query: str,
@@ -93,28 +197,116 @@ class Lode:
             raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
         if not 1 <= k <= MAX_K:
             raise InputError(f"-k must be between 1 and {MAX_K}")
-        if mode == "semantic":
-            raise LodeError("semantic search needs an embedding index, which this index does not have yet")
         filters = Filters(languages=languages, kinds=kinds, path_glob=path)
         filters.sql("c")  # validates the glob before any database work
-        degraded = ["text", "code"] if mode == "hybrid" else []
-        with self.db.connection() as conn, conn.transaction():
+        with self.db.connection() as conn:
             repos = self._repos_for(conn, repo)
-            if not repos:
-                return {"query": query, "mode": mode, "degraded": degraded, "hits": []}
+        empty = {"query": query, "mode": mode, "degraded": [], "hits": []}
+        if not repos:
+            return empty
+        depth = k if mode == "lexical" else max(LEG_DEPTH, k)
+        degraded: list[str] = []
+        legs: dict[str, list[tuple[int, float]]] = {}
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            lexical_leg = pool.submit(self._lexical_leg, query, repos, filters, depth) if mode != "semantic" else None
+            if mode != "lexical":
+                semantic_legs, missing = self._semantic_legs(pool, query, repos, filters, depth)
+                if mode == "semantic" and len(missing) == 2:
+                    raise LodeError(f"semantic search is unavailable: {missing['text']}")
+                degraded.extend(missing)
+                legs.update(semantic_legs)
+            if lexical_leg is not None:
+                legs["lexical"] = lexical_leg.result()
+        if mode == "lexical":
+            ranked = [(cid, score, {"lexical": rank, "text": None, "code": None})
+                      for rank, (cid, score) in enumerate(legs["lexical"], start=1)]
+        else:
+            ranked = [(f.chunk_id, f.score, {leg: f.ranks.get(leg) for leg in ("lexical", "text", "code")})
+                      for f in fuse(legs)]
+        with self.db.connection() as conn:
+            hits = self._hits(conn, ranked[:k], {r.id: r.name for r in repos}, query)
+        return {"query": query, "mode": mode, "degraded": degraded, "hits": [_hit_json(h) for h in hits]}
+
+    def _lexical_leg(self, query: str, repos: list[RepoRow], filters: Filters, depth: int) -> list[tuple[int, float]]:
+        with self.db.connection() as conn, conn.transaction():
             conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.lexical_search * 1000)}")
             try:
-                ranked = lexical.search(
+                return lexical.search(
                     conn, query, [r.id for r in repos], sum(r.chunk_count for r in repos),
-                    sum(r.total_length for r in repos), filters, k,
+                    sum(r.total_length for r in repos), filters, depth,
                 )
             except psycopg.errors.QueryCanceled as exc:
                 raise LodeError(
                     f"lexical search timed out after {self.settings.timeouts.lexical_search}s "
                     "(LODE_TIMEOUT_LEXICAL_SEARCH)"
                 ) from exc
-            hits = self._hits(conn, ranked, {r.id: r.name for r in repos}, query)
-        return {"query": query, "mode": mode, "degraded": degraded, "hits": [_hit_json(h) for h in hits]}
+
+    def _semantic_legs(
+        self, pool: ThreadPoolExecutor, query: str, repos: list[RepoRow], filters: Filters, depth: int
+    ) -> tuple[dict[str, list[tuple[int, float]]], dict[str, str]]:
+        """Run the text and code legs; return their rankings and, for legs that could not run, why."""
+        from lode.embedding.base import EmbeddingError
+
+        def unavailable(reason: str) -> tuple[dict, dict[str, str]]:
+            return {}, {"text": reason, "code": reason}
+
+        try:
+            embedder = self.embedder
+        except EmbeddingError as exc:
+            return unavailable(str(exc))
+        if embedder is None:
+            return unavailable("no embedding provider (LODE_EMBEDDER=none)")
+        serving = {r.embedding_model for r in repos} - {None}
+        if not serving:
+            return unavailable("nothing is embedded yet")
+        if len(serving) > 1:
+            return unavailable("the repositories searched were embedded with different models")
+        model = serving.pop()
+        with self.db.connection() as conn:
+            model_id = Vectors(conn).models()[model][0]
+        if model_id != embedder.model_id:
+            return unavailable(f"the index was embedded with {model_id}, the configured model is {embedder.model_id}")
+        try:
+            vector = self._query_vector(embedder, query)
+        except EmbeddingError as exc:
+            return unavailable(f"the embedding provider failed: {exc}")
+        futures = {
+            leg: pool.submit(self._vector_leg, model, leg, vector, [r.id for r in repos], filters, depth)
+            for leg in ("text", "code")
+        }
+        legs = {leg: future.result() for leg, future in futures.items()}
+        pending = self._pending(repos)
+        missing = {leg: f"{pending} chunks are not embedded yet" for leg in legs} if pending else {}
+        return legs, missing
+
+    def _pending(self, repos: list[RepoRow]) -> int:
+        """Chunks without vectors. A generation once complete stays complete, so it is counted once."""
+        pending = 0
+        for r in repos:
+            key = (r.id, r.generation, r.embedding_model)
+            if key in self._complete:
+                continue
+            with self.db.connection() as conn:
+                count = Vectors(conn).counts(r.id, r.embedding_model)["pending"]
+            if count == 0:
+                self._complete.add(key)
+            pending += count
+        return pending
+
+    def _query_vector(self, embedder: Embedder, query: str) -> Any:
+        key = (embedder.model_id, query)
+        vector = self._query_vectors.get(key)
+        if vector is None:
+            vector = self._query_vectors[key] = embedder.embed_query(query)
+        return vector
+
+    def _vector_leg(self, model: int, leg: str, vector: Any, repo_ids: list[int], filters: Filters,
+                    depth: int) -> list[tuple[int, float]]:
+        with self.db.connection() as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.vector_search * 1000)}")
+            conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, depth)}")
+            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            return Vectors(conn).nearest(model, leg, vector, repo_ids, filters, depth)
 
     def symbols(self, name: str, *, repo: str | None = None, limit: int = 20) -> dict[str, Any]:
         name = name.strip()
@@ -171,11 +363,12 @@ class Lode:
             row = uow.repos.get(name, for_update=True)
             if row is None:
                 raise NotFound(f"no repository named {name!r}")
-            uow.repos.delete(row.id)
+            uow.delete_repository(row.id)
 
     def status(self, repo: str | None = None, *, skipped: bool = False) -> dict[str, Any]:
         out = []
         with self.db.connection() as conn:
+            models = Vectors(conn).models()
             for row in self._repos_for(conn, repo):
                 files, fallbacks = conn.execute(
                     "SELECT count(*), count(fallback) FROM files WHERE repo_id = %s", (row.id,)
@@ -194,7 +387,9 @@ class Lode:
                     "skipped": by_reason,
                     "empty": row.chunk_count == 0,
                     "last_run": IndexRuns(conn).latest(row.id),
-                    "embeddings": {"done": 0, "pending": 0, "failed": 0},
+                    "embeddings": Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model),
+                    "embedding_model": models.get(row.embedding_model, (None,))[0],
+                    "switching_to": models.get(row.next_embedding_model, (None,))[0],
                 }
                 if skipped:
                     entry["skipped_files"] = [
@@ -214,19 +409,19 @@ class Lode:
             raise NotFound(f"no repository named {name!r}; `lode repos` lists them")
         return [row]
 
-    def _hits(self, conn: psycopg.Connection, ranked: list[tuple[int, float]], repo_names: dict[int, str],
-              query: str) -> list[Hit]:
+    def _hits(self, conn: psycopg.Connection, ranked: list[tuple[int, float, dict[str, int | None]]],
+              repo_names: dict[int, str], query: str) -> list[Hit]:
         if not ranked:
             return []
         rows = conn.execute(
             """SELECT id, repo_id, path, start_line, end_line, kind, name, name_path, language, content
                  FROM chunks WHERE id = ANY(%s)""",
-            ([cid for cid, _ in ranked],),
+            ([cid for cid, _, _ in ranked],),
         ).fetchall()
         by_id = {row[0]: row for row in rows}
         terms = set(tokenize(query))
         hits = []
-        for rank, (chunk_id, score) in enumerate(ranked, start=1):
+        for chunk_id, score, legs in ranked:
             row = by_id.get(chunk_id)
             if row is None:  # replaced between the two statements
                 continue
@@ -234,7 +429,7 @@ class Lode:
             hits.append(Hit(
                 repo=repo_names[repo_id], path=path, start_line=start, end_line=end, kind=kind, name=name,
                 name_path=name_path, language=language, score=round(score, 6),
-                legs={"lexical": rank, "text": None, "code": None}, snippet=snippet(content, terms),
+                legs=legs, snippet=snippet(content, terms),
                 chunk_id=chunk_id,
             ))
         return hits

@@ -258,7 +258,7 @@ class _Run:
             self._ensure_run(uow)
             chunk_delta, length_delta = batch.count, batch.total_length
             if old is not None:
-                removed_chunks, removed_length = uow.files.delete(old.id)
+                removed_chunks, removed_length = uow.delete_file(old.id)
                 chunk_delta, length_delta = chunk_delta - removed_chunks, length_delta - removed_length
             uow.files.insert(
                 file_id, self.repo.id, candidate.path, outcome.language, candidate.size, candidate.mtime_ns,
@@ -273,7 +273,7 @@ class _Run:
     def _delete(self, row: FileRow) -> None:
         with unit_of_work(self.db, synchronous_commit=False) as uow:
             self._ensure_run(uow)
-            removed_chunks, removed_length = uow.files.delete(row.id)
+            removed_chunks, removed_length = uow.delete_file(row.id)
             uow.repos.record_change(self.repo.id, -removed_chunks, -removed_length)
         self.report.files_deleted += 1
 

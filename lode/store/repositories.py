@@ -27,6 +27,8 @@ class RepoRow:
     total_length: int
     created_at: datetime
     updated_at: datetime
+    embedding_model: int | None  # the model whose vectors serve searches
+    next_embedding_model: int | None  # the model being filled during a switch
 
 
 @dataclass(slots=True)
@@ -82,6 +84,13 @@ class Repositories:
                       total_length = total_length + %s, updated_at = now()
                 WHERE id = %s""",
             (chunk_delta, length_delta, repo_id),
+        )
+
+    def set_embedding_models(self, repo_id: int, serving: int | None, next_model: int | None) -> None:
+        self.conn.execute(
+            "UPDATE repositories SET embedding_model = %s, next_embedding_model = %s, generation = generation + 1,"
+            " updated_at = now() WHERE id = %s",
+            (serving, next_model, repo_id),
         )
 
     def delete(self, repo_id: int) -> None:

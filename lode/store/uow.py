@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import psycopg
 
 from lode.store.db import Database
+from lode.store.vectors import Vectors
 from lode.store.repositories import Chunks, Files, IndexRuns, PostingsPartition, Repositories, SkippedFiles
 
 
@@ -20,6 +21,21 @@ class UnitOfWork:
     chunks: Chunks
     skipped: SkippedFiles
     runs: IndexRuns
+    vectors: Vectors
+
+    def delete_file(self, file_id: int) -> tuple[int, int]:
+        """Remove a file and everything derived from it; return the (chunks, BM25 length) it took away.
+
+        Chunks go before vectors: a backfill storing vectors holds FOR SHARE on the chunks, so this waits
+        for it and then sees (and deletes) what it stored.
+        """
+        removed = self.files.delete(file_id)
+        self.vectors.delete_file(file_id)
+        return removed
+
+    def delete_repository(self, repo_id: int) -> None:
+        self.vectors.delete_repository(repo_id)
+        self.repos.delete(repo_id)
 
     def postings_partition(self, repo_id: int) -> PostingsPartition:
         return PostingsPartition(self.conn, repo_id)
@@ -42,4 +58,5 @@ def unit_of_work(db: Database, *, synchronous_commit: bool = True) -> Iterator[U
             chunks=Chunks(conn),
             skipped=SkippedFiles(conn),
             runs=IndexRuns(conn),
+            vectors=Vectors(conn),
         )

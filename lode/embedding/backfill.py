@@ -1,0 +1,87 @@
+"""The embedding backfill: fills the vectors of pending chunks in batches, resumable after any crash.
+
+Pending means "no vector and no recorded failure for the serving model", so a killed backfill simply finds
+the same chunks pending again. Identical views are embedded once: vectors are cached by (model, view hash).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from lode.embedding.base import Embedder
+from lode.embedding.views import code_view, text_view, view_hash
+from lode.store.db import Database
+from lode.store.uow import unit_of_work
+from lode.store.vectors import ChunkVectors, Vectors
+
+log = logging.getLogger(__name__)
+
+BATCH = 128
+
+
+@dataclass(slots=True)
+class BackfillProgress:
+    done: int
+    pending: int
+    failed: int
+
+
+def backfill(
+    db: Database,
+    embedder: Embedder,
+    repo_id: int,
+    model: int,
+    on_progress: Callable[[BackfillProgress], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> BackfillProgress:
+    """Embed every pending chunk of a repository with `model`; return the final counts."""
+    after = -1
+    while not should_stop():
+        with db.connection() as conn:
+            batch = Vectors(conn).pending(repo_id, model, BATCH, after)
+        if not batch:
+            break
+        after = batch[-1].id
+        views = [(text_view(c), code_view(c)) for c in batch]
+        hashes = [(view_hash(t), view_hash(k)) for t, k in views]
+        with db.connection() as conn:
+            known = Vectors(conn).cached(model, [h for pair in hashes for h in pair])
+        missing: dict[str, str] = {}
+        for (text, code), (text_hash, code_hash) in zip(views, hashes):
+            for view, digest in ((text, text_hash), (code, code_hash)):
+                if digest not in known:
+                    missing.setdefault(digest, view)
+        fresh: dict[str, np.ndarray] = {}
+        errors: dict[str, str] = {}
+        if missing:
+            digests = list(missing)
+            result = embedder.embed([missing[d] for d in digests])  # EmbeddingError propagates: retry later
+            for i, digest in enumerate(digests):
+                vector = result.vectors[i]
+                if vector is None:
+                    errors[digest] = result.errors.get(i, "no vector returned")
+                else:
+                    fresh[digest] = vector
+        vectors, failures = [], []
+        for chunk, (text_hash, code_hash) in zip(batch, hashes):
+            text_vec = known.get(text_hash, fresh.get(text_hash))
+            code_vec = known.get(code_hash, fresh.get(code_hash))
+            if text_vec is None or code_vec is None:
+                failures.append((chunk.id, chunk.repo_id, errors.get(text_hash) or errors.get(code_hash) or "?"))
+            else:
+                vectors.append(ChunkVectors(chunk.id, chunk.repo_id, text_vec, code_vec))
+        with unit_of_work(db) as uow:
+            uow.vectors.store(model, vectors, fresh)
+            uow.vectors.record_failures(model, failures)
+        if on_progress:
+            on_progress(counts(db, repo_id, model))
+    return counts(db, repo_id, model)
+
+
+def counts(db: Database, repo_id: int, model: int | None) -> BackfillProgress:
+    with db.connection() as conn:
+        return BackfillProgress(**Vectors(conn).counts(repo_id, model))
