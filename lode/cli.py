@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 repos_app = typer.Typer(help="List indexed repositories, or remove one.", invoke_without_command=True)
 app.add_typer(repos_app, name="repos")
+graph_app = typer.Typer(help="Who calls what: callers, callees, paths, stats and export.", no_args_is_help=True)
+app.add_typer(graph_app, name="graph")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -204,13 +206,14 @@ def search(
     lang: Annotated[list[str] | None, typer.Option("--lang", help="Language filter (repeatable).")] = None,
     path: Annotated[str | None, typer.Option("--path", help="Path glob, e.g. 'src/**/*.py'.")] = None,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Chunk kind filter (repeatable).")] = None,
+    expand: Annotated[bool, typer.Option("--expand", help="Attach each hit's direct callers and callees.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Search indexed code."""
 
     def action(lode: Lode) -> dict[str, Any]:
         return lode.search(query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path,
-                           kinds=tuple(kind or ()))
+                           kinds=tuple(kind or ()), expand=expand)
 
     def render(result: dict[str, Any]) -> None:
         if result["degraded"]:
@@ -222,6 +225,9 @@ def search(
             out.print(f"[bold cyan]{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}[/] "
                       f"[green]{label}[/] [dim]{hit['score']:.3f}[/]", highlight=False)
             out.print(hit["snippet"], markup=False, highlight=False)
+            for relation in ("callers", "callees"):
+                if hit.get(relation):
+                    out.print(f"  [dim]{relation}:[/] " + ", ".join(_place(n) for n in hit[relation]), highlight=False)
             out.print()
 
     _run(as_json, action, render)
@@ -300,6 +306,107 @@ def repos_rm(name: Annotated[str, typer.Argument(help="Repository name.")], as_j
         return {"removed": name}
 
     _run(as_json, action, lambda result: out.print(f"removed {result['removed']}"))
+
+
+def _place(node: dict[str, Any]) -> str:
+    if node["external"]:
+        return f"{node['name_path']} (external)"
+    return f"{node['name_path']} ({node['path']}:{node['start_line']})"
+
+
+EdgeKinds = Annotated[str, typer.Option("--kinds", help="Edge kinds, comma-separated: calls,imports,inherits,contains.")]
+MinConfidence = Annotated[float, typer.Option("--min-confidence", help="Drop edges below this confidence (0-1).")]
+
+
+def _kinds(raw: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
+
+
+def _neighbours(direction: str, symbol: str, repo: str | None, depth: int, kinds: str, min_confidence: float,
+                as_json: bool) -> None:
+    def render(result: dict[str, Any]) -> None:
+        out.print(f"[bold]{direction} of {_place(result['symbol'])}[/]", highlight=False)
+        for hop in result["results"]:
+            out.print(f"{'  ' * hop['depth']}{_place(hop)} [dim]{hop['edge']} {hop['confidence']:.2f} at "
+                      f"{hop['evidence']}[/]", highlight=False)
+        if not result["results"]:
+            out.print("  none")
+        if result["truncated"]:
+            err.print("[yellow]truncated: raise --limit or lower --depth[/]")
+
+    _run(as_json, lambda lode: lode.graph_neighbours(direction, symbol, repo=repo, depth=depth, kinds=_kinds(kinds),
+                                                     min_confidence=min_confidence), render)
+
+
+@graph_app.command("callers")
+def graph_callers(
+    symbol: Annotated[str, typer.Argument(help="A qualified name or a unique short name.")],
+    repo: RepoOption = None,
+    depth: Annotated[int, typer.Option("--depth", help="Hops, 1-10.")] = 1,
+    kinds: EdgeKinds = "calls",
+    min_confidence: MinConfidence = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Who calls SYMBOL (directly, or within --depth hops)."""
+    _neighbours("callers", symbol, repo, depth, kinds, min_confidence, as_json)
+
+
+@graph_app.command("callees")
+def graph_callees(
+    symbol: Annotated[str, typer.Argument(help="A qualified name or a unique short name.")],
+    repo: RepoOption = None,
+    depth: Annotated[int, typer.Option("--depth", help="Hops, 1-10.")] = 1,
+    kinds: EdgeKinds = "calls",
+    min_confidence: MinConfidence = 0.0,
+    as_json: JsonOption = False,
+) -> None:
+    """What SYMBOL calls (directly, or within --depth hops)."""
+    _neighbours("callees", symbol, repo, depth, kinds, min_confidence, as_json)
+
+
+@graph_app.command("path")
+def graph_path(
+    source: Annotated[str, typer.Argument(help="From this symbol...")],
+    target: Annotated[str, typer.Argument(help="...to this one (or back).")],
+    repo: RepoOption = None,
+    max_depth: Annotated[int, typer.Option("--max-depth")] = 6,
+    as_json: JsonOption = False,
+) -> None:
+    """The shortest chain of edges between two symbols, in either direction."""
+
+    def render(result: dict[str, Any]) -> None:
+        if not result["found"]:
+            out.print(f"no path between {source} and {target} within {max_depth} hops")
+            return
+        out.print(f"[bold]{_place(result['from'])}[/] ({result['direction']})", highlight=False)
+        for hop in result["path"]:
+            out.print(f"  → {_place(hop)} [dim]{hop['edge']} at {hop['evidence']}[/]", highlight=False)
+
+    _run(as_json, lambda lode: lode.graph_path(source, target, repo=repo, max_depth=max_depth), render)
+
+
+@graph_app.command("stats")
+def graph_stats(repo: RepoOption = None, as_json: JsonOption = False) -> None:
+    """Counts by kind, top fan-in and fan-out, and import cycles."""
+    _run(as_json, lambda lode: lode.graph_stats(repo), lambda result: out.print_json(json.dumps(result, default=str)))
+
+
+@graph_app.command("export")
+def graph_export(
+    repo: RepoOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="json | dot | mermaid")] = "json",
+    kinds: EdgeKinds = "calls,imports,inherits",
+    min_confidence: MinConfidence = 0.0,
+    include_external: Annotated[bool, typer.Option("--include-external")] = False,
+    path: Annotated[str | None, typer.Option("--path", help="Only edges from files matching this glob.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many edges.")] = 5000,
+) -> None:
+    """Write the graph (filtered) as JSON, Graphviz dot or Mermaid on stdout."""
+    from lode.graph import ExportFilters
+
+    filters = ExportFilters(kinds=_kinds(kinds), min_confidence=min_confidence, include_external=include_external,
+                            path_glob=path, limit=limit)
+    _run(False, lambda lode: lode.graph_export(fmt, filters, repo), lambda text: sys.stdout.write(text + "\n"))
 
 
 def main() -> None:

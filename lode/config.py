@@ -40,6 +40,7 @@ class Timeouts(BaseSettings):
     lexical_search: float = 5.0  # statement_timeout for the BM25 query
     vector_search: float = 5.0  # statement_timeout for one HNSW leg
     symbol_lookup: float = 5.0  # statement_timeout for `lode symbols`
+    graph_traversal: float = 10.0  # statement_timeout for callers, callees, paths, stats and export
     embed_single: float = 10.0  # one embedding request for a query (or the dimension probe)
     embed_batch: float = 60.0  # one embedding request for a batch of chunks
 

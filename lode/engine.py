@@ -16,6 +16,7 @@ import psycopg
 
 from lode.config import Settings, get_settings
 from lode.discover import RootError, ensure_indexable_root
+from lode import graph
 from lode.errors import InputError, LodeError, NotFound
 from lode.indexer import Indexer, IndexReport, ProgressCallback
 from lode.model import Hit
@@ -191,6 +192,7 @@ class Lode:
         languages: tuple[str, ...] = (),
         path: str | None = None,
         kinds: tuple[str, ...] = (),
+        expand: bool = False,
     ) -> dict[str, Any]:
         _check_query(query)
         if mode not in MODES:
@@ -224,8 +226,10 @@ class Lode:
             ranked = [(f.chunk_id, f.score, {leg: f.ranks.get(leg) for leg in ("lexical", "text", "code")})
                       for f in fuse(legs)]
         with self.db.connection() as conn:
-            hits = self._hits(conn, ranked[:k], {r.id: r.name for r in repos}, query)
-        return {"query": query, "mode": mode, "degraded": degraded, "hits": [_hit_json(h) for h in hits]}
+            hits = [_hit_json(h) for h in self._hits(conn, ranked[:k], {r.id: r.name for r in repos}, query)]
+        if expand:
+            self._expand(hits, repos)
+        return {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
 
     def _lexical_leg(self, query: str, repos: list[RepoRow], filters: Filters, depth: int) -> list[tuple[int, float]]:
         with self.db.connection() as conn, conn.transaction():
@@ -352,6 +356,67 @@ class Lode:
             "suggestions": suggestions,
         }
 
+    # ---- graph ----------------------------------------------------------------------------------------
+
+    def graph_neighbours(
+        self, direction: str, symbol: str, *, repo: str | None = None, depth: int = 1,
+        kinds: tuple[str, ...] = ("calls",), min_confidence: float = 0.0, limit: int = 200,
+    ) -> dict[str, Any]:
+        """Callers (direction "callers") or callees of a symbol, up to `depth` hops."""
+        walk = graph.callers if direction == "callers" else graph.callees
+        with self.db.connection() as conn, conn.transaction():
+            repos = self._repos_for(conn, repo)
+            self._graph_timeout(conn)
+            traversal = walk(conn, [r.id for r in repos], symbol, depth=depth, kinds=kinds,
+                             min_confidence=min_confidence, limit=limit)
+        names = {r.id: r.name for r in repos}
+        return {"symbol": _node_json(traversal.start, names), "direction": direction, "depth": depth,
+                "truncated": traversal.truncated, "results": [_hop_json(h, names) for h in traversal.hops]}
+
+    def graph_path(self, source: str, target: str, *, repo: str | None = None, max_depth: int = 6) -> dict[str, Any]:
+        with self.db.connection() as conn, conn.transaction():
+            repos = self._repos_for(conn, repo)
+            self._graph_timeout(conn)
+            found = graph.path(conn, [r.id for r in repos], source, target, max_depth=max_depth)
+        names = {r.id: r.name for r in repos}
+        if found is None:
+            return {"from": source, "to": target, "found": False, "path": []}
+        return {"from": _node_json(found.start, names), "to": _node_json(found.end, names), "found": True,
+                "direction": found.direction, "path": [_hop_json(h, names) for h in found.hops]}
+
+    def graph_stats(self, repo: str | None = None) -> dict[str, Any]:
+        with self.db.connection() as conn, conn.transaction():
+            repos = self._repos_for(conn, repo)
+            self._graph_timeout(conn)
+            return graph.stats(conn, [r.id for r in repos])
+
+    def graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None = None) -> str:
+        with self.db.connection() as conn, conn.transaction():
+            repos = self._repos_for(conn, repo)
+            self._graph_timeout(conn)
+            return graph.export(conn, [r.id for r in repos], fmt, filters)
+
+    def _graph_timeout(self, conn: psycopg.Connection) -> None:
+        conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.graph_traversal * 1000)}")
+
+    def _expand(self, hits: list[dict[str, Any]], repos: list[RepoRow]) -> None:
+        """Attach each hit's direct callers and callees (names and locations)."""
+        names = {r.id: r.name for r in repos}
+        with self.db.connection() as conn, conn.transaction():
+            self._graph_timeout(conn)
+            repo_ids = [r.id for r in repos]
+            for hit in hits:
+                if not hit["name_path"]:
+                    hit["callers"], hit["callees"] = [], []
+                    continue
+                try:
+                    hit["callers"] = [_hop_json(h, names) for h in
+                                      graph.callers(conn, repo_ids, hit["name_path"], limit=20).hops]
+                    hit["callees"] = [_hop_json(h, names) for h in
+                                      graph.callees(conn, repo_ids, hit["name_path"], limit=20).hops]
+                except (graph.AmbiguousSymbol, graph.SymbolNotFound):
+                    hit["callers"], hit["callees"] = [], []
+
     # ---- repositories and status ------------------------------------------------------------------------
 
     def repositories(self) -> list[dict[str, Any]]:
@@ -468,6 +533,19 @@ def _repo_json(row: RepoRow) -> dict[str, Any]:
     return {
         "repo": row.name, "root": row.root, "generation": row.generation, "chunks": row.chunk_count,
         "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _node_json(node: graph.GraphNode, repo_names: dict[int, str]) -> dict[str, Any]:
+    return {"repo": repo_names.get(node.repo_id), "name_path": node.name_path, "kind": node.kind,
+            "path": node.path, "start_line": node.start_line, "end_line": node.end_line,
+            "external": node.id is None}
+
+
+def _hop_json(hop: graph.Hop, repo_names: dict[int, str]) -> dict[str, Any]:
+    return _node_json(hop.symbol, repo_names) | {
+        "depth": hop.depth, "via": hop.via, "edge": hop.edge_kind, "confidence": round(hop.confidence, 3),
+        "evidence": hop.evidence,
     }
 
 

@@ -16,9 +16,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from lode.chunking import chunk_file, language_for_path, module_name
+from lode.chunking import language_for_path, module_name
+from lode.chunking.chunker import chunk_file_with_tree
 from lode.config import Settings
 from lode.discover import discover, read_source
+from lode.graph import GraphStore, extract_facts
+from lode.graph.store import GraphBatch
 from lode.model import Candidate, Skipped
 from lode.search.lexical import chunk_postings
 from lode.store.db import Database
@@ -50,6 +53,7 @@ class FileOutcome:
     language: str = ""
     fallback: str | None = None
     batch: ChunkBatch | None = None
+    graph: GraphBatch | None = None
 
 
 @dataclass(slots=True)
@@ -87,11 +91,13 @@ def process_file(root: Path, job: FileJob, settings: Settings) -> FileOutcome:
         outcome.unchanged = True
         return outcome
     path = job.candidate.path
-    chunked = chunk_file(path, source.text, language_for_path(path), job.module, settings)
+    chunked, tree = chunk_file_with_tree(path, source.text, language_for_path(path), job.module, settings)
     outcome.language = chunked.language
     outcome.fallback = chunked.fallback
     items = [chunk_postings(chunk, path) for chunk in chunked.chunks]
     outcome.batch = Chunks.format(job.repo_id, job.file_id, path, chunked.language, items)
+    facts = extract_facts(path, source.text, chunked.language, job.module, chunked, tree)
+    outcome.graph = GraphBatch.of(job.repo_id, job.file_id, facts)
     return outcome
 
 
@@ -155,6 +161,7 @@ class _Run:
         try:
             self._index(known, stored_skips)
         finally:
+            self._resolve_graph()
             self._maintain()
 
     def _index(self, known: dict[str, FileRow], stored_skips: list[Skipped]) -> None:
@@ -222,13 +229,18 @@ class _Run:
                 + (f" ({len(skipped)} skipped: {', '.join(reasons)})" if skipped else "")
             )
 
+    def _resolve_graph(self) -> None:
+        """Resolve the references the run's file units queued (its own and the incoming ones they affect)."""
+        with unit_of_work(self.db) as uow:
+            GraphStore(uow.conn).resolve(self.repo.id)
+
     def _maintain(self) -> None:
         """Finish a first load of the postings; refresh statistics after a bulk change."""
         with self.db.connection() as conn:
             conn.autocommit = True
             PostingsPartition(conn, self.repo.id).finish_load()
             if self.report.chunks_written > max(_ANALYZE_AFTER_CHUNKS, self.repo.chunk_count // 10):
-                conn.execute("ANALYZE files, chunks")
+                conn.execute("ANALYZE files, chunks, graph_nodes, graph_references, graph_edges")
             conn.autocommit = False
 
     def _process(self, jobs: list[FileJob]) -> Iterator[FileOutcome]:
@@ -258,13 +270,15 @@ class _Run:
             self._ensure_run(uow)
             chunk_delta, length_delta = batch.count, batch.total_length
             if old is not None:
-                removed_chunks, removed_length = uow.delete_file(old.id)
+                removed_chunks, removed_length = uow.delete_file(self.repo.id, old.id)
                 chunk_delta, length_delta = chunk_delta - removed_chunks, length_delta - removed_length
             uow.files.insert(
                 file_id, self.repo.id, candidate.path, outcome.language, candidate.size, candidate.mtime_ns,
                 outcome.content_hash, outcome.fallback,
             )
             uow.chunks.insert(batch)
+            assert outcome.graph is not None
+            GraphStore(uow.conn).insert(outcome.graph)
             uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
         self.report.files_indexed += 1
         self.report.chunks_written += batch.count
@@ -273,7 +287,7 @@ class _Run:
     def _delete(self, row: FileRow) -> None:
         with unit_of_work(self.db, synchronous_commit=False) as uow:
             self._ensure_run(uow)
-            removed_chunks, removed_length = uow.delete_file(row.id)
+            removed_chunks, removed_length = uow.delete_file(self.repo.id, row.id)
             uow.repos.record_change(self.repo.id, -removed_chunks, -removed_length)
         self.report.files_deleted += 1
 

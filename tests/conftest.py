@@ -82,8 +82,22 @@ def index_snapshot(lode: Lode, repo: str) -> dict:
         skipped = conn.execute(
             "SELECT path, reason FROM skipped_files WHERE repo_id = %s ORDER BY path", (repo_id,)
         ).fetchall()
+        edges = conn.execute(
+            """SELECT s.name_path, s.path, coalesce(t.name_path, e.target_name), e.kind, e.confidence, e.line
+                 FROM graph_edges e JOIN graph_nodes s ON s.id = e.source_id
+                 LEFT JOIN graph_nodes t ON t.id = e.target_id
+                WHERE e.repo_id = %s ORDER BY 1, 2, 3, 4, 6""",
+            (repo_id,),
+        ).fetchall()
+        dangling = conn.execute(
+            """SELECT count(*) FROM graph_edges e WHERE e.repo_id = %s AND (
+                   NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = e.source_id)
+                   OR (e.target_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = e.target_id)))""",
+            (repo_id,),
+        ).fetchone()[0]
+    assert dangling == 0, "dangling graph edges"
     assert orphans == 0, "orphaned chunks or postings"
     return {
-        "files": files, "chunks": chunks, "postings": postings, "skipped": skipped,
+        "files": files, "chunks": chunks, "postings": postings, "skipped": skipped, "edges": edges,
         "stats": (repo_row[1], round(repo_row[2], 3)),
     }

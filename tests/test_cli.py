@@ -114,3 +114,29 @@ def test_hostile_corpus_end_to_end(lode: Lode, tmp_path: Path, repo_name: str) -
     assert leaked == 0 and terms == 0
     hits = lode.search("wide utf16", repo=repo_name, mode="lexical")["hits"]
     assert hits and hits[0]["path"] == "utf16.py"
+
+
+def test_graph_commands(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    write_tree(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/b.py": "def helper(x):\n    return x\n\n\ndef run():\n    return 0\n",
+        "pkg/a.py": "from .b import helper\n\n\nclass A:\n    def run(self):\n        return helper(self.go())\n\n"
+                    "    def go(self):\n        return 1\n",
+    })
+    assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json")[0] == 0
+    code, callers, _ = run_cli("graph", "callers", "helper", "--repo", repo_name, "--json")
+    assert code == 0 and callers["symbol"]["name_path"] == "pkg.b.helper"
+    assert [(h["name_path"], h["evidence"]) for h in callers["results"]] == [("pkg.a.A.run", "pkg/a.py:6")]
+    code, callees, _ = run_cli("graph", "callees", "pkg.a.A.run", "--repo", repo_name, "--depth", "2", "--json")
+    assert code == 0 and {h["name_path"] for h in callees["results"]} == {"pkg.a.A.go", "pkg.b.helper"}
+    code, found, _ = run_cli("graph", "path", "A.run", "helper", "--repo", repo_name, "--json")
+    assert code == 0 and found["found"] and [h["name_path"] for h in found["path"]] == ["pkg.b.helper"]
+    code, _, stderr = run_cli("graph", "callers", "run", "--repo", repo_name)
+    assert code == 2 and "ambiguous" in stderr and "pkg.b.run" in stderr and "pkg.a.A.run" in stderr
+    code, _, stderr = run_cli("graph", "callers", "helper", "--repo", repo_name, "--depth", "11")
+    assert code == 2
+    code, mermaid, _ = run_cli("graph", "export", "--repo", repo_name, "--format", "mermaid")
+    assert code == 0 and mermaid.startswith("flowchart") and "pkg.b.helper" in mermaid
+    code, result, _ = run_cli("search", "helper", "--repo", repo_name, "--mode", "lexical", "--expand", "--json")
+    top = next(h for h in result["hits"] if h["name_path"] == "pkg.b.helper")
+    assert [c["name_path"] for c in top["callers"]] == ["pkg.a.A.run"]

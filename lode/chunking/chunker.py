@@ -13,7 +13,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
-from tree_sitter import Node
+from tree_sitter import Node, Tree
 
 from lode.chunking.languages import CONTAINER_KINDS, Grammar, Scope, grammar_for
 from lode.chunking.treesitter import ParseTimeout, parse
@@ -39,6 +39,13 @@ _SIGNATURE_TAIL = " \t\r\n:;{"  # `def f():`, `def f;` (Ruby), `type T struct {`
 
 def chunk_file(path: str, text: str, language: str | None, module: str, settings: Settings) -> ChunkedFile:
     """Chunk `text`, the content of `path`. Never raises; falls back to line windows when it cannot parse."""
+    return chunk_file_with_tree(path, text, language, module, settings)[0]
+
+
+def chunk_file_with_tree(
+    path: str, text: str, language: str | None, module: str, settings: Settings
+) -> tuple[ChunkedFile, Tree | None]:
+    """chunk_file, plus the parse tree its definitions came from (None when it fell back to line windows)."""
     language_id = language or "text"
     try:
         data = text.encode()
@@ -46,19 +53,19 @@ def chunk_file(path: str, text: str, language: str | None, module: str, settings
         data = _SURROGATES.sub("\ufffd", text).encode()
     lines = SourceLines(data)
     if language is None or (grammar := grammar_for(language)) is None:
-        return ChunkedFile(language_id, _file_windows(lines, settings), "unsupported_language")
+        return ChunkedFile(language_id, _file_windows(lines, settings), "unsupported_language"), None
     if lines.is_blank(0, len(lines.data)):
-        return ChunkedFile(language_id, [])
+        return ChunkedFile(language_id, []), None
     try:
         tree = parse(language, lines.data, settings.timeouts.parse)
         if tree.root_node.has_error:
-            return ChunkedFile(language_id, _file_windows(lines, settings), "parse_error")
-        return ChunkedFile(language_id, _Chunker(grammar, lines, module, settings).chunk(tree.root_node))
+            return ChunkedFile(language_id, _file_windows(lines, settings), "parse_error"), None
+        return ChunkedFile(language_id, _Chunker(grammar, lines, module, settings).chunk(tree.root_node)), tree
     except ParseTimeout:
-        return ChunkedFile(language_id, _file_windows(lines, settings), "parse_timeout")
+        return ChunkedFile(language_id, _file_windows(lines, settings), "parse_timeout"), None
     except Exception:  # a tree shape the chunker does not expect must not lose the file
         log.exception("chunking %s failed, using line windows", path)
-        return ChunkedFile(language_id, _file_windows(lines, settings), "parse_error")
+        return ChunkedFile(language_id, _file_windows(lines, settings), "parse_error"), None
 
 
 def _file_windows(lines: SourceLines, settings: Settings) -> list[Chunk]:

@@ -36,23 +36,28 @@ def bundled_model_dir() -> Path:
 
 def onnx_model(cache_dir: Path, quantize: bool) -> Path:
     """The cached ONNX model for the bundled weights, exported first if this cache does not hold it yet."""
+    source = bundled_model_dir()
     stem = f"{MODEL_NAME}-{metadata.version(_PACKAGE)}"
     fp32 = cache_dir / f"{stem}-fp32.onnx"
     target = cache_dir / f"{stem}-int8.onnx" if quantize else fp32
     if target.exists():
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with _file_lock(cache_dir / f"{stem}.lock"):
-        if target.exists():  # another process exported it while we waited
-            return target
-        started = time.monotonic()
-        if not fp32.exists():
-            with _atomic(fp32) as tmp:
-                _export_fp32(bundled_model_dir(), tmp)
-        if quantize:
-            with _atomic(target) as tmp:
-                _quantize_int8(fp32, tmp)
-        log.info("exported %s to %s in %.1f s", MODEL_NAME, target, time.monotonic() - started)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(cache_dir / f"{stem}.lock"):
+            if target.exists():  # another process exported it while we waited
+                return target
+            log.info("exporting %s to ONNX in %s (once)", MODEL_NAME, cache_dir)
+            started = time.monotonic()
+            if not fp32.exists():
+                with _atomic(fp32) as tmp:
+                    _export_fp32(source, tmp)
+            if quantize:
+                with _atomic(target) as tmp:
+                    _quantize_int8(fp32, tmp)
+            log.info("exported %s to %s in %.1f s", MODEL_NAME, target, time.monotonic() - started)
+    except OSError as exc:
+        raise EmbeddingError(f"cannot write the model cache in {cache_dir}: {exc}") from exc
     return target
 
 

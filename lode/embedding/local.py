@@ -1,9 +1,9 @@
 """The local provider: all-MiniLM-L6-v2 on ONNX Runtime (CPU), tokenised with the `tokenizers` library.
 
 Sentence-transformers' recipe without torch: truncation, mean pooling over the attention mask, L2 normalisation.
-Texts are sorted by token count and batched, so a batch pads to little more than its longest text. The int8
-model quantises activations with one scale per batch, so its vectors move slightly (cosine > 0.95) with their
-batch-mates; fp32 vectors do not depend on the batch.
+fp32: texts are sorted by token count and batched, so a batch pads to little more than its longest text. int8:
+each text runs alone, because dynamic quantisation scales activations per batch: batched, a vector would move
+with its batch-mates (cosine down to 0.95) and CoSQA MRR@10 drops by 0.008 instead of 0.002, for ~15% more speed.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class LocalEmbedder:
     def __init__(self, cache_dir: Path, *, quantize: bool, batch_size: int = 32) -> None:
         self.cache_dir = cache_dir
         self.quantize = quantize
-        self.batch_size = batch_size
+        self.batch_size = 1 if quantize else batch_size  # see the module docstring
         self.model_id = f"{MODEL_NAME}@onnx-{'int8' if quantize else 'fp32'}"
         self._loaded: tuple[onnxruntime.InferenceSession, Tokenizer] | None = None
         self._load_lock = threading.Lock()

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import psycopg
 
+from lode.graph.store import GraphStore
 from lode.store.db import Database
 from lode.store.vectors import Vectors
 from lode.store.repositories import Chunks, Files, IndexRuns, PostingsPartition, Repositories, SkippedFiles
@@ -23,7 +24,7 @@ class UnitOfWork:
     runs: IndexRuns
     vectors: Vectors
 
-    def delete_file(self, file_id: int) -> tuple[int, int]:
+    def delete_file(self, repo_id: int, file_id: int) -> tuple[int, int]:
         """Remove a file and everything derived from it; return the (chunks, BM25 length) it took away.
 
         Chunks go before vectors: a backfill storing vectors holds FOR SHARE on the chunks, so this waits
@@ -31,10 +32,12 @@ class UnitOfWork:
         """
         removed = self.files.delete(file_id)
         self.vectors.delete_file(file_id)
+        GraphStore(self.conn).delete_file(repo_id, file_id)
         return removed
 
     def delete_repository(self, repo_id: int) -> None:
         self.vectors.delete_repository(repo_id)
+        GraphStore(self.conn).delete_repo(repo_id)
         self.repos.delete(repo_id)
 
     def postings_partition(self, repo_id: int) -> PostingsPartition:

@@ -1,0 +1,179 @@
+"""Export a repository's graph as JSON, Graphviz DOT or a Mermaid flowchart.
+
+Edges are merged per (source, target, kind): the strongest confidence, the first evidence, and how many
+references make the edge. Output is deterministic (sorted by name path) and capped at `limit` edges.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import psycopg
+
+from lode.errors import InputError
+from lode.graph.queries import EDGE_KINDS
+from lode.search.filters import glob_to_regex
+
+FORMATS = ("json", "dot", "mermaid")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFilters:
+    kinds: tuple[str, ...] = EDGE_KINDS
+    min_confidence: float = 0.0
+    include_external: bool = False
+    path_glob: str | None = None  # keep edges whose source lies in a matching file
+    limit: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class _Node:
+    key: str  # the node id, or "external:NAME"
+    name_path: str
+    kind: str
+    path: str | None
+    start_line: int | None
+    end_line: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    source: str
+    target: str
+    kind: str
+    confidence: float
+    evidence: str
+    references: int
+
+
+def export(
+    conn: psycopg.Connection, repo_ids: list[int], format: str = "json", filters: ExportFilters | None = None
+) -> str:
+    if format not in FORMATS:
+        raise InputError(f"--format must be one of {', '.join(FORMATS)}")
+    filters = filters or ExportFilters()
+    if not filters.kinds or any(kind not in EDGE_KINDS for kind in filters.kinds):
+        raise InputError(f"edge kinds must be among {', '.join(EDGE_KINDS)}")
+    if not 1 <= filters.limit <= 100_000:
+        raise InputError("--limit must be between 1 and 100000")
+    nodes, edges, truncated = _load(conn, repo_ids, filters)
+    if format == "json":
+        return _json(nodes, edges, truncated)
+    return _dot(nodes, edges) if format == "dot" else _mermaid(nodes, edges)
+
+
+def _load(
+    conn: psycopg.Connection, repo_ids: list[int], filters: ExportFilters
+) -> tuple[list[_Node], list[_Edge], bool]:
+    clauses = ["e.repo_id = ANY(%(repos)s)", "e.kind = ANY(%(kinds)s)", "e.confidence >= %(min)s"]
+    if not filters.include_external:
+        clauses.append("e.target_id IS NOT NULL")
+    params = {
+        "repos": repo_ids,
+        "kinds": list(filters.kinds),
+        "min": filters.min_confidence,
+        "limit": filters.limit + 1,
+    }
+    if filters.path_glob:
+        clauses.append("s.path ~ %(path)s")
+        params["path"] = glob_to_regex(filters.path_glob)
+    rows = conn.execute(
+        f"""SELECT s.id, s.name_path, s.kind, s.path, s.start_line, s.end_line,
+                   t.id, coalesce(t.name_path, e.target_name), coalesce(t.kind, 'external'), t.path, t.start_line,
+                   t.end_line, e.kind, max(e.confidence), min(e.line), count(*)
+              FROM graph_edges e JOIN graph_nodes s ON s.id = e.source_id
+              LEFT JOIN graph_nodes t ON t.id = e.target_id
+             WHERE {" AND ".join(clauses)} AND (e.target_id IS NULL OR t.id IS NOT NULL)
+             GROUP BY s.id, t.id, e.target_name, e.kind
+             ORDER BY s.name_path, s.path, coalesce(t.name_path, e.target_name), t.path, e.kind
+             LIMIT %(limit)s""",
+        params,
+    ).fetchall()
+    truncated = len(rows) > filters.limit
+    nodes: dict[str, _Node] = {}
+    edges: list[_Edge] = []
+    for row in rows[: filters.limit]:
+        source = _Node(str(row[0]), *row[1:6])
+        target = _Node(str(row[6]) if row[6] is not None else f"external:{row[7]}", *row[7:12])
+        nodes.setdefault(source.key, source)
+        nodes.setdefault(target.key, target)
+        edges.append(_Edge(source.key, target.key, row[12], round(row[13], 4), f"{source.path}:{row[14]}", row[15]))
+    ordered = sorted(nodes.values(), key=lambda node: (node.name_path, node.path or "", node.key))
+    return ordered, edges, truncated
+
+
+def _json(nodes: list[_Node], edges: list[_Edge], truncated: bool) -> str:
+    return json.dumps(
+        {
+            "nodes": [
+                {
+                    "id": n.key,
+                    "name_path": n.name_path,
+                    "kind": n.kind,
+                    "path": n.path,
+                    "start_line": n.start_line,
+                    "end_line": n.end_line,
+                }
+                for n in nodes
+            ],
+            "edges": [
+                {
+                    "source": e.source,
+                    "target": e.target,
+                    "kind": e.kind,
+                    "confidence": e.confidence,
+                    "evidence": e.evidence,
+                    "references": e.references,
+                }
+                for e in edges
+            ],
+            "truncated": truncated,
+        },
+        indent=2,
+    )
+
+
+_DOT_SHAPES = {"module": "folder", "class": "box", "struct": "box", "interface": "box", "external": "ellipse"}
+_DOT_STYLES = {"imports": "dashed", "inherits": "bold"}
+
+
+def _dot_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _dot(nodes: list[_Node], edges: list[_Edge]) -> str:
+    lines = ["digraph lode {", "  rankdir=LR;", "  node [fontname=Helvetica, fontsize=10];"]
+    for node in nodes:
+        attributes = f"label={_dot_string(node.name_path)}, shape={_DOT_SHAPES.get(node.kind, 'oval')}"
+        if node.kind == "external":
+            attributes += ", style=dashed"
+        lines.append(f"  {_dot_string(node.key)} [{attributes}];")
+    for edge in edges:
+        style = _DOT_STYLES.get(edge.kind, "solid")
+        label = _dot_string(f"{edge.kind} {edge.confidence:g}")
+        lines.append(f"  {_dot_string(edge.source)} -> {_dot_string(edge.target)} [label={label}, style={style}];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_label(text: str) -> str:
+    """Mermaid labels are quoted; quotes and angle brackets are entity-escaped."""
+    return '"' + text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;") + '"'
+
+
+_MERMAID_ARROWS = {"calls": "-->", "imports": "-.->", "inherits": "==>"}
+
+
+def _mermaid(nodes: list[_Node], edges: list[_Edge]) -> str:
+    ids = {node.key: f"n{index}" for index, node in enumerate(nodes)}
+    lines = ["flowchart LR"]
+    for node in nodes:
+        open_, close = ("([", "])") if node.kind == "external" else ("[", "]")
+        lines.append(f"  {ids[node.key]}{open_}{_mermaid_label(node.name_path)}{close}")
+    for edge in edges:
+        arrow = _MERMAID_ARROWS[edge.kind]
+        lines.append(
+            f"  {ids[edge.source]} {arrow}|{_mermaid_label(f'{edge.kind} {edge.confidence:g}')}| {ids[edge.target]}"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,696 @@
+"""Graph facts of one file, extracted in the worker from the chunker's parse tree: its nodes and raw references.
+
+Nodes are the file's definitions (one per distinct name path among its symbol chunks, so a chunk split into
+parts is one node) plus a module node. References are recorded as written; resolve.py turns them into edges
+once the whole repository is known. One tree-sitter query per language collects everything in one pass in C;
+Python only looks at the captures, so the cost is proportional to the number of calls, not of tree nodes.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import posixpath
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from tree_sitter import Node, Query, QueryCursor, Tree
+
+from lode.chunking.languages import CONTAINER_KINDS
+from lode.chunking.treesitter import _language
+from lode.model import ChunkedFile
+
+MODULE_ORDINAL = 0xFFFFF  # the module node's id is (file_id << 20) | MODULE_ORDINAL
+NOT_SYMBOLS = frozenset({"module", "window"})
+
+# Reference.hint values besides a type expression
+SELF = "@self"  # the call's first name is the enclosing type's instance (self, cls, this, a Go receiver)
+SUPER = "@super"  # the call goes to the enclosing type's bases (super().m, super.m)
+EXTERNAL = "@external"  # imports: a package outside the repository (JS bare specifier)
+PACKAGE = "@package"  # imports: a Go import path
+
+# Binding.kind values
+IMPORT = "import"  # target: an absolute qualified name (a module or a symbol)
+STAR = "star"  # target: a module whose names are all bound (Python `import *`, JS `export *`, Java `.*`)
+INSTANCE = "instance"  # target: a type expression; the name holds an instance of it
+EXTERNAL_NAME = "external"  # target: a name outside the repository
+GO_PACKAGE = "package"  # target: a Go import path
+
+
+@dataclass(slots=True)
+class Symbol:
+    """A graph node: a definition (its first chunk's ordinal) or the module (MODULE_ORDINAL)."""
+
+    ordinal: int
+    kind: str
+    name: str
+    name_path: str
+    start_line: int
+    end_line: int
+
+
+@dataclass(slots=True)
+class Binding:
+    """A name bound in a scope by an import or an assignment, visible to other files' resolution."""
+
+    scope: int  # index into FileFacts.symbols
+    name: str
+    target: str
+    kind: str  # IMPORT | STAR | INSTANCE | EXTERNAL_NAME | GO_PACKAGE
+    line: int
+
+
+@dataclass(slots=True)
+class Reference:
+    kind: str  # calls | imports | inherits
+    source: int  # index into FileFacts.symbols: the enclosing definition, or 0 for the module
+    name: str  # as written (calls, inherits) or the absolute target (imports)
+    line: int
+    hint: str | None = None  # calls: SELF, SUPER or the receiver's type expression; imports: EXTERNAL, PACKAGE
+
+
+@dataclass(slots=True)
+class FileFacts:
+    path: str
+    language: str
+    module: str
+    namespace: str  # the prefix of the file's name paths: the module, or the Go/Java package
+    symbols: list[Symbol]  # symbols[0] is the module node
+    bindings: list[Binding] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+
+
+def extract_facts(
+    path: str, text: str, language: str, module: str, chunked: ChunkedFile, tree: Tree | None
+) -> FileFacts:
+    """The graph facts of one chunked file. `tree` is the parse chunk_file_with_tree returned, or None."""
+    data = text.encode("utf-8", "surrogatepass")  # the same byte offsets as the chunker's parse
+    line_count = data.count(b"\n") + 1
+    symbols, owners = _symbols(chunked, module, data, line_count)
+    facts = FileFacts(path, language, module, module, symbols)
+    if tree is not None:
+        extract = _EXTRACTORS.get(language, _extract_by_name)
+        extract(_File(facts, data, owners, {s.name_path: i for i, s in enumerate(symbols)}), tree.root_node)
+    return facts
+
+
+def _symbols(chunked: ChunkedFile, module: str, data: bytes, line_count: int) -> tuple[list[Symbol], _Owners]:
+    """The file's nodes, and where each of them lies."""
+    module_name = module.rpartition(".")[2] or module
+    symbols = [Symbol(MODULE_ORDINAL, "module", module_name, module, 1, line_count)]
+    index: dict[str, int] = {}
+    spans: list[_Span] = []
+    for ordinal, chunk in enumerate(chunked.chunks):
+        if chunk.kind in NOT_SYMBOLS or not chunk.name_path:
+            continue
+        position = index.get(chunk.name_path)
+        if position is None:
+            position = index[chunk.name_path] = len(symbols)
+            symbols.append(
+                Symbol(ordinal, chunk.kind, chunk.name or "", chunk.name_path, chunk.start_line, chunk.end_line)
+            )
+        else:
+            symbol = symbols[position]
+            symbol.start_line = min(symbol.start_line, chunk.start_line)
+            symbol.end_line = max(symbol.end_line, chunk.end_line)
+        spans.append(
+            _Span(
+                chunk.start_line - 1,
+                chunk.end_line - 1,
+                chunk.start_byte,
+                chunk.end_byte,
+                chunk.name_path.count("."),
+                position,
+            )
+        )
+    return symbols, _Owners(spans, data, line_count)
+
+
+class _Span(NamedTuple):
+    first_row: int
+    last_row: int
+    start: int  # bytes
+    end: int
+    depth: int
+    symbol: int
+
+
+class _Owners:
+    """The innermost node around a position: looked up by line, or by byte on the few lines that two
+    definitions share (`class A { m() {} n() {} }`)."""
+
+    def __init__(self, spans: list[_Span], data: bytes, line_count: int) -> None:
+        spans.sort(key=lambda s: (s.first_row, -s.last_row, s.depth))  # inner definitions after outer ones
+        self.by_row = [0] * (line_count + 1)
+        shared_rows: set[int] = set()
+        for span in spans:
+            self.by_row[span.first_row : span.last_row + 1] = [span.symbol] * (span.last_row - span.first_row + 1)
+            if data[data.rfind(b"\n", 0, span.start) + 1 : span.start].strip():
+                shared_rows.add(span.first_row)
+            line_end = data.find(b"\n", span.end)
+            if data[span.end : line_end if line_end >= 0 else len(data)].strip():
+                shared_rows.add(span.last_row)
+        self.shared = {
+            row: [s for s in spans if s.first_row <= row <= s.last_row] for row in shared_rows
+        }  # outer spans first
+
+    def __call__(self, node: Node) -> int:
+        row = node.start_point.row
+        spans = self.shared.get(row)
+        if spans is None:
+            return self.by_row[row]
+        offset = node.start_byte
+        owner = 0
+        for span in spans:
+            if span.start <= offset < span.end:
+                owner = span.symbol
+        return owner
+
+
+class _File:
+    """The per-file state the extractors share."""
+
+    def __init__(self, facts: FileFacts, data: bytes, owner: _Owners, by_path: dict[str, int]) -> None:
+        self.facts = facts
+        self.data = data
+        self.owner = owner  # owner(node): the index of the symbol around a node
+        self.by_path = by_path
+        self.symbols = facts.symbols
+        # receiver types of local names: (scope, name) -> [(byte offset from which it holds, type expression)]
+        self.locals: dict[tuple[int, str], list[tuple[int, str]]] = {}
+
+    def text(self, node: Node) -> str:
+        return self.data[node.start_byte : node.end_byte].decode("utf-8", "replace")
+
+    def enclosing_type(self, scope: int) -> int | None:
+        """The symbol index of the type a method belongs to, when it is in this file."""
+        symbol = self.symbols[scope]
+        if symbol.kind != "method":
+            return None
+        return self.by_path.get(symbol.name_path.rpartition(".")[0])
+
+    def bind(self, scope: int, name: str, target: str, kind: str, line: int) -> None:
+        self.facts.bindings.append(Binding(scope, name, target, kind, line))
+
+    def refer(self, kind: str, source: int, name: str, line: int, hint: str | None = None) -> None:
+        self.facts.references.append(Reference(kind, source, name, line, hint))
+
+    def assign(self, node: Node, name: str, type_name: str | None, self_names: frozenset[str]) -> None:
+        """After `node`, `name` (an identifier or `self.x`) holds an instance of `type_name`."""
+        if not type_name:
+            return
+        scope = self.owner(node)
+        kind = self.symbols[scope].kind
+        line = node.start_point.row + 1
+        head, dot, attribute = name.partition(".")
+        if dot:
+            owner_type = self.enclosing_type(scope)
+            if head in self_names and "." not in attribute and owner_type is not None:
+                self.bind(owner_type, attribute, type_name, INSTANCE, line)
+        elif kind in ("function", "method"):
+            self.locals.setdefault((scope, name), []).append((node.end_byte, type_name))
+        else:  # module or type body: visible to other files
+            self.bind(scope, name, type_name, INSTANCE, line)
+
+    def call(self, node: Node, name: str, self_names: frozenset[str]) -> None:
+        """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver."""
+        scope = self.owner(node)
+        head, dot, _ = name.partition(".")
+        hint: str | None = None
+        if dot:
+            if head in self_names and self.symbols[scope].kind == "method":
+                hint = SELF
+            elif head in _SUPER_NAMES:
+                hint = SUPER
+            elif (assigned := self.locals.get((scope, head))) is not None:
+                offset = node.start_byte
+                before = [item for item in assigned if item[0] <= offset]
+                hint = max(before)[1] if before else None
+            elif constructed := _CONSTRUCTED.match(name):  # `C().m()`, `new C().m()`
+                hint = constructed.group(1)
+        self.facts.references.append(Reference("calls", scope, name, node.start_point.row + 1, hint))
+
+
+_PYTHON_SELF = frozenset({"self", "cls"})
+_THIS = frozenset({"this"})
+_SUPER_NAMES = frozenset({"super()", "super"})
+_NO_NAMES: frozenset[str] = frozenset()
+_CONSTRUCTED = re.compile(r"([A-Za-z_$][\w$.]*)\(\)\.[\w$#]+\Z")
+_NEW = re.compile(r"\bnew\s+")
+_SUPER_CALL = re.compile(r"super\([^()]*\)\.")
+_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
+_START = operator.attrgetter("start_byte")
+_SPACE = re.compile(r"\s+")
+_TIGHT = re.compile(r"\s*([.()\[\],])\s*")  # whitespace around punctuation goes
+_ARGUMENTS = re.compile(r"\((?:[^()]|\(\))+\)")
+_MAX_RAW = 120
+
+
+def _callee(text: str) -> str:
+    """A callee as a dotted name when it is one, else its text with whitespace collapsed, truncated."""
+    if _DOTTED.match(text):
+        return text
+    text = _SPACE.sub(" ", _TIGHT.sub(r"\1", _NEW.sub("", text))).replace("?.", ".")
+    text = _SUPER_CALL.sub("super().", text, count=1)
+    if text.startswith(("super().", "super.")) or _DOTTED.match(text):
+        return text
+    while (shorter := _ARGUMENTS.sub("()", text)) != text:  # `a(x).b(y).c` -> `a().b().c`
+        text = shorter
+    return text[:_MAX_RAW]
+
+
+def _first(node: Node) -> Node | None:
+    """The first named child (Node.named_child raises past the end)."""
+    return node.named_children[0] if node.named_child_count else None
+
+
+@functools.cache
+def _query(language: str, source: str) -> Query:
+    return Query(_language(language), source)
+
+
+def _captures(language: str, source: str, root: Node) -> dict[str, list[Node]]:
+    """The nodes each capture of the language's query matched, by capture name, in source order (the
+    cursor's order varies from run to run)."""
+    found = QueryCursor(_query(language, source)).captures(root)
+    return {name: sorted(nodes, key=_START) for name, nodes in found.items()}
+
+
+# ---- Python -----------------------------------------------------------------------------------------------
+
+_PYTHON_QUERY = """
+(call function: [(identifier) (attribute)] @call)
+(import_statement) @import
+(import_from_statement) @import
+(class_definition superclasses: (argument_list) @bases)
+(assignment left: [(identifier) (attribute)] right: (call function: [(identifier) (attribute)])) @assign
+(assignment left: [(identifier) (attribute)] type: (type)) @assign
+(typed_parameter type: (type)) @parameter
+(typed_default_parameter type: (type)) @parameter
+"""
+_PY_TYPE = re.compile(r"""["']?(?:Optional\[)?([A-Za-z_][\w.]*)\]?(?:\s*\|\s*None)?["']?\Z""")
+
+
+def _python_type(text: str) -> str | None:
+    match = _PY_TYPE.match(text.strip())
+    return match.group(1) if match else None
+
+
+def _extract_python(file: _File, root: Node) -> None:
+    facts = file.facts
+    is_package = posixpath.basename(facts.path).startswith("__init__.")
+    package = facts.module if is_package else facts.module.rpartition(".")[0]
+    found = _captures("python", _PYTHON_QUERY, root)
+    for node in found.get("import", ()):
+        _python_import(file, node, package)
+    for node in found.get("bases", ()):
+        _inherits(file, node, [child for child in node.named_children if child.type in ("identifier", "attribute")])
+    for node in found.get("assign", ()):
+        left, right, annotation = (node.child_by_field_name(name) for name in ("left", "right", "type"))
+        assert left is not None
+        if annotation is not None:
+            file.assign(node, file.text(left), _python_type(file.text(annotation)), _PYTHON_SELF)
+        elif right is not None and (function := right.child_by_field_name("function")) is not None:
+            file.assign(node, file.text(left), _callee(file.text(function)), _PYTHON_SELF)
+    for node in found.get("parameter", ()):
+        annotation = node.child_by_field_name("type")
+        name = node.child_by_field_name("name") or _first(node)
+        if annotation is not None and name is not None and name.type == "identifier":
+            file.assign(node, file.text(name), _python_type(file.text(annotation)), _PYTHON_SELF)
+    for node in found.get("call", ()):
+        file.call(node, _callee(file.text(node)), _PYTHON_SELF)
+
+
+def _inherits(file: _File, node: Node, bases: Sequence[Node | str]) -> None:
+    """Base expressions of the type whose header holds `node`, when that type is a node."""
+    scope = file.owner(node)
+    if file.symbols[scope].kind not in CONTAINER_KINDS:
+        return  # a class inside a function or block: not a node
+    line = node.start_point.row + 1
+    for base in bases:
+        file.refer("inherits", scope, base if isinstance(base, str) else _callee(file.text(base)), line)
+
+
+def _python_import(file: _File, node: Node, package: str) -> None:
+    scope = file.owner(node)
+    line = node.start_point.row + 1
+    if node.type == "import_statement":
+        for item in node.children_by_field_name("name"):
+            if item.type == "aliased_import":
+                dotted = file.text(item.child_by_field_name("name"))  # type: ignore[arg-type]
+                alias = file.text(item.child_by_field_name("alias"))  # type: ignore[arg-type]
+                file.bind(scope, alias, dotted, IMPORT, line)
+            else:
+                dotted = file.text(item)
+                head = dotted.partition(".")[0]
+                file.bind(scope, head, head, IMPORT, line)
+            file.refer("imports", scope, dotted, line)
+        return
+    source = node.child_by_field_name("module_name")
+    assert source is not None
+    base = _python_absolute(file, source, package)
+    if any(child.type == "wildcard_import" for child in node.children):
+        file.bind(scope, "*", base, STAR, line)
+        file.refer("imports", scope, base, line)
+        return
+    for item in node.children_by_field_name("name"):
+        if item.type == "aliased_import":
+            name = file.text(item.child_by_field_name("name"))  # type: ignore[arg-type]
+            alias = file.text(item.child_by_field_name("alias"))  # type: ignore[arg-type]
+        else:
+            name = alias = file.text(item)
+        target = f"{base}.{name}" if base else name
+        file.bind(scope, alias, target, IMPORT, line)
+        file.refer("imports", scope, target, line)
+
+
+def _python_absolute(file: _File, source: Node, package: str) -> str:
+    """The absolute module of `from SOURCE import ...`; a relative one above the top level stays relative."""
+    if source.type != "relative_import":
+        return file.text(source)
+    children = source.named_children
+    level = len(file.text(children[0])) if children else 1
+    rest = children[1] if len(children) > 1 else None
+    tail = file.text(rest) if rest is not None else ""
+    parts = package.split(".") if package else []
+    keep = len(parts) - (level - 1)
+    if keep < 1:  # beyond the top-level package: Python refuses it, so it resolves to nothing
+        return "." * level + tail
+    return ".".join([*parts[:keep], tail] if tail else parts[:keep])
+
+
+# ---- JavaScript, TypeScript -------------------------------------------------------------------------------
+
+_JS_QUERY = """
+(call_expression function: [(identifier) (member_expression)] @call)
+(new_expression constructor: [(identifier) (member_expression)] @call)
+(call_expression function: (super) @super)
+(import_statement) @import
+(export_statement) @export
+(class_heritage) @heritage
+(variable_declarator name: (identifier) value: (new_expression)) @assign
+(variable_declarator value: (call_expression function: (identifier) arguments: (arguments . (string) .))) @require
+(assignment_expression left: (member_expression object: (this)) right: (new_expression)) @assign
+"""
+_TS_QUERY = (
+    _JS_QUERY
+    + """
+(required_parameter pattern: (identifier) type: (type_annotation)) @parameter
+(optional_parameter pattern: (identifier) type: (type_annotation)) @parameter
+(public_field_definition name: (property_identifier) type: (type_annotation)) @field
+(extends_type_clause) @heritage
+"""
+)
+_JS_EXTENSIONS = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
+_TS_TYPE = re.compile(r":\s*([A-Za-z_$][\w$.]*)\s*(?:\|\s*(?:null|undefined)\s*)?\Z")
+
+
+def _js_module(file: _File, specifier: str) -> tuple[str, bool]:
+    """(module name, in the repository) of an import specifier; bare specifiers are packages outside it."""
+    if not specifier.startswith("."):
+        return specifier, False
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(file.facts.path), specifier))
+    for extension in _JS_EXTENSIONS:
+        if target.endswith(extension):
+            target = target[: -len(extension)]
+            break
+    return target.replace("/", "."), not target.startswith("..")
+
+
+def _string(file: _File, node: Node | None) -> str:
+    return file.text(node).strip("'\"`") if node is not None else ""
+
+
+def _extract_js(language: str) -> Callable[[_File, Node], None]:
+    query = _TS_QUERY if language in ("typescript", "tsx") else _JS_QUERY
+
+    def extract(file: _File, root: Node) -> None:
+        found = _captures(language, query, root)
+        for node in (*found.get("import", ()), *found.get("export", ())):
+            _js_import_export(file, node)
+        for node in found.get("require", ()):
+            _js_require(file, node)
+        for node in found.get("heritage", ()):
+            bases = [
+                base
+                for clause in node.named_children
+                for base in (clause.named_children if clause.type.endswith("_clause") else [clause])
+                if base.type in ("identifier", "member_expression", "type_identifier", "nested_type_identifier")
+            ]
+            _inherits(file, node, bases)
+        for node in found.get("assign", ()):
+            left = node.child_by_field_name("name") or node.child_by_field_name("left")
+            right = node.child_by_field_name("value") or node.child_by_field_name("right")
+            constructor = right.child_by_field_name("constructor") if right is not None else None
+            if left is not None and constructor is not None:
+                file.assign(node, _callee(file.text(left)), _callee(file.text(constructor)), _THIS)
+        for node in found.get("parameter", ()):
+            pattern, annotation = node.child_by_field_name("pattern"), node.child_by_field_name("type")
+            if pattern is not None and annotation is not None and (match := _TS_TYPE.match(file.text(annotation))):
+                is_property = any(child.type == "accessibility_modifier" for child in node.children)
+                file.assign(node, ("this." if is_property else "") + file.text(pattern), match.group(1), _THIS)
+        for node in found.get("field", ()):
+            name, annotation = node.child_by_field_name("name"), node.child_by_field_name("type")
+            if name is not None and annotation is not None and (match := _TS_TYPE.match(file.text(annotation))):
+                file.assign(node, file.text(name), match.group(1), _THIS)
+        for node in found.get("call", ()):
+            file.call(node, _callee(file.text(node)), _THIS)
+        for node in found.get("super", ()):  # super(...) in a constructor
+            file.call(node, "super.constructor", _THIS)
+
+    return extract
+
+
+def _js_import_export(file: _File, node: Node) -> None:
+    scope = file.owner(node)
+    line = node.start_point.row + 1
+    module = file.facts.module
+    source = node.child_by_field_name("source")
+    target, inside = _js_module(file, _string(file, source)) if source is not None else (module, True)
+    kind = IMPORT if inside else EXTERNAL_NAME
+    if source is not None:
+        file.refer("imports", scope, target, line, None if inside else EXTERNAL)
+    if node.type == "import_statement":
+        clause = next((child for child in node.named_children if child.type == "import_clause"), None)
+        for item in clause.named_children if clause is not None else ():
+            if item.type == "identifier":  # default import
+                file.bind(scope, file.text(item), f"{target}.default", kind, line)
+            elif item.type == "namespace_import":
+                file.bind(scope, file.text(_first(item)), target, kind, line)  # type: ignore[arg-type]
+            elif item.type == "named_imports":
+                for specifier in item.named_children:
+                    if specifier.type == "import_specifier":
+                        name = file.text(specifier.child_by_field_name("name"))  # type: ignore[arg-type]
+                        alias = specifier.child_by_field_name("alias")
+                        file.bind(scope, file.text(alias) if alias else name, f"{target}.{name}", kind, line)
+        return
+    declaration = node.child_by_field_name("declaration")
+    value = node.child_by_field_name("value")
+    is_default = any(child.type == "default" for child in node.children)
+    if is_default and declaration is not None and (named := declaration.child_by_field_name("name")) is not None:
+        file.bind(0, "default", f"{module}.{file.text(named)}", IMPORT, line)
+    elif is_default and value is not None and value.type == "identifier":
+        file.bind(0, "default", f"{module}.{file.text(value)}", IMPORT, line)
+    clause = next((child for child in node.named_children if child.type == "export_clause"), None)
+    if clause is not None:
+        for specifier in clause.named_children:
+            if specifier.type == "export_specifier":
+                name = file.text(specifier.child_by_field_name("name"))  # type: ignore[arg-type]
+                alias = specifier.child_by_field_name("alias")
+                if source is not None or alias is not None:  # `export {x}` binds nothing new
+                    file.bind(0, file.text(alias) if alias else name, f"{target}.{name}", kind, line)
+    elif source is not None:  # export * from '...' or export * as ns from '...'
+        namespace = next((child for child in node.named_children if child.type == "namespace_export"), None)
+        if namespace is not None and namespace.named_child_count:
+            file.bind(0, file.text(_first(namespace)), target, kind, line)  # type: ignore[arg-type]
+        elif inside:
+            file.bind(0, "*", target, STAR, line)
+
+
+def _js_require(file: _File, node: Node) -> None:
+    """`const x = require('./m')` binds the module; `const {a, b: c} = require('./m')` binds its names."""
+    value = node.child_by_field_name("value")
+    function = value.child_by_field_name("function") if value is not None else None
+    if function is None or file.text(function) != "require":
+        return
+    arguments = value.child_by_field_name("arguments")  # type: ignore[union-attr]
+    target, inside = _js_module(file, _string(file, _first(arguments) if arguments else None))
+    kind = IMPORT if inside else EXTERNAL_NAME
+    scope = file.owner(node)
+    line = node.start_point.row + 1
+    file.refer("imports", scope, target, line, None if inside else EXTERNAL)
+    name = node.child_by_field_name("name")
+    if name is None:
+        return
+    if name.type == "identifier":
+        file.bind(scope, file.text(name), target, kind, line)
+    elif name.type == "object_pattern":
+        for item in name.named_children:
+            if item.type == "shorthand_property_identifier_pattern":
+                file.bind(scope, file.text(item), f"{target}.{file.text(item)}", kind, line)
+            elif item.type == "pair_pattern" and (key := item.child_by_field_name("key")) is not None:
+                alias = item.child_by_field_name("value")
+                if alias is not None and alias.type == "identifier":
+                    file.bind(scope, file.text(alias), f"{target}.{file.text(key)}", kind, line)
+
+
+# ---- Go ---------------------------------------------------------------------------------------------------
+
+_GO_QUERY = """
+(call_expression function: [(identifier) (selector_expression)] @call)
+(import_spec) @import
+(package_clause (package_identifier) @package)
+(method_declaration receiver: (parameter_list (parameter_declaration name: (identifier) @receiver)))
+(field_declaration_list (field_declaration !name type: _ @embed))
+(short_var_declaration) @assign
+(var_spec name: (identifier) type: _) @assign
+"""
+_GO_VERSION = re.compile(r"v\d+\Z")
+
+
+def go_package_name(import_path: str) -> str:
+    parts = [part for part in import_path.split("/") if part and not _GO_VERSION.match(part)]
+    return parts[-1].removeprefix("go-").split(".")[0] if parts else import_path
+
+
+def _go_type(file: _File, node: Node | None) -> str | None:
+    """`T`, `pkg.T`, `&T{}`, `T{}`, `*T` as a type expression."""
+    while node is not None and node.type in ("unary_expression", "pointer_type", "composite_literal"):
+        node = node.child_by_field_name("operand" if node.type == "unary_expression" else "type") or (_first(node))
+    if node is None or node.type not in ("type_identifier", "qualified_type", "identifier"):
+        return None
+    return file.text(node)
+
+
+def _extract_go(file: _File, root: Node) -> None:
+    found = _captures("go", _GO_QUERY, root)
+    for node in found.get("package", ()):
+        file.facts.namespace = file.text(node)
+    for node in found.get("import", ()):
+        path = _string(file, node.child_by_field_name("path"))
+        alias = node.child_by_field_name("name")
+        line = node.start_point.row + 1
+        name = file.text(alias) if alias is not None else go_package_name(path)
+        if name not in ("_", "."):
+            file.bind(0, name, path, GO_PACKAGE, line)
+        file.refer("imports", 0, path, line, PACKAGE)
+    for node in found.get("embed", ()):
+        if (base := _go_type(file, node)) is not None:
+            _inherits(file, node, [base])
+    for node in found.get("assign", ()):
+        if node.type == "short_var_declaration":
+            left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+            if left is not None and right is not None and left.named_child_count == right.named_child_count == 1:
+                target = _first(left)
+                if target is not None and target.type == "identifier":
+                    file.assign(node, file.text(target), _go_type(file, _first(right)), _NO_NAMES)
+        elif (variable := node.child_by_field_name("name")) is not None:  # var x T
+            file.assign(node, file.text(variable), _go_type(file, node.child_by_field_name("type")), _NO_NAMES)
+    receivers = {file.owner(node): frozenset({file.text(node)}) for node in found.get("receiver", ())}
+    for node in found.get("call", ()):
+        file.call(node, _callee(file.text(node)), receivers.get(file.owner(node), _NO_NAMES))
+
+
+# ---- Java -------------------------------------------------------------------------------------------------
+
+_JAVA_QUERY = """
+(method_invocation) @call
+(object_creation_expression type: _ @new)
+(import_declaration) @import
+(package_declaration) @package
+(superclass _ @base)
+(super_interfaces (type_list _ @base))
+(extends_interfaces (type_list _ @base))
+(local_variable_declaration) @variable
+(field_declaration) @variable
+(formal_parameter) @parameter
+"""
+
+
+def _java_type(file: _File, node: Node | None) -> str | None:
+    if node is None:
+        return None
+    if node.type == "generic_type":
+        node = _first(node)
+    if node is None or node.type not in ("type_identifier", "scoped_type_identifier"):
+        return None
+    return file.text(node)
+
+
+def _extract_java(file: _File, root: Node) -> None:
+    found = _captures("java", _JAVA_QUERY, root)
+    for node in found.get("package", ()):
+        file.facts.namespace = file.text(_first(node))  # type: ignore[arg-type]
+    for node in found.get("import", ()):
+        if (dotted := _first(node)) is None:
+            continue
+        imported = file.text(dotted)
+        line = node.start_point.row + 1
+        if any(child.type == "asterisk" for child in node.children):
+            file.bind(0, "*", imported, STAR, line)
+        else:
+            file.bind(0, imported.rpartition(".")[2], imported, IMPORT, line)
+        file.refer("imports", 0, imported, line)
+    for node in found.get("base", ()):
+        if (type_name := _java_type(file, node)) is not None:
+            _inherits(file, node, [type_name])
+    for node in found.get("variable", ()):
+        type_name = _java_type(file, node.child_by_field_name("type"))
+        for declarator in node.children_by_field_name("declarator"):
+            if (name := declarator.child_by_field_name("name")) is not None:
+                file.assign(node, file.text(name), type_name, _THIS)
+    for node in found.get("parameter", ()):
+        if (name := node.child_by_field_name("name")) is not None:
+            file.assign(node, file.text(name), _java_type(file, node.child_by_field_name("type")), _THIS)
+    for node in found.get("call", ()):
+        method, target = node.child_by_field_name("name"), node.child_by_field_name("object")
+        if method is not None:
+            callee = file.text(method) if target is None else f"{file.text(target)}.{file.text(method)}"
+            file.call(node, _callee(callee), _THIS)
+    for node in found.get("new", ()):
+        if (type_name := _java_type(file, node)) is not None:
+            file.call(node, type_name, _THIS)
+
+
+# ---- other languages: calls by name -----------------------------------------------------------------------
+
+_CALL_QUERIES = {
+    "c": "(call_expression function: _ @call)",
+    "cpp": "(call_expression function: _ @call)",
+    "rust": "(call_expression function: _ @call)",
+    "ruby": "(call method: _ @call)",
+    "php": """(function_call_expression function: _ @call)
+              (member_call_expression name: _ @call)
+              (scoped_call_expression name: _ @call)
+              (object_creation_expression (name) @call)""",
+    "csharp": """(invocation_expression function: _ @call)
+                 (object_creation_expression type: _ @call)""",
+}
+_GENERIC_ARGUMENTS = re.compile(r"<[^<>]*>")
+_NAME_PARTS = re.compile(r"[A-Za-z_]\w*")
+
+
+def _extract_by_name(file: _File, root: Node) -> None:
+    """Calls as `Qualifier.name` (the last two names of the callee) for languages resolved by name."""
+    query = _CALL_QUERIES.get(file.facts.language)
+    if query is None:
+        return
+    for node in _captures(file.facts.language, query, root).get("call", ()):
+        text = file.text(node)
+        while "<" in text and (stripped := _GENERIC_ARGUMENTS.sub("", text)) != text:
+            text = stripped
+        parts = _NAME_PARTS.findall(text)
+        if parts:
+            file.refer("calls", file.owner(node), ".".join(parts[-2:]), node.start_point.row + 1)
+
+
+_EXTRACTORS: dict[str, Callable[[_File, Node], None]] = {
+    "python": _extract_python,
+    "javascript": _extract_js("javascript"),
+    "typescript": _extract_js("typescript"),
+    "tsx": _extract_js("tsx"),
+    "go": _extract_go,
+    "java": _extract_java,
+}

@@ -1,0 +1,496 @@
+"""Resolution: raw references plus the repository's symbol table -> edges with a confidence.
+
+Rules, by language:
+- Python: `import x`, `import x as y`, `from x import y as z`, relative imports (made absolute at extraction),
+  `import *`, `__init__` re-exports (a module's own imports are its members); `self.m()`/`cls.m()` through the
+  enclosing class, then its bases depth-first in declaration order; `super().m()` through the bases; `C.m()`;
+  module attributes; a receiver typed by `x = C()`, `C().m()`, `x: C`, a `C`-annotated parameter,
+  `self.x = C()` or a class-level `x: C`. Calls of unresolved builtins (len, print, dict.get, ...) are dropped;
+  builtin bases (`object`, `Exception`) and every other miss go external.
+- JavaScript/TypeScript: ES imports (named, default, namespace), `export {..} from`, `export *`,
+  `export default`, `require` (whole module or destructured); `./x` may be `./x/index`; `this.m()`,
+  `super.m()`, `super(...)`, `new C()`; receivers from `x = new C()`, typed parameters and class fields.
+  Bare specifiers (`react`) are external.
+- Go: package-qualified calls through the import path (the target's directory must end the path), same-package
+  names, receiver methods, embedded structs as bases. Java: package-qualified names, imports (single, star,
+  static), implicit `this`, `this.`/`super.`, typed locals, fields and parameters.
+- Other languages: by name (the callee's last name, preferring matches of its qualifier, then the same file),
+  confidence BY_NAME split; a name with more than MAX_CANDIDATES candidates goes external (too common to mean
+  anything, like `get`).
+Not followed: aliases by plain assignment (`f = g`, `x = a or b`), return types, attributes of untyped values.
+Nested functions are no nodes: calls inside them belong to the enclosing definition, calls to them go external.
+
+Every edge carries a confidence: the product of the rule factors below, split evenly across the candidates when
+a reference is ambiguous. A reference with no in-repository target becomes one edge to an external node named
+by what was written, with its import expanded (`np.zeros` -> `numpy.zeros`); nothing is guessed.
+
+Resolving a source node's references records every name it looked up, found or not (hashed): when a file that
+defines or binds one of them changes, they are resolved again. See store.GraphStore.resolve.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import posixpath
+import re
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
+
+from lode.graph import facts as f
+from lode.store.repositories import chunk_id
+
+EXACT = 1.0
+SELF_MEMBER = 0.9  # self.m(), this.m(), implicit this: an override in a subclass may run instead
+INHERITED = 0.9  # per base class climbed
+TYPED_RECEIVER = 0.8  # the receiver's type comes from an assignment or an annotation
+BY_NAME = 0.5  # languages resolved by name only
+MAX_CANDIDATES = 8  # for resolution by name only
+
+TYPE_KINDS = frozenset({"class", "struct", "interface", "trait", "enum"})
+CALLABLE_KINDS = frozenset({"function", "method"}) | TYPE_KINDS
+_FUNCTION_KINDS = frozenset({"function", "method"})
+_JS = frozenset({"javascript", "typescript", "tsx"})
+_RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
+_PYTHON_BUILTINS = frozenset(dir(builtins))
+_NONE: list = []  # an empty result, never mutated
+_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
+
+
+def name_key(name: str) -> int:
+    """A stable 64-bit hash of a looked-up name, as stored in graph_dependencies and graph_dirty_names."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def fact_keys(facts: f.FileFacts) -> set[str]:
+    """The names a file defines or binds: what its arrival or departure may change for other files."""
+    return definition_keys(
+        facts.path,
+        facts.language,
+        [(symbol.name_path, symbol.name) for symbol in facts.symbols],
+        [(facts.symbols[binding.scope].name_path, binding.name) for binding in facts.bindings],
+    )
+
+
+def definition_keys(
+    path: str, language: str, nodes: Iterable[tuple[str, str]], bindings: Iterable[tuple[str, str]]
+) -> set[str]:
+    keys = {key for name_path, name in nodes for key in (name_path, "~" + name)}
+    keys.update(f"{scope}.{name}" for scope, name in bindings)
+    if language == "go":
+        keys.add("dir:" + posixpath.dirname(path))
+    return keys
+
+
+class FileInfo(NamedTuple):
+    file_id: int
+    path: str
+    language: str
+    module: str
+    namespace: str
+
+    @property
+    def directory(self) -> str:
+        return posixpath.dirname(self.path)
+
+
+class NodeInfo(NamedTuple):
+    id: int
+    file_id: int
+    kind: str
+    name: str
+    name_path: str
+
+
+class BindingInfo(NamedTuple):
+    file_id: int
+    scope_id: int
+    scope: str
+    name: str
+    target: str
+    kind: str
+
+
+class ReferenceInfo(NamedTuple):
+    id: int
+    source_id: int
+    kind: str
+    name: str
+    line: int
+    hint: str | None
+
+
+class Edge(NamedTuple):
+    source_id: int
+    target_id: int | None  # None: the external node `target_name`
+    target_name: str | None
+    kind: str
+    confidence: float
+    line: int
+
+
+class _Value(NamedTuple):
+    node: NodeInfo
+    instance: bool  # an instance of node (a type), not node itself
+    confidence: float
+
+
+class _Drop(Exception):
+    """The reference names a builtin: it makes no edge."""
+
+
+class SymbolTable:
+    """Everything resolution reads about a repository, indexed."""
+
+    def __init__(
+        self,
+        files: Iterable[FileInfo],
+        nodes: Iterable[NodeInfo],
+        bindings: Iterable[BindingInfo],
+        bases: Iterable[tuple[int, str]],  # (type node id, base expression) in declaration order
+    ) -> None:
+        self.files = {file.file_id: file for file in files}
+        self.nodes: dict[int, NodeInfo] = {}
+        self.by_path: dict[str, list[NodeInfo]] = {}
+        self.by_name: dict[str, list[NodeInfo]] = {}
+        self.modules_by_dir: dict[str, list[NodeInfo]] = {}
+        for node in sorted(nodes, key=lambda n: n.id):
+            self.nodes[node.id] = node
+            self.by_path.setdefault(node.name_path, []).append(node)
+            self.by_name.setdefault(node.name, []).append(node)
+            if node.kind == "module":
+                self.modules_by_dir.setdefault(self.files[node.file_id].directory, []).append(node)
+        self.bindings: dict[tuple[str, str, int], list[BindingInfo]] = {}  # (scope, name, file id)
+        for binding in bindings:
+            self.bindings.setdefault((binding.scope, binding.name, binding.file_id), []).append(binding)
+        self.bases: dict[int, list[str]] = {}
+        for node_id, expression in bases:
+            self.bases.setdefault(node_id, []).append(expression)
+
+
+class Resolver:
+    """Resolves references against a SymbolTable, memoising what does not depend on the reference."""
+
+    def __init__(self, table: SymbolTable) -> None:
+        self.table = table
+        self._memo: dict[tuple[object, ...], tuple[list[_Value], frozenset[str]]] = {}
+        self._deps: list[set[str]] = [set()]
+        self._active: set[tuple[object, ...]] = set()
+        self._cuts = 0  # cycles cut so far; a result computed across a cut depends on its caller: not memoised
+        self._key_hashes: dict[str, int] = {}
+
+    def resolve(self, references: list[ReferenceInfo]) -> tuple[list[Edge], list[int]]:
+        """The edges of one source node's references, and the hashed names their resolution looked up."""
+        self._deps = [set()]
+        edges: list[Edge] = []
+        for reference in references:
+            source = self.table.nodes[reference.source_id]
+            file = self.table.files[source.file_id]
+            try:
+                edges += self._edges(reference, self._reference(reference, source, file), file, source)
+            except _Drop:
+                pass
+        hashes = self._key_hashes
+        keys = sorted({hashes.get(key) or hashes.setdefault(key, name_key(key)) for key in self._deps[0]})
+        return edges, keys
+
+    # -- per reference kind
+
+    def _reference(self, reference: ReferenceInfo, source: NodeInfo, file: FileInfo) -> list[_Value]:
+        if reference.kind == "imports":
+            if reference.hint == f.EXTERNAL:
+                return []
+            if reference.hint == f.PACKAGE:
+                return [_Value(module, False, EXACT) for module in self._package_modules(reference.name)]
+            if found := [value for value in self._qualified(reference.name) if not value.instance]:
+                return found
+            # `from m import x` where x is no node (a variable): the edge goes to module m
+            return [v for v in self._qualified(reference.name.rpartition(".")[0]) if v.node.kind == "module"]
+        if reference.kind == "inherits":
+            return self._types(self._expression(reference.name, source, file))
+        if file.language not in _RESOLVED_BY_SCOPE:
+            return self._by_name(reference.name, file)
+        parts = reference.name.split(".")
+        hint = reference.hint
+        if hint in (f.SELF, f.SUPER):
+            owner = self._enclosing_type(source)
+            if owner is None:
+                return []
+            if hint == f.SELF:
+                values = [_Value(owner, True, SELF_MEMBER)]
+            else:
+                values = [_Value(base.node, True, base.confidence) for base in self._bases(owner)]
+            return self._members(values, parts[1:])
+        if hint:  # the receiver's type: what follows it in the name are members
+            receivers = self._instances(self._expression(hint, source, file), TYPED_RECEIVER)
+            members = reference.name.rpartition(").")[2] if ")." in reference.name else reference.name.partition(".")[2]
+            return self._members(receivers, members.split("."))
+        return self._expression(reference.name, source, file)
+
+    def _edges(self, reference: ReferenceInfo, values: list[_Value], file: FileInfo, source: NodeInfo) -> list[Edge]:
+        wanted = CALLABLE_KINDS if reference.kind == "calls" else TYPE_KINDS if reference.kind == "inherits" else None
+        best: dict[int, float] = {}
+        for value in values:
+            node = value.node
+            if node.kind == "package" or (wanted is not None and (node.kind not in wanted or value.instance)):
+                continue
+            best[node.id] = max(best.get(node.id, 0.0), value.confidence)
+        by_name = file.language not in _RESOLVED_BY_SCOPE and reference.kind == "calls"
+        if not best or (by_name and len(best) > MAX_CANDIDATES):
+            return [
+                Edge(
+                    reference.source_id,
+                    None,
+                    self._external_name(reference, source, file),
+                    reference.kind,
+                    EXACT,
+                    reference.line,
+                )
+            ]
+        share = len(best)
+        return [
+            Edge(reference.source_id, node_id, None, reference.kind, round(confidence / share, 4), reference.line)
+            for node_id, confidence in sorted(best.items())
+        ]
+
+    def _external_name(self, reference: ReferenceInfo, source: NodeInfo, file: FileInfo) -> str:
+        """The name as written, with a leading imported name replaced by what it imports."""
+        name = reference.name
+        if reference.kind == "imports" or not _DOTTED.match(name) or reference.hint in (f.SELF, f.SUPER):
+            return name
+        head, dot, rest = name.partition(".")
+        for scope in self._scopes(source, file):
+            for binding in self._bindings(scope, head, file.file_id):
+                if binding.kind in (f.IMPORT, f.EXTERNAL_NAME, f.GO_PACKAGE):
+                    return binding.target + dot + rest
+        if reference.kind == "calls" and file.language == "python" and head in _PYTHON_BUILTINS:
+            raise _Drop
+        return name
+
+    # -- expressions and names
+
+    def _expression(self, text: str, source: NodeInfo, file: FileInfo) -> list[_Value]:
+        if not _DOTTED.match(text):
+            return []
+        head, *rest = text.split(".")
+        return self._members(self._name(head, source, file), rest)
+
+    def _members(self, values: list[_Value], names: list[str]) -> list[_Value]:
+        for name in names:
+            values = [
+                _Value(member.node, member.instance, round(value.confidence * member.confidence, 6))
+                for value in values
+                for member in self._member(value.node, name)
+            ]
+        return values
+
+    def _scopes(self, source: NodeInfo, file: FileInfo) -> list[str]:
+        """Where a name used in `source` is bound: the function itself (local imports), then the module."""
+        return [source.name_path, file.module] if source.kind in _FUNCTION_KINDS else [file.module]
+
+    def _name(self, name: str, source: NodeInfo, file: FileInfo) -> list[_Value]:
+        if source.kind in _FUNCTION_KINDS and (bound := self._bindings(source.name_path, name, file.file_id)):
+            return self._follow(bound)
+        if file.language == "java":
+            for owner in self._enclosing_types(source, file):
+                if members := self._member(owner, name):
+                    return [_Value(v.node, v.instance, v.confidence * SELF_MEMBER) for v in members]
+        if file.language == "go":
+            found = [n for n in self._nodes(f"{file.namespace}.{name}") if self._same_package(n, file)]
+        elif file.language == "java":
+            found = self._nodes(f"{file.namespace}.{name}")
+        else:
+            found = [n for n in self._nodes(f"{file.module}.{name}") if n.file_id == file.file_id]
+        if found:
+            return [_Value(node, False, EXACT) for node in found]
+        if bound := self._bindings(file.module, name, file.file_id):
+            return self._follow(bound)
+        return [
+            value
+            for star in self._bindings(file.module, "*", file.file_id)
+            for value in self._qualified(f"{star.target}.{name}")
+        ]
+
+    def _follow(self, bindings: list[BindingInfo]) -> list[_Value]:
+        values: list[_Value] = []
+        for binding in bindings:
+            if binding.kind == f.IMPORT:
+                values += self._qualified(binding.target)
+            elif binding.kind == f.GO_PACKAGE:
+                package = NodeInfo(0, 0, "package", f.go_package_name(binding.target), binding.target)
+                values.append(_Value(package, False, EXACT))
+            elif binding.kind == f.INSTANCE:
+                values += self._memoised(
+                    ("instance", binding.scope_id, binding.target), self._instance_binding, binding
+                )
+        return values
+
+    def _instance_binding(self, binding: BindingInfo) -> list[_Value]:
+        scope = self.table.nodes[binding.scope_id]
+        if scope.kind in TYPE_KINDS:  # `self.x = C()` in a method, or a class-level `x: C`: module names
+            scope = self._module_of(scope)
+        file = self.table.files[scope.file_id]
+        return self._instances(self._expression(binding.target, scope, file), TYPED_RECEIVER)
+
+    def _qualified(self, name: str) -> list[_Value]:
+        """An absolute dotted name: a node, or a member of what its prefix resolves to."""
+        return self._memoised(("qualified", name), self._qualified_uncached, name)
+
+    def _qualified_uncached(self, name: str) -> list[_Value]:
+        if found := self._nodes(name):
+            return [_Value(node, False, EXACT) for node in found]
+        index = [n for n in self._nodes(name + ".index") if n.kind == "module"]  # JS `./dir` is `./dir/index`
+        if index and self.table.files[index[0].file_id].language in _JS:
+            return [_Value(node, False, EXACT) for node in index]
+        head, _, last = name.rpartition(".")
+        if not head:
+            return []
+        return self._members(self._qualified(head), [last])
+
+    def _member(self, node: NodeInfo, name: str) -> list[_Value]:
+        if node.kind == "module":
+            return self._memoised(("module", node.id, name), self._module_member, node, name)
+        if node.kind in TYPE_KINDS:
+            return self._memoised(("type", node.id, name), self._type_member, node, name)
+        if node.kind == "package":
+            return self._package_member(node, name)
+        return []
+
+    def _module_member(self, module: NodeInfo, name: str) -> list[_Value]:
+        if found := self._nodes(f"{module.name_path}.{name}"):
+            return [_Value(node, False, EXACT) for node in found]
+        if bound := self._bindings(module.name_path, name, module.file_id):
+            return self._follow(bound)
+        return [
+            value
+            for star in self._bindings(module.name_path, "*", module.file_id)
+            for value in self._qualified(f"{star.target}.{name}")
+        ]
+
+    def _type_member(self, owner: NodeInfo, name: str) -> list[_Value]:
+        found = [n for n in self._nodes(f"{owner.name_path}.{name}") if self._same_unit(n, owner)]
+        if found:
+            return [_Value(node, False, EXACT) for node in found]
+        if bound := self._bindings(owner.name_path, name, owner.file_id):
+            return self._follow(bound)
+        for base in self._bases(owner):
+            if inherited := self._member(base.node, name):
+                return [_Value(v.node, v.instance, v.confidence * base.confidence) for v in inherited]
+        return []
+
+    def _bases(self, owner: NodeInfo) -> list[_Value]:
+        return self._memoised(("bases", owner.id), self._bases_uncached, owner)
+
+    def _bases_uncached(self, owner: NodeInfo) -> list[_Value]:
+        """The resolved bases, in declaration order; their expressions name things at module level."""
+        module = self._module_of(owner)
+        file = self.table.files[owner.file_id]
+        values: list[_Value] = []
+        for expression in self.table.bases.get(owner.id, ()):
+            for base in self._types(self._expression(expression, module, file)):
+                values.append(_Value(base.node, True, base.confidence * INHERITED))
+        return values
+
+    def _package_member(self, package: NodeInfo, name: str) -> list[_Value]:
+        """A Go package's name: nodes named `pkg.name` in a directory that ends the import path."""
+        found = [
+            node
+            for node in self._nodes(f"{package.name}.{name}")
+            if _ends_path(package.name_path, self.table.files[node.file_id].directory)
+        ]
+        return [_Value(node, False, EXACT) for node in found]
+
+    def _package_modules(self, import_path: str) -> list[NodeInfo]:
+        parts = import_path.split("/")
+        modules: list[NodeInfo] = []
+        for start in range(len(parts)):
+            directory = "/".join(parts[start:])
+            self._touch("dir:" + directory)
+            modules += self.table.modules_by_dir.get(directory, [])
+        return modules
+
+    def _module_of(self, node: NodeInfo) -> NodeInfo:
+        return self.table.nodes[chunk_id(node.file_id, f.MODULE_ORDINAL)]
+
+    def _enclosing_type(self, source: NodeInfo) -> NodeInfo | None:
+        if source.kind != "method":
+            return None
+        parent = source.name_path.rpartition(".")[0]
+        found = [n for n in self._nodes(parent) if n.kind in TYPE_KINDS and self._same_unit(n, source)]
+        return found[0] if len(found) == 1 else None
+
+    def _enclosing_types(self, source: NodeInfo, file: FileInfo) -> list[NodeInfo]:
+        """Java: the types around `source`, innermost first."""
+        owners: list[NodeInfo] = []
+        if source.kind == "module":
+            return owners
+        path = source.name_path if source.kind in TYPE_KINDS else source.name_path.rpartition(".")[0]
+        while path and path != file.namespace:
+            owners += [n for n in self._nodes(path) if n.kind in TYPE_KINDS and n.file_id == file.file_id]
+            path = path.rpartition(".")[0]
+        return owners
+
+    def _by_name(self, name: str, file: FileInfo) -> list[_Value]:
+        *qualifiers, last = name.split(".")
+        self._touch("~" + last)
+        candidates = [n for n in self.table.by_name.get(last, ()) if n.kind in CALLABLE_KINDS]
+        if qualifiers and (qualified := [n for n in candidates if n.name_path.endswith(f".{qualifiers[-1]}.{last}")]):
+            candidates = qualified
+        if same_file := [n for n in candidates if n.file_id == file.file_id]:
+            candidates = same_file
+        return [_Value(node, False, BY_NAME) for node in candidates]
+
+    # -- helpers
+
+    def _types(self, values: list[_Value]) -> list[_Value]:
+        return [value for value in values if value.node.kind in TYPE_KINDS and not value.instance]
+
+    def _instances(self, values: list[_Value], factor: float) -> list[_Value]:
+        return [_Value(v.node, True, v.confidence * factor) for v in self._types(values)]
+
+    def _same_unit(self, node: NodeInfo, owner: NodeInfo) -> bool:
+        """Members of a type live in its file; in Go, anywhere in its package (directory)."""
+        if node.file_id == owner.file_id:
+            return True
+        owner_file = self.table.files[owner.file_id]
+        return owner_file.language == "go" and self._same_package(node, owner_file)
+
+    def _same_package(self, node: NodeInfo, file: FileInfo) -> bool:
+        return self.table.files[node.file_id].directory == file.directory
+
+    def _nodes(self, name_path: str) -> list[NodeInfo]:
+        self._deps[-1].add(name_path)
+        return self.table.by_path.get(name_path, _NONE)
+
+    def _bindings(self, scope: str, name: str, file_id: int) -> list[BindingInfo]:
+        self._deps[-1].add(f"{scope}.{name}")
+        return self.table.bindings.get((scope, name, file_id), _NONE)
+
+    def _touch(self, key: str) -> None:
+        self._deps[-1].add(key)
+
+    def _memoised(self, key: tuple[object, ...], compute: Callable[..., list[_Value]], *args: object) -> list[_Value]:
+        """compute(*args), memoised with the names it looked up; a cycle yields nothing at the point it closes."""
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._deps[-1].update(hit[1])
+            return hit[0]
+        if key in self._active:
+            self._cuts += 1
+            return []
+        cuts = self._cuts
+        self._active.add(key)
+        self._deps.append(set())
+        try:
+            values = compute(*args)
+        finally:
+            self._active.discard(key)
+            deps = self._deps.pop()
+            self._deps[-1].update(deps)
+        if self._cuts == cuts:
+            self._memo[key] = (values, frozenset(deps))
+        return values
+
+
+def _ends_path(import_path: str, directory: str) -> bool:
+    return bool(directory) and (import_path == directory or import_path.endswith("/" + directory))
