@@ -53,7 +53,7 @@ class EmbeddingSettings(BaseSettings):
     model: str = "all-MiniLM-L6-v2"  # the HTTP service's model name; `local` has only this one
     url: str | None = None  # http: base URL of an OpenAI-compatible service ({url}/v1/embeddings)
     api_key: SecretStr | None = None  # http: sent as a Bearer token
-    batch_size: int = Field(default=32, ge=1)  # texts per model call or request
+    batch_size: int = Field(default=32, ge=1)  # http: texts per request
     dimension: int | None = Field(default=None, ge=1)  # http: detected by a first probe call when unset
     quantize: bool = True  # local: int8 dynamic quantisation (about 2x faster, see bench/embed_throughput.py)
     retry_attempts: int = Field(default=5, ge=1)  # http: attempts per request on transient errors

@@ -60,7 +60,7 @@ def test_unit_vectors_of_384_dimensions_in_input_order(variant: str, request: py
     for vector in result.vectors:
         assert vector is not None and vector.dtype == np.float32 and vector.shape == (384,)
         assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
-    # in input order, and (sorted by length, padded) the same as each text embedded alone
+    # in input order (they run longest first, on parallel threads) and the same as each text embedded alone
     similarity = np.stack(result.vectors) @ np.stack([embedder.embed_query(t) for t in TEXTS]).T  # type: ignore[arg-type]
     assert list(similarity.argmax(axis=1)) == list(range(len(TEXTS)))
     assert similarity.diagonal().min() > 1 - 1e-5
