@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -42,4 +43,7 @@ def test_concurrent_processes_share_one_server_that_stops_after_the_last(tmp_pat
                             text=True, timeout=60)
     assert '"r0"' in listed.stdout and '"r1"' in listed.stdout and '"r2"' in listed.stdout
     assert (home / "pgdata" / "PG_VERSION").exists()
+    deadline = time.monotonic() + 15  # the postmaster's children exit a moment after it does
+    while _servers_for(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert _servers_for(home) == [], "the server outlived its last user"
