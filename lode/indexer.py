@@ -161,8 +161,8 @@ class _Run:
         try:
             self._index(known, stored_skips)
         finally:
+            self._maintain()  # first: resolution needs the statistics of a bulk load for good plans
             self._resolve_graph()
-            self._maintain()
 
     def _index(self, known: dict[str, FileRow], stored_skips: list[Skipped]) -> None:
 

@@ -228,7 +228,10 @@ class GraphStore:
         Stale sources are those whose last resolution looked up a queued name or reached into a queued file.
         """
         params = {"files": files, "keys": keys, "repo": repo_id}
-        stale = [
+        has_history = self.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM graph_dependencies WHERE repo_id = %s)", (repo_id,)
+        ).fetchone()[0]
+        stale = [] if not has_history else [  # a first load has nothing to go stale
             row[0]
             for row in self.conn.execute(
                 f"""SELECT source_id FROM graph_dependencies WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
