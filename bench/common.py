@@ -13,6 +13,7 @@ from pathlib import Path
 
 from lode.config import Settings
 from lode.engine import Lode
+from lode.evaluate import mean, score
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -24,33 +25,9 @@ def fresh_engine(home: Path | None = None) -> Lode:
     return Lode(Settings(home=home, embedder="none"))
 
 
-def reciprocal_rank(ranked: list[str], target: str, k: int = 10) -> float:
-    for i, item in enumerate(ranked[:k], start=1):
-        if item == target:
-            return 1.0 / i
-    return 0.0
-
-
-def ndcg(ranked: list[str], target: str, k: int = 10) -> float:
-    for i, item in enumerate(ranked[:k], start=1):
-        if item == target:
-            return 1.0 / math.log2(i + 1)
-    return 0.0
-
-
-def recall(ranked: list[str], target: str, k: int) -> float:
-    return 1.0 if target in ranked[:k] else 0.0
-
-
 def quality(rankings: list[tuple[list[str], str]]) -> dict[str, float]:
-    n = len(rankings)
-    return {
-        "MRR@10": sum(reciprocal_rank(r, t) for r, t in rankings) / n,
-        "nDCG@10": sum(ndcg(r, t) for r, t in rankings) / n,
-        "R@1": sum(recall(r, t, 1) for r, t in rankings) / n,
-        "R@5": sum(recall(r, t, 5) for r, t in rankings) / n,
-        "R@10": sum(recall(r, t, 10) for r, t in rankings) / n,
-    }
+    """Lode's own metrics (lode.evaluate) for rankings of ids against one target each."""
+    return mean(score([0 if item == target else None for item in ranked], 1) for ranked, target in rankings)
 
 
 def percentile(values: list[float], pct: float) -> float:

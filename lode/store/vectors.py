@@ -105,7 +105,7 @@ class Vectors:
         return [PendingChunk(*row) for row in rows]
 
     def counts(self, repo_id: int, model: int | None) -> dict[str, int]:
-        total = self.conn.execute("SELECT count(*) FROM chunks WHERE repo_id = %s", (repo_id,)).fetchone()[0]
+        total = self.conn.execute("SELECT chunk_count FROM repositories WHERE id = %s", (repo_id,)).fetchone()[0]
         if model is None:
             return {"done": 0, "pending": int(total), "failed": 0}
         done = self.conn.execute(
