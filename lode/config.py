@@ -60,6 +60,15 @@ class EmbeddingSettings(BaseSettings):
     retry_max_seconds: float = 60.0  # http: total time one request may spend retrying
 
 
+class BreakerSettings(BaseSettings):
+    """Circuit breakers on outside dependencies (Redis, the embedding provider, database reads)."""
+
+    model_config = SettingsConfigDict(env_prefix="LODE_BREAKER_", extra="ignore")
+
+    failure_threshold: int = Field(default=5, ge=1)  # consecutive failures that open a breaker
+    recovery_seconds: float = Field(default=30.0, gt=0)  # an open breaker lets one probe through after this
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LODE_", extra="ignore")
 
@@ -83,6 +92,7 @@ class Settings(BaseSettings):
 
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     timeouts: Timeouts = Field(default_factory=Timeouts)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
 
     @classmethod
     def settings_customise_sources(
