@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import SHARED, fresh_engine, machine, quality  # noqa: E402
+from lode.engine import Lode  # noqa: E402
 from lode.search.tokens import tokenize  # noqa: E402
 
 DATA = SHARED / "bench" / "cosqa-dev"
@@ -57,18 +58,30 @@ def _vocab(token_lists: list[list[str]]) -> tuple[list[list[int]], dict[str, int
     return ids, vocab
 
 
+def index_corpus(engine: Lode, corpus: dict[int, str], root: Path, embed: bool = False) -> None:
+    """Write each function to root/f<id>.py and index it as repository "cosqa" (embedded too if asked)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for ident, code in corpus.items():
+        (root / f"f{ident}.py").write_text(code)
+    engine.index(root, "cosqa")
+    if embed:
+        engine.embed("cosqa")
+
+
+def rankings(engine: Lode, queries: list[dict], mode: str = "lexical") -> list[tuple[list[str], str]]:
+    out = []
+    for q in queries:
+        hits = engine.search(q["query"], repo="cosqa", mode=mode, k=30)["hits"]
+        paths = list(dict.fromkeys(h["path"] for h in hits))  # a file split into parts counts once
+        out.append((paths[:10], f"f{q['target']}.py"))
+    return out
+
+
 def lode_rankings(corpus: dict[int, str], queries: list[dict], mode: str = "lexical") -> list[tuple[list[str], str]]:
     engine = fresh_engine()
     with tempfile.TemporaryDirectory(prefix="cosqa-") as tmp:
-        root = Path(tmp)
-        for ident, code in corpus.items():
-            (root / f"f{ident}.py").write_text(code)
-        engine.index(root, "cosqa")
-        out = []
-        for q in queries:
-            hits = engine.search(q["query"], repo="cosqa", mode=mode, k=30)["hits"]
-            paths = list(dict.fromkeys(h["path"] for h in hits))  # a file split into parts counts once
-            out.append((paths[:10], f"f{q['target']}.py"))
+        index_corpus(engine, corpus, Path(tmp))
+        out = rankings(engine, queries, mode)
     engine.close()
     return out
 

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine  # noqa: E402
 from bench.cosqa import load  # noqa: E402
 from lode.config import Settings  # noqa: E402
-from lode.engine import Lode  # noqa: E402
+from lode.engine import Lode, _RunningStatements  # noqa: E402
 from lode.evaluate import mean, score  # noqa: E402
 from lode.search.filters import Filters  # noqa: E402
 from lode.search.fusion import fuse  # noqa: E402
@@ -49,13 +49,13 @@ def main() -> None:
     with engine.db.connection() as conn:
         repo = engine._repos_for(conn, "cosqa")[0]
         paths = dict(conn.execute("SELECT id, path FROM chunks WHERE repo_id = %s", (repo.id,)).fetchall())
-    runs = []
+    runs, statements = [], _RunningStatements()
     for q in queries:
         vector = engine._query_vector(engine.embedder, q["query"])
         legs = {
-            "lexical": engine._lexical_leg(q["query"], [repo], Filters(), DEPTH),
-            "text": engine._vector_leg(repo.embedding_model, "text", vector, [repo.id], Filters(), DEPTH),
-            "code": engine._vector_leg(repo.embedding_model, "code", vector, [repo.id], Filters(), DEPTH),
+            "lexical": engine._lexical_leg(q["query"], [repo], Filters(), DEPTH, statements),
+            "text": engine._vector_leg(repo.embedding_model, "text", vector, [repo.id], Filters(), DEPTH, statements),
+            "code": engine._vector_leg(repo.embedding_model, "code", vector, [repo.id], Filters(), DEPTH, statements),
         }
         runs.append((legs, f"f{q['target']}.py"))
 

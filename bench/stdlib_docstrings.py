@@ -22,29 +22,35 @@ from lode.engine import Lode  # noqa: E402
 from lode.evaluate import METRICS, evaluate, generate_docstring_benchmark, load_cases  # noqa: E402
 
 
+def run(home: Path, limit: int, modules: int | None = None) -> dict:
+    """Generate the benchmark under home/bench once (from the first `modules` top-level modules of Lib/, all if
+    None), index and embed it, and evaluate the three modes."""
+    work = home / "bench"
+    if not (work / "queries.jsonl").exists():
+        source = work / "source"
+        source.mkdir(parents=True, exist_ok=True)
+        for module in sorted(Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))[:modules]:
+            shutil.copy(module, source / module.name)
+        generate_docstring_benchmark(source, work, limit, seed=0)
+    engine = Lode(Settings(home=home, embedder="local"))
+    try:
+        engine.index(work / "tree", "stdlib-docs")
+        engine.embed("stdlib-docs")
+        return evaluate(engine, load_cases(work / "queries.jsonl"), "stdlib-docs", ["lexical", "semantic", "hybrid"])
+    finally:
+        engine.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "lode-stdlib-home")
     parser.add_argument("--limit", type=int, default=300)
     args = parser.parse_args()
-    work = args.home / "bench"
-    if not (work / "queries.jsonl").exists():
-        source = work / "source"
-        source.mkdir(parents=True, exist_ok=True)
-        for module in Path(sysconfig.get_paths()["stdlib"]).glob("*.py"):
-            shutil.copy(module, source / module.name)
-        generate_docstring_benchmark(source, work, args.limit, seed=0)
-    engine = Lode(Settings(home=args.home, embedder="local"))
-    engine.index(work / "tree", "stdlib-docs")
-    engine.embed("stdlib-docs")
-    cases = load_cases(work / "queries.jsonl")
-    result = evaluate(engine, cases, "stdlib-docs", ["lexical", "semantic", "hybrid"])
+    result = run(args.home, args.limit)
     print(f"stdlib docstring benchmark: {result['queries']} queries over Lib/*.py with docstrings blanked; {machine()}")
     print("| mode | " + " | ".join(METRICS) + " |\n| --- |" + " --- |" * len(METRICS))
     for mode, row in result["modes"].items():
         print(f"| {mode} | " + " | ".join(f"{row[m]:.3f}" for m in METRICS) + " |")
-    engine.close()
-
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -17,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lode.api import commands as api_commands
 from lode.engine import Lode
 from lode.errors import InputError, LodeError
 
@@ -28,6 +28,11 @@ repos_app = typer.Typer(help="List indexed repositories, or remove one.", invoke
 app.add_typer(repos_app, name="repos")
 graph_app = typer.Typer(help="Who calls what: callers, callees, paths, stats and export.", no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
+cache_app = typer.Typer(help="The query cache: hits and misses per layer, or flush it.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+app.add_typer(api_commands.keys_app, name="keys")
+app.command()(api_commands.serve)
+app.command()(api_commands.health)
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -71,7 +76,7 @@ def index(
 
     def action(lode: Lode) -> dict[str, Any]:
         if as_json or not err.is_terminal:
-            report = lode.index(path, repo)
+            report = lode.index(path, repo, defer_graph=not wait)
         else:
             with Progress(
                 TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
@@ -86,7 +91,9 @@ def index(
                     bar.update(task, total=progress.files_total, completed=progress.files_done,
                                chunks=progress.chunks, rate=rate)
 
-                report = lode.index(path, repo, on_progress)
+                report = lode.index(path, repo, on_progress, defer_graph=not wait)
+        if report.graph_pending:
+            _spawn(lode, ["graph", "resolve", "--repo", report.repo, "--json"], f"graph-{report.repo}.log")
         embeddings = {"done": 0, "pending": 0, "failed": 0}
         if lode.settings.embedder != "none" and report.chunks:
             if wait:
@@ -99,7 +106,7 @@ def index(
             "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
             "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
             "chunks_written": report.chunks_written, "seconds": report.seconds,
-            "embeddings": embeddings, "warnings": report.warnings,
+            "graph_pending": report.graph_pending, "embeddings": embeddings, "warnings": report.warnings,
         }
 
     def render(result: dict[str, Any]) -> None:
@@ -110,6 +117,7 @@ def index(
             f"{result['chunks']} chunks in {result['seconds']:.2f}s; embeddings: {emb['done']} done, "
             f"{emb['pending']} pending{' (filling in the background)' if emb['pending'] and not wait else ''}, "
             f"{emb['failed']} failed"
+            + ("; the code graph is resolving in the background" if result["graph_pending"] else "")
         )
         for warning in result["warnings"]:
             err.print(f"[bold red]warning:[/] {warning}")
@@ -134,11 +142,16 @@ def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = Fals
 
 def _spawn_backfill(lode: Lode, repo: str) -> None:
     """Fill the embeddings in a detached `lode embed` process, so `lode index` returns at once."""
+    _spawn(lode, ["embed", "--repo", repo, "--json"], f"embed-{repo}.log")
+
+
+def _spawn(lode: Lode, command: list[str], log_name: str) -> None:
+    """Run `lode COMMAND` detached, logging to LODE_HOME/logs/LOG_NAME."""
     logs = lode.settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / f"embed-{repo}.log", "ab") as log_file:
+    with open(logs / log_name, "ab") as log_file:
         subprocess.Popen(
-            [sys.executable, "-m", "lode", "embed", "--repo", repo, "--json"],
+            [sys.executable, "-m", "lode", *command],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
             env={**os.environ, "LODE_HOME": str(lode.settings.home)},
         )
@@ -385,6 +398,19 @@ def graph_path(
     _run(as_json, lambda lode: lode.graph_path(source, target, repo=repo, max_depth=max_depth), render)
 
 
+@graph_app.command("resolve")
+def graph_resolve(
+    repo: Annotated[str, typer.Option("--repo", help="Repository name.")], as_json: JsonOption = False
+) -> None:
+    """Finish the code graph's queued resolution (`lode index` leaves a large one to the background)."""
+
+    def action(lode: Lode) -> dict[str, Any]:
+        lode.resolve_graph(repo)
+        return {"repo": repo, "resolved": True}
+
+    _run(as_json, action, lambda result: out.print(f"{result['repo']}: the code graph is resolved"))
+
+
 @graph_app.command("stats")
 def graph_stats(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """Counts by kind, top fan-in and fan-out, and import cycles."""
@@ -409,6 +435,88 @@ def graph_export(
     _run(False, lambda lode: lode.graph_export(fmt, filters, repo), lambda text: sys.stdout.write(text + "\n"))
 
 
+@cache_app.command("stats")
+def cache_stats(as_json: JsonOption = False) -> None:
+    """Hits, misses, hit rate, bytes and evictions per layer (L1 counts are this process's own)."""
+
+    def render(result: dict[str, Any]) -> None:
+        table = Table("layer", "hits", "misses", "errors", "skips", "hit rate", "bytes", "evictions")
+        for name, layer in result["layers"].items():
+            table.add_row(name, str(layer["hits"]), str(layer["misses"]), str(layer["errors"]), str(layer["skips"]),
+                          "-" if layer["hit_rate"] is None else f"{layer['hit_rate']:.1%}",
+                          str(layer.get("bytes", layer.get("server", {}).get("used_memory", "-"))),
+                          str(layer.get("evictions", layer.get("server", {}).get("evicted_keys", "-"))))
+        out.print(table)
+
+    _run(as_json, lambda lode: lode.cache.stats(), render)
+
+
+@cache_app.command("flush")
+def cache_flush(repo: RepoOption = None, as_json: JsonOption = False) -> None:
+    """Drop cached answers of one repository, or everything (then query embeddings too)."""
+    _run(as_json, lambda lode: lode.cache.flush(repo),
+         lambda result: out.print(f"flushed L1 {result['l1']}, L2 {'off' if result['l2'] is None else result['l2']}, "
+                                  f"L3 {result['l3']} entries"))
+
+
+@app.command()
+def mcp() -> None:
+    """Serve the MCP tools (search, symbols, graph, context) over stdio, for Claude Code, Cursor and others."""
+    from lode.mcp import run_stdio
+
+    run_stdio()
+
+
+@app.command()
+def errors(
+    since: Annotated[float, typer.Option("--since", help="Errors seen within this many hours.")] = 24.0,
+    severity: Annotated[str | None, typer.Option("--severity", help="warning | error | critical")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """Handled errors recorded by any lode process (error_logs), newest first, with the 24-hour summary."""
+    from lode.errorlog import list_errors
+
+    def render(result: dict[str, Any]) -> None:
+        if not result["errors"]:
+            out.print(f"no errors in the last {since:g} hours")
+        for row in result["errors"]:
+            out.print(f"[bold]{row['severity']:<8}[/] {row['last_seen'][:19]} x{row['count']} "
+                      f"[cyan]{row['component']}[/] {row['category']} {row['error_type']}: ", end="")
+            out.print(row["message"], markup=False, highlight=False)
+
+    _run(as_json, lambda lode: list_errors(lode.db, since_hours=since, severity=severity, limit=limit), render)
+
+
+@app.command()
+def alerts(
+    ack: Annotated[int | None, typer.Option("--ack", help="Acknowledge the alert with this id.")] = None,
+    show_all: Annotated[bool, typer.Option("--all", help="Include acknowledged alerts.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Open alerts raised from error rates (LODE_ALERT_*), or acknowledge one with --ack ID."""
+    from lode.errorlog import ack_alert, list_alerts
+
+    def render(result: dict[str, Any]) -> None:
+        rows = [result["alert"]] if "alert" in result else result["alerts"]
+        if not rows:
+            out.print("no open alerts")
+        for row in rows:
+            state = "acknowledged" if row["acknowledged_at"] else "open"
+            out.print(f"#{row['id']} [bold]{row['rule']}[/] {state} since {row['created_at'][:19]}: {row['message']}")
+
+    _run(as_json, lambda lode: ack_alert(lode.db, ack) if ack is not None
+         else list_alerts(lode.db, include_acknowledged=show_all), render)
+
+
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    app()
+    from lode.config import get_settings
+    from lode.logs import configure_logging
+
+    configure_logging(get_settings().log_level)
+    try:
+        app()
+    finally:
+        from lode.errorlog import flush_sentry
+
+        flush_sentry()

@@ -8,12 +8,13 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -43,6 +44,11 @@ class Timeouts(BaseSettings):
     graph_traversal: float = 10.0  # statement_timeout for callers, callees, paths, stats and export
     embed_single: float = 10.0  # one embedding request for a query (or the dimension probe)
     embed_batch: float = 60.0  # one embedding request for a batch of chunks
+    hybrid_search: float = 10.0  # whole hybrid query: a leg still running then is cancelled and marked degraded
+    graph_build: float = 600.0  # statement/transaction timeout of an index run's graph resolution
+    index_file: float = 120.0  # one file's worker (read, chunk, graph facts): killed after this, file skipped
+    cache_get: float = 0.1  # Redis (L2) connect and read timeout of a cache lookup
+    cache_put: float = 0.1  # Redis (L2) timeout of a cache write
 
 
 class EmbeddingSettings(BaseSettings):
@@ -58,6 +64,9 @@ class EmbeddingSettings(BaseSettings):
     quantize: bool = True  # local: int8 weights, 2.6x faster than fp32, -0.002 MRR (bench/embed_throughput.py)
     retry_attempts: int = Field(default=5, ge=1)  # http: attempts per request on transient errors
     retry_max_seconds: float = 60.0  # http: total time one request may spend retrying
+    query_retry_attempts: int = Field(default=2, ge=1)  # http: attempts for a query's embedding (interactive)
+    query_retry_max_seconds: float = 5.0  # http: total time a query's embedding may spend retrying
+    outage_wait_seconds: float = Field(default=600.0, ge=0)  # backfill: how long it waits out an open breaker
 
 
 class BreakerSettings(BaseSettings):
@@ -66,7 +75,68 @@ class BreakerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LODE_BREAKER_", extra="ignore")
 
     failure_threshold: int = Field(default=5, ge=1)  # consecutive failures that open a breaker
-    recovery_seconds: float = Field(default=30.0, gt=0)  # an open breaker lets one probe through after this
+    recovery_seconds: float = Field(default=30.0, gt=0)  # an open breaker lets probes through after this
+    half_open_probes: int = Field(default=1, ge=1)  # concurrent calls let through while half-open
+    # per-breaker overrides, e.g. LODE_BREAKER_OVERRIDES='{"embedder": {"recovery_seconds": 5}}'
+    overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+class AlertSettings(BaseSettings):
+    """Error-rate alerts over the last hour (lode/errorlog.py AlertMonitor). Each entry is LODE_ALERT_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LODE_ALERT_", extra="ignore")
+
+    critical_per_hour: int = Field(default=0, ge=0)  # alert when more CRITICAL errors than this (any)
+    error_per_hour: int = Field(default=10, ge=0)
+    warning_per_hour: int = Field(default=50, ge=0)
+    interval_seconds: float = Field(default=60.0, gt=0)  # how often the monitor evaluates the rules
+    webhook: str | None = None  # POSTed a JSON document per new alert
+
+
+class CacheSettings(BaseSettings):
+    """The query cache (lode/cache.py): L1 in process, L2 on Redis when LODE_REDIS_URL is set. LODE_CACHE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LODE_CACHE_", extra="ignore")
+
+    enabled: bool = True
+    l1_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # L1 bound, in bytes of stored values
+    ttl_search: int = Field(default=24 * 3600, ge=1)  # L2 seconds per kind; keys carry the index generation
+    ttl_graph: int = Field(default=24 * 3600, ge=1)
+    ttl_vector: int = Field(default=7 * 24 * 3600, ge=1)  # query embeddings: keyed by model and query text
+    l3_vectors: int = Field(default=100_000, ge=1)  # query embeddings kept in PostgreSQL (the oldest go first)
+    put_attempts: int = Field(default=2, ge=1)  # L2 writes retried on connection errors only
+
+
+class McpSettings(BaseSettings):
+    """The MCP endpoint at /mcp: DNS-rebinding protection admits these Host and Origin headers. LODE_MCP_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LODE_MCP_", extra="ignore")
+
+    allowed_hosts: list[str] = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
+    allowed_origins: list[str] = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+
+
+class ServerSettings(BaseSettings):
+    """`lode serve` (lode/api/): index roots, CORS, caps and rate limits. LODE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LODE_", extra="ignore")
+
+    # POST /v1/index only accepts paths under these (os.pathsep-separated); unset: loopback without keys only
+    allowed_roots: Annotated[list[Path], NoDecode] = []
+    cors_origins: Annotated[list[str], NoDecode] = []  # comma-separated; CORS is off when empty
+    rate_limit: str | None = "600/minute"  # per API key, or per client address without keys; None: off
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    index_jobs: int = Field(default=2, ge=1)  # index jobs run at once (one per repository)
+
+    @field_validator("allowed_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        return [p for p in value.split(os.pathsep) if p.strip()] if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -87,12 +157,20 @@ class Settings(BaseSettings):
     window_overlap: int = 10
     # indexing
     index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    graph_inline_files: int = Field(default=200, ge=0)  # `lode index` resolves a larger change in the background
     # database
     pool_max_size: int = 8
+    # error tracking
+    sentry_dsn: SecretStr | None = None  # LODE_SENTRY_DSN: handled errors also go to Sentry
+    log_level: str = "WARNING"  # LODE_LOG_LEVEL: structured JSON logs on stderr
 
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
     timeouts: Timeouts = Field(default_factory=Timeouts)
     breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    mcp: McpSettings = Field(default_factory=McpSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
 
     @classmethod
     def settings_customise_sources(

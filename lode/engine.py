@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
-
-from cachetools import LRUCache
 
 import psycopg
 
+from lode.cache import Cache
 from lode.config import Settings, get_settings
 from lode.discover import RootError, ensure_indexable_root
 from lode import graph
 from lode.errors import InputError, LodeError, NotFound
+from lode import errorlog
+from lode.errorlog import record_error
+from lode.resilience import CircuitBreakerError, database_failure, guard
+from lode.graph.store import GraphStore
 from lode.indexer import Indexer, IndexReport, ProgressCallback
 from lode.model import Hit
-from lode.embedding.backfill import BackfillProgress, backfill, counts
+from lode.embedding.backfill import BackfillProgress, backfill, counts, through_outages
 from lode.search import lexical
 from lode.search.filters import Filters
-from lode.search.fusion import fuse
+from lode.search.fusion import WEIGHTS, fuse
 from lode.search.tokens import tokenize
 from lode.store.db import Database
 from lode.store.repositories import IndexRuns, RepoRow, Repositories, SkippedFiles
@@ -52,7 +59,7 @@ class Lode:
         self.settings = settings or get_settings()
         self._db: Database | None = None
         self._embedder: object = _UNSET
-        self._query_vectors: LRUCache = LRUCache(maxsize=1024)  # (model, query) -> vector
+        self.cache = Cache(self.settings, lambda: self.db, ranking=(LEG_DEPTH, EF_SEARCH, sorted(WEIGHTS.items())))
         self._complete: set[tuple[int, int, int | None]] = set()  # (repo, generation, model) fully embedded
 
     @property
@@ -64,6 +71,7 @@ class Lode:
 
                 url = embedded.start(self.settings.home)
             self._db = Database(url, self.settings).open()
+            errorlog.bind(self._db)  # handled errors of this process go to its error_logs
         return self._db
 
     @property
@@ -76,7 +84,9 @@ class Lode:
         return self._embedder  # type: ignore[return-value]
 
     def close(self) -> None:
+        self.cache.close()
         if self._db is not None:
+            errorlog.unbind(self._db)
             self._db.close()
             self._db = None
 
@@ -88,7 +98,8 @@ class Lode:
 
     # ---- indexing -------------------------------------------------------------------------------------
 
-    def index(self, path: str | Path, repo: str | None = None, on_progress: ProgressCallback | None = None) -> IndexReport:
+    def index_target(self, path: str | Path, repo: str | None = None) -> tuple[Path, str]:
+        """The resolved root and the repository name that indexing `path` uses; InputError if it cannot."""
         try:
             root = ensure_indexable_root(Path(path))
         except RootError as exc:
@@ -101,7 +112,15 @@ class Lode:
             raise InputError(
                 f"repository {name!r} is indexed from {existing.root}; pass --repo to index {root} under another name"
             )
-        report = Indexer(self.db, self.settings).run(root, name, on_progress)
+        return root, name
+
+    def index(self, path: str | Path, repo: str | None = None, on_progress: ProgressCallback | None = None,
+              should_stop: Callable[[], bool] | None = None, defer_graph: bool = False) -> IndexReport:
+        """Index a directory incrementally. should_stop is checked between files: True ends the run with
+        IndexCancelled, leaving every file stored so far whole. defer_graph leaves a large graph resolution
+        to resolve_graph() (report.graph_pending); graph queries finish it first in any case."""
+        root, name = self.index_target(path, repo)
+        report = Indexer(self.db, self.settings).run(root, name, on_progress, should_stop, defer_graph)
         with self.db.connection() as conn:
             row = Repositories(conn).get(name)
         report.chunks = row.chunk_count if row else 0
@@ -128,6 +147,8 @@ class Lode:
             embedder = self.embedder
             if embedder is None:
                 raise InputError("no embedding provider: LODE_EMBEDDER is 'none'")
+            through_outages(lambda: embedder.dimension, embedder.model_id,  # may probe the provider
+                            self.settings.embedding.outage_wait_seconds, should_stop)
             model = self._claim_model(row, embedder, switch)
             with self.db.connection() as lock_conn:
                 lock_conn.autocommit = True
@@ -136,11 +157,14 @@ class Lode:
                         "SELECT pg_try_advisory_lock(%s, %s)", (_BACKFILL_LOCK, row.id)
                     ).fetchone()[0]:
                         return counts(self.db, row.id, model)  # another process is filling this repository
-                    progress = backfill(self.db, embedder, row.id, model, on_progress, should_stop)
+                    progress = backfill(self.db, embedder, row.id, model, on_progress, should_stop,
+                                        outage_wait=self.settings.embedding.outage_wait_seconds)
                 finally:
                     lock_conn.execute("SELECT pg_advisory_unlock_all()")
                     lock_conn.autocommit = False
         except EmbeddingError as exc:
+            record_error("embedding.backfill", exc, severity="error", category="embedding",
+                         context={"repo": repo, "stage": "gave up; chunks stay pending"})
             raise LodeError(f"embedding stopped; the chunks left stay pending: {exc}") from exc
         if progress.pending == 0 and row.embedding_model not in (None, model):
             self._switch_over(row.id, model)
@@ -195,44 +219,116 @@ class Lode:
         expand: bool = False,
     ) -> dict[str, Any]:
         _check_query(query)
+        for label, values in (("--path", (path,) if path else ()), ("--kind", kinds), ("--lang", languages)):
+            for value in values:
+                _check_text(label, value)
         if mode not in MODES:
             raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if mode == "semantic" and self.settings.embedder == "none":
+            raise InputError("--mode semantic needs an embedding provider; LODE_EMBEDDER is 'none'")
         if not 1 <= k <= MAX_K:
             raise InputError(f"-k must be between 1 and {MAX_K}")
         filters = Filters(languages=languages, kinds=kinds, path_glob=path)
         filters.sql("c")  # validates the glob before any database work
-        with self.db.connection() as conn:
+        with self._read() as conn:
             repos = self._repos_for(conn, repo)
-        empty = {"query": query, "mode": mode, "degraded": [], "hits": []}
+        settled = not expand or self._settle_graph(repos)
         if not repos:
-            return empty
+            return {"query": query, "mode": mode, "degraded": [], "hits": []}
+        return self.cache.through(
+            "search", repos, (query, mode, k, languages, path, kinds, expand),
+            lambda: self._search(query, repos, mode, k, filters, expand),
+            cacheable=lambda result: settled and not result["degraded"],  # pending embeddings keep the generation
+        )
+
+    def _search(self, query: str, repos: list[RepoRow], mode: str, k: int, filters: Filters,
+                expand: bool) -> dict[str, Any]:
         depth = k if mode == "lexical" else max(LEG_DEPTH, k)
-        degraded: list[str] = []
-        legs: dict[str, list[tuple[int, float]]] = {}
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            lexical_leg = pool.submit(self._lexical_leg, query, repos, filters, depth) if mode != "semantic" else None
-            if mode != "lexical":
-                semantic_legs, missing = self._semantic_legs(pool, query, repos, filters, depth)
-                if mode == "semantic" and len(missing) == 2:
-                    raise LodeError(f"semantic search is unavailable: {missing['text']}")
-                degraded.extend(missing)
-                legs.update(semantic_legs)
-            if lexical_leg is not None:
-                legs["lexical"] = lexical_leg.result()
+        legs, degraded = self._run_legs(query, repos, mode, filters, depth)
         if mode == "lexical":
             ranked = [(cid, score, {"lexical": rank, "text": None, "code": None})
                       for rank, (cid, score) in enumerate(legs["lexical"], start=1)]
         else:
             ranked = [(f.chunk_id, f.score, {leg: f.ranks.get(leg) for leg in ("lexical", "text", "code")})
                       for f in fuse(legs)]
-        with self.db.connection() as conn:
+        with self._read() as conn:
             hits = [_hit_json(h) for h in self._hits(conn, ranked[:k], {r.id: r.name for r in repos}, query)]
         if expand:
             self._expand(hits, repos)
         return {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
 
-    def _lexical_leg(self, query: str, repos: list[RepoRow], filters: Filters, depth: int) -> list[tuple[int, float]]:
-        with self.db.connection() as conn, conn.transaction():
+    def _run_legs(self, query: str, repos: list[RepoRow], mode: str, filters: Filters,
+                  depth: int) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
+        """Run the legs `mode` needs in parallel; return their rankings and the legs degraded.
+
+        In hybrid mode a leg that fails, or is still running when LODE_TIMEOUT_HYBRID_SEARCH has passed, is
+        dropped (its statement cancelled) and reported as degraded; only when every leg is lost is it an error."""
+        timeout = self.settings.timeouts.hybrid_search
+        deadline = time.monotonic() + timeout if mode == "hybrid" else None
+        statements = _RunningStatements()
+        pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lode-leg")
+        futures = {}
+        if mode != "semantic":
+            futures["lexical"] = pool.submit(self._lexical_leg, query, repos, filters, depth, statements)
+        if mode != "lexical":
+            futures["semantic"] = pool.submit(self._semantic_legs, pool, query, repos, filters, depth, statements)
+        legs: dict[str, list[tuple[int, float]]] = {}
+        degraded: list[str] = []
+        reasons: list[str] = []
+        try:
+            for name, future in futures.items():
+                lost = ["lexical"] if name == "lexical" else ["text", "code"]
+                try:
+                    result = future.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                except FutureTimeout:
+                    record_error("search", message=f"the {name} leg missed the hybrid search deadline of {timeout}s "
+                                 "(LODE_TIMEOUT_HYBRID_SEARCH); dropped", severity="warning", category="timeout",
+                                 context={"leg": name, "mode": mode, "repos": [r.name for r in repos]})
+                    degraded.extend(lost)
+                    reasons.append(f"the {name} leg missed the {timeout}s deadline")
+                    continue
+                except (LodeError, psycopg.Error) as exc:
+                    if mode != "hybrid":
+                        raise
+                    record_error("search", exc, severity="warning", category="degraded",
+                                 context={"leg": name, "mode": mode, "repos": [r.name for r in repos]})
+                    degraded.extend(lost)
+                    reasons.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                    continue
+                if name == "lexical":
+                    legs["lexical"] = result
+                    continue
+                semantic_legs, missing = result
+                if mode == "semantic" and len(missing) == 2:
+                    raise LodeError(f"semantic search is unavailable: {missing['text']}")
+                degraded.extend(missing)
+                legs.update(semantic_legs)
+        finally:
+            statements.cancel_all()  # the statements of legs dropped at the deadline stop now
+            pool.shutdown(wait=False, cancel_futures=True)
+        if not legs:
+            raise LodeError(f"search failed: {'; '.join(reasons) or 'no leg could run'}")
+        return legs, degraded
+
+    @contextmanager
+    def _read(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection for a read path, through the "database" circuit breaker: while the database is
+        unreachable, reads fail at once with a clear error instead of each waiting for the pool."""
+        try:
+            with guard("database", database_failure):
+                with self.db.pool.connection(timeout=self.settings.timeouts.db_query) as conn:
+                    yield conn
+        except CircuitBreakerError as exc:
+            raise LodeError(f"the database is unavailable; reads fail fast until it answers again ({exc})") from exc
+        except psycopg.OperationalError as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled):
+                raise
+            record_error("database", exc, severity="critical", category="unavailable")
+            raise LodeError(f"the database is unreachable: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+    def _lexical_leg(self, query: str, repos: list[RepoRow], filters: Filters, depth: int,
+                     statements: _RunningStatements) -> list[tuple[int, float]]:
+        with self._read() as conn, statements.track(conn), conn.transaction():
             conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.lexical_search * 1000)}")
             try:
                 return lexical.search(
@@ -246,7 +342,8 @@ class Lode:
                 ) from exc
 
     def _semantic_legs(
-        self, pool: ThreadPoolExecutor, query: str, repos: list[RepoRow], filters: Filters, depth: int
+        self, pool: ThreadPoolExecutor, query: str, repos: list[RepoRow], filters: Filters, depth: int,
+        statements: _RunningStatements,
     ) -> tuple[dict[str, list[tuple[int, float]]], dict[str, str]]:
         """Run the text and code legs; return their rankings and, for legs that could not run, why."""
         from lode.embedding.base import EmbeddingError
@@ -266,16 +363,19 @@ class Lode:
         if len(serving) > 1:
             return unavailable("the repositories searched were embedded with different models")
         model = serving.pop()
-        with self.db.connection() as conn:
+        with self._read() as conn:
             model_id = Vectors(conn).models()[model][0]
         if model_id != embedder.model_id:
             return unavailable(f"the index was embedded with {model_id}, the configured model is {embedder.model_id}")
         try:
             vector = self._query_vector(embedder, query)
         except EmbeddingError as exc:
+            if not isinstance(exc.__cause__, CircuitBreakerError):  # an open breaker was recorded when it opened
+                record_error("embedding.query", exc, severity="warning", category="degraded",
+                             context={"model": embedder.model_id})
             return unavailable(f"the embedding provider failed: {exc}")
         futures = {
-            leg: pool.submit(self._vector_leg, model, leg, vector, [r.id for r in repos], filters, depth)
+            leg: pool.submit(self._vector_leg, model, leg, vector, [r.id for r in repos], filters, depth, statements)
             for leg in ("text", "code")
         }
         legs = {leg: future.result() for leg, future in futures.items()}
@@ -298,15 +398,11 @@ class Lode:
         return pending
 
     def _query_vector(self, embedder: Embedder, query: str) -> Any:
-        key = (embedder.model_id, query)
-        vector = self._query_vectors.get(key)
-        if vector is None:
-            vector = self._query_vectors[key] = embedder.embed_query(query)
-        return vector
+        return self.cache.query_vector(embedder.model_id, query, lambda: embedder.embed_query(query))
 
     def _vector_leg(self, model: int, leg: str, vector: Any, repo_ids: list[int], filters: Filters,
-                    depth: int) -> list[tuple[int, float]]:
-        with self.db.connection() as conn, conn.transaction():
+                    depth: int, statements: _RunningStatements) -> list[tuple[int, float]]:
+        with self._read() as conn, statements.track(conn), conn.transaction():
             conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.vector_search * 1000)}")
             conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, depth)}")
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
@@ -321,12 +417,12 @@ class Lode:
         last = name.rsplit(".", 1)[-1]  # every match, exact or qualified, ends with this name
         suffix = "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params = {"name": name, "last": last, "suffix": suffix, "limit": limit}
-        with self.db.connection() as conn, conn.transaction():
+        with self._read() as conn, conn.transaction():
             params["repos"] = [r.id for r in self._repos_for(conn, repo)]
             conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.symbol_lookup * 1000)}")
             rows = conn.execute(
                 """SELECT r.name, c.path, min(c.start_line), max(c.end_line), c.kind, c.name, c.name_path,
-                          c.language, min(c.signature),
+                          c.language, min(c.signature), min(c.docstring),
                           min(CASE WHEN c.name_path = %(name)s THEN 0 WHEN c.name = %(name)s THEN 1
                                    WHEN lower(c.name) = lower(%(name)s) THEN 2 ELSE 3 END) AS rank
                      FROM chunks c JOIN repositories r ON r.id = c.repo_id
@@ -349,12 +445,30 @@ class Lode:
                         params,
                     )
                 ]
-        keys = ("repo", "path", "start_line", "end_line", "kind", "name", "name_path", "language", "signature")
+        keys = ("repo", "path", "start_line", "end_line", "kind", "name", "name_path", "language", "signature",
+                "docstring")
         return {
             "query": name,
-            "symbols": [dict(zip(keys, row[:9])) for row in rows],
+            "symbols": [dict(zip(keys, row[:10])) for row in rows],
             "suggestions": suggestions,
         }
+
+    def source(self, repo: str, path: str, start_line: int, end_line: int) -> str:
+        """The indexed text of the chunks within lines start_line..end_line of a file, in order; a chunk that
+        overlaps an earlier one (a method inside its class's chunk, an overlapping window) is left out."""
+        with self.db.connection() as conn:
+            row = self._repos_for(conn, repo)[0]
+            parts, end = [], -1
+            for text, start_byte, end_byte in conn.execute(
+                """SELECT content, start_byte, end_byte FROM chunks
+                    WHERE repo_id = %s AND path = %s AND start_line >= %s AND end_line <= %s
+                    ORDER BY start_byte, end_byte DESC""",
+                (row.id, path, start_line, end_line),
+            ):
+                if start_byte >= end:
+                    parts.append(text)
+                    end = end_byte
+        return "\n".join(parts)
 
     # ---- graph ----------------------------------------------------------------------------------------
 
@@ -363,8 +477,14 @@ class Lode:
         kinds: tuple[str, ...] = ("calls",), min_confidence: float = 0.0, limit: int = 200,
     ) -> dict[str, Any]:
         """Callers (direction "callers") or callees of a symbol, up to `depth` hops."""
+        return self._graph_cached(repo, ("neighbours", direction, symbol, depth, kinds, min_confidence, limit),
+                                  lambda: self._graph_neighbours(direction, symbol, repo, depth, kinds,
+                                                                 min_confidence, limit))
+
+    def _graph_neighbours(self, direction: str, symbol: str, repo: str | None, depth: int, kinds: tuple[str, ...],
+                          min_confidence: float, limit: int) -> dict[str, Any]:
         walk = graph.callers if direction == "callers" else graph.callees
-        with self.db.connection() as conn, conn.transaction():
+        with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
             traversal = walk(conn, [r.id for r in repos], symbol, depth=depth, kinds=kinds,
@@ -374,7 +494,11 @@ class Lode:
                 "truncated": traversal.truncated, "results": [_hop_json(h, names) for h in traversal.hops]}
 
     def graph_path(self, source: str, target: str, *, repo: str | None = None, max_depth: int = 6) -> dict[str, Any]:
-        with self.db.connection() as conn, conn.transaction():
+        return self._graph_cached(repo, ("path", source, target, max_depth),
+                                  lambda: self._graph_path(source, target, repo, max_depth))
+
+    def _graph_path(self, source: str, target: str, repo: str | None, max_depth: int) -> dict[str, Any]:
+        with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
             found = graph.path(conn, [r.id for r in repos], source, target, max_depth=max_depth)
@@ -385,16 +509,51 @@ class Lode:
                 "direction": found.direction, "path": [_hop_json(h, names) for h in found.hops]}
 
     def graph_stats(self, repo: str | None = None) -> dict[str, Any]:
-        with self.db.connection() as conn, conn.transaction():
+        return self._graph_cached(repo, ("stats",), lambda: self._graph_stats(repo))
+
+    def _graph_stats(self, repo: str | None) -> dict[str, Any]:
+        with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
-            return graph.stats(conn, [r.id for r in repos])
+            result = graph.stats(conn, [r.id for r in repos])
+        names = {r.id: r.name for r in repos}
+        for entry in result["top_fan_in"] + result["top_fan_out"]:
+            entry["symbol"] = _node_json(entry["symbol"], names)
+        return result
 
     def graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None = None) -> str:
-        with self.db.connection() as conn, conn.transaction():
+        return self._graph_cached(repo, ("export", fmt, asdict(filters)), lambda: self._graph_export(fmt, filters, repo))
+
+    def _graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None) -> str:
+        with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
             return graph.export(conn, [r.id for r in repos], fmt, filters)
+
+    def _graph_cached(self, repo: str | None, params: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+        with self._read() as conn:
+            repos = self._repos_for(conn, repo)
+        settled = self._settle_graph(repos)
+        result = self.cache.through("graph", repos, params, compute, cacheable=lambda _: settled)
+        if isinstance(result, dict):  # export returns text
+            result = {**result, "graph_pending": not settled}  # True: resolution was still running
+        return result
+
+    def resolve_graph(self, repo: str, wait: float | None = None) -> bool:
+        """Finish a repository's queued graph resolution (see Indexer.resolve_graph); False if an index run or
+        another resolution held the repository for longer than `wait` seconds."""
+        with self.db.connection() as conn:
+            row = self._repos_for(conn, repo)[0]
+        return Indexer(self.db, self.settings).resolve_graph(row.id, wait)
+
+    def _settle_graph(self, repos: list[RepoRow]) -> bool:
+        """Resolve queued graph work before a graph query, waiting for a running index or resolution up to the
+        graph traversal timeout. False when work is still queued: the answer then uses the edges as they are,
+        and is not cached (resolution does not bump the generation)."""
+        with self._read() as conn:
+            queued = [r for r in repos if GraphStore(conn).backlog(r.id)]
+        indexer = Indexer(self.db, self.settings)
+        return all([indexer.resolve_graph(r.id, wait=self.settings.timeouts.graph_traversal) for r in queued])
 
     def _graph_timeout(self, conn: psycopg.Connection) -> None:
         conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.graph_traversal * 1000)}")
@@ -402,7 +561,7 @@ class Lode:
     def _expand(self, hits: list[dict[str, Any]], repos: list[RepoRow]) -> None:
         """Attach each hit's direct callers and callees (names and locations)."""
         names = {r.id: r.name for r in repos}
-        with self.db.connection() as conn, conn.transaction():
+        with self._read() as conn, conn.transaction():
             self._graph_timeout(conn)
             repo_ids = [r.id for r in repos]
             for hit in hits:
@@ -465,10 +624,13 @@ class Lode:
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
-    def _repos_for(self, conn: psycopg.Connection, name: str | None) -> list[RepoRow]:
+    def _repos_for(self, conn: psycopg.Connection, name: str | tuple[str, ...] | None) -> list[RepoRow]:
+        """Every repository (None), one by name, or those of a tuple of names that exist (an API key's scope)."""
         repos = Repositories(conn)
         if name is None:
             return repos.all()
+        if isinstance(name, tuple):
+            return [row for row in repos.all() if row.name in name]
         row = repos.get(name)
         if row is None:
             raise NotFound(f"no repository named {name!r}; `lode repos` lists them")
@@ -500,6 +662,38 @@ class Lode:
         return hits
 
 
+class _RunningStatements:
+    """The connections of search legs still running, so that a missed deadline cancels their statements."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: set[psycopg.Connection] = set()
+        self._closed = False
+
+    @contextmanager
+    def track(self, conn: psycopg.Connection) -> Iterator[None]:
+        with self._lock:
+            if self._closed:
+                raise LodeError("the search deadline passed before this leg started")
+            self._connections.add(conn)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+
+    def cancel_all(self) -> None:
+        """Cancel what still runs. Under the lock, so no leg can hand its connection back to the pool (where a
+        late cancel would hit someone else's statement) until the cancels are sent."""
+        with self._lock:
+            self._closed = True
+            for conn in self._connections:
+                try:
+                    conn.cancel_safe(timeout=2.0)
+                except Exception as exc:  # the leg ends at its own statement_timeout instead
+                    log.warning("cannot cancel a search leg's statement: %s", exc)
+
+
 def snippet(content: str, terms: set[str], lines: int = 6) -> str:
     """The window of `lines` lines that mentions the most query terms (stems match as substrings)."""
     all_lines = content.splitlines()
@@ -515,8 +709,17 @@ def _check_query(query: str) -> None:
         raise InputError("the query is empty")
     if len(query) > MAX_QUERY_CHARS:
         raise InputError(f"the query is longer than {MAX_QUERY_CHARS} characters")
-    if "\x00" in query:
-        raise InputError("the query contains a NUL character")
+    _check_text("the query", query)
+
+
+def _check_text(label: str, value: str) -> None:
+    """PostgreSQL takes neither NUL nor the lone surrogates that undecodable argv bytes or JSON escapes become."""
+    if "\x00" in value:
+        raise InputError(f"{label} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"{label} is not valid UTF-8") from None
 
 
 def _default_repo_name(root: Path) -> str:

@@ -10,28 +10,35 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import psutil
+import psycopg
+
+from lode import errorlog
 from lode.chunking import language_for_path, module_name
 from lode.chunking.chunker import chunk_file_with_tree
 from lode.config import Settings
 from lode.discover import discover, read_source
+from lode.errors import LodeError
 from lode.graph import GraphStore, extract_facts
 from lode.graph.store import GraphBatch
-from lode.model import Candidate, Skipped
+from lode.model import Candidate, SkipReason, Skipped
 from lode.search.lexical import chunk_postings
-from lode.store.db import Database
+from lode.store.db import Database, DatabaseUnavailable
 from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsPartition, RepoRow
 from lode.store.uow import unit_of_work
+from lode.workers import Lost, map_killable
 
 log = logging.getLogger(__name__)
 
 _REPO_LOCK_CLASS = 0x4C4F  # first key of pg_advisory_lock(int, int): one index run per repository
 _INLINE_BELOW = 16  # fewer changed files than this are processed without worker processes
+_RETRIED_SKIPS = frozenset({SkipReason.INDEX_TIMEOUT, SkipReason.WORKER_DIED})  # may pass under less load
 _ANALYZE_AFTER_CHUNKS = 5000  # a run that writes more (and > 10 % of the repository) refreshes statistics
 
 
@@ -73,10 +80,15 @@ class IndexReport:
     chunks: int = 0  # in the repository's index after the run
     chunks_written: int = 0
     seconds: float = 0.0
+    graph_pending: bool = False  # the run's graph resolution was deferred (Indexer.run's defer_graph)
     warnings: list[str] = field(default_factory=list)
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+class IndexCancelled(LodeError):
+    """The run's should_stop hook asked it to stop; every file stored so far is whole, the run is aborted."""
 
 
 def process_file(root: Path, job: FileJob, settings: Settings) -> FileOutcome:
@@ -104,9 +116,17 @@ def process_file(root: Path, job: FileJob, settings: Settings) -> FileOutcome:
 _worker_context: tuple[Path, Settings] | None = None
 
 
-def _init_worker(root: Path, settings: Settings) -> None:
+def _init_worker(root: Path, settings: Settings, indexer_pid: int) -> None:
     global _worker_context
     _worker_context = (root, settings)
+    threading.Thread(target=_exit_with_indexer, args=(indexer_pid,), daemon=True).start()
+
+
+def _exit_with_indexer(indexer_pid: int) -> None:
+    """A worker whose indexer was killed would wait for jobs forever: exit with it."""
+    while psutil.pid_exists(indexer_pid):
+        time.sleep(1)
+    os._exit(0)
 
 
 def _process_in_worker(job: FileJob) -> FileOutcome:
@@ -119,28 +139,60 @@ class Indexer:
         self.db = db
         self.settings = settings
 
-    def run(self, root: Path, repo_name: str, on_progress: ProgressCallback | None = None) -> IndexReport:
+    def run(self, root: Path, repo_name: str, on_progress: ProgressCallback | None = None,
+            should_stop: Callable[[], bool] | None = None, defer_graph: bool = False) -> IndexReport:
+        """Index `root` as `repo_name`. The graph is resolved before returning, unless defer_graph is set and
+        the run queued more than settings.graph_inline_files files: then report.graph_pending is True and
+        resolve_graph() finishes it (graph queries call it too)."""
         started = time.monotonic()
         report = IndexReport(repo=repo_name)
         with unit_of_work(self.db) as uow:
             repo = uow.repos.get_or_create(repo_name, str(root))
-        with self.db.connection() as lock_conn:
-            lock_conn.autocommit = True
-            lock_conn.execute("SELECT pg_advisory_lock(%s, %s)", (_REPO_LOCK_CLASS, repo.id))
-            try:
-                _Run(self, root, repo, report, on_progress).execute()
-            finally:
-                lock_conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_REPO_LOCK_CLASS, repo.id))
-                lock_conn.autocommit = False
+        with self.db.advisory_lock(_REPO_LOCK_CLASS, repo.id):
+            _Run(self, root, repo, report, on_progress, should_stop).execute()
+            if defer_graph and self._graph_backlog(repo.id) > self.settings.graph_inline_files:
+                report.graph_pending = True
+            else:
+                self._resolve(repo.id)
         report.seconds = round(time.monotonic() - started, 3)
         return report
+
+    def resolve_graph(self, repo_id: int, wait: float | None = None) -> bool:
+        """Resolve a repository's queued graph work under its index lock, so it never runs beside an index run
+        of that repository. Waits up to `wait` seconds for the lock (None: as long as it takes); False if the
+        lock was not had, True when nothing is left queued."""
+        with self.db.advisory_lock(_REPO_LOCK_CLASS, repo_id, wait) as held:
+            if held:
+                self._resolve(repo_id)
+            return held
+
+    def _graph_backlog(self, repo_id: int) -> int:
+        with self.db.connection() as conn:
+            return GraphStore(conn).backlog(repo_id)
+
+    def _resolve(self, repo_id: int) -> None:
+        """One transaction: the queue is consumed only if the edges it produced are committed."""
+        budget = int(self.settings.timeouts.graph_build * 1000)
+        try:
+            with unit_of_work(self.db) as uow:
+                uow.conn.execute(f"SET LOCAL statement_timeout = {budget}")
+                if uow.conn.info.server_version >= 170000:
+                    uow.conn.execute(f"SET LOCAL transaction_timeout = {budget}")
+                GraphStore(uow.conn).resolve(repo_id, workers=self.settings.index_workers)
+        except (psycopg.errors.QueryCanceled, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
+            errorlog.record_error("graph", exc, severity="error", category="timeout", context={"repo_id": repo_id})
+            raise LodeError(
+                f"graph resolution timed out after {self.settings.timeouts.graph_build}s "
+                "(LODE_TIMEOUT_GRAPH_BUILD); the work stays queued for the next run or graph query"
+            ) from exc
 
 
 class _Run:
     """One index run over one repository, holding the repository's advisory lock."""
 
     def __init__(
-        self, indexer: Indexer, root: Path, repo: RepoRow, report: IndexReport, on_progress: ProgressCallback | None
+        self, indexer: Indexer, root: Path, repo: RepoRow, report: IndexReport, on_progress: ProgressCallback | None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.db = indexer.db
         self.settings = indexer.settings
@@ -148,6 +200,7 @@ class _Run:
         self.repo = repo
         self.report = report
         self.on_progress = on_progress or (lambda progress: None)
+        self.should_stop = should_stop or (lambda: False)  # checked between files
         self.progress = Progress()
         self.run_id: int | None = None  # created lazily: a no-op run writes nothing
 
@@ -160,9 +213,12 @@ class _Run:
                 uow.postings_partition(self.repo.id).drop_indexes()
         try:
             self._index(known, stored_skips)
-        finally:
-            self._maintain()  # first: resolution needs the statistics of a bulk load for good plans
-            self._resolve_graph()
+        except DatabaseUnavailable:
+            raise  # nothing more can be written; the next run finishes the load
+        except BaseException:
+            self._maintain()
+            raise
+        self._maintain()  # before resolution: it needs the statistics of a bulk load for good plans
 
     def _index(self, known: dict[str, FileRow], stored_skips: list[Skipped]) -> None:
 
@@ -197,8 +253,10 @@ class _Run:
         try:
             for outcome in self._process(jobs):
                 if outcome.skipped:
-                    skipped.append(replace(outcome.skipped, size=outcome.candidate.size,
-                                           mtime_ns=outcome.candidate.mtime_ns))
+                    if outcome.skipped.reason not in _RETRIED_SKIPS:  # unchanged, it would be skipped again
+                        outcome.skipped = replace(outcome.skipped, size=outcome.candidate.size,
+                                                  mtime_ns=outcome.candidate.mtime_ns)
+                    skipped.append(outcome.skipped)
                     if (row := known.get(outcome.candidate.path)) is not None:
                         self._delete(row)
                 elif outcome.unchanged:
@@ -208,6 +266,9 @@ class _Run:
                     self._replace(known.get(outcome.candidate.path), outcome, jobs_by_path[outcome.candidate.path])
                 self.progress.files_done += 1
                 self.on_progress(self.progress)
+                if self.should_stop():
+                    raise IndexCancelled(f"cancelled after {self.progress.files_done} of "
+                                         f"{self.progress.files_total} files")
 
             present = {candidate.path for candidate in candidates}
             for path, row in known.items():
@@ -217,8 +278,10 @@ class _Run:
             if skipped != stored_skips:
                 with unit_of_work(self.db) as uow:
                     uow.skipped.replace(self.repo.id, skipped)
+        except DatabaseUnavailable:
+            raise  # the run row stays 'running'; the next run marks it aborted
         except BaseException as exc:
-            self._finish("aborted" if isinstance(exc, KeyboardInterrupt) else "failed", repr(exc))
+            self._finish("aborted" if isinstance(exc, (KeyboardInterrupt, IndexCancelled)) else "failed", repr(exc))
             raise
         self._finish("done", None)
         self.report.files_skipped = len(skipped)
@@ -228,11 +291,6 @@ class _Run:
                 f"the index of {self.repo.name!r} is EMPTY: no indexable files under {self.root}"
                 + (f" ({len(skipped)} skipped: {', '.join(reasons)})" if skipped else "")
             )
-
-    def _resolve_graph(self) -> None:
-        """Resolve the references the run's file units queued (its own and the incoming ones they affect)."""
-        with unit_of_work(self.db) as uow:
-            GraphStore(uow.conn).resolve(self.repo.id)
 
     def _maintain(self) -> None:
         """Finish a first load of the postings; refresh statistics after a bulk change."""
@@ -250,14 +308,15 @@ class _Run:
                 yield process_file(self.root, job, self.settings)
             return
         context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(self.root, self.settings)
-        ) as pool:
-            try:
-                yield from pool.map(_process_in_worker, jobs, chunksize=4)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        for job, result in map_killable(
+            _process_in_worker, jobs, workers=workers, timeout=self.settings.timeouts.index_file, mp_context=context,
+            initializer=_init_worker, initargs=(self.root, self.settings, os.getpid()),
+            describe=lambda job: {"path": job.candidate.path},
+        ):
+            if isinstance(result, Lost):
+                reason = SkipReason.INDEX_TIMEOUT if result.reason == "timeout" else SkipReason.WORKER_DIED
+                result = FileOutcome(job.candidate, skipped=Skipped(job.candidate.path, reason, result.detail))
+            yield result
 
     def _ensure_run(self, uow) -> None:  # type: ignore[no-untyped-def]
         if self.run_id is None:

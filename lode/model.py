@@ -24,6 +24,8 @@ class SkipReason(str, enum.Enum):
     UNDECODABLE = "undecodable"
     UNREADABLE = "unreadable"  # permission denied or I/O error
     VANISHED = "vanished"  # deleted between listing and reading
+    INDEX_TIMEOUT = "index_timeout"  # its worker ran past LODE_TIMEOUT_INDEX_FILE and was killed; retried next run
+    WORKER_DIED = "worker_died"  # its worker process crashed (e.g. in a native parser); retried next run
 
 
 @dataclass(frozen=True, slots=True)

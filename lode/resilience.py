@@ -1,41 +1,116 @@
 """Resilience at the adapters: one circuit breaker per outside dependency, shared by the whole process.
 
-Adapters (the Redis cache layer, the embedding providers, the database read paths) wrap their calls in
-`breaker(name)`. An open breaker raises `CircuitBreakerError` at once; the caller degrades (skips L2, searches
-lexical-only, ...). Breaker states are reported by `breaker_states()` for /health and `lode health`.
+Adapters (the Redis cache layer, the embedding providers, the database read paths) run their calls inside
+`guard(name)` (or `breaker(name)` used as a decorator). An open breaker raises `CircuitBreakerError` at once,
+without touching the dependency; the caller degrades (skips L2, searches lexical-only, ...). After its recovery
+time an open breaker turns half-open and lets `half_open_probes` concurrent calls through: one success closes
+it, one failure opens it again. Breaker states are reported by `breaker_states()` for /health and `lode health`.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-from circuitbreaker import CircuitBreaker, CircuitBreakerError
+from circuitbreaker import STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, CircuitBreakerError
 
 from lode.config import get_settings
 
-__all__ = ["CircuitBreakerError", "breaker", "breaker_states", "reset_breakers"]
+__all__ = [
+    "Breaker", "CircuitBreakerError", "breaker", "breaker_states", "database_failure", "guard", "reset_breakers", "wait_for_recovery",
+]
 
-_breakers: dict[str, CircuitBreaker] = {}
+FailurePredicate = Callable[[type, BaseException], bool]
+
+
+class Breaker(CircuitBreaker):
+    """circuitbreaker's breaker, with a bound on the calls let through while half-open, and fail-fast on entry
+    also when used as a context manager (the library only checks that in its decorator)."""
+
+    def __init__(self, *, half_open_probes: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.half_open_probes = half_open_probes
+        self._probes = 0
+        self._probe_lock = threading.Lock()
+        self._probing = threading.local()
+
+    def __enter__(self) -> None:
+        state = self.state
+        if state == STATE_OPEN:
+            raise CircuitBreakerError(self)
+        if state == STATE_HALF_OPEN:
+            with self._probe_lock:
+                if self._probes >= self.half_open_probes:
+                    raise CircuitBreakerError(self)
+                self._probes += 1
+            self._probing.active = True
+        return None
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:  # type: ignore[no-untyped-def]
+        if getattr(self._probing, "active", False):
+            self._probing.active = False
+            with self._probe_lock:
+                self._probes -= 1
+        return super().__exit__(exc_type, exc_value, traceback)
+
+    @property
+    def recovery_seconds(self) -> float:
+        return self._recovery_timeout
+
+
+_breakers: dict[str, Breaker] = {}
 _lock = threading.Lock()
 
 
-def breaker(name: str, expected_exception: type[BaseException] | tuple[type[BaseException], ...] = Exception) -> CircuitBreaker:
+def breaker(
+    name: str, expected_exception: type[BaseException] | tuple[type[BaseException], ...] | FailurePredicate = Exception
+) -> Breaker:
     """The process-wide breaker for one dependency ("redis", "embedder", "database"), created on first use.
 
-    Thresholds come from settings.breakers (LODE_BREAKER_FAILURE_THRESHOLD, LODE_BREAKER_RECOVERY_SECONDS).
-    `expected_exception` is only read when the breaker is created: the failures that count against it.
+    Settings come from settings.breakers (LODE_BREAKER_FAILURE_THRESHOLD, LODE_BREAKER_RECOVERY_SECONDS,
+    LODE_BREAKER_HALF_OPEN_PROBES), with per-breaker values in LODE_BREAKER_OVERRIDES. `expected_exception`
+    (types, or a predicate (type, exc) -> bool) is only read when the breaker is created: the failures that count.
     """
     with _lock:
         found = _breakers.get(name)
         if found is None:
             config = get_settings().breakers
-            found = _breakers[name] = CircuitBreaker(
-                failure_threshold=config.failure_threshold,
-                recovery_timeout=config.recovery_seconds,
+            own = config.overrides.get(name, {})
+            found = _breakers[name] = Breaker(
+                failure_threshold=int(own.get("failure_threshold", config.failure_threshold)),
+                recovery_timeout=float(own.get("recovery_seconds", config.recovery_seconds)),
+                half_open_probes=int(own.get("half_open_probes", config.half_open_probes)),
                 expected_exception=expected_exception,
                 name=name,
             )
         return found
+
+
+@contextmanager
+def guard(name: str, expected_exception: type[BaseException] | tuple | FailurePredicate = Exception) -> Iterator[None]:
+    """Run a block through the named breaker: fail fast when open, count a failure when the block raises one."""
+    with breaker(name, expected_exception):
+        yield
+
+
+def database_failure(exc_type: type, exc: BaseException) -> bool:
+    """What counts against the "database" breaker: a lost or refused connection, not a cancelled statement."""
+    import psycopg
+
+    return issubclass(exc_type, psycopg.OperationalError) and not issubclass(exc_type, psycopg.errors.QueryCanceled)
+
+
+def wait_for_recovery(name: str, deadline: float, should_stop: Callable[[], bool] = lambda: False) -> bool:
+    """Sleep until the named breaker lets a probe through; False when `deadline` (monotonic) or a stop comes first."""
+    found = breaker(name)
+    while found.state == STATE_OPEN:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or should_stop():
+            return False
+        time.sleep(min(0.2, remaining, max(0.01, found.open_remaining)))
+    return not should_stop()
 
 
 def breaker_states() -> dict[str, dict[str, object]]:
@@ -43,7 +118,8 @@ def breaker_states() -> dict[str, dict[str, object]]:
     with _lock:
         breakers = list(_breakers.values())
     return {
-        b.name: {"state": b.state, "failures": b.failure_count, "open_remaining": round(max(0.0, b.open_remaining), 3) if b.opened else 0.0}
+        b.name: {"state": b.state, "failures": b.failure_count,
+                 "open_remaining": round(max(0.0, b.open_remaining), 3) if b.opened else 0.0}
         for b in breakers
     }
 

@@ -33,6 +33,16 @@ def lode(lode_home: Path) -> Lode:
     engine.close()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_circuit_breakers():
+    """Breakers are process-wide: a test's failures must not leave one open for the next test."""
+    from lode.resilience import reset_breakers
+
+    reset_breakers()
+    yield
+    reset_breakers()
+
+
 @pytest.fixture
 def repo_name() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"

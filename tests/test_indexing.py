@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import index_snapshot
+from conftest import index_snapshot, run_cli
 from lode.engine import Lode
 
 PY_MODELS = '''"""Models for the tiny package."""
@@ -294,3 +294,17 @@ def test_ctrl_c_mid_run_leaves_a_consistent_index(lode: Lode, tmp_path: Path, re
     shutil.copytree(live, clean)
     lode.index(clean, repo_name + "-clean")
     assert index_snapshot(lode, repo_name) == index_snapshot(lode, repo_name + "-clean")
+
+
+def test_a_file_whose_worker_overruns_index_file_timeout_is_killed_and_skipped(tmp_path: Path, repo_name: str) -> None:
+    files = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(40)}  # enough for worker processes
+    files["slow.py"] = "x = " + "(\n" * 200_000 + "1" + ")\n" * 200_000  # parses for over a second
+    write_tree(tmp_path, files)
+    env = {"LODE_TIMEOUT_INDEX_FILE": "0.3", "LODE_TIMEOUT_PARSE": "60", "LODE_INDEX_WORKERS": "2"}
+    code, report, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env=env)
+    assert code == 0 and report["files_indexed"] == 40 and report["files_skipped"] == 1
+    code, status, _ = run_cli("status", "--repo", repo_name, "--skipped", "--json")
+    (skip,) = status["repos"][0]["skipped_files"]
+    assert skip["path"] == "slow.py" and skip["reason"] == "index_timeout"
+    code, again, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--json")  # retried: default timeout
+    assert code == 0 and again["files_indexed"] == 1 and again["files_skipped"] == 0

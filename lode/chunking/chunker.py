@@ -7,7 +7,6 @@ so the work is proportional to the number of definitions, not to the size of the
 from __future__ import annotations
 
 import inspect
-import logging
 import re
 from bisect import bisect_left
 from dataclasses import dataclass, field, replace
@@ -17,11 +16,11 @@ from tree_sitter import Node, Tree
 
 from lode.chunking.languages import CONTAINER_KINDS, Grammar, Scope, grammar_for
 from lode.chunking.treesitter import ParseTimeout, parse
+from lode.errorlog import record_error
 from lode.chunking.windows import SourceLines, window_chunks, window_ranges
 from lode.config import Settings
 from lode.model import Chunk, ChunkedFile
 
-log = logging.getLogger(__name__)
 
 _Elision = tuple[int, int, bytes]  # a member's body [start, end) and what replaces it in its parent's chunk
 
@@ -61,10 +60,14 @@ def chunk_file_with_tree(
         if tree.root_node.has_error:
             return ChunkedFile(language_id, _file_windows(lines, settings), "parse_error"), None
         return ChunkedFile(language_id, _Chunker(grammar, lines, module, settings).chunk(tree.root_node)), tree
-    except ParseTimeout:
+    except ParseTimeout as exc:
+        record_error("chunking", exc, severity="warning", category="timeout",
+                     context={"path": path, "language": language_id, "bytes": len(lines.data),
+                              "fallback": "line windows", "setting": "LODE_TIMEOUT_PARSE"})
         return ChunkedFile(language_id, _file_windows(lines, settings), "parse_timeout"), None
-    except Exception:  # a tree shape the chunker does not expect must not lose the file
-        log.exception("chunking %s failed, using line windows", path)
+    except Exception as exc:  # a tree shape the chunker does not expect must not lose the file
+        record_error("chunking", exc, severity="error", category="parse",
+                     context={"path": path, "language": language_id, "fallback": "line windows"})
         return ChunkedFile(language_id, _file_windows(lines, settings), "parse_error"), None
 
 

@@ -24,6 +24,7 @@ def get_embedder(settings: Settings) -> Embedder | None:
             batch_size=config.batch_size, dimension=config.dimension,
             batch_timeout=settings.timeouts.embed_batch, single_timeout=settings.timeouts.embed_single,
             retry_attempts=config.retry_attempts, retry_max_seconds=config.retry_max_seconds,
+            query_retry_attempts=config.query_retry_attempts, query_retry_max_seconds=config.query_retry_max_seconds,
         )
     from lode.embedding.export import MODEL_NAME
     from lode.embedding.local import DIMENSION, LocalEmbedder

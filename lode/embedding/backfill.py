@@ -7,12 +7,16 @@ the same chunks pending again. Identical views are embedded once: vectors are ca
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
-from lode.embedding.base import Embedder
+from lode import errorlog
+from lode.embedding.base import BREAKER, Embedder, EmbedResult, ProviderUnavailable
+from lode.resilience import CircuitBreakerError, breaker, wait_for_recovery
 from lode.embedding.views import code_view, text_view, view_hash
 from lode.store.db import Database
 from lode.store.uow import unit_of_work
@@ -21,6 +25,7 @@ from lode.store.vectors import ChunkVectors, Vectors
 log = logging.getLogger(__name__)
 
 BATCH = 128
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -37,8 +42,13 @@ def backfill(
     model: int,
     on_progress: Callable[[BackfillProgress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    outage_wait: float = 0.0,
 ) -> BackfillProgress:
-    """Embed every pending chunk of a repository with `model`; return the final counts."""
+    """Embed every pending chunk of a repository with `model`; return the final counts.
+
+    While the provider is down the backfill waits for its circuit breaker to let a probe through and carries
+    on (up to `outage_wait` seconds per outage); past that, ProviderUnavailable propagates and the chunks left
+    stay pending for the next run."""
     after = -1
     while not should_stop():
         with db.connection() as conn:
@@ -59,7 +69,7 @@ def backfill(
         errors: dict[str, str] = {}
         if missing:
             digests = list(missing)
-            result = embedder.embed([missing[d] for d in digests])  # EmbeddingError propagates: retry later
+            result = embed_through_outages(embedder, [missing[d] for d in digests], outage_wait, should_stop)
             for i, digest in enumerate(digests):
                 vector = result.vectors[i]
                 if vector is None:
@@ -80,6 +90,33 @@ def backfill(
         if on_progress:
             on_progress(counts(db, repo_id, model))
     return counts(db, repo_id, model)
+
+
+def embed_through_outages(
+    embedder: Embedder, texts: Sequence[str], outage_wait: float, should_stop: Callable[[], bool] = lambda: False
+) -> EmbedResult:
+    """embedder.embed(texts), waiting out a provider outage (see through_outages)."""
+    return through_outages(lambda: embedder.embed(texts), embedder.model_id, outage_wait, should_stop,
+                           {"texts": len(texts)})
+
+
+def through_outages(call: Callable[[], T], model_id: str, outage_wait: float,
+                    should_stop: Callable[[], bool] = lambda: False, context: dict | None = None) -> T:
+    """call(), waiting out a provider outage: after each failure, sleep until the "embedder" breaker lets a
+    probe through, then try again; give up (raise) `outage_wait` seconds after the first failure."""
+    deadline: float | None = None
+    while True:
+        try:
+            return call()
+        except ProviderUnavailable as exc:
+            if not isinstance(exc.__cause__, CircuitBreakerError):  # a real failure, not a fast one
+                errorlog.record_error("embedding.backfill", exc, severity="error", category="unavailable",
+                                      context={"model": model_id, **(context or {})})
+            deadline = deadline if deadline is not None else time.monotonic() + outage_wait
+            log.warning("embedding provider unavailable, breaker %s; waiting up to %.0f s for it to recover: %s",
+                        breaker(BREAKER).state, max(0.0, deadline - time.monotonic()), exc)
+            if not wait_for_recovery(BREAKER, deadline, should_stop) or time.monotonic() >= deadline:
+                raise
 
 
 def counts(db: Database, repo_id: int, model: int | None) -> BackfillProgress:

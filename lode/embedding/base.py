@@ -15,6 +15,14 @@ class EmbeddingError(LodeError):
     """The whole call failed: the provider is unavailable, misconfigured, or still failing after retries."""
 
 
+class ProviderUnavailable(EmbeddingError):
+    """The provider is down for now (failing after retries, answering garbage, or its circuit breaker is open):
+    worth waiting for, unlike a misconfiguration."""
+
+
+BREAKER = "embedder"  # the circuit breaker every provider's calls go through (lode.resilience)
+
+
 @dataclass(slots=True)
 class EmbedResult:
     """One vector per input, in input order; None where the item failed permanently (its reason is in errors)."""

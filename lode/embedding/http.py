@@ -25,7 +25,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from lode.embedding.base import EmbeddingError, EmbedResult, unit_vector
+from lode.embedding.base import BREAKER, EmbeddingError, EmbedResult, ProviderUnavailable, unit_vector
+from lode.resilience import CircuitBreakerError, guard
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,14 @@ class _Rejected(Exception):
     """The service refused the texts of this request."""
 
 
+class _Malformed(ProviderUnavailable):
+    """The service answered 200 with a body that is not JSON: a fault of the service, not retried."""
+
+
+def _counts_against_breaker(exc_type: type, exc: BaseException) -> bool:
+    return issubclass(exc_type, (_Transient, _Malformed))
+
+
 class HttpEmbedder:
     def __init__(
         self,
@@ -58,6 +67,8 @@ class HttpEmbedder:
         single_timeout: float = 10.0,
         retry_attempts: int = 5,
         retry_max_seconds: float = 60.0,
+        query_retry_attempts: int = 2,
+        query_retry_max_seconds: float = 5.0,
     ) -> None:
         base = url.rstrip("/")
         self.endpoint = f"{base}/embeddings" if base.endswith("/v1") else f"{base}/v1/embeddings"
@@ -68,6 +79,7 @@ class HttpEmbedder:
         self.single_timeout = single_timeout
         self._dimension = dimension
         self._stop = stop_after_attempt(retry_attempts) | stop_before_delay(retry_max_seconds)
+        self._query_stop = stop_after_attempt(query_retry_attempts) | stop_before_delay(query_retry_max_seconds)
         self._backoff = wait_random_exponential(multiplier=0.5, max=30)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(headers=headers)
@@ -90,7 +102,7 @@ class HttpEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         try:
-            vector = self._request([text], self.single_timeout)[0]
+            vector = self._request([text], self.single_timeout, self._query_stop)[0]
         except _Rejected as exc:
             raise EmbeddingError(f"the embedding service rejected the text: {exc}") from exc
         if vector is None:
@@ -119,22 +131,31 @@ class HttpEmbedder:
                 errors[i] = "the embedding service returned no usable vector"
             vectors[i] = vector
 
-    def _request(self, texts: list[str], timeout: float) -> list[np.ndarray | None]:
-        """One request with retries; unit vectors in input order (None where the answer was unusable)."""
+    def _request(self, texts: list[str], timeout: float, stop: Any = None) -> list[np.ndarray | None]:
+        """One request with retries; unit vectors in input order (None where the answer was unusable).
+
+        Every attempt goes through the "embedder" circuit breaker: transient failures and malformed answers
+        count against it, and while it is open a request fails at once without reaching the service."""
         retrying = Retrying(
-            stop=self._stop, wait=self._wait, retry=retry_if_exception_type(_Transient),
+            stop=stop or self._stop, wait=self._wait, retry=retry_if_exception_type(_Transient),
             before_sleep=_log_retry, reraise=True,
         )
         started = time.monotonic()
         try:
-            payload = retrying(self._post, texts, timeout)
+            payload = retrying(self._guarded_post, texts, timeout)
+        except CircuitBreakerError as exc:
+            raise ProviderUnavailable(f"the embedding service at {self.endpoint} is unavailable: {exc}") from exc
         except _Transient as exc:
             attempts = retrying.statistics.get("attempt_number", 1)
-            raise EmbeddingError(
+            raise ProviderUnavailable(
                 f"the embedding service at {self.endpoint} is unavailable: {exc} "
                 f"({attempts} attempts in {time.monotonic() - started:.1f} s)"
             ) from exc
         return self._vectors(payload, len(texts))
+
+    def _guarded_post(self, texts: list[str], timeout: float) -> Any:
+        with guard(BREAKER, _counts_against_breaker):
+            return self._post(texts, timeout)
 
     def _post(self, texts: list[str], timeout: float) -> Any:
         try:
@@ -152,7 +173,7 @@ class HttpEmbedder:
         try:
             return response.json()
         except ValueError as exc:
-            raise EmbeddingError(f"the embedding service at {self.endpoint} answered with invalid JSON") from exc
+            raise _Malformed(f"the embedding service at {self.endpoint} answered with invalid JSON") from exc
 
     def _vectors(self, payload: Any, count: int) -> list[np.ndarray | None]:
         """The vectors of an answer in input order, checked against (or fixing) the dimension."""

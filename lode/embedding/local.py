@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lode.embedding.base import EmbeddingError, EmbedResult
+from lode.embedding.base import BREAKER, EmbeddingError, EmbedResult, ProviderUnavailable
+from lode.resilience import CircuitBreakerError, guard
 from lode.embedding.export import MODEL_NAME, bundled_model_dir, onnx_model
 
 if TYPE_CHECKING:
@@ -46,6 +48,15 @@ class LocalEmbedder:
         return DIMENSION
 
     def embed(self, texts: Sequence[str]) -> EmbedResult:
+        with _breaker():
+            return self._embed(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        with _breaker():
+            session, tokenizer = self._load()
+            return _run(session, tokenizer.encode(text))
+
+    def _embed(self, texts: Sequence[str]) -> EmbedResult:
         vectors: list[np.ndarray | None] = [None] * len(texts)
         errors = {i: "not a string" for i, text in enumerate(texts) if not isinstance(text, str)}
         valid = [i for i in range(len(texts)) if i not in errors]
@@ -58,10 +69,6 @@ class LocalEmbedder:
             for i, vector in zip(longest_first, pool.map(lambda i: _run(session, encodings[i]), longest_first)):
                 vectors[i] = vector
         return EmbedResult(vectors, errors)
-
-    def embed_query(self, text: str) -> np.ndarray:
-        session, tokenizer = self._load()
-        return _run(session, tokenizer.encode(text))
 
     def _load(self) -> tuple[onnxruntime.InferenceSession, Tokenizer]:
         with self._load_lock:
@@ -86,6 +93,16 @@ class LocalEmbedder:
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.no_padding()  # tokenizer.json pads to 128 tokens
         return session, tokenizer
+
+
+@contextmanager
+def _breaker() -> Iterator[None]:
+    """The "embedder" breaker: a failing model counts against it; while it is open, calls fail at once."""
+    try:
+        with guard(BREAKER, EmbeddingError):
+            yield
+    except CircuitBreakerError as exc:
+        raise ProviderUnavailable(f"the local model is unavailable: {exc}") from exc
 
 
 def _run(session: onnxruntime.InferenceSession, encoding: Encoding) -> np.ndarray:

@@ -9,6 +9,7 @@ work for the next resolve.
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -101,6 +102,38 @@ def _edge_line(repo_id: int, edge: Edge) -> str:
     return f"{repo_id}\t{edge.source_id}\t{target}\t{edge.kind}\t{edge.confidence}\t{edge.line}\n"
 
 
+@dataclass(slots=True)
+class _ResolvedPart:
+    edges: bytes  # graph_edges COPY rows
+    dependencies: bytes  # graph_dependencies COPY rows
+    edge_count: int
+    external: int
+
+
+_PARALLEL_REFERENCES = 20_000  # a resolve with fewer references per worker runs in the process
+_forked: tuple[Resolver, dict[int, list[ReferenceInfo]], list[int], int, int] | None = None
+
+
+def _resolve_part(
+    resolver: Resolver, references: dict[int, list[ReferenceInfo]], sources: list[int], repo_id: int
+) -> _ResolvedPart:
+    edges: list[str] = []
+    dependencies: list[tuple[int, int, str]] = []
+    external = 0
+    for source_id in sources:
+        found, looked_up = resolver.resolve(references[source_id])
+        edges += [_edge_line(repo_id, edge) for edge in found]
+        external += sum(1 for edge in found if edge.target_id is None)
+        dependencies.append((source_id, repo_id, "{" + ",".join(map(str, looked_up)) + "}"))
+    return _ResolvedPart("".join(edges).encode(), _rows(dependencies), len(edges), external)
+
+
+def _resolve_forked_part(index: int) -> _ResolvedPart:
+    assert _forked is not None
+    resolver, references, sources, repo_id, parts = _forked
+    return _resolve_part(resolver, references, sources[index::parts], repo_id)
+
+
 def _range(file_id: int) -> tuple[int, int]:
     """The ids of a file's nodes and references: [start, end)."""
     return chunk_id(file_id, 0), chunk_id(file_id + 1, 0)
@@ -180,7 +213,13 @@ class GraphStore:
             {"repo": repo_id, "file": file_id, "keys": keys},
         )
 
-    def resolve(self, repo_id: int) -> ResolveReport:
+    def backlog(self, repo_id: int) -> int:
+        """Files whose graph work is queued for resolve()."""
+        return self.conn.execute(
+            "SELECT count(DISTINCT file_id) FROM graph_dirty_files WHERE repo_id = %s", (repo_id,)
+        ).fetchone()[0]
+
+    def resolve(self, repo_id: int, workers: int = 1) -> ResolveReport:
         """Resolve the queued work: the references of stored files, and those of every source node whose
         resolution looked up a changed name or reached into a removed file. Consumes the queue; run it in one
         transaction (nothing is lost if it rolls back)."""
@@ -205,20 +244,28 @@ class GraphStore:
         if not references:
             return report
         resolver = Resolver(self._symbol_table(repo_id))
-        edges: list[Edge] = []
-        dependencies: list[tuple[int, int, str]] = []
-        for source_id in sorted(references):
-            found, looked_up = resolver.resolve(references[source_id])
-            edges += found
-            dependencies.append((source_id, repo_id, "{" + ",".join(map(str, looked_up)) + "}"))
-            report.references += len(references[source_id])
+        sources = sorted(references)
+        report.references = sum(len(refs) for refs in references.values())
+        parts = max(1, min(workers, report.references // _PARALLEL_REFERENCES))
+        if parts == 1:
+            results = [_resolve_part(resolver, references, sources, repo_id)]
+        else:  # forked children share the symbol table copy-on-write; each resolves every parts-th source
+            global _forked
+            _forked = (resolver, references, sources, repo_id, parts)
+            try:
+                with multiprocessing.get_context("fork").Pool(parts) as pool:
+                    results = pool.map(_resolve_forked_part, range(parts))
+            finally:
+                _forked = None
         with self.conn.cursor() as cur:
             with cur.copy(f"COPY graph_dependencies ({_COLUMNS['graph_dependencies']}) FROM STDIN") as copy:
-                copy.write(_rows(dependencies))
+                for part in results:
+                    copy.write(part.dependencies)
             with cur.copy(f"COPY graph_edges ({_COLUMNS['graph_edges']}) FROM STDIN") as copy:
-                copy.write("".join([_edge_line(repo_id, edge) for edge in edges]).encode())
-        report.edges = len(edges)
-        report.external = sum(1 for edge in edges if edge.target_id is None)
+                for part in results:
+                    copy.write(part.edges)
+        report.edges = sum(part.edge_count for part in results)
+        report.external = sum(part.external for part in results)
         return report
 
     def _references_to_resolve(self, repo_id: int, keys: list[int], files: list[int]) -> dict[int, list[ReferenceInfo]]:

@@ -34,17 +34,36 @@ def glob_to_regex(glob: str) -> str:
             out.append("[^/]*")
         elif ch == "?":
             out.append("[^/]")
-        elif ch == "[" and (end := glob.find("]", i + 2)) != -1:
+        elif ch == "[" and (end := glob.find("]", i + 2)) != -1 and glob[i + 1 : end] != "!":
             body = glob[i + 1 : end]
             negate = body.startswith("!")
-            body = re.sub(r"([\\\]^])", r"\\\1", body[1:] if negate else body)
-            out.append(f"[{'^' if negate else ''}{body}]")
+            out.append(_bracket(body[1:] if negate else body, negate))
             i = end + 1
             continue
         else:
             out.append(re.escape(ch))
         i += 1
     return f"^{'(?:.*/)?' if anywhere else ''}{''.join(out)}(?:/.*)?$"
+
+
+def _bracket(members: str, negate: bool) -> str:
+    """A [...] class with every member escaped, so PostgreSQL reads it as the glob meant; a-z stays a range."""
+    parts, j = [], 0
+    while j < len(members):
+        if j + 2 < len(members) and members[j + 1] == "-":
+            low, high = members[j], members[j + 2]
+            if low > high:
+                raise InputError(f"--path: the range {low}-{high} in [...] is reversed")
+            parts.append(f"{_member(low)}-{_member(high)}")
+            j += 3
+        else:
+            parts.append(_member(members[j]))
+            j += 1
+    return f"[{'^' if negate else ''}{''.join(parts)}]"
+
+
+def _member(ch: str) -> str:
+    return ch if ch.isalnum() else "\\" + ch  # a backslashed letter is a class (\d) or an escape (\a)
 
 
 @dataclass(frozen=True, slots=True)

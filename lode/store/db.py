@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from importlib import resources
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lode.config import Settings
 from lode.errors import LodeError
@@ -16,6 +16,10 @@ from lode.errors import LodeError
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x4C4F4445  # pg_advisory_lock key for applying migrations ("LODE")
+
+
+class DatabaseUnavailable(LodeError):
+    """The server went away (or cannot be reached). Every committed unit of work is whole; a re-run resumes."""
 
 
 class Database:
@@ -60,8 +64,46 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         """A pooled connection; the transaction it starts is committed on a clean exit."""
-        with self.pool.connection() as conn:
-            yield conn
+        conn = None
+        try:
+            with self.pool.connection() as conn:
+                yield conn
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            if isinstance(exc, psycopg.OperationalError) and not (conn is not None and conn.broken):
+                raise  # e.g. a statement timeout on a live connection: its caller's to handle
+            raise DatabaseUnavailable(
+                f"lost PostgreSQL ({str(exc).splitlines()[0]}); what was committed is consistent: re-run to resume"
+            ) from exc
+
+    @contextmanager
+    def advisory_lock(self, kind: int, key: int, wait: float | None = None) -> Iterator[bool]:
+        """Hold pg_advisory_lock(kind, key) on a connection of its own; yields whether it was had.
+
+        wait=None waits as long as it takes, 0 does not wait, otherwise up to `wait` seconds.
+        """
+        with self.connection() as conn:
+            conn.autocommit = True
+            try:
+                if wait == 0:
+                    held = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (kind, key)).fetchone()[0]
+                else:
+                    conn.execute("SET statement_timeout = 0")
+                    conn.execute(f"SET lock_timeout = {0 if wait is None else max(1, int(wait * 1000))}")
+                    try:
+                        conn.execute("SELECT pg_advisory_lock(%s, %s)", (kind, key))
+                        held = True
+                    except psycopg.errors.LockNotAvailable:
+                        held = False
+                    conn.execute(f"SET statement_timeout = {self._options['statement_timeout']}")
+                    conn.execute("SET lock_timeout = 0")
+                try:
+                    yield held
+                finally:
+                    if held:
+                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (kind, key))
+            finally:
+                if not conn.broken:
+                    conn.autocommit = False
 
 
 

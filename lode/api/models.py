@@ -1,0 +1,247 @@
+"""Request and response documents of the REST API. Responses are the CLI's `--json` documents; declaring them
+makes /openapi.json checkable (tests/test_api_schema.py). Extra keys are allowed: the engine may add fields."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+REPO_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+class Doc(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorBody(Doc):
+    message: str
+    code: str
+    request_id: str | None = None
+
+
+class ErrorOut(Doc):
+    error: ErrorBody
+
+
+# ---- repositories and status ------------------------------------------------------------------------------
+
+class Repository(Doc):
+    repo: str
+    root: str
+    generation: int
+    chunks: int
+    created_at: str
+    updated_at: str
+
+
+class RepositoriesOut(Doc):
+    repositories: list[Repository]
+
+
+class Staleness(Doc):
+    checked: int = Field(description="Indexed files compared with the disk.")
+    changed: int = Field(description="Files whose size or mtime differ from the index.")
+    missing: int = Field(description="Indexed files no longer on disk.")
+    complete: bool = Field(description="False when the check stopped at its file or time bound.")
+    examples: list[str] = Field(description="A few changed or missing paths.")
+
+
+class RepositoryStatus(Repository):
+    files: int
+    files_with_fallback: int
+    languages: dict[str, int]
+    skipped: dict[str, int]
+    empty: bool
+    last_run: dict[str, Any] | None
+    embeddings: dict[str, int]
+    embedding_model: str | None
+    switching_to: str | None
+    staleness: Staleness | None = None
+
+
+class RepositoryOut(Doc):
+    repository: RepositoryStatus
+
+
+class RemovedOut(Doc):
+    removed: str
+
+
+class StatusOut(Doc):
+    repos: list[RepositoryStatus]
+
+
+# ---- index jobs -------------------------------------------------------------------------------------------
+
+class IndexRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(min_length=1, max_length=4096, description="A directory under one of LODE_ALLOWED_ROOTS.")
+    repo: str | None = Field(default=None, pattern=REPO_NAME, description="Defaults to the directory's name.")
+
+    @field_validator("path")
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("the path contains a NUL character")
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("the path is not valid Unicode (a lone surrogate)") from None
+        return value
+
+
+class Embeddings(Doc):
+    done: int
+    pending: int
+    failed: int
+
+
+class Job(Doc):
+    id: str
+    repo: str
+    path: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    phase: Literal["indexing", "embedding"] | None
+    files_total: int
+    files_done: int
+    chunks: int
+    embeddings: Embeddings
+    eta_seconds: float | None
+    error: str | None
+    report: dict[str, Any] | None = Field(description="`lode index --json`'s document, once indexed.")
+    created_at: str
+    started_at: str | None
+    finished_at: str | None
+
+
+class JobOut(Doc):
+    job: Job
+
+
+class JobsOut(Doc):
+    jobs: list[Job]
+
+
+# ---- search and symbols -----------------------------------------------------------------------------------
+
+class Legs(Doc):
+    lexical: int | None
+    text: int | None
+    code: int | None
+
+
+class Node(Doc):
+    repo: str | None
+    name_path: str
+    kind: str
+    path: str | None
+    start_line: int | None
+    end_line: int | None
+    external: bool
+
+
+class HopOut(Node):
+    depth: int
+    via: str
+    edge: str
+    confidence: float
+    evidence: str
+
+
+class SearchHit(Doc):
+    repo: str
+    path: str
+    start_line: int
+    end_line: int
+    kind: str
+    name: str | None
+    name_path: str | None
+    language: str
+    score: float
+    legs: Legs
+    snippet: str
+    callers: list[HopOut] | None = None
+    callees: list[HopOut] | None = None
+
+
+class SearchOut(Doc):
+    query: str
+    mode: Literal["hybrid", "lexical", "semantic"]
+    degraded: list[str]
+    hits: list[SearchHit]
+    offset: int
+    next_offset: int | None
+
+
+class SymbolOut(Doc):
+    repo: str
+    path: str
+    start_line: int
+    end_line: int
+    kind: str
+    name: str | None
+    name_path: str | None
+    language: str
+    signature: str | None
+
+
+class SymbolsOut(Doc):
+    query: str
+    symbols: list[SymbolOut]
+    suggestions: list[str]
+
+
+# ---- graph ------------------------------------------------------------------------------------------------
+
+class NeighboursOut(Doc):
+    symbol: Node
+    direction: Literal["callers", "callees"]
+    depth: int
+    truncated: bool
+    results: list[HopOut]
+
+
+class PathOut(Doc):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    from_: Node | str = Field(alias="from")
+    to: Node | str
+    found: bool
+    direction: Literal["forward", "backward"] | None = None
+    path: list[HopOut]
+
+
+class FanIn(Doc):
+    symbol: Node
+    callers: int
+
+
+class FanOut(Doc):
+    symbol: Node
+    callees: int
+
+
+class GraphStatsOut(Doc):
+    nodes: dict[str, int]
+    edges: dict[str, dict[str, int]]
+    external_nodes: int
+    top_fan_in: list[FanIn]
+    top_fan_out: list[FanOut]
+    import_cycles: list[list[str]]
+
+
+# ---- health -----------------------------------------------------------------------------------------------
+
+class Check(Doc):
+    status: Literal["pass", "warn", "fail"]
+
+
+class HealthOut(Doc):
+    status: Literal["pass", "warn", "fail"]
+    checks: dict[str, Check]
+
+
+class ProbeOut(Doc):
+    status: Literal["pass", "fail"]

@@ -1,0 +1,59 @@
+"""Schemathesis drives every operation of the in-process app's OpenAPI with generated input, valid and invalid:
+no 5xx, and every response matches its declared status, content type and schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import schemathesis
+from schemathesis.generation import GenerationMode
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from lode.api.app import create_app
+from lode.config import Settings
+from lode.engine import Lode
+from test_api import SHOP, api, index_via_api, settings_for
+from test_indexing import write_tree
+
+MAX_EXAMPLES = 15  # per operation and mode: the run stays around a minute on the 2-core machine
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+
+
+@pytest.fixture(scope="module")
+def served(lode: Lode, lode_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The app's settings, with a repository indexed: answers with hits to validate."""
+    roots = tmp_path_factory.mktemp("schema-roots")
+    write_tree(roots / "shop", SHOP)
+    config = settings_for(lode_home, allowed_roots=[roots])
+    with api(lode_home, allowed_roots=[roots]) as client:
+        index_via_api(client, roots / "shop", "schema-shop")
+    return config
+
+
+def _operations() -> list[tuple[str, str]]:
+    """(path, method) of every operation, read from the app's schema at collection (no database needed)."""
+    paths = create_app(Settings(embedder="none")).openapi()["paths"]
+    return [(path, method) for path, methods in paths.items() for method in methods]
+
+
+@pytest.mark.parametrize(("path", "method"), _operations())
+def test_every_operation_conforms(served: Settings, path: str, method: str) -> None:
+    # a fresh app per test: schemathesis ends the app's lifespan after each test, and a lifespan runs once
+    api_schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(served))
+
+    operation = api_schema[path][method.upper()]
+
+    @given(case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)))
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    def conforms(case: schemathesis.Case) -> None:
+        case.call_and_validate(checks=CHECKS)
+
+    conforms()

@@ -1,0 +1,97 @@
+"""Deferred and parallel graph resolution: `lode index` may leave a large resolution to the background; graph
+queries finish queued work first (or say that it is still running); forked resolution equals serial."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from conftest import index_snapshot, run_cli
+
+import lode.graph.store as graph_store
+from lode.config import Settings
+from lode.engine import Lode
+from lode.graph.store import GraphStore
+from lode.indexer import _REPO_LOCK_CLASS
+
+PYSHOP = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
+
+
+def _backlog(lode: Lode, repo: str) -> int:
+    with lode.db.connection() as conn:
+        repo_id = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo,)).fetchone()[0]
+        return GraphStore(conn).backlog(repo_id)
+
+
+def _edges(lode: Lode, repo: str) -> list[tuple]:
+    return index_snapshot(lode, repo)["edges"]
+
+
+def test_cli_index_resolves_a_large_change_in_the_background(lode: Lode, repo_name: str, tmp_path: Path) -> None:
+    tree = shutil.copytree(PYSHOP, tmp_path / "shop")
+    code, report, _ = run_cli("index", str(tree), "--repo", repo_name, "--json",
+                              env={"LODE_GRAPH_INLINE_FILES": "0"})
+    assert code == 0 and report["graph_pending"] is True
+    deadline = time.monotonic() + 60
+    while _backlog(lode, repo_name) and time.monotonic() < deadline:  # the detached `lode graph resolve`
+        time.sleep(0.2)
+    assert _backlog(lode, repo_name) == 0
+    log = (Path(lode.settings.home) / "logs" / f"graph-{repo_name}.log").read_text()
+    assert '"resolved": true' in log
+
+    clean = f"{repo_name}-clean"
+    code, report, _ = run_cli("index", str(tree), "--repo", clean, "--json")  # small: resolved inline
+    assert code == 0 and report["graph_pending"] is False and _backlog(lode, clean) == 0
+    assert _edges(lode, repo_name) == _edges(lode, clean) and _edges(lode, clean)
+
+
+def test_a_graph_query_finishes_queued_work_first(lode_home: Path, repo_name: str, tmp_path: Path) -> None:
+    tree = shutil.copytree(PYSHOP, tmp_path / "shop")
+    with Lode(Settings(home=lode_home, embedder="none", graph_inline_files=0)) as engine:
+        report = engine.index(tree, repo_name, defer_graph=True)
+        assert report.graph_pending and _backlog(engine, repo_name) > 0
+        result = engine.graph_neighbours("callers", "shop.util.clamp", repo=repo_name)
+        assert result["graph_pending"] is False and result["results"]
+        assert _backlog(engine, repo_name) == 0
+
+
+def test_a_query_during_a_long_index_run_says_the_graph_is_pending(lode_home: Path, repo_name: str,
+                                                                   tmp_path: Path) -> None:
+    tree = shutil.copytree(PYSHOP, tmp_path / "shop")
+    settings = Settings(home=lode_home, embedder="none", graph_inline_files=0)
+    settings.timeouts.graph_traversal = 0.5
+    with Lode(settings) as engine:
+        engine.index(tree, repo_name, defer_graph=True)
+        with engine.db.connection() as conn:
+            repo_id = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo_name,)).fetchone()[0]
+        with engine.db.advisory_lock(_REPO_LOCK_CLASS, repo_id) as held:  # as an index run holds it
+            assert held
+            started = time.monotonic()
+            pending = engine.graph_neighbours("callers", "shop.util.clamp", repo=repo_name)
+            assert time.monotonic() - started < 5
+        assert pending["graph_pending"] is True and pending["results"] == []
+        settled = engine.graph_neighbours("callers", "shop.util.clamp", repo=repo_name)  # not served from a cache
+        assert settled["graph_pending"] is False and settled["results"]
+
+
+def test_forked_resolution_equals_serial(lode_home: Path, repo_name: str, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = shutil.copytree(PYSHOP, tmp_path / "shop")
+    with Lode(Settings(home=lode_home, embedder="none")) as engine:
+        engine.index(tree, f"{repo_name}-serial")
+        monkeypatch.setattr(graph_store, "_PARALLEL_REFERENCES", 1)
+        forks = []
+        real_pool = graph_store.multiprocessing.get_context
+
+        def counting_context(method: str):  # type: ignore[no-untyped-def]
+            forks.append(method)
+            return real_pool(method)
+
+        monkeypatch.setattr(graph_store.multiprocessing, "get_context", counting_context)
+        engine.settings.index_workers = 2
+        engine.index(tree, f"{repo_name}-forked")
+        assert forks == ["fork"]
+        serial, forked = _edges(engine, f"{repo_name}-serial"), _edges(engine, f"{repo_name}-forked")
+    assert serial and serial == forked

@@ -1,0 +1,396 @@
+"""The MCP server through the SDK's own client: over stdio (the real `lode mcp` process), over streamable HTTP
+(the REST app served by uvicorn on a free port), and in process for the token-budget packing."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import uvicorn
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from lode.config import Settings
+from lode.engine import Lode
+from lode.mcp import count_tokens, create_server, is_test_path
+
+FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
+TOOLS = {"search_code", "find_symbol", "get_callers", "get_callees", "find_path", "index_repository",
+         "index_status", "get_context"}
+TEST_FILE = '''import shop.pricing as pricing
+from shop.models import Order, Product
+from shop.pricing import Discount, total
+
+
+def test_total_applies_rules():
+    order = Order("o2")
+    order.add(Product("pear", 2))
+    assert total(order, [Discount(50)]) > 0
+
+
+def test_total_keeps_its_name():
+    assert pricing.total.__name__ == "total"
+'''
+
+
+@pytest.fixture(scope="module")
+def shop(lode: Lode, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The pyshop fixture plus a tests/ directory, indexed under a fresh name."""
+    root = tmp_path_factory.mktemp("mcp") / "shop"
+    shutil.copytree(FIXTURE, root)
+    (root / "tests").mkdir()
+    (root / "tests" / "test_pricing.py").write_text(TEST_FILE)
+    name = f"mcp-{uuid.uuid4().hex[:8]}"
+    lode.index(root, name)
+    return name
+
+
+def text_of(result: Any) -> str:
+    return "\n".join(block.text for block in result.content)
+
+
+def call(client: Client, tool: str, **arguments: Any) -> Any:
+    return client.call_tool(tool, arguments)
+
+
+# ---- stdio: the real `lode mcp` process ---------------------------------------------------------------------
+
+
+def stdio_params(lode_home: Path) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "lode", "mcp"],
+                                 env={"LODE_HOME": str(lode_home), "LODE_EMBEDDER": "none"})
+
+
+def test_every_tool_over_stdio_answers_from_the_index(lode_home: Path, shop: str, tmp_path: Path) -> None:
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "geometry.py").write_text("def hypotenuse_length(a, b):\n    return (a * a + b * b) ** 0.5\n")
+    extra_name = f"mcp-extra-{uuid.uuid4().hex[:8]}"
+    progress: list[tuple[float, float | None]] = []
+
+    async def scenario() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        async with Client(stdio_params(lode_home), read_timeout_seconds=120) as client:
+            out["tools"] = {t.name for t in (await client.list_tools()).tools}
+            out["search"] = await call(client, "search_code", query="apply discount", repo=shop, mode="lexical", k=5)
+            out["filtered"] = await call(client, "search_code", query="amount", repo=shop, mode="lexical",
+                                         kind="function", path="shop/**", lang="python")
+            out["symbol"] = await call(client, "find_symbol", name="Discount.apply", repo=shop)
+            out["callers"] = await call(client, "get_callers", symbol="shop.pricing.total", repo=shop)
+            out["callees"] = await call(client, "get_callees", symbol="shop.pricing.total", repo=shop, depth=2)
+            out["path"] = await call(client, "find_path", source="shop.cart.Cart.checkout",
+                                     target="shop.pricing.with_tax", repo=shop)
+            out["status"] = await call(client, "index_status", repo=shop)
+            out["context"] = await call(client, "get_context", symbol="shop.pricing.total", repo=shop,
+                                        budget_tokens=2000)
+
+            async def on_progress(done: float, total: float | None, message: str | None) -> None:
+                progress.append((done, total))
+
+            out["index"] = await client.call_tool("index_repository", {"path": str(extra), "repo": extra_name},
+                                                  progress_callback=on_progress)
+            out["after_index"] = await call(client, "search_code", query="hypotenuse length", repo=extra_name,
+                                            mode="lexical")
+            out["ambiguous"] = await call(client, "get_callers", symbol="write", repo=shop)
+            out["empty_query"] = await call(client, "search_code", query="   ")
+            out["bad_k"] = await call(client, "search_code", query="x", k=0)
+            out["bad_glob"] = await call(client, "search_code", query="x", path="x" * 501)
+            out["no_repo"] = await call(client, "index_status", repo="no-such-repo")
+            out["not_a_dir"] = await call(client, "index_repository", path=str(extra / "geometry.py"))
+            out["both"] = await call(client, "get_context", query="x", symbol="y")
+            out["still_alive"] = await call(client, "find_symbol", name="with_tax", repo=shop)
+        return out
+
+    out = anyio.run(scenario)
+    assert out["tools"] == TOOLS
+    for key in ("search", "filtered", "symbol", "callers", "callees", "path", "status", "context", "index",
+                "after_index", "still_alive"):
+        assert not out[key].is_error, (key, text_of(out[key]))
+
+    search = text_of(out["search"])
+    assert search.startswith("5 hits for 'apply discount' (lexical)")
+    assert "shop/pricing.py:17-22  class shop.pricing.Discount" in search
+    hit_lines = [line for line in text_of(out["filtered"]).splitlines()[1:] if line[:1].isdigit()]
+    assert hit_lines and all("  function " in line and line.split(". ", 1)[1].startswith("shop/")
+                             for line in hit_lines)
+
+    symbol = text_of(out["symbol"])
+    assert "shop/pricing.py:21-22  method shop.pricing.Discount.apply" in symbol
+    assert "def apply(self, amount)" in symbol
+
+    callers = text_of(out["callers"])
+    assert "callers of shop.pricing.total shop/pricing.py:29-33 (depth 1): 3 found" in callers
+    assert "shop.cart.Cart.checkout  shop/cart.py:15-19  [calls 1.00 at shop/cart.py:19]" in callers
+    assert "test_pricing.test_total_applies_rules  tests/test_pricing.py:6-9" in callers
+
+    callees = text_of(out["callees"]).splitlines()
+    assert "shop.pricing.subtotal  shop/pricing.py:25-26  [calls 1.00 at shop/pricing.py:30]" in callees
+    assert "shop.pricing.with_tax  shop/pricing.py:36-37  [calls 1.00 at shop/pricing.py:33]" in callees
+
+    assert text_of(out["path"]).splitlines() == [
+        "shop.cart.Cart.checkout shop/cart.py:15-19 (forward)",
+        "  -> shop.pricing.total shop/pricing.py:29-33  [calls at shop/cart.py:19]",
+        "  -> shop.pricing.with_tax shop/pricing.py:36-37  [calls at shop/pricing.py:33]",
+    ]
+    status = text_of(out["status"])
+    assert status.startswith(f"{shop}: ") and "10 files (python 9, text 1)" in status
+
+    context = text_of(out["context"])
+    assert context.startswith("Context for symbol shop.pricing.total")
+    for header in ("### definition: shop.pricing.total (shop/pricing.py:29-33",
+                   "### caller: shop.cart.Cart.checkout (shop/cart.py:15-19",
+                   "### callee: shop.pricing.with_tax (shop/pricing.py:36-37",
+                   "### test: test_pricing.test_total_keeps_its_name (tests/test_pricing.py:12-13"):
+        assert header in context
+    assert "return with_tax(amount)" in context and "Dropped" not in context
+    assert count_tokens(context) <= 2000
+
+    assert text_of(out["index"]).startswith(f"Indexed {extra_name}: 1 files indexed")
+    assert progress and progress[-1][0] <= (progress[-1][1] or progress[-1][0])
+    assert "geometry.py:1-2  function geometry.hypotenuse_length" in text_of(out["after_index"])
+
+    errors = {key: text_of(out[key]) for key in ("ambiguous", "empty_query", "bad_k", "bad_glob", "no_repo",
+                                                   "not_a_dir", "both")}
+    assert [key for key in errors if not out[key].is_error] == [], errors
+    assert "'write' is ambiguous: shop.storage.backends.Backend.write" in errors["ambiguous"]
+    assert errors["empty_query"].endswith("the query is empty")
+    assert "k\n  Input should be greater than or equal to 1" in errors["bad_k"]
+    assert errors["bad_glob"].endswith("--path needs a glob of 1 to 500 characters")
+    assert errors["no_repo"].endswith("no repository named 'no-such-repo'; `lode repos` lists them")
+    assert "not a directory" in errors["not_a_dir"]
+    assert errors["both"].endswith("pass exactly one of query or symbol")
+    assert "shop/pricing.py:36-37  function shop.pricing.with_tax" in text_of(out["still_alive"])
+
+
+def test_stdio_stdout_carries_only_json_rpc(lode_home: Path, shop: str, tmp_path: Path) -> None:
+    """Raw pipes, no SDK client: every stdout line, through startup, a search and an index run with worker
+    processes, must be a JSON-RPC message; logs go to stderr."""
+    (tmp_path / "mod.py").write_text("def noisy():\n    print('hello')\n")
+    requests = [
+        {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+         "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search_code", "arguments":
+                                                                        {"query": "total", "repo": shop}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "index_repository", "arguments":
+                                                                        {"path": str(tmp_path), "repo": f"mcp-raw-{uuid.uuid4().hex[:8]}"}}},
+        {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "get_callers", "arguments":
+                                                                        {"symbol": "nothing_like_this"}}},
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lode", "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "LODE_HOME": str(lode_home), "LODE_EMBEDDER": "none", "LODE_LOG_LEVEL": "DEBUG"},
+        text=True,
+    )
+    lines: list[str] = []
+    try:
+        for request in requests:
+            proc.stdin.write(json.dumps(request) + "\n")
+            proc.stdin.flush()
+            if "id" in request:  # read up to this request's answer
+                while True:
+                    line = proc.stdout.readline()
+                    assert line, f"stdout closed; stderr: {proc.stderr.read()}"
+                    lines.append(line)
+                    if json.loads(line).get("id") == request["id"]:
+                        break
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+        lines += proc.stdout.readlines()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    messages = [json.loads(line) for line in lines]
+    assert all(m["jsonrpc"] == "2.0" for m in messages)
+    answers = {m["id"]: m for m in messages if "id" in m}
+    assert answers[2]["result"]["isError"] is False and "shop/pricing.py:29-33" in answers[2]["result"]["content"][0]["text"]
+    assert answers[3]["result"]["isError"] is False
+    assert answers[4]["result"]["isError"] is True
+    assert "nothing_like_this" in answers[4]["result"]["content"][0]["text"]
+
+
+# ---- streamable HTTP: the REST app ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def http_server(lode: Lode) -> Iterator[str]:
+    """The REST app (with /mcp mounted) served by uvicorn in a thread on a free port."""
+    from lode.api.app import create_app
+
+    settings = Settings(home=lode.settings.home, embedder="none")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
+    async def scenario() -> dict[str, Any]:
+        async with Client(f"{http_server}/mcp", read_timeout_seconds=60) as client:
+            return {
+                "tools": {t.name for t in (await client.list_tools()).tools},
+                "search": await call(client, "search_code", query="restock product", repo=shop, mode="lexical", k=3),
+                "callees": await call(client, "get_callees", symbol="Cart.put", repo=shop),
+                "context": await call(client, "get_context", query="restock product", repo=shop, mode="lexical",
+                                      budget_tokens=250),
+                "status": await call(client, "index_status"),
+                "unknown": await call(client, "find_symbol", name="x", repo="no-such-repo"),
+            }
+
+    out = anyio.run(scenario)
+    assert out["tools"] == TOOLS
+    assert "shop/models.py:29-31  method shop.models.Product.restock" in text_of(out["search"])
+    assert "shop.models.Order.add  shop/models.py:39-42" in text_of(out["callees"])
+    context = text_of(out["context"])
+    assert count_tokens(context) <= 250 and "Dropped for the budget:" in context
+    assert f"{shop}: " in text_of(out["status"])
+    assert out["unknown"].is_error and "no repository named 'no-such-repo'" in text_of(out["unknown"])
+
+
+def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> None:
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    port = http_server.rsplit(":", 1)[1]
+    with httpx.Client(base_url=http_server, timeout=30) as client:
+        rebound = client.post("/mcp", json=init, headers={**headers, "Host": f"attacker.example:{port}"})
+        assert rebound.status_code == 421 and "Invalid Host header" in rebound.text
+        foreign = client.post("/mcp", json=init, headers={**headers, "Origin": "http://attacker.example"})
+        assert foreign.status_code == 403 and "Invalid Origin header" in foreign.text
+        local = client.post("/mcp", json=init, headers={**headers, "Origin": f"http://localhost:{port}"})
+        assert local.status_code == 200
+        assert "serverInfo" in local.text
+
+
+def test_allowed_hosts_and_origins_are_configurable(lode: Lode, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from lode.api.app import create_app
+
+    monkeypatch.setenv("LODE_MCP_ALLOWED_HOSTS", '["lode.internal"]')
+    monkeypatch.setenv("LODE_MCP_ALLOWED_ORIGINS", '["https://ui.internal"]')
+    settings = Settings(home=lode.settings.home, embedder="none")
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    headers = {"Accept": "application/json, text/event-stream"}
+    with TestClient(create_app(settings), base_url="http://lode.internal") as client:
+        assert client.post("/mcp", json=init, headers={**headers, "Origin": "https://ui.internal"}).status_code == 200
+        assert client.post("/mcp", json=init, headers={**headers, "Host": "localhost:8765"}).status_code == 421
+        assert client.post("/mcp", json=init, headers={**headers, "Origin": "http://localhost:8765"}).status_code == 403
+
+
+def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server: str, shop: str,
+                                                          tmp_path: Path) -> None:
+    """Once keys exist /mcp needs one, and a key scoped to one repository sees and indexes only that one."""
+    from lode.api.keys import ApiKeys
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    other = f"mcp-other-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "other.py").write_text("def other_thing():\n    return 1\n")
+    lode.index(tmp_path, other)
+    keys = ApiKeys(lode.db)
+    key_name = f"mcp-{uuid.uuid4().hex[:8]}"
+    token = keys.create(key_name, [shop])
+
+    async def scenario() -> dict[str, Any]:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+        async with http, Client(streamable_http_client(f"{http_server}/mcp", http_client=http)) as client:
+            return {
+                "status": await call(client, "index_status"),
+                "own": await call(client, "find_symbol", name="with_tax", repo=shop),
+                "foreign": await call(client, "search_code", query="other thing", repo=other),
+                "everywhere": await call(client, "search_code", query="other thing", mode="lexical"),
+                "index": await call(client, "index_repository", path=str(tmp_path), repo=other),
+            }
+
+    try:
+        with httpx.Client(base_url=http_server, timeout=30) as anonymous:
+            assert anonymous.post("/mcp", json={}, headers={"Accept": "application/json, text/event-stream"}
+                                  ).status_code == 401
+        out = anyio.run(scenario)
+    finally:
+        keys.remove(key_name)
+    assert text_of(out["status"]).startswith(f"{shop}: ") and other not in text_of(out["status"])
+    assert "shop/pricing.py:36-37" in text_of(out["own"])
+    assert out["foreign"].is_error and f"not allowed to use repository {other!r}" in text_of(out["foreign"])
+    assert text_of(out["everywhere"]).startswith("0 hits")
+    assert out["index"].is_error and "LODE_ALLOWED_ROOTS" in text_of(out["index"])
+
+
+# ---- get_context packing, in process ------------------------------------------------------------------------
+
+
+def test_get_context_never_exceeds_the_budget_and_lists_what_it_dropped(lode: Lode, shop: str) -> None:
+    async def contexts() -> dict[int, str]:
+        async with Client(create_server(lambda: lode)) as client:
+            out = {}
+            for budget in (100, 140, 200, 320, 600, 1200, 5000):
+                result = await call(client, "get_context", symbol="shop.pricing.total", repo=shop, budget_tokens=budget)
+                assert not result.is_error, text_of(result)
+                out[budget] = text_of(result)
+            too_small = await call(client, "get_context", symbol="total", repo=shop, budget_tokens=10)
+            assert too_small.is_error and "budget_tokens" in text_of(too_small)
+            return out
+
+    out = anyio.run(contexts)
+    for budget, text in out.items():
+        assert count_tokens(text) <= budget, budget
+        assert text.rstrip().endswith(f"of {budget} tokens, estimated at 3 characters per token]")
+    assert "Dropped for the budget" in out[100] and "### definition" not in out[100]
+    assert "### definition: shop.pricing.total" in out[200]
+    assert "Dropped for the budget: caller " in out[320]  # named, with its citation
+    assert "Dropped" not in out[5000]
+    sections = [out[b].count("### ") for b in sorted(out)]
+    assert sections == sorted(sections) and sections[-1] >= 6  # a larger budget never holds less
+
+
+def test_a_long_caller_is_cut_around_its_call_site(lode: Lode, tmp_path: Path) -> None:
+    body = "\n".join(f"    step_{i} = {i}" for i in range(120))
+    (tmp_path / "long.py").write_text(
+        f"def target():\n    return 1\n\n\ndef long_caller():\n{body}\n    return target()\n")
+    name = f"mcp-long-{uuid.uuid4().hex[:8]}"
+    lode.index(tmp_path, name)
+
+    async def context() -> str:
+        async with Client(create_server(lambda: lode)) as client:
+            return text_of(await call(client, "get_context", symbol="target", repo=name, budget_tokens=220))
+
+    text = anyio.run(context)
+    assert count_tokens(text) <= 220
+    assert "### caller: long.long_caller (long.py:5-126, lines " in text and "shown" in text
+    assert "return target()" in text  # the call site is kept
+    assert "step_0 = 0" not in text
+
+
+def test_test_paths_are_recognised() -> None:
+    assert all(map(is_test_path, ["tests/test_x.py", "pkg/test_x.py", "a/b_test.go", "src/x.test.ts",
+                                  "spec/models/user_spec.rb", "src/FooTest.java", "web/__tests__/a.js"]))
+    assert not any(map(is_test_path, ["src/testing_utils_helper.txt.md", "lode/contest.py", "shop/pricing.py"]))

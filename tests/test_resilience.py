@@ -1,0 +1,284 @@
+"""Timeouts that stop the work, circuit breakers and killable workers, against the real embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+
+from lode.config import EmbeddingSettings, Settings, Timeouts, get_settings
+from lode.engine import Lode
+from lode.errors import LodeError
+from lode.resilience import CircuitBreakerError, breaker, breaker_states, guard, reset_breakers, wait_for_recovery
+from lode.workers import Lost, map_killable
+from tests.resilience_stubs import FaultyEmbedder, sleep_then_echo
+
+
+@pytest.fixture(autouse=True)
+def _fresh_breakers(monkeypatch):
+    monkeypatch.setenv("LODE_BREAKER_FAILURE_THRESHOLD", "2")
+    monkeypatch.setenv("LODE_BREAKER_RECOVERY_SECONDS", "1")
+    get_settings.cache_clear()
+    reset_breakers()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+    reset_breakers()
+
+
+class Boom(Exception):
+    pass
+
+
+def _fail() -> None:
+    raise Boom("down")
+
+
+def test_every_timeout_is_in_the_table_and_overridable(monkeypatch):
+    names = set(Timeouts.model_fields)
+    assert {"parse", "embed_single", "embed_batch", "graph_build", "graph_traversal", "lexical_search",
+            "vector_search", "hybrid_search", "db_query", "db_transaction", "index_file"} <= names
+    for name in names:
+        monkeypatch.setenv(f"LODE_TIMEOUT_{name.upper()}", "7.25")
+    assert all(getattr(Timeouts(), name) == 7.25 for name in names)
+
+
+def test_breaker_opens_fails_fast_and_closes_after_a_successful_probe():
+    name = f"dep-{uuid.uuid4().hex[:6]}"
+    calls = []
+
+    def call(ok: bool) -> str:
+        with guard(name, Boom):
+            calls.append(ok)
+            if not ok:
+                raise Boom("down")
+            return "up"
+
+    for _ in range(2):
+        with pytest.raises(Boom):
+            call(False)
+    assert breaker_states()[name]["state"] == "open"
+    started = time.perf_counter()
+    with pytest.raises(CircuitBreakerError):
+        call(True)
+    assert time.perf_counter() - started < 0.05 and len(calls) == 2, "an open breaker never reaches the dependency"
+    assert wait_for_recovery(name, time.monotonic() + 5)
+    assert breaker_states()[name]["state"] == "half_open"
+    assert call(True) == "up" and breaker_states()[name] == {"state": "closed", "failures": 0, "open_remaining": 0.0}
+
+
+def test_half_open_lets_only_the_configured_probes_through_and_a_failed_probe_reopens():
+    name = f"probe-{uuid.uuid4().hex[:6]}"
+    for _ in range(2):
+        with pytest.raises(Boom), guard(name, Boom):
+            _fail()
+    assert wait_for_recovery(name, time.monotonic() + 5)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_probe() -> None:
+        with guard(name, Boom):
+            entered.set()
+            release.wait(5)
+            raise Boom("still down")
+
+    probe = threading.Thread(target=lambda: pytest.raises(Boom, slow_probe))
+    probe.start()
+    assert entered.wait(5)
+    with pytest.raises(CircuitBreakerError), guard(name, Boom):  # the single probe slot is taken
+        pass
+    release.set()
+    probe.join(5)
+    assert breaker_states()[name]["state"] == "open", "a failed probe opens the breaker again"
+
+
+def test_per_breaker_overrides(monkeypatch):
+    monkeypatch.setenv("LODE_BREAKER_OVERRIDES", '{"special": {"failure_threshold": 4, "recovery_seconds": 9}}')
+    get_settings.cache_clear()
+    reset_breakers()
+    special, plain = breaker("special"), breaker("plain")
+    assert (special._failure_threshold, special.recovery_seconds) == (4, 9)
+    assert (plain._failure_threshold, plain.recovery_seconds) == (2, 1)
+
+
+# ---- hybrid search deadline ----------------------------------------------------------------------------
+
+
+def _write_repo(root: Path) -> None:
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "io.py").write_text(
+        "def read_lines(path):\n    \"\"\"Read a file and return its lines.\"\"\"\n"
+        "    with open(path) as handle:\n        return handle.read().splitlines()\n")
+    (root / "pkg" / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+
+
+def test_hybrid_deadline_drops_a_stuck_leg_cancels_its_statement_and_marks_it_degraded(lode, tmp_path):
+    repo = f"t-{uuid.uuid4().hex[:8]}"
+    _write_repo(tmp_path / "src")
+    with FaultyEmbedder() as stub:
+        settings = Settings(home=lode.settings.home, embedder="http",
+                            embedding=EmbeddingSettings(url=stub.url, model=stub.model, dimension=64),
+                            timeouts=Timeouts(hybrid_search=1.0, lexical_search=20.0))
+        with Lode(settings) as engine:
+            engine.index(tmp_path / "src", repo)
+            assert engine.embed(repo).pending == 0
+            with psycopg.connect(engine.db.url, autocommit=False) as locker:
+                locker.execute("LOCK TABLE postings IN ACCESS EXCLUSIVE MODE")  # the lexical leg now waits
+                started = time.monotonic()
+                result = engine.search("read lines of a file", repo=repo, mode="hybrid")
+                elapsed = time.monotonic() - started
+                waiting = _waiting_on_postings(locker)
+            assert elapsed < 4, f"the hybrid query took {elapsed:.1f}s; its deadline is 1s"
+            assert result["degraded"] == ["lexical"]
+            assert result["hits"] and result["hits"][0]["path"] == "pkg/io.py"
+            assert all(hit["legs"]["lexical"] is None for hit in result["hits"])
+            assert waiting == 0, "the dropped leg's statement must be cancelled, not left waiting"
+            with engine.db.connection() as conn:
+                recorded = conn.execute(
+                    """SELECT count(*) FROM error_logs WHERE component = 'search' AND category = 'timeout'
+                          AND context->>'leg' = 'lexical' AND context->'repos' ? %s""", (repo,)).fetchone()[0]
+            assert recorded == 1
+            full = engine.search("read lines of a file", repo=repo, mode="hybrid")
+            assert full["degraded"] == [] and full["hits"][0]["legs"]["lexical"] is not None
+
+
+def _waiting_on_postings(locker: psycopg.Connection) -> int:
+    """Statements of other backends still waiting for the postings lock, after a moment for cancels to land."""
+    count = -1
+    for _ in range(20):
+        count = locker.execute(
+            """SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+                  AND query ILIKE '%%postings%%'""").fetchone()[0]
+        if count == 0:
+            break
+        time.sleep(0.1)
+    return count
+
+
+# ---- database breaker on read paths ---------------------------------------------------------------------
+
+
+class TcpProxy:
+    """A real TCP forwarder to PostgreSQL that can be cut (connections dropped, port closed) and restored."""
+
+    def __init__(self, unix_socket: str) -> None:
+        self.target = unix_socket
+        self.port = 0
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(16)
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        for sock in [self._listener, *self._sockets]:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        self._sockets.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.target)
+            self._sockets += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+
+def test_an_open_database_breaker_fails_reads_fast_with_a_clear_error(lode, caplog):
+    socket_dir = psycopg.conninfo.conninfo_to_dict(lode.db.url)["host"]  # the embedded server's unix socket
+    [unix_socket] = [str(p) for p in Path(socket_dir).glob(".s.PGSQL.*") if not p.name.endswith(".lock")]
+    proxy = TcpProxy(unix_socket)
+    url = psycopg.conninfo.make_conninfo(lode.db.url, host="127.0.0.1", port=str(proxy.port))
+    settings = Settings(home=lode.settings.home, embedder="none", database_url=url, timeouts=Timeouts(db_query=1.0))
+    with Lode(settings) as engine:
+        assert engine.symbols("read_lines")["symbols"] is not None
+        proxy.cut()
+        with caplog.at_level(logging.ERROR):
+            for _ in range(2):
+                with pytest.raises(LodeError, match="unreachable"):
+                    engine.symbols("read_lines")
+        assert breaker_states()["database"]["state"] == "open"
+        assert any(getattr(r, "msg", None) and isinstance(r.msg, dict) and r.msg.get("component") == "database"
+                   and r.msg.get("severity") == "critical" for r in caplog.records), "the outage is recorded"
+        for read in (lambda: engine.symbols("read_lines"), lambda: engine.graph_stats(),
+                     lambda: engine.search("anything", mode="lexical")):
+            started = time.perf_counter()
+            with pytest.raises(LodeError, match="database is unavailable"):
+                read()
+            assert time.perf_counter() - started < 0.1, "an open breaker fails at once"
+        proxy.restore()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                engine.symbols("read_lines")
+                break
+            except LodeError:
+                assert time.monotonic() < deadline, "reads did not recover after the database came back"
+                time.sleep(0.3)
+        assert breaker_states()["database"]["state"] == "closed"
+    proxy.cut()
+
+
+# ---- killable per-file workers ---------------------------------------------------------------------------
+
+
+def test_a_worker_past_its_timeout_is_killed_and_the_other_jobs_go_on(lode):
+    jobs = [("fast-1", 0.0), ("stuck", 300.0), ("records", 0.0), ("fast-2", 0.0), ("crash", 0.0), ("fast-3", 0.0)]
+    started = time.monotonic()
+    results = list(map_killable(sleep_then_echo, jobs, workers=2, timeout=1.5,
+                                mp_context=multiprocessing.get_context("forkserver"),
+                                describe=lambda job: {"path": job[0]}))
+    assert time.monotonic() - started < 60, "the stuck job (300 s) was not stopped"
+    assert [job for job, _ in results] == jobs, "results come back in job order"
+    by_name = {job[0]: result for job, result in results}
+    assert isinstance(by_name["stuck"], Lost) and by_name["stuck"].reason == "timeout"
+    assert isinstance(by_name["crash"], Lost) and by_name["crash"].reason == "worker_died"
+    assert {name for name, value in by_name.items() if not isinstance(value, Lost)} == {
+        "fast-1", "records", "fast-2", "fast-3"}, "only the guilty jobs of a failed chunk are lost"
+    worker_pids = {value[1] for value in by_name.values() if not isinstance(value, Lost)}
+    assert not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+                   for pid in worker_pids), "the pool and the killed worker are gone"
+    with lode.db.connection() as conn:
+        rows = dict(conn.execute(
+            """SELECT component, context FROM error_logs
+                WHERE component IN ('worker-test', 'indexer.worker') AND last_seen > now() - interval '1 minute'
+                  AND severity = 'warning'"""
+        ).fetchall())
+    assert rows["worker-test"] == {"job": "records"}, "errors recorded in a worker reach error_logs via the parent"
+    assert rows["indexer.worker"] == {"path": "stuck", "reason": "timeout"}
