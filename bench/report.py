@@ -108,6 +108,7 @@ def sections(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> dict[str,
                  [[p["corpus"], p["chunks"], p.get("vectors_source", "none")]
                   + [f"{p['latency'][m]['p50_ms']:.1f} / {p['latency'][m]['p95_ms']:.1f}" if m in p["latency"] else "–"
                      for m in ("lexical", "semantic", "hybrid")] for p in latency])
+    body += "\n"
     for mode in ("lexical", "semantic", "hybrid"):
         have = [p for p in latency if mode in p["latency"]]
         body += _fit_line(f"{mode} P50 against chunks", [p["chunks"] for p in have],
@@ -154,11 +155,16 @@ def sections(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> dict[str,
 
     profile = results.get("profile")
     if profile:
-        body = (f"pyinstrument over one full index of {profile['corpus']} ({profile['seconds']:.1f} s, main process "
-                "only: the index workers are other processes and show up as waiting). Share of the run by "
-                "function (self time, top entries):\n\n")
+        body = (f"pyinstrument over one full index of {profile['corpus']} with one index worker, so parsing, "
+                f"chunking, tokenizing, writing and graph resolution all run in the profiled process "
+                f"({profile['seconds']:.1f} s under the profiler; the suite's other runs use every core). Share of "
+                "the run by function (self time, top entries):\n\n")
         body += table(["function", "self s", "share"], [[f["function"], f["self_s"], f"{100 * f['share']:.1f} %"]
                                                        for f in profile["top"]])
+        if profile.get("areas"):
+            body += "\nBy area (Lode package, or the library the time is spent in):\n\n"
+            body += table(["area", "self s", "share"], [[a["function"], a["self_s"], f"{100 * a['share']:.1f} %"]
+                                                        for a in profile["areas"]])
         body += "\nPhase shares at each size (from the scaling table):\n\n"
         body += table(["corpus", "chunks", "parse + write (searchable)", "graph resolution", "embedding"],
                       [[p["corpus"], p["chunks"], f"{100 * p['searchable_s'] / _total(p):.0f} %",

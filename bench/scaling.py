@@ -105,13 +105,13 @@ def share_models(home: Path, models: Path) -> None:
 
 
 @contextmanager
-def engine_at(home: Path, models: Path, keep: bool = False) -> Iterator[Lode]:
+def engine_at(home: Path, models: Path, keep: bool = False, **settings: Any) -> Iterator[Lode]:
     """An engine on its own embedded server under `home` (removed afterwards unless keep), query cache off so
-    every search is measured."""
+    every search is measured; `settings` override Settings fields."""
     share_models(home, models)
     os.environ["LODE_HOME"] = str(home)
     os.environ["LODE_CACHE_ENABLED"] = "false"
-    engine = Lode(Settings(home=home, embedder="local"))
+    engine = Lode(Settings(home=home, embedder="local", **settings))
     try:
         engine.db  # the server starts outside every timed region
         yield engine
@@ -129,7 +129,8 @@ def index_point(engine: Lode, corpus: Corpus, repo: str, embed: bool) -> dict[st
         started = time.perf_counter()
         report = engine.index(corpus.root, repo, defer_graph=True)
         searchable = time.perf_counter() - started
-        engine.resolve_graph(repo)
+        if not engine.resolve_graph(repo):
+            raise RuntimeError(f"graph resolution of {repo} did not run: another process holds the repository")
         full = time.perf_counter() - started
     point: dict[str, Any] = {
         "corpus": corpus.name, "files": corpus.files, "source_bytes": corpus.bytes,

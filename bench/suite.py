@@ -138,18 +138,31 @@ def run_profile(plan: Plan, work: Path, results: dict[str, Any]) -> None:
     from pyinstrument import Profiler
 
     corpus = corpora.stdlib(work / "corpora" / f"profile-lib-x{plan.profile_scale:g}", plan.profile_scale)
-    with scaling.engine_at(work / "homes" / "profile", work / "models") as engine:
+    # one index worker: the indexer then runs the per-file work in this process, where the profiler sees it
+    with scaling.engine_at(work / "homes" / "profile", work / "models", index_workers=1) as engine:
         profiler = Profiler(interval=0.005)
         profiler.start()
         started = time.perf_counter()
         engine.index(corpus.root, "profile")
         seconds = time.perf_counter() - started
         profiler.stop()
-    results["profile"] = {"corpus": corpus.name, "seconds": seconds, "top": top_functions(profiler.last_session)}
+    session = profiler.last_session
+    results["profile"] = {"corpus": corpus.name, "seconds": seconds, "top": self_times(session, _function),
+                          "areas": self_times(session, _area, limit=8)}
 
 
-def top_functions(session: Any, limit: int = 12) -> list[dict[str, Any]]:
-    """Self time summed per function over a pyinstrument session's call tree."""
+def _function(frame: Any) -> str:
+    return f"{frame.function} ({frame.file_path_short}:{frame.line_no})"
+
+
+def _area(frame: Any) -> str:
+    """lode/<package> for Lode's code, the top-level package otherwise (psycopg, tree_sitter, builtins)."""
+    parts = Path(frame.file_path_short or "<built-in>").parts
+    return "/".join(parts[:2]) if parts[0] == "lode" and len(parts) > 2 else parts[0]
+
+
+def self_times(session: Any, key: Any, limit: int = 12) -> list[dict[str, Any]]:
+    """Self time summed by key(frame) over a pyinstrument session's call tree, largest first."""
     totals: dict[str, float] = {}
     stack = [session.root_frame()]
     while stack:
@@ -157,9 +170,8 @@ def top_functions(session: Any, limit: int = 12) -> list[dict[str, Any]]:
         if frame is None:
             continue
         if frame.is_synthetic and frame.parent is not None:  # pyinstrument's "[self]" leaves hold the self time
-            owner = frame.parent
-            key = f"{owner.function} ({owner.file_path_short}:{owner.line_no})"
-            totals[key] = totals.get(key, 0.0) + frame.time
+            name = key(frame.parent)
+            totals[name] = totals.get(name, 0.0) + frame.time
         stack.extend(frame.children)
     whole = sum(totals.values()) or 1.0
     ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:limit]

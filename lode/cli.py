@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -17,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lode.api import commands as api_commands
+from lode import background
 from lode.engine import Lode
 from lode.errors import InputError, LodeError
 
@@ -93,7 +92,7 @@ def index(
 
                 report = lode.index(path, repo, on_progress, defer_graph=not wait)
         if report.graph_pending:
-            _spawn(lode, ["graph", "resolve", "--repo", report.repo, "--json"], f"graph-{report.repo}.log")
+            background.spawn_graph_resolution(lode.settings, report.repo)
         embeddings = {"done": 0, "pending": 0, "failed": 0}
         if lode.settings.embedder != "none" and report.chunks:
             if wait:
@@ -101,7 +100,7 @@ def index(
             else:
                 embeddings = lode.embedding_counts(report.repo)
                 if embeddings["pending"]:
-                    _spawn_backfill(lode, report.repo)
+                    background.spawn_backfill(lode.settings, report.repo)
         return {
             "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
             "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
@@ -138,23 +137,6 @@ def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = Fals
             bar.update(task, total=progress.done + progress.pending + progress.failed, completed=progress.done)
 
         return lode.embed(repo, switch=switch, on_progress=on_progress)
-
-
-def _spawn_backfill(lode: Lode, repo: str) -> None:
-    """Fill the embeddings in a detached `lode embed` process, so `lode index` returns at once."""
-    _spawn(lode, ["embed", "--repo", repo, "--json"], f"embed-{repo}.log")
-
-
-def _spawn(lode: Lode, command: list[str], log_name: str) -> None:
-    """Run `lode COMMAND` detached, logging to LODE_HOME/logs/LOG_NAME."""
-    logs = lode.settings.home / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    with open(logs / log_name, "ab") as log_file:
-        subprocess.Popen(
-            [sys.executable, "-m", "lode", *command],
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
-            env={**os.environ, "LODE_HOME": str(lode.settings.home)},
-        )
 
 
 @app.command()

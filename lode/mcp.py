@@ -28,7 +28,7 @@ from mcp.types import ToolAnnotations
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
 
-from lode import __version__
+from lode import __version__, background
 from lode.chunking.languages import language_for_path
 from lode.config import Settings
 from lode.engine import MAX_K, Lode
@@ -472,9 +472,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
             if lode.settings.embedder != "none" and report.chunks:
                 embeddings = lode.embedding_counts(report.repo)
                 if embeddings["pending"]:
-                    from lode.cli import _spawn_backfill  # the same detached `lode embed` as `lode index`
-
-                    _spawn_backfill(lode, report.repo)
+                    background.spawn_backfill(lode.settings, report.repo)  # as `lode index` does
             return report, embeddings
 
         report, embeddings = await anyio.to_thread.run_sync(lambda: _engine_call(run))

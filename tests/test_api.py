@@ -373,7 +373,7 @@ def test_error_shapes(client: TestClient, shop: dict[str, Any]) -> None:
     assert error_of(client.post("/v1/index", json={"path": "/tmp/a\x00b"}), 422)
     surrogate = client.post("/v1/index", content=b'{"path": "/tmp/\\ud800"}',
                             headers={"content-type": "application/json"})
-    assert "lone surrogate" in error_of(surrogate, 422)["message"]
+    assert error_of(surrogate, 422)["message"].startswith("body.path")  # a lone surrogate
     taken = client.post("/v1/index", json={"path": str(shop["root"].parent), "repo": "api-shop"})
     assert "is indexed from" in error_of(taken, 400)["message"]  # another root under an existing name
 

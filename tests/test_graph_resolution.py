@@ -81,6 +81,23 @@ def test_python_import_forms(lode: Lode, repo_name: str) -> None:
     }
 
 
+def test_star_imports_chain_through_modules_and_missing_targets_stay_cheap(lode: Lode, repo_name: str) -> None:
+    """Stars re-export through modules in the tree; stars of modules outside it (extension modules, partial
+    trees) cost nothing: once, 10 such stars tried every order of them and never finished."""
+    missing = "".join(f"from .ext{i} import *\n" for i in range(12))
+    repo = build(
+        lode,
+        repo_name,
+        {
+            "pkg/__init__.py": missing + "from .api import *\n",
+            "pkg/api.py": "from .impl import *\n",
+            "pkg/impl.py": "def thing():\n    pass\n",
+            "use.py": "import pkg\n\ndef go():\n    pkg.thing()\n    pkg.nowhere()\n",
+        },
+    )
+    assert edge_set(repo) == {("use.go", "pkg.impl.thing"), ("use.go", "external:pkg.nowhere")}
+
+
 def test_python_methods_resolve_through_the_class_then_its_bases(lode: Lode, repo_name: str) -> None:
     repo = build(
         lode,

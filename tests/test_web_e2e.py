@@ -129,9 +129,10 @@ def test_index_search_open_a_symbol_and_walk_its_graph(server: str, shop_root: P
                                                if repo in row and "succeeded" in row), None),
                        timeout=120, message="the index job did not succeed")
     assert "9/9" in job_row  # files done / total, drawn as a progress bar
-    repo_row = wait_for(driver, lambda d: next((row for row in row_texts(d, "#repos tr")
-                                                if row.startswith(repo) and "last run done" in row), None))
-    assert str(shop_root) in repo_row and "\t9\t58\t" in repo_row and "up to date; last run done" in repo_row
+    # the page refreshes every 2 s from two documents; wait for a refresh that began after the run ended
+    repo_row = wait_for(driver, lambda d: next((row for row in row_texts(d, "#repos tr") if row.startswith(repo)
+                                                and "last run done" in row and "\t9\t58\t" in row), None))
+    assert str(shop_root) in repo_row and "up to date; last run done" in repo_row
     driver.save_screenshot(str(tmp_path / "status.png"))
 
     # search page: mode, repository and kind filters; snippets highlight the query terms

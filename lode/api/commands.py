@@ -44,6 +44,8 @@ def serve(
                       "read and index code. Create one with `lode keys create NAME`, or bind to 127.0.0.1.",
                       markup=False, highlight=False)
             raise typer.Exit(2)
+    err.print(f"lode: serving http://{host}:{port} (API docs at /docs, health at /health); Ctrl-C stops",
+              markup=False, highlight=False)
     uvicorn.run(create_app(settings, host=host), host=host, port=port, log_config=None, access_log=False,
                 server_header=False)
 

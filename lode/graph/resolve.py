@@ -46,6 +46,7 @@ INHERITED = 0.9  # per base class climbed
 TYPED_RECEIVER = 0.8  # the receiver's type comes from an assignment or an annotation
 BY_NAME = 0.5  # languages resolved by name only
 MAX_CANDIDATES = 8  # for resolution by name only
+MAX_STEPS = 5_000  # lookups one reference may compute (a guard: real code needs a few dozen); then it goes external
 
 TYPE_KINDS = frozenset({"class", "struct", "interface", "trait", "enum"})
 CALLABLE_KINDS = frozenset({"function", "method"}) | TYPE_KINDS
@@ -177,6 +178,7 @@ class Resolver:
         self._deps: list[set[str]] = [set()]
         self._active: set[tuple[object, ...]] = set()
         self._cuts = 0  # cycles cut so far; a result computed across a cut depends on its caller: not memoised
+        self._steps = 0  # lookups computed for the current reference, up to MAX_STEPS
         self._key_hashes: dict[str, int] = {}
 
     def resolve(self, references: list[ReferenceInfo]) -> tuple[list[Edge], list[int]]:
@@ -186,6 +188,7 @@ class Resolver:
         for reference in references:
             source = self.table.nodes[reference.source_id]
             file = self.table.files[source.file_id]
+            self._steps = 0
             try:
                 edges += self._edges(reference, self._reference(reference, source, file), file, source)
             except _Drop:
@@ -305,11 +308,7 @@ class Resolver:
             return [_Value(node, False, EXACT) for node in found]
         if bound := self._bindings(file.module, name, file.file_id):
             return self._follow(bound)
-        return [
-            value
-            for star in self._bindings(file.module, "*", file.file_id)
-            for value in self._qualified(f"{star.target}.{name}")
-        ]
+        return self._star_members(file.module, file.file_id, name)
 
     def _follow(self, bindings: list[BindingInfo]) -> list[_Value]:
         values: list[_Value] = []
@@ -337,15 +336,20 @@ class Resolver:
         return self._memoised(("qualified", name), self._qualified_uncached, name)
 
     def _qualified_uncached(self, name: str) -> list[_Value]:
-        if found := self._nodes(name):
+        if found := self._nodes(name) or self._js_index(name):
             return [_Value(node, False, EXACT) for node in found]
-        index = [n for n in self._nodes(name + ".index") if n.kind == "module"]  # JS `./dir` is `./dir/index`
-        if index and self.table.files[index[0].file_id].language in _JS:
-            return [_Value(node, False, EXACT) for node in index]
         head, _, last = name.rpartition(".")
         if not head:
             return []
         return self._members(self._qualified(head), [last])
+
+    def _modules(self, name: str) -> list[NodeInfo]:
+        return [n for n in self._nodes(name) if n.kind == "module"] or self._js_index(name)
+
+    def _js_index(self, name: str) -> list[NodeInfo]:
+        """JS `./dir` is `./dir/index`."""
+        index = [n for n in self._nodes(name + ".index") if n.kind == "module"]
+        return index if index and self.table.files[index[0].file_id].language in _JS else []
 
     def _member(self, node: NodeInfo, name: str) -> list[_Value]:
         if node.kind == "module":
@@ -361,11 +365,20 @@ class Resolver:
             return [_Value(node, False, EXACT) for node in found]
         if bound := self._bindings(module.name_path, name, module.file_id):
             return self._follow(bound)
-        return [
-            value
-            for star in self._bindings(module.name_path, "*", module.file_id)
-            for value in self._qualified(f"{star.target}.{name}")
-        ]
+        return self._star_members(module.name_path, module.file_id, name)
+
+    def _star_members(self, scope: str, file_id: int, name: str) -> list[_Value]:
+        """`name` through the scope's star imports: defined in what a star names (a module, a Java package or
+        type), or bound or star-imported by a module it names. A star target is never looked up as a member of
+        something else: with targets outside the repository, that search would try every order of the stars."""
+        values: list[_Value] = []
+        for star in self._bindings(scope, "*", file_id):
+            if found := self._nodes(f"{star.target}.{name}"):
+                values += [_Value(node, False, EXACT) for node in found]
+            else:
+                for module in self._modules(star.target):
+                    values += self._member(module, name)
+        return values
 
     def _type_member(self, owner: NodeInfo, name: str) -> list[_Value]:
         found = [n for n in self._nodes(f"{owner.name_path}.{name}") if self._same_unit(n, owner)]
@@ -475,7 +488,8 @@ class Resolver:
         if hit is not None:
             self._deps[-1].update(hit[1])
             return hit[0]
-        if key in self._active:
+        self._steps += 1
+        if key in self._active or self._steps > MAX_STEPS:  # a cycle, or a search too wide to finish
             self._cuts += 1
             return []
         cuts = self._cuts
