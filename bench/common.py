@@ -11,18 +11,23 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from lode.config import Settings
+from lode.config import CacheSettings, Settings
 from lode.engine import Lode
 from lode.evaluate import mean, score
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
+def uncached(**settings: object) -> Settings:
+    """Settings with the query cache off: a latency benchmark repeats its queries and must measure the work."""
+    return Settings(cache=CacheSettings(enabled=False), **settings)
+
+
 def fresh_engine(home: Path | None = None) -> Lode:
     """An engine on its own embedded PostgreSQL under a temporary LODE_HOME, unless LODE_DATABASE_URL is set."""
     home = home or Path(tempfile.mkdtemp(prefix="lode-bench-"))
     os.environ["LODE_HOME"] = str(home)
-    return Lode(Settings(home=home, embedder="none"))
+    return Lode(uncached(home=home, embedder="none"))
 
 
 def quality(rankings: list[tuple[list[str], str]]) -> dict[str, float]:

@@ -18,9 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, median, percentile  # noqa: E402
+from bench.common import machine, median, percentile, uncached  # noqa: E402
 from bench.index_cpython import copy_lib  # noqa: E402
-from lode.config import Settings  # noqa: E402
 from lode.engine import Lode  # noqa: E402
 
 REPO = "cpython-lib"
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=200)
     parser.add_argument("--depth", type=int, default=3)
     args = parser.parse_args()
-    engine = Lode(Settings(home=args.home, embedder="none"))
+    engine = Lode(uncached(home=args.home, embedder="none"))
     tree = args.home / "Lib"
     if not tree.exists():
         copy_lib(Path(sysconfig.get_paths()["stdlib"]), tree)

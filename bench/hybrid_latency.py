@@ -16,9 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, median, percentile  # noqa: E402
+from bench.common import machine, median, percentile, uncached  # noqa: E402
 from bench.index_cpython import copy_lib, sample_queries  # noqa: E402
-from lode.config import Settings  # noqa: E402
 from lode.engine import Lode  # noqa: E402
 
 REPO = "cpython-lib-0"  # the name sample_queries draws from
@@ -29,7 +28,7 @@ def main() -> None:
     parser.add_argument("--home", type=Path, default=Path(tempfile.gettempdir()) / "lode-hybrid-home")
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    engine = Lode(Settings(home=args.home, embedder="local"))
+    engine = Lode(uncached(home=args.home, embedder="local"))
     tree = args.home / "Lib"
     if not tree.exists():
         copy_lib(Path(sysconfig.get_paths()["stdlib"]), tree)

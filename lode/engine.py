@@ -412,6 +412,7 @@ class Lode:
         name = name.strip()
         if not name or len(name) > 500:
             raise InputError("a symbol name needs 1 to 500 characters")
+        _check_text("the symbol name", name)
         if not 1 <= limit <= MAX_K:
             raise InputError(f"--limit must be between 1 and {MAX_K}")
         last = name.rsplit(".", 1)[-1]  # every match, exact or qualified, ends with this name
@@ -477,6 +478,7 @@ class Lode:
         kinds: tuple[str, ...] = ("calls",), min_confidence: float = 0.0, limit: int = 200,
     ) -> dict[str, Any]:
         """Callers (direction "callers") or callees of a symbol, up to `depth` hops."""
+        _check_text("the symbol", symbol)
         return self._graph_cached(repo, ("neighbours", direction, symbol, depth, kinds, min_confidence, limit),
                                   lambda: self._graph_neighbours(direction, symbol, repo, depth, kinds,
                                                                  min_confidence, limit))
@@ -494,6 +496,8 @@ class Lode:
                 "truncated": traversal.truncated, "results": [_hop_json(h, names) for h in traversal.hops]}
 
     def graph_path(self, source: str, target: str, *, repo: str | None = None, max_depth: int = 6) -> dict[str, Any]:
+        _check_text("the source symbol", source)
+        _check_text("the target symbol", target)
         return self._graph_cached(repo, ("path", source, target, max_depth),
                                   lambda: self._graph_path(source, target, repo, max_depth))
 

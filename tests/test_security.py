@@ -120,6 +120,9 @@ def test_keys_gate_the_data_routes_and_scope_repositories(lode: Lode, lode_home:
         assert error_of(search(scoped, repo="sec-beta"), 403)["code"] == "forbidden"
         assert error_of(client.get("/v1/repositories/sec-beta", headers=bearer(scoped)), 403)
         assert error_of(client.delete("/v1/repositories/sec-beta", headers=bearer(scoped)), 403)
+        for route in ("/v1/errors", "/v1/alerts"):  # server-wide: an unscoped key only
+            assert error_of(client.get(route, headers=bearer(scoped)), 403)["code"] == "forbidden"
+            assert client.get(route, headers=bearer(admin)).status_code == 200
         assert {s["repo"] for s in client.get("/v1/symbols", params={"name": "apply_discount"},
                                               headers=bearer(scoped)).json()["symbols"]} == {"sec-alpha"}
         assert [r["repo"] for r in client.get("/v1/status", headers=bearer(scoped)).json()["repos"]] == ["sec-alpha"]

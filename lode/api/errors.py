@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
+from lode.api.security import require_unscoped
 from lode.errorlog import ack_alert, list_alerts, list_errors
 
-router = APIRouter(prefix="/v1", tags=["errors"])
+# error context may name any repository's paths: scoped keys get a 403
+router = APIRouter(prefix="/v1", tags=["errors"], dependencies=[Depends(require_unscoped)])
 
 
 def _db(request: Request) -> Any:

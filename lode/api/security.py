@@ -105,6 +105,13 @@ def repo_scope(request: Request, repo: str | None) -> str | tuple[str, ...] | No
     return repo
 
 
+def require_unscoped(request: Request) -> None:
+    """Routes about the whole server (recorded errors, alerts) are for keys not limited to repositories."""
+    key = principal(request)
+    if key is not None and key.repos is not None:
+        raise HTTPException(403, f"the API key {key.name!r} is scoped to repositories; this route needs an unscoped key")
+
+
 def require_repo(request: Request, repo: str) -> None:
     key = principal(request)
     if key is not None and not key.allows(repo):

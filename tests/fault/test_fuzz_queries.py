@@ -120,3 +120,12 @@ def test_search_fuzz_repo_is_searchable(lode: Lode, small_repo: str) -> None:
     hits = lode.search("parse config", repo=small_repo, mode="lexical")["hits"]
     assert hits and hits[0]["name"] == "parse_config"
     assert Path(hits[0]["path"]).name == "parse.py"
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "\udcffname"])
+def test_symbol_and_graph_arguments_refuse_nul_and_lone_surrogates(lode: Lode, small_repo: str, bad: str) -> None:
+    for call in (lambda: lode.symbols(bad, repo=small_repo),
+                 lambda: lode.graph_neighbours("callers", bad, repo=small_repo),
+                 lambda: lode.graph_path(bad, "parse", repo=small_repo)):
+        with pytest.raises(InputError):
+            call()
