@@ -151,7 +151,7 @@ def main() -> None:
 
         files = sorted(corpus.rglob("*.py"))
         for path in files:  # every file changes: the job re-reads, re-chunks and re-stores all of them
-            path.write_text(path.read_text() + "\n# load benchmark edit\n")
+            path.write_bytes(path.read_bytes() + b"\n# load benchmark edit\n")  # some test files are latin-1
         job = httpx.post(f"{base}/v1/index", json={"path": str(corpus), "repo": REPO}, timeout=30).json()["job"]
         during = load(paths, base, args.clients, args.seconds)
         state = httpx.get(f"{base}/v1/index/{job['id']}", timeout=30).json()["job"]
