@@ -150,18 +150,11 @@ class Lode:
             through_outages(lambda: embedder.dimension, embedder.model_id,  # may probe the provider
                             self.settings.embedding.outage_wait_seconds, should_stop)
             model = self._claim_model(row, embedder, switch)
-            with self.db.connection() as lock_conn:
-                lock_conn.autocommit = True
-                try:
-                    if not lock_conn.execute(
-                        "SELECT pg_try_advisory_lock(%s, %s)", (_BACKFILL_LOCK, row.id)
-                    ).fetchone()[0]:
-                        return counts(self.db, row.id, model)  # another process is filling this repository
-                    progress = backfill(self.db, embedder, row.id, model, on_progress, should_stop,
-                                        outage_wait=self.settings.embedding.outage_wait_seconds)
-                finally:
-                    lock_conn.execute("SELECT pg_advisory_unlock_all()")
-                    lock_conn.autocommit = False
+            with self.db.advisory_lock(_BACKFILL_LOCK, row.id, wait=0) as held:
+                if not held:
+                    return counts(self.db, row.id, model)  # another process is filling this repository
+                progress = backfill(self.db, embedder, row.id, model, on_progress, should_stop,
+                                    outage_wait=self.settings.embedding.outage_wait_seconds)
         except EmbeddingError as exc:
             record_error("embedding.backfill", exc, severity="error", category="embedding",
                          context={"repo": repo, "stage": "gave up; chunks stay pending"})
@@ -555,9 +548,9 @@ class Lode:
         graph traversal timeout. False when work is still queued: the answer then uses the edges as they are,
         and is not cached (resolution does not bump the generation)."""
         with self._read() as conn:
-            queued = [r for r in repos if GraphStore(conn).backlog(r.id)]
+            queued = GraphStore(conn).queued([r.id for r in repos])
         indexer = Indexer(self.db, self.settings)
-        return all([indexer.resolve_graph(r.id, wait=self.settings.timeouts.graph_traversal) for r in queued])
+        return all([indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued])
 
     def _graph_timeout(self, conn: psycopg.Connection) -> None:
         conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.graph_traversal * 1000)}")

@@ -219,6 +219,12 @@ class GraphStore:
             "SELECT count(DISTINCT file_id) FROM graph_dirty_files WHERE repo_id = %s", (repo_id,)
         ).fetchone()[0]
 
+    def queued(self, repo_ids: list[int]) -> list[int]:
+        """Those of the repositories with graph work queued (one round trip, for every graph query)."""
+        return [row[0] for row in self.conn.execute(
+            "SELECT DISTINCT repo_id FROM graph_dirty_files WHERE repo_id = ANY(%s) ORDER BY 1", (repo_ids,)
+        )]
+
     def resolve(self, repo_id: int, workers: int = 1) -> ResolveReport:
         """Resolve the queued work: the references of stored files, and those of every source node whose
         resolution looked up a changed name or reached into a removed file. Consumes the queue; run it in one
