@@ -211,3 +211,21 @@ def test_index_returns_at_once_and_embeds_in_the_background(lode: Lode, tmp_path
     finally:
         slow.kill()
         slow.wait()
+
+
+def test_one_backfill_per_repository_at_a_time(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str,
+                                               stub: str) -> None:
+    from lode.engine import _BACKFILL_LOCK
+
+    write_tree(tmp_path, CORPUS)
+    engine = http_engine(lode_home, stub)
+    engine.index(tmp_path, repo_name)
+    with lode.db.connection() as conn:
+        repo_id = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo_name,)).fetchone()[0]
+    with lode.db.advisory_lock(_BACKFILL_LOCK, repo_id) as held:  # as another process's backfill holds it
+        assert held
+        busy = engine.embed(repo_name)
+    assert (busy.done, busy.pending) == (0, 4), "the second backfill must leave the work to the first"
+    done = engine.embed(repo_name)
+    assert (done.done, done.pending) == (4, 0)
+    engine.close()
