@@ -198,6 +198,9 @@ def test_random_edit_sequences_equal_a_clean_index(lode: Lode, tmp_path: Path, r
     assert live_snapshot == index_snapshot(lode, repo_name + "-clean")
 
 
+MID_RUN_FILES = 1500  # enough that a signal sent once 50 files are stored lands mid-run on a fast, idle machine
+
+
 def _generate_repo(root: Path, files: int) -> None:
     body = "\n\n".join(
         f"def handler_{j}(request, payload):\n    \"\"\"Handle request number {j}.\"\"\"\n"
@@ -210,7 +213,7 @@ def _generate_repo(root: Path, files: int) -> None:
 
 def test_sigkill_mid_run_then_rerun_equals_clean(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str) -> None:
     live = tmp_path / "live"
-    _generate_repo(live, 600)
+    _generate_repo(live, MID_RUN_FILES)
     proc = subprocess.Popen([sys.executable, "-m", "lode", "index", str(live), "--repo", repo_name, "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     deadline = time.monotonic() + 60
@@ -227,10 +230,10 @@ def test_sigkill_mid_run_then_rerun_equals_clean(lode: Lode, lode_home: Path, tm
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
-    assert 50 <= indexed < 600, "the kill landed mid-run"
+    assert 50 <= indexed < MID_RUN_FILES, "the kill landed mid-run"
 
     report = lode.index(live, repo_name)
-    assert report.files_indexed + report.files_unchanged == 600
+    assert report.files_indexed + report.files_unchanged == MID_RUN_FILES
     with lode.db.connection() as conn:
         statuses = [row[0] for row in conn.execute(
             "SELECT status FROM index_runs r JOIN repositories p ON p.id = r.repo_id WHERE p.name = %s ORDER BY r.id",
@@ -266,7 +269,7 @@ def test_remove_repository(lode: Lode, tmp_path: Path, repo_name: str) -> None:
 
 def test_ctrl_c_mid_run_leaves_a_consistent_index(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     live = tmp_path / "live"
-    _generate_repo(live, 600)
+    _generate_repo(live, MID_RUN_FILES)
     proc = subprocess.Popen([sys.executable, "-m", "lode", "index", str(live), "--repo", repo_name],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
     deadline = time.monotonic() + 60
@@ -279,6 +282,7 @@ def test_ctrl_c_mid_run_leaves_a_consistent_index(lode: Lode, tmp_path: Path, re
         if indexed >= 50:
             break
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before the interrupt: the signal must land mid-run"
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
@@ -298,9 +302,9 @@ def test_ctrl_c_mid_run_leaves_a_consistent_index(lode: Lode, tmp_path: Path, re
 
 def test_a_file_whose_worker_overruns_index_file_timeout_is_killed_and_skipped(tmp_path: Path, repo_name: str) -> None:
     files = {f"pkg/m{i}.py": f"def f{i}():\n    return {i}\n" for i in range(40)}  # enough for worker processes
-    files["slow.py"] = "x = " + "(\n" * 200_000 + "1" + ")\n" * 200_000  # parses for over a second
+    files["slow.py"] = "x = " + "(\n" * 250_000 + "1" + ")\n" * 250_000  # >= 0.6 s to chunk; the others take ms
     write_tree(tmp_path, files)
-    env = {"LODE_TIMEOUT_INDEX_FILE": "0.3", "LODE_TIMEOUT_PARSE": "60", "LODE_INDEX_WORKERS": "2"}
+    env = {"LODE_TIMEOUT_INDEX_FILE": "0.15", "LODE_TIMEOUT_PARSE": "60", "LODE_INDEX_WORKERS": "2"}
     code, report, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env=env)
     assert code == 0 and report["files_indexed"] == 40 and report["files_skipped"] == 1
     code, status, _ = run_cli("status", "--repo", repo_name, "--skipped", "--json")
