@@ -380,7 +380,7 @@ def test_syntax_error_falls_back_to_windows() -> None:
 
 
 def test_parse_timeout_on_deep_nesting_returns_quickly() -> None:
-    settings = make_settings(timeouts=Timeouts(parse=0.05))
+    settings = make_settings(timeouts=Timeouts(parse=0.005))
     source = "x = " + "(" * 200_000 + ")" * 200_000
     started = time.monotonic()
     result = chunk_file("deep.py", source, "python", "deep", settings)
