@@ -360,6 +360,9 @@ class Lode:
             model_id = Vectors(conn).models()[model][0]
         if model_id != embedder.model_id:
             return unavailable(f"the index was embedded with {model_id}, the configured model is {embedder.model_id}")
+        pending = self._pending(repos)
+        if pending >= sum(r.chunk_count for r in repos):  # the backfill has not stored a vector yet: load no model
+            return unavailable("nothing is embedded yet")
         try:
             vector = self._query_vector(embedder, query)
         except EmbeddingError as exc:
@@ -372,7 +375,6 @@ class Lode:
             for leg in ("text", "code")
         }
         legs = {leg: future.result() for leg, future in futures.items()}
-        pending = self._pending(repos)
         missing = {leg: f"{pending} chunks are not embedded yet" for leg in legs} if pending else {}
         return legs, missing
 

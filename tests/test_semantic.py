@@ -229,3 +229,31 @@ def test_one_backfill_per_repository_at_a_time(lode: Lode, lode_home: Path, tmp_
     done = engine.embed(repo_name)
     assert (done.done, done.pending) == (4, 0)
     engine.close()
+
+
+def test_no_query_embedding_before_the_first_vector_is_stored(lode_home: Path, tmp_path: Path, repo_name: str,
+                                                              stub: str) -> None:
+    """A backfill that has chosen its model but not stored a vector yet: hybrid answers at once, lexically,
+    without asking the provider (on a fresh install the local model would otherwise load inside the deadline)."""
+    write_tree(tmp_path, CORPUS)
+    engine = http_engine(lode_home, stub)
+    try:
+        engine.index(tmp_path, repo_name)
+        engine.embed(repo_name, should_stop=lambda: True)  # sets the serving model, stores nothing
+    finally:
+        engine.close()
+    with socket.socket() as provider:  # listens but never answers: a connection attempt would queue here
+        provider.bind(("127.0.0.1", 0))
+        provider.listen(8)
+        provider.setblocking(False)
+        engine = http_engine(lode_home, f"http://127.0.0.1:{provider.getsockname()[1]}")
+        try:
+            assert engine.embedding_counts(repo_name) == {"done": 0, "pending": 4, "failed": 0}
+            assert engine.status(repo_name)["repos"][0]["embedding_model"] == "http:stub-a"
+            result = engine.search("post the payload", repo=repo_name, mode="hybrid")
+        finally:
+            engine.close()
+        with pytest.raises(BlockingIOError):
+            provider.accept()
+    assert sorted(result["degraded"]) == ["code", "text"]
+    assert result["hits"][0]["path"] == "net/http.py"
