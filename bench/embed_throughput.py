@@ -28,6 +28,7 @@ from bench.cosqa import load
 from lode.embedding.export import bundled_model_dir, onnx_model
 from lode.embedding.local import MAX_TOKENS, LocalEmbedder
 
+THREADS = os.cpu_count() or 1  # every encoder below uses all cores
 Encode = Callable[[Sequence[str]], np.ndarray]
 Query = Callable[[str], np.ndarray]
 
@@ -43,7 +44,7 @@ def sentence_transformers_encoder() -> tuple[Encode, Query]:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(THREADS)
     model = SentenceTransformer(str(bundled_model_dir()), device="cpu")
 
     def encode(texts: Sequence[str]) -> np.ndarray:
@@ -58,7 +59,7 @@ def batched_encoder(model: Path, batch_size: int = 32) -> tuple[Encode, Query]:
     from tokenizers import Tokenizer
 
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = os.cpu_count() or 1
+    options.intra_op_num_threads = THREADS
     session = onnxruntime.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
     tokenizer.enable_truncation(MAX_TOKENS)
@@ -89,7 +90,7 @@ def per_tensor_int8(cache: Path, fp32: Path) -> LocalEmbedder:
     cache.mkdir()
     shutil.copy(fp32, cache / fp32.name)
     quantize_dynamic(cache / fp32.name, cache / fp32.name.replace("-fp32.onnx", "-int8.onnx"))
-    return LocalEmbedder(cache, quantize=True)
+    return LocalEmbedder(cache, quantize=True, threads=THREADS)
 
 
 def throughput(encode: Encode, texts: list[str], runs: int) -> float:
@@ -135,10 +136,11 @@ def main() -> None:
         variants: dict[str, Callable[[], tuple[Encode, Query]]] = {
             "sentence-transformers fp32, batches of 32 (baseline)": sentence_transformers_encoder,
             "ONNX fp32, Lode (one text per run, a run per core)": lambda: lode_encoder(
-                LocalEmbedder(cache, quantize=False)),
+                LocalEmbedder(cache, quantize=False, threads=THREADS)),
             "ONNX fp32, length-sorted batches of 32": lambda: batched_encoder(fp32),
             "ONNX int8 per-channel, length-sorted batches of 32": lambda: batched_encoder(int8),
-            "ONNX int8 per-channel, Lode (default)": lambda: lode_encoder(LocalEmbedder(cache, quantize=True)),
+            "ONNX int8 per-channel, Lode (default)":
+                lambda: lode_encoder(LocalEmbedder(cache, quantize=True, threads=THREADS)),
             "ONNX int8 per-tensor (ORT's default), Lode": lambda: lode_encoder(
                 per_tensor_int8(Path(tmp) / "per-tensor", fp32)),
         }

@@ -137,3 +137,12 @@ def test_without_torch_the_export_asks_for_it(tmp_path: Path) -> None:
     assert last_line.startswith(f"{EmbeddingError.__module__}.EmbeddingError: ")
     assert "pip install torch==2.13.0 transformers" in last_line
     assert not list((tmp_path / "models").glob("*.onnx"))
+
+
+def test_embedding_threads_follow_lode_embed_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a container os.cpu_count() is the host's: LODE_EMBED_THREADS sets the pool to the CPU limit."""
+    monkeypatch.setenv("LODE_EMBED_THREADS", "3")
+    assert get_embedder(Settings(home=tmp_path, embedder="local")).threads == 3
+    monkeypatch.setenv("LODE_EMBED_THREADS", "0")
+    with pytest.raises(ValueError, match="threads"):
+        Settings(home=tmp_path, embedder="local")

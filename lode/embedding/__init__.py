@@ -33,4 +33,4 @@ def get_embedder(settings: Settings) -> Embedder | None:
         raise EmbeddingError(f"the local embedder has only {MODEL_NAME}; use LODE_EMBEDDER=http for {config.model}")
     if config.dimension not in (None, DIMENSION):
         raise EmbeddingError(f"{MODEL_NAME} has {DIMENSION} dimensions, not LODE_EMBED_DIMENSION={config.dimension}")
-    return LocalEmbedder(settings.home / "models", quantize=config.quantize)
+    return LocalEmbedder(settings.home / "models", quantize=config.quantize, threads=config.threads)

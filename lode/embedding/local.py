@@ -1,7 +1,7 @@
 """The local provider: all-MiniLM-L6-v2 on ONNX Runtime (CPU), tokenised with the `tokenizers` library.
 
 Sentence-transformers' recipe without torch: truncation at 256 tokens, mean pooling, L2 normalisation. Each text
-runs alone (no padding), on as many threads as there are CPUs, each run single-threaded. On 2 cores
+runs alone (no padding), on LODE_EMBED_THREADS threads (default: the CPU count), each run single-threaded. On 2 cores
 (bench/embed_throughput.py) that matches length-sorted batches of 32 on intra-op threads in fp32, beats them in
 int8 (200 against 170 chunks/s), holds up better when other processes share the CPUs, and keeps int8 vectors
 independent of batch-mates: dynamic quantisation scales activations per run, and batched int8 lost 0.008 MRR@10
@@ -10,7 +10,6 @@ on CoSQA where one text per run loses 0.002.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,10 +34,10 @@ MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 class LocalEmbedder:
     """Loads (and on first use exports) the model lazily, so building one costs nothing."""
 
-    def __init__(self, cache_dir: Path, *, quantize: bool) -> None:
+    def __init__(self, cache_dir: Path, *, quantize: bool, threads: int) -> None:
         self.cache_dir = cache_dir
         self.quantize = quantize
-        self.threads = os.cpu_count() or 1
+        self.threads = threads
         self.model_id = f"{MODEL_NAME}@onnx-{'int8' if quantize else 'fp32'}"
         self._loaded: tuple[onnxruntime.InferenceSession, Tokenizer] | None = None
         self._load_lock = threading.Lock()
