@@ -30,6 +30,9 @@ app.add_typer(graph_app, name="graph")
 cache_app = typer.Typer(help="The query cache: hits and misses per layer, or flush it.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 app.add_typer(api_commands.keys_app, name="keys")
+jobs_app = typer.Typer(help="Index jobs of the durable queue: list them, show one, cancel one.",
+                       invoke_without_command=True)
+app.add_typer(jobs_app, name="jobs")
 app.command()(api_commands.serve)
 app.command()(api_commands.health)
 
@@ -439,6 +442,79 @@ def cache_flush(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     _run(as_json, lambda lode: lode.cache.flush(repo),
          lambda result: out.print(f"flushed L1 {result['l1']}, L2 {'off' if result['l2'] is None else result['l2']}, "
                                   f"L3 {result['l3']} entries"))
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs run at once.")] = 1,
+) -> None:
+    """Consume the job queue (index jobs, embedding batches, graph resolution, garbage collection) until SIGTERM
+    or Ctrl-C; a running job then finishes within LODE_QUEUE_SHUTDOWN_GRACE_SECONDS or goes back to the queue."""
+    import asyncio
+
+    from lode.queue import run_worker, worker_name
+
+    try:
+        with Lode() as lode:
+            _ = lode.db  # connect and migrate before taking jobs
+            err.print(f"lode: worker {worker_name()} consuming queue {lode.settings.queue.name!r} with concurrency "
+                      f"{concurrency}; Ctrl-C stops", markup=False, highlight=False)
+            asyncio.run(run_worker(lode, concurrency, install_signal_handlers=True))
+    except LodeError as exc:
+        err.print(f"lode: error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+
+
+def _job_line(job: dict[str, Any]) -> str:
+    emb = job["embeddings"]
+    progress = f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} " \
+               f"done {emb['pending']} pending {emb['failed']} failed"
+    eta = f", eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] is not None else ""
+    phase = f" ({job['phase']})" if job["phase"] else ""
+    error = f": {job['error']}" if job["error"] else ""
+    return f"{job['id']}  {job['repo']}  {job['state']}{phase}  {progress}{eta}  {job['created_at'][:19]}{error}"
+
+
+@jobs_app.callback()
+def jobs(
+    ctx: typer.Context,
+    repo: RepoOption = None,
+    state: Annotated[list[str] | None, typer.Option("--state", help="queued, running, succeeded, failed or "
+                                                    "cancelled (repeatable).")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List index jobs, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from lode.jobs import Jobs
+
+    def render(result: dict[str, Any]) -> None:
+        if not result["jobs"]:
+            out.print("no index jobs")
+        for job in result["jobs"]:
+            out.print(_job_line(job), markup=False, highlight=False)
+
+    _run(as_json, lambda lode: {"jobs": Jobs(lode).list((repo,) if repo else None, limit, tuple(state or ()))},
+         render)
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOption = False) -> None:
+    """One job: state, phase, progress, ETA, error and, once indexed, its report."""
+    from lode.jobs import Jobs
+
+    _run(as_json, lambda lode: {"job": Jobs(lode).get(job_id)},
+         lambda result: out.print(_job_line(result["job"]), markup=False, highlight=False))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: JsonOption = False) -> None:
+    """Cancel a queued job, or ask a running one (on any worker) to stop between two files."""
+    from lode.jobs import Jobs
+
+    _run(as_json, lambda lode: {"job": Jobs(lode).cancel(job_id)},
+         lambda result: out.print(_job_line(result["job"]), markup=False, highlight=False))
 
 
 @app.command()

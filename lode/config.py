@@ -117,6 +117,22 @@ class McpSettings(BaseSettings):
     allowed_origins: list[str] = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
 
 
+class QueueSettings(BaseSettings):
+    """The durable job queue (lode/queue.py, procrastinate on PostgreSQL), the same for `lode serve`'s in-process
+    worker and `lode worker`. Each entry is LODE_QUEUE_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LODE_QUEUE_", extra="ignore")
+
+    name: str = Field(default="lode", pattern=r"^[A-Za-z0-9_.-]{1,64}$")  # the queue that workers consume
+    stall_seconds: float = Field(default=30.0, ge=1)  # a worker silent this long is dead: its jobs are retried
+    poll_seconds: float = Field(default=2.0, gt=0)  # job polling fallback (new jobs are also notified at once)
+    embed_batch_chunks: int = Field(default=512, ge=1)  # chunks per embed_batch job of a backfill
+    retention_hours: int = Field(default=7 * 24, ge=1)  # finished jobs are deleted after this
+    gc_cron: str = "17 * * * *"  # when collect_garbage runs (cron; a 6th column is seconds)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0)  # on SIGTERM, running jobs get this long to finish
+    max_attempts: int = Field(default=5, ge=1)  # runs of one job (worker deaths and shutdowns included)
+
+
 class ServerSettings(BaseSettings):
     """`lode serve` (lode/api/): index roots, CORS, caps and rate limits. LODE_<NAME>."""
 
@@ -127,7 +143,8 @@ class ServerSettings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = []  # comma-separated; CORS is off when empty
     rate_limit: str | None = "600/minute"  # per API key, or per client address without keys; None: off
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
-    index_jobs: int = Field(default=2, ge=1)  # index jobs run at once (one per repository)
+    # jobs this server runs at once on its in-process worker; 0 when dedicated `lode worker` processes run them
+    index_jobs: int = Field(default=2, ge=0)
 
     @field_validator("allowed_roots", mode="before")
     @classmethod
@@ -172,6 +189,7 @@ class Settings(BaseSettings):
     cache: CacheSettings = Field(default_factory=CacheSettings)
     mcp: McpSettings = Field(default_factory=McpSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
 
     @classmethod
     def settings_customise_sources(

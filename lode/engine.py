@@ -6,6 +6,7 @@ import logging
 import re
 import threading
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -27,7 +28,7 @@ from lode.resilience import CircuitBreakerError, database_failure, guard
 from lode.graph.store import GraphStore
 from lode.indexer import Indexer, IndexReport, ProgressCallback
 from lode.model import Hit
-from lode.embedding.backfill import BackfillProgress, backfill, counts, through_outages
+from lode.embedding.backfill import BackfillProgress, backfill, counts, pending_ranges, through_outages
 from lode.search import lexical
 from lode.search.filters import Filters
 from lode.search.fusion import WEIGHTS, fuse
@@ -48,6 +49,7 @@ MAX_K = 200
 LEG_DEPTH = 100  # candidates each leg contributes to hybrid fusion
 EF_SEARCH = 100  # HNSW candidate list; see docs/benchmarks.md for its recall
 _BACKFILL_LOCK = 0x454D  # first key of pg_advisory_lock(int, int): one backfill per repository
+_EMBED_BATCH_LOCK = 0x4542  # first key: one worker per batch of a shared backfill (second key: a hash of it)
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -139,29 +141,61 @@ class Lode:
         switch=True re-embeds a repository built with another model: the old vectors serve searches until the
         new ones are complete, then one transaction switches over and drops the old ones.
         """
-        from lode.embedding.base import EmbeddingError
-
         with self.db.connection() as conn:
             row = self._repos_for(conn, repo)[0]
-        try:
-            embedder = self.embedder
-            if embedder is None:
-                raise InputError("no embedding provider: LODE_EMBEDDER is 'none'")
-            through_outages(lambda: embedder.dimension, embedder.model_id,  # may probe the provider
-                            self.settings.embedding.outage_wait_seconds, should_stop)
-            model = self._claim_model(row, embedder, switch)
+        with _embedding_errors(repo):
+            embedder, model = self._embedding_model(row, switch, should_stop)
             with self.db.advisory_lock(_BACKFILL_LOCK, row.id, wait=0) as held:
                 if not held:
                     return counts(self.db, row.id, model)  # another process is filling this repository
                 progress = backfill(self.db, embedder, row.id, model, on_progress, should_stop,
                                     outage_wait=self.settings.embedding.outage_wait_seconds)
-        except EmbeddingError as exc:
-            record_error("embedding.backfill", exc, severity="error", category="embedding",
-                         context={"repo": repo, "stage": "gave up; chunks stay pending"})
-            raise LodeError(f"embedding stopped; the chunks left stay pending: {exc}") from exc
-        if progress.pending == 0 and row.embedding_model not in (None, model):
-            self._switch_over(row.id, model)
+        self.finish_embedding(row.id, model, progress)
         return progress
+
+    def embed_plan(self, repo: str, batch_chunks: int,
+                   should_stop: Callable[[], bool] = lambda: False) -> tuple[int, int, list[tuple[int, int]]]:
+        """(repository id, model, ranges of chunk ids): the pending backfill split into batches of `batch_chunks`
+        chunks that any number of workers can share (see embed_range)."""
+        with self.db.connection() as conn:
+            row = self._repos_for(conn, repo)[0]
+        with _embedding_errors(repo):
+            _, model = self._embedding_model(row, False, should_stop)
+        return row.id, model, pending_ranges(self.db, row.id, model, batch_chunks)
+
+    def embed_range(self, repo_id: int, model: int, first: int, last: int, *, wait: float | None,
+                    should_stop: Callable[[], bool] = lambda: False) -> bool:
+        """Embed the pending chunks of one batch (ids first..last) under the batch's advisory lock, waiting up to
+        `wait` seconds for it; False if another worker held it. Running a batch twice is harmless: the second
+        run finds nothing pending."""
+        embedder = self.embedder
+        if embedder is None:
+            raise InputError("no embedding provider: LODE_EMBEDDER is 'none'")
+        key = zlib.crc32(f"{repo_id}:{model}:{first}".encode()) & 0x7FFFFFFF
+        with _embedding_errors(str(repo_id)), self.db.advisory_lock(_EMBED_BATCH_LOCK, key, wait) as held:
+            if held:
+                backfill(self.db, embedder, repo_id, model, should_stop=should_stop,
+                         outage_wait=self.settings.embedding.outage_wait_seconds, first=first, last=last)
+        return held
+
+    def finish_embedding(self, repo_id: int, model: int, progress: BackfillProgress | None = None) -> BackfillProgress:
+        """The repository's counts; once nothing is pending, a model switch takes effect."""
+        progress = progress or counts(self.db, repo_id, model)
+        if progress.pending == 0:
+            with self.db.connection() as conn:
+                serving = conn.execute("SELECT embedding_model FROM repositories WHERE id = %s",
+                                       (repo_id,)).fetchone()
+            if serving is not None and serving[0] not in (None, model):
+                self._switch_over(repo_id, model)
+        return progress
+
+    def _embedding_model(self, row: RepoRow, switch: bool, should_stop: Callable[[], bool]) -> tuple[Embedder, int]:
+        embedder = self.embedder
+        if embedder is None:
+            raise InputError("no embedding provider: LODE_EMBEDDER is 'none'")
+        through_outages(lambda: embedder.dimension, embedder.model_id,  # may probe the provider
+                        self.settings.embedding.outage_wait_seconds, should_stop)
+        return embedder, self._claim_model(row, embedder, switch)
 
     def embedding_counts(self, repo: str) -> dict[str, int]:
         with self.db.connection() as conn:
@@ -659,6 +693,19 @@ class Lode:
                 chunk_id=chunk_id,
             ))
         return hits
+
+
+@contextmanager
+def _embedding_errors(repo: str) -> Iterator[None]:
+    """A provider that gives up ends the backfill with a LodeError; what is left stays pending."""
+    from lode.embedding.base import EmbeddingError
+
+    try:
+        yield
+    except EmbeddingError as exc:
+        record_error("embedding.backfill", exc, severity="error", category="embedding",
+                     context={"repo": repo, "stage": "gave up; chunks stay pending"})
+        raise LodeError(f"embedding stopped; the chunks left stay pending: {exc}") from exc
 
 
 class _RunningStatements:

@@ -1,132 +1,126 @@
-"""Index jobs for the REST server: run in-process on a small thread pool, persisted in the `jobs` table.
+"""Index jobs: the user-visible record in the `jobs` table, run by any worker of the durable queue (lode/queue.py).
 
-Every replica reads and cancels any job through the table; the replica that runs a job writes its progress
-there (files, chunks, embeddings, ETA) and a heartbeat, and polls the table for a cancel request from another
-replica. A job indexes its directory (Lode.index, one advisory lock per repository), then fills the
-repository's embeddings (Lode.embed) when a provider is configured. Cancelling stops either phase between two
-files or two batches; what is stored stays whole.
+Any process reads, lists and cancels any job through the table. `Jobs.submit` records a job and defers its queue
+job in one transaction; a second request for the same repository and path while one is active is merged into it.
+The worker that runs a job (IndexJob) writes its progress there (files, chunks, embeddings, ETA): it indexes the
+directory (Lode.index, one advisory lock per repository), splits the embedding backfill into batches that every
+worker shares (it works through them itself too, from the other end) and reports until none is pending, then
+makes sure the code graph is resolved. Cancelling stops it between two files or two batches; what is stored stays
+whole. A worker that shuts down puts its job back in the queue; one that dies has it retried after the stall
+timeout, and the rerun resumes (indexing is incremental).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import psutil
 import psycopg
 from prometheus_client import Counter, Gauge
 from psycopg.types.json import Jsonb
 
+from lode.embedding.backfill import BackfillProgress, counts
 from lode.engine import Lode
 from lode.errors import InputError, LodeError, NotFound
 from lode.indexer import IndexCancelled, Progress
 from lode.logs import get_logger
+from lode.queue import Queue, worker_name
 
 log = get_logger(__name__)
 
 ACTIVE = ("queued", "running")
+STATES = (*ACTIVE, "succeeded", "failed", "cancelled")
 _PROGRESS_WRITE_SECONDS = 0.5  # progress is written at most this often (and at every phase change)
-_MONITOR_SECONDS = 2.0  # heartbeat and cross-replica cancel polling period
-_STALE_AFTER = "5 minutes"  # an active job whose heartbeat is older than this lost its server
 
 JOBS_FINISHED = Counter("lode_index_jobs_total", "Index jobs finished, by final state.", ["state"])
 JOBS_RUNNING = Gauge("lode_index_jobs_running", "Index jobs running in this process.")
 
 _COLUMNS = ("id, repo, path, state, phase, files_total, files_done, chunks, embeddings_done, embeddings_pending, "
-            "embeddings_failed, eta_seconds, error, report, created_at, started_at, finished_at")
+            "embeddings_failed, eta_seconds, error, report, created_at, started_at, finished_at, attempts, owner")
 
 
 class JobConflict(InputError):
-    """A job cannot do that now: its repository has an active job, or it has already finished."""
+    """A job cannot do that now: its repository has an active job for another path, or it has already finished."""
+
+
+class Requeued(Exception):
+    """The worker shut down mid-job: the job went back to the queue for the next worker."""
 
 
 def job_json(row: tuple) -> dict[str, Any]:
     (job_id, repo, path, state, phase, files_total, files_done, chunks, done, pending, failed, eta, error, report,
-     created, started, finished) = row
+     created, started, finished, attempts, owner) = row
     return {
         "id": str(job_id), "repo": repo, "path": path, "state": state, "phase": phase,
         "files_total": files_total, "files_done": files_done, "chunks": chunks,
         "embeddings": {"done": done, "pending": pending, "failed": failed},
         "eta_seconds": None if eta is None else round(eta, 1), "error": error, "report": report,
         "created_at": created.isoformat(), "started_at": started and started.isoformat(),
-        "finished_at": finished and finished.isoformat(),
+        "finished_at": finished and finished.isoformat(), "attempts": attempts, "worker": owner,
     }
 
 
-@dataclass(slots=True)
-class _Control:
-    """What the runner knows of one of its own jobs."""
+class Jobs:
+    """Submit, read, list and cancel index jobs: what the REST API, the MCP server and `lode jobs` use."""
 
-    cancel: threading.Event = field(default_factory=threading.Event)
-    reason: str = "cancelled by request"
-    last_write: float = 0.0
-    unwritten: dict[str, Any] = field(default_factory=dict)  # progress not yet written (throttled)
-
-
-class JobRunner:
-    def __init__(self, lode: Lode, workers: int) -> None:
+    def __init__(self, lode: Lode) -> None:
         self.lode = lode
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lode-job")
-        self._controls: dict[str, _Control] = {}
-        self._lock = threading.Lock()
-        self._closed = threading.Event()
-        self._reap()
-        self._monitor = threading.Thread(target=self._watch, name="lode-job-monitor", daemon=True)
-        self._monitor.start()
+        self.queue = Queue(lode.db)
 
-    # ---- requests ---------------------------------------------------------------------------------------
-
-    def submit(self, root: Path, repo: str) -> dict[str, Any]:
-        """Queue an index of `root` into `repo`; JobConflict if the repository already has an active job."""
-        job_id = str(uuid.uuid4())
-        for attempt in (1, 2):
+    def submit(self, root: Path, repo: str) -> tuple[dict[str, Any], bool]:
+        """Queue an index of `root` into `repo`; (the job, whether it merged into an active one). JobConflict if
+        the repository has an active job for another path."""
+        for _ in range(3):  # the active job may finish between the refused insert and the lookup
+            job_id = str(uuid.uuid4())
             try:
                 with self.lode.db.connection() as conn:
-                    row = conn.execute(
-                        f"""INSERT INTO jobs (id, repo, path, state, owner) VALUES (%s, %s, %s, 'queued', %s)
-                            RETURNING {_COLUMNS}""",
-                        (job_id, repo, str(root), self.owner),
-                    ).fetchone()
-                break
+                    conn.execute("INSERT INTO jobs (id, repo, path, state, owner) VALUES (%s, %s, %s, 'queued', %s)",
+                                 (job_id, repo, str(root), worker_name()))
+                    queue_job_id = self.queue.defer("index_repository", conn=conn, lock=f"lode-index:{repo}",
+                                                    job_id=job_id)
+                    row = conn.execute(f"UPDATE jobs SET queue_job_id = %s WHERE id = %s RETURNING {_COLUMNS}",
+                                       (queue_job_id, job_id)).fetchone()
+                return job_json(row), False
             except psycopg.errors.UniqueViolation:
-                if attempt == 2 or not self._reap(repo):
-                    active = self._active_job(repo)
-                    raise JobConflict(
-                        f"repository {repo!r} already has an index job {active}; wait for it or cancel it"
-                    ) from None
-        with self._lock:
-            self._controls[job_id] = _Control()
-        self._pool.submit(self._run, job_id, root, repo)
-        return job_json(row)
+                active = self._active(repo)
+            if active is not None:
+                if active["path"] != str(root):
+                    raise JobConflict(f"repository {repo!r} has an active index job {active['id']} for "
+                                      f"{active['path']}; wait for it or cancel it")
+                return active, True
+        raise JobConflict(f"repository {repo!r} keeps getting new index jobs; retry")
 
     def get(self, job_id: str) -> dict[str, Any]:
         with self.lode.db.connection() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
+            row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (_uuid(job_id),)).fetchone()
         if row is None:
             raise NotFound(f"no index job {job_id}")
         return job_json(row)
 
-    def list(self, repos: tuple[str, ...] | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def list(self, repos: tuple[str, ...] | None = None, limit: int = 100,
+             states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        for state in states or ():
+            if state not in STATES:
+                raise InputError(f"unknown job state {state!r}; one of {', '.join(STATES)}")
         with self.lode.db.connection() as conn:
             rows = conn.execute(
-                f"""SELECT {_COLUMNS} FROM jobs WHERE %(all)s OR repo = ANY(%(repos)s)
+                f"""SELECT {_COLUMNS} FROM jobs WHERE (%(all)s OR repo = ANY(%(repos)s))
+                       AND (%(any_state)s OR state = ANY(%(states)s))
                      ORDER BY created_at DESC LIMIT %(limit)s""",
-                {"all": repos is None, "repos": list(repos or ()), "limit": limit},
+                {"all": repos is None, "repos": list(repos or ()), "any_state": not states,
+                 "states": list(states or ()), "limit": limit},
             ).fetchall()
         return [job_json(row) for row in rows]
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        """Cancel a queued job at once, or ask a running one (on any replica) to stop; return the job."""
+        """Cancel a queued job at once, or ask a running one (on any worker) to stop; return the job."""
         with self.lode.db.connection() as conn:
-            row = conn.execute("SELECT state FROM jobs WHERE id = %s FOR UPDATE", (job_id,)).fetchone()
+            row = conn.execute("SELECT state, queue_job_id FROM jobs WHERE id = %s FOR UPDATE",
+                               (_uuid(job_id),)).fetchone()
             if row is None:
                 raise NotFound(f"no index job {job_id}")
             if row[0] not in ACTIVE:
@@ -138,185 +132,231 @@ class JobRunner:
                     WHERE id = %s""",
                 (job_id,),
             )
-        with self._lock:
-            control = self._controls.get(job_id)
-        if control is not None:
-            control.cancel.set()
+        if row[1] is not None:
+            self.queue.cancel(row[1])
+        if row[0] == "queued":
+            JOBS_FINISHED.labels("cancelled").inc()
         return self.get(job_id)
 
-    def close(self) -> None:
-        """Stop every job of this process (each ends as cancelled) and wait for them."""
-        self._closed.set()
-        with self._lock:
-            for control in self._controls.values():
-                control.reason = "the server shut down"
-                control.cancel.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._monitor.join(timeout=_MONITOR_SECONDS * 2)
-        with self.lode.db.connection() as conn:  # queued jobs whose thread never started
-            conn.execute(
-                """UPDATE jobs SET state = 'cancelled', error = 'the server shut down', finished_at = now()
-                    WHERE owner = %s AND state IN ('queued', 'running')""",
-                (self.owner,),
-            )
+    def _active(self, repo: str) -> dict[str, Any] | None:
+        with self.lode.db.connection() as conn:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE repo = %s AND state IN ('queued', 'running')",
+                               (repo,)).fetchone()
+        return job_json(row) if row else None
 
-    # ---- the job thread ---------------------------------------------------------------------------------
 
-    def _run(self, job_id: str, root: Path, repo: str) -> None:
-        with self._lock:
-            control = self._controls[job_id]
+def _uuid(job_id: str) -> str:
+    try:
+        return str(uuid.UUID(job_id))
+    except ValueError:
+        raise InputError(f"not a job id: {job_id!r}") from None
+
+
+class IndexJob:
+    """One run of an index job on a worker (lode/queue.py index_repository)."""
+
+    def __init__(self, lode: Lode, queue: Queue, job_id: str, worker: str, should_abort: Callable[[], bool],
+                 shutting_down: Callable[[], bool]) -> None:
+        self.lode = lode
+        self.queue = queue
+        self.job_id = job_id
+        self.worker = worker
+        self._should_abort = should_abort
+        self._shutting_down = shutting_down
+        self._cancel_requested = False
+        self._last_write = 0.0
+        self._unwritten: dict[str, Any] = {}
+
+    def should_stop(self) -> bool:
+        return self._cancel_requested or self._should_abort()
+
+    def run(self) -> None:
+        target = self._start()
+        if target is None:
+            return  # cancelled while it waited
+        root, repo = target
         try:
-            if not control.cancel.is_set() and self._start(job_id):
-                JOBS_RUNNING.inc()
-                try:
-                    self._execute(job_id, control, root, repo)
-                finally:
-                    JOBS_RUNNING.dec()
-            elif control.cancel.is_set():
-                self._finish(job_id, "cancelled", control.reason)
-        finally:
-            with self._lock:
-                self._controls.pop(job_id, None)
+            with JOBS_RUNNING.track_inprogress():
+                self._execute(Path(root), repo)
+        except IndexCancelled:
+            self._flush()
+            if self._shutting_down():
+                self._requeue()
+                raise Requeued from None
+            self._finish("cancelled", "cancelled by request")
+        except LodeError as exc:
+            self._flush()
+            self._finish("failed", str(exc))
+        except Exception as exc:  # the job must record every failure, or it stays "running"
+            log.exception("index job failed", job_id=self.job_id, repo=repo)
+            self._finish("failed", f"internal error: {exc!r}")
 
-    def _execute(self, job_id: str, control: _Control, root: Path, repo: str) -> None:
+    def _execute(self, root: Path, repo: str) -> None:
         started = time.monotonic()
 
         def on_index_progress(progress: Progress) -> None:
             elapsed = time.monotonic() - started
             left = progress.files_total - progress.files_done
             eta = left * elapsed / progress.files_done if progress.files_done else None
-            self._progress(job_id, control, progress.files_done == progress.files_total, files_total=progress.files_total,
+            self._progress(progress.files_done == progress.files_total, files_total=progress.files_total,
                            files_done=progress.files_done, chunks=progress.chunks, eta_seconds=eta)
 
-        try:
-            report = self.lode.index(root, repo, on_index_progress, control.cancel.is_set)
-            self._flush(job_id, control)
-            result = asdict(report)
-            self._write(job_id, phase="embedding", chunks=report.chunks, eta_seconds=None, report=Jsonb(result))
-            embeddings = self._embed(job_id, control, repo, report.chunks)
-            result["embeddings"] = embeddings
-            if control.cancel.is_set() and embeddings["pending"]:
-                raise IndexCancelled("cancelled during the embedding backfill; the chunks left stay pending")
-            self._write(job_id, report=Jsonb(result))
-            self._finish(job_id, "succeeded", None)
-        except IndexCancelled:
-            self._flush(job_id, control)
-            self._finish(job_id, "cancelled", control.reason)
-        except LodeError as exc:
-            self._flush(job_id, control)
-            self._finish(job_id, "failed", str(exc))
-        except Exception as exc:  # the job's thread must record every failure, or the job stays "running"
-            log.exception("index job failed", job_id=job_id, repo=repo)
-            self._finish(job_id, "failed", f"internal error: {exc!r}")
+        report = self.lode.index(root, repo, on_index_progress, self.should_stop, defer_graph=True)
+        self._flush()
+        result = asdict(report)
+        self._write(phase="embedding", chunks=report.chunks, eta_seconds=None, report=Jsonb(result))
+        if report.graph_pending:  # another worker may resolve it while this one embeds
+            self.queue.defer("resolve_graph", queueing_lock=f"lode-graph:{repo}", repo=repo)
+        embeddings = self._embed(repo, report.chunks)
+        result["embeddings"] = embeddings
+        if self.should_stop() and embeddings["pending"]:
+            raise IndexCancelled("cancelled during the embedding backfill; the chunks left stay pending")
+        if report.graph_pending:
+            self.lode.resolve_graph(repo)  # done already, or waits for the worker doing it
+            result["graph_pending"] = False
+        self._write(report=Jsonb(result))
+        self._finish("succeeded", None)
 
-    def _embed(self, job_id: str, control: _Control, repo: str, chunks: int) -> dict[str, int]:
-        """Fill the repository's embeddings when a provider is configured; return the counts."""
+    def _embed(self, repo: str, chunks: int) -> dict[str, int]:
+        """Fill the repository's embeddings when a provider is configured; return the counts. The batches are
+        queued for every worker; this one takes them from the last, skipping those another worker holds, then
+        waits for those."""
         if self.lode.settings.embedder == "none" or not chunks:
-            counts = self.lode.embedding_counts(repo)
-            self._write(job_id, embeddings_done=counts["done"], embeddings_pending=counts["pending"],
-                        embeddings_failed=counts["failed"])
-            return counts
+            current = self.lode.embedding_counts(repo)
+            self._write(embeddings_done=current["done"], embeddings_pending=current["pending"],
+                        embeddings_failed=current["failed"])
+            return current
+        repo_id, model, ranges = self.lode.embed_plan(repo, self.lode.settings.queue.embed_batch_chunks,
+                                                      self.should_stop)
+        if len(ranges) > 1:
+            self.queue.defer_many("embed_batch", [
+                {"repo_id": repo_id, "model": model, "first": first, "last": last} for first, last in ranges])
         started, first_done = time.monotonic(), None
 
-        def on_embed_progress(progress: Any) -> None:
+        def report_progress(final: bool = False) -> BackfillProgress:
             nonlocal first_done
+            progress = self.lode.finish_embedding(repo_id, model) if final else counts(self.lode.db, repo_id, model)
             first_done = progress.done if first_done is None else first_done
             rate = (progress.done - first_done) / max(time.monotonic() - started, 1e-6)
-            self._progress(job_id, control, progress.pending == 0, embeddings_done=progress.done,
-                           embeddings_pending=progress.pending, embeddings_failed=progress.failed,
-                           eta_seconds=progress.pending / rate if rate > 0 else None)
+            self._progress(final, embeddings_done=progress.done, embeddings_pending=progress.pending,
+                           embeddings_failed=progress.failed,
+                           eta_seconds=progress.pending / rate if rate > 0 and not final else None)
+            return progress
 
-        final = asdict(self.lode.embed(repo, on_progress=on_embed_progress, should_stop=control.cancel.is_set))
-        control.unwritten.clear()
-        self._write(job_id, embeddings_done=final["done"], embeddings_pending=final["pending"],
-                    embeddings_failed=final["failed"])
-        return final
+        left, wait = list(reversed(ranges)), 0.0
+        while left and not self.should_stop():
+            for first, last in list(left):
+                if self.lode.embed_range(repo_id, model, first, last, wait=wait, should_stop=self.should_stop):
+                    left.remove((first, last))
+                report_progress()
+                if self.should_stop():
+                    break
+            wait = 1.0  # the batches left are being embedded by other workers: wait for them, a second at a time
+        return asdict(report_progress(final=True))
 
-    # ---- the table --------------------------------------------------------------------------------------
+    # ---- the row ----------------------------------------------------------------------------------------
 
-    def _start(self, job_id: str) -> bool:
+    def _start(self) -> tuple[str, str] | None:
         with self.lode.db.connection() as conn:
-            return conn.execute(
-                """UPDATE jobs SET state = 'running', phase = 'indexing', started_at = now(), heartbeat_at = now()
-                    WHERE id = %s AND state = 'queued' RETURNING id""",
-                (job_id,),
-            ).fetchone() is not None
+            row = conn.execute(
+                """UPDATE jobs SET state = 'running', phase = 'indexing', started_at = coalesce(started_at, now()),
+                          heartbeat_at = now(), owner = %s, attempts = attempts + 1, error = NULL
+                    WHERE id = %s AND state IN ('queued', 'running') AND NOT cancel_requested
+                    RETURNING path, repo""",
+                (self.worker, self.job_id),
+            ).fetchone()
+        return (row[0], row[1]) if row else None
 
-    def _progress(self, job_id: str, control: _Control, final: bool, **values: Any) -> None:
-        control.unwritten.update(values)
+    def _progress(self, final: bool, **values: Any) -> None:
+        self._unwritten.update(values)
         now = time.monotonic()
-        if final or now - control.last_write >= _PROGRESS_WRITE_SECONDS:
-            control.last_write = now
-            self._flush(job_id, control)
+        if final or now - self._last_write >= _PROGRESS_WRITE_SECONDS:
+            self._last_write = now
+            self._flush()
 
-    def _flush(self, job_id: str, control: _Control) -> None:
-        if control.unwritten:
-            self._write(job_id, **control.unwritten)
-            control.unwritten.clear()
+    def _flush(self) -> None:
+        if self._unwritten:
+            self._write(**self._unwritten)
+            self._unwritten.clear()
 
-    def _write(self, job_id: str, **values: Any) -> None:
+    def _write(self, **values: Any) -> None:
+        """Write progress; the answer says whether a cancel was requested through any process."""
         assignments = ", ".join(f"{name} = %({name})s" for name in values)
         with self.lode.db.connection() as conn:
-            conn.execute(f"UPDATE jobs SET {assignments}, heartbeat_at = now() WHERE id = %(id)s",
-                         {**values, "id": job_id})
+            row = conn.execute(f"""UPDATE jobs SET {assignments}, heartbeat_at = now() WHERE id = %(id)s
+                                   RETURNING cancel_requested""", {**values, "id": self.job_id}).fetchone()
+        self._cancel_requested = bool(row and row[0])
 
-    def _finish(self, job_id: str, state: str, error: str | None) -> None:
+    def _requeue(self) -> None:
+        with self.lode.db.connection() as conn:
+            conn.execute("""UPDATE jobs SET state = 'queued', phase = NULL, eta_seconds = NULL,
+                                   error = 'its worker shut down; waiting for the next worker'
+                             WHERE id = %s AND state = 'running'""", (self.job_id,))
+        log.info("index job back in the queue", job_id=self.job_id)
+
+    def _finish(self, state: str, error: str | None) -> None:
         with self.lode.db.connection() as conn:
             updated = conn.execute(
                 """UPDATE jobs SET state = %s, error = %s, phase = NULL, eta_seconds = NULL, finished_at = now()
                     WHERE id = %s AND state IN ('queued', 'running')""",
-                (state, error, job_id),
+                (state, error, self.job_id),
             ).rowcount
         if updated:
             JOBS_FINISHED.labels(state).inc()
-        log.info("index job finished", job_id=job_id, state=state, error=error)
+        log.info("index job finished", job_id=self.job_id, state=state, error=error)
 
-    def _active_job(self, repo: str) -> str:
-        with self.lode.db.connection() as conn:
-            row = conn.execute("SELECT id FROM jobs WHERE repo = %s AND state IN ('queued', 'running')",
-                               (repo,)).fetchone()
-        return str(row[0]) if row else "(just finished)"
 
-    def _reap(self, repo: str | None = None) -> bool:
-        """Fail active jobs whose server is gone (a dead process on this host, or a stale heartbeat)."""
-        host = socket.gethostname()
-        with self.lode.db.connection() as conn:
-            rows = conn.execute(
-                f"""SELECT id, owner, heartbeat_at < now() - interval '{_STALE_AFTER}' FROM jobs
-                     WHERE state IN ('queued', 'running') AND (%(repo)s::text IS NULL OR repo = %(repo)s)""",
-                {"repo": repo},
-            ).fetchall()
-            dead = []
-            for job_id, owner, stale in rows:
-                owner_host, _, pid = owner.rpartition(":")
-                gone = owner_host == host and (not psutil.pid_exists(int(pid)) or (
-                    owner == self.owner and str(job_id) not in self._controls))
-                if stale or gone:
-                    dead.append(job_id)
-            if dead:
-                conn.execute(
-                    """UPDATE jobs SET state = 'failed', error = 'the server running this job stopped',
-                              finished_at = now() WHERE id = ANY(%s) AND state IN ('queued', 'running')""",
-                    (dead,),
-                )
-        return bool(dead)
+# ---- maintenance (periodic tasks of lode/queue.py) --------------------------------------------------------------
 
-    def _watch(self) -> None:
-        """Heartbeat this process's jobs and pick up cancel requests made through another replica."""
-        while not self._closed.wait(_MONITOR_SECONDS):
-            with self._lock:
-                ids = list(self._controls)
-            if not ids:
-                continue
-            try:
-                with self.lode.db.connection() as conn:
-                    conn.execute("UPDATE jobs SET heartbeat_at = now() WHERE id = ANY(%s::uuid[])", (ids,))
-                    cancelled = {str(row[0]) for row in conn.execute(
-                        "SELECT id FROM jobs WHERE id = ANY(%s::uuid[]) AND cancel_requested", (ids,))}
-            except (psycopg.Error, LodeError) as exc:  # the database is away: jobs fail on their own writes
-                log.warning("job monitor could not reach the database", error=str(exc))
-                continue
-            with self._lock:
-                for job_id in cancelled:
-                    if job_id in self._controls:
-                        self._controls[job_id].cancel.set()
+def reconcile(lode: Lode) -> int:
+    """Fail the active jobs whose queue job is over (its retries used up after worker deaths); return how many."""
+    with lode.db.connection() as conn:
+        updated = conn.execute(
+            """UPDATE jobs SET state = 'failed', phase = NULL, eta_seconds = NULL, finished_at = now(),
+                      error = 'its workers stopped while running it, too many times'
+                WHERE state IN ('queued', 'running') AND queue_job_id IS NOT NULL AND NOT EXISTS (
+                      SELECT 1 FROM procrastinate_jobs p
+                       WHERE p.id = jobs.queue_job_id AND p.status IN ('todo', 'doing'))""").rowcount
+    if updated:
+        JOBS_FINISHED.labels("failed").inc(updated)
+    return updated
+
+
+def collect_garbage(lode: Lode) -> dict[str, int]:
+    """Delete what nothing reads any more; return the rows removed by kind:
+    finished jobs and finished queue jobs older than LODE_QUEUE_RETENTION_HOURS, query embeddings beyond
+    LODE_CACHE_L3_VECTORS, and the vectors, cached vectors, failures and query embeddings of models that no
+    repository serves or is switching to."""
+    hours = lode.settings.queue.retention_hours
+    removed: dict[str, int] = {}
+    with lode.db.connection() as conn:
+        removed["jobs"] = conn.execute(
+            "DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < now() - make_interval(hours => %s)",
+            (hours,)).rowcount
+        removed["queue_jobs"] = conn.execute(
+            """DELETE FROM procrastinate_jobs p WHERE p.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
+                  AND NOT EXISTS (SELECT 1 FROM procrastinate_events e
+                                   WHERE e.job_id = p.id AND e.at >= now() - make_interval(hours => %s))""",
+            (hours,)).rowcount
+        unused = [row[0] for row in conn.execute(
+            """SELECT m.id FROM embedding_models m WHERE NOT EXISTS (
+                   SELECT 1 FROM repositories r WHERE m.id IN (r.embedding_model, r.next_embedding_model))""")]
+        from lode.store.vectors import cache_table, vectors_table
+
+        removed["vectors"] = removed["vector_cache"] = 0
+        for model in unused:
+            removed["vectors"] += conn.execute(f"DELETE FROM {vectors_table(model)}").rowcount
+            removed["vector_cache"] += conn.execute(f"DELETE FROM {cache_table(model)}").rowcount
+        removed["embedding_failures"] = conn.execute(
+            "DELETE FROM embedding_failures WHERE model = ANY(%s)", (unused,)).rowcount
+        removed["query_vectors"] = conn.execute(
+            """DELETE FROM query_vectors q WHERE NOT EXISTS (
+                   SELECT 1 FROM embedding_models m JOIN repositories r
+                       ON m.id IN (r.embedding_model, r.next_embedding_model) WHERE m.model_id = q.model_id)""",
+        ).rowcount
+        excess = conn.execute("SELECT count(*) FROM query_vectors").fetchone()[0] - lode.settings.cache.l3_vectors
+        if excess > 0:
+            removed["query_vectors"] += conn.execute(
+                "DELETE FROM query_vectors WHERE ctid = ANY(ARRAY(SELECT ctid FROM query_vectors LIMIT %s))",
+                (excess,)).rowcount
+    return removed

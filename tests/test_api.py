@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +25,7 @@ from fastapi.testclient import TestClient
 from conftest import run_cli
 from redis_server import running_redis
 from lode.api.app import create_app
-from lode.config import EmbeddingSettings, ServerSettings, Settings
+from lode.config import EmbeddingSettings, QueueSettings, ServerSettings, Settings
 from lode.engine import Lode
 from lode.health import health_report
 from lode.indexer import _REPO_LOCK_CLASS  # the indexer's per-repository advisory lock, held to pause a job
@@ -68,8 +69,10 @@ def round_price(amount):
 
 
 def settings_for(home: Path, embedder: str = "none", embedding: EmbeddingSettings | None = None,
-                 **server: Any) -> Settings:
+                 queue: QueueSettings | None = None, **server: Any) -> Settings:
+    """Each app gets a queue of its own, so that its jobs run on its own in-process worker and configuration."""
     return Settings(home=home, embedder=embedder, embedding=embedding or EmbeddingSettings(),
+                    queue=queue or QueueSettings(name=f"test-{uuid.uuid4().hex[:12]}", poll_seconds=0.2),
                     server=ServerSettings(**{"rate_limit": None, **server}))
 
 
@@ -285,7 +288,10 @@ def test_cancel_running_and_queued_jobs_and_one_job_per_repository(lode: Lode, l
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
             again = client.post("/v1/index", json={"path": str(root), "repo": "api-cancel"})
-            assert running["id"] in error_of(again, 409)["message"]
+            assert again.status_code == 202 and again.json()["merged"] is True  # the same request joins the job
+            assert again.json()["job"]["id"] == running["id"]
+            elsewhere = client.post("/v1/index", json={"path": str(other), "repo": "api-cancel"})
+            assert "is indexed from" in error_of(elsewhere, 400)["message"]
             queued = client.post("/v1/index", json={"path": str(other), "repo": "api-queued"}).json()["job"]
             assert queued["state"] == "queued"  # the only worker is busy
             cancelled = client.delete(f"/v1/index/{queued['id']}")

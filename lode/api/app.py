@@ -1,4 +1,5 @@
-"""The REST server's FastAPI app: `create_app(settings)` wires the engine, the index job runner, middleware
+"""The REST server's FastAPI app: `create_app(settings)` wires the engine, index jobs and the in-process queue
+worker (LODE_INDEX_JOBS slots; 0 when `lode worker` processes run the jobs), middleware
 (request ids and metrics, CORS, body cap, auth and rate limits), error mapping, health and metrics.
 
 Other modules add their routes with one `app.include_router(...)` line in create_app, above `_document_errors`.
@@ -35,9 +36,10 @@ from lode.engine import Lode
 from lode.errorlog import AlertMonitor
 from lode.errors import InputError, LodeError, NotFound
 from lode.health import database_check, health_report
-from lode.jobs import JobConflict, JobRunner
+from lode.jobs import JobConflict, Jobs
 from lode.logs import bind_context, clear_context, get_logger
 from lode.mcp import mount as mount_mcp
+from lode.queue import BackgroundWorker
 from lode.web import mount as mount_web
 
 log = get_logger(__name__)
@@ -68,7 +70,9 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1") -> 
             if not app.state.loopback and not await run_in_threadpool(keys.any):
                 raise RefusedBind(f"refusing to serve on {host} without an API key: run `lode keys create NAME`")
             app.state.lode = lode
-            app.state.jobs = JobRunner(lode, settings.server.index_jobs)
+            app.state.jobs = await run_in_threadpool(Jobs, lode)
+            app.state.worker = (BackgroundWorker(lode, settings.server.index_jobs).start()
+                                if settings.server.index_jobs else None)
             app.state.keys = keys
             app.state.alerts = AlertMonitor(lode.db, settings).start()  # error-rate alerts (lode/errorlog.py)
         except BaseException:
@@ -77,7 +81,8 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1") -> 
         try:
             yield
         finally:
-            await run_in_threadpool(app.state.jobs.close)
+            if app.state.worker is not None:
+                await run_in_threadpool(app.state.worker.stop)
             await run_in_threadpool(app.state.alerts.stop)
             lode.close()
 

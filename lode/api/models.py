@@ -94,11 +94,14 @@ class Embeddings(Doc):
     failed: int
 
 
+JobState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
 class Job(Doc):
     id: str
     repo: str
     path: str
-    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    state: JobState
     phase: Literal["indexing", "embedding"] | None
     files_total: int
     files_done: int
@@ -110,10 +113,14 @@ class Job(Doc):
     created_at: str
     started_at: str | None
     finished_at: str | None
+    attempts: int = Field(description="Runs started: more than 1 after a worker stopped while running it.")
+    worker: str = Field(description="host:pid of the worker running it (or of the process that queued it).")
 
 
 class JobOut(Doc):
     job: Job
+    merged: bool | None = Field(default=None, description="POST: true when an active job for the same repository "
+                                                          "and path answered the request.")
 
 
 class JobsOut(Doc):

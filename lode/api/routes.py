@@ -18,7 +18,7 @@ from lode.api.staleness import staleness
 from lode.engine import MAX_K, Lode
 from lode.errors import InputError
 from lode.graph import ExportFilters
-from lode.jobs import ACTIVE, JobConflict, JobRunner
+from lode.jobs import ACTIVE, JobConflict, Jobs as JobsService
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.ErrorOut, "description": description}
@@ -42,12 +42,12 @@ def engine(request: Request) -> Lode:
     return request.app.state.lode
 
 
-def jobs(request: Request) -> JobRunner:
+def jobs(request: Request) -> JobsService:
     return request.app.state.jobs
 
 
 Engine = Annotated[Lode, Depends(engine)]
-Jobs = Annotated[JobRunner, Depends(jobs)]
+Jobs = Annotated[JobsService, Depends(jobs)]
 
 
 def _kinds(raw: str) -> tuple[str, ...]:
@@ -96,14 +96,16 @@ def start_index(request: Request, body: Annotated[models.IndexRequest, Body()], 
     path = check_index_path(body.path, lode.settings, open_mode)
     root, name = lode.index_target(path, body.repo)
     require_repo(request, name)
-    return {"job": runner.submit(root, name)}
+    job, merged = runner.submit(root, name)
+    return {"job": job, "merged": merged}
 
 
 @router.get("/index", response_model=models.JobsOut, tags=["index"])
-def list_jobs(request: Request, runner: Jobs,
+def list_jobs(request: Request, runner: Jobs, repo: RepoParam = None,
+              state: Annotated[list[models.JobState], Query(max_length=5)] = [],  # noqa: B006
               limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
-    key = principal(request)
-    return {"jobs": runner.list(key.repos if key else None, limit)}
+    scope = repo_scope(request, repo)
+    return {"jobs": runner.list((scope,) if isinstance(scope, str) else scope, limit, tuple(state) or None)}
 
 
 @router.get("/index/{job_id}", response_model=models.JobOut, tags=["index"])

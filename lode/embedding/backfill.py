@@ -20,7 +20,7 @@ from lode.resilience import CircuitBreakerError, breaker, wait_for_recovery
 from lode.embedding.views import code_view, text_view, view_hash
 from lode.store.db import Database
 from lode.store.uow import unit_of_work
-from lode.store.vectors import ChunkVectors, Vectors
+from lode.store.vectors import ChunkVectors, Vectors, vectors_table
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +43,19 @@ def backfill(
     on_progress: Callable[[BackfillProgress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     outage_wait: float = 0.0,
+    first: int = 0,
+    last: int | None = None,
 ) -> BackfillProgress:
-    """Embed every pending chunk of a repository with `model`; return the final counts.
+    """Embed every pending chunk of a repository with `model` (only ids first..last when given: one batch of a
+    backfill shared by several workers); return the final counts.
 
     While the provider is down the backfill waits for its circuit breaker to let a probe through and carries
     on (up to `outage_wait` seconds per outage); past that, ProviderUnavailable propagates and the chunks left
     stay pending for the next run."""
-    after = -1
+    after = first - 1
     while not should_stop():
         with db.connection() as conn:
-            batch = Vectors(conn).pending(repo_id, model, BATCH, after)
+            batch = [c for c in Vectors(conn).pending(repo_id, model, BATCH, after) if last is None or c.id <= last]
         if not batch:
             break
         after = batch[-1].id
@@ -117,6 +120,21 @@ def through_outages(call: Callable[[], T], model_id: str, outage_wait: float,
                         breaker(BREAKER).state, max(0.0, deadline - time.monotonic()), exc)
             if not wait_for_recovery(BREAKER, deadline, should_stop) or time.monotonic() >= deadline:
                 raise
+
+
+def pending_ranges(db: Database, repo_id: int, model: int, size: int) -> list[tuple[int, int]]:
+    """The repository's pending chunks as (first id, last id) ranges of `size` chunks, in id order."""
+    with db.connection() as conn:
+        return [(int(a), int(b)) for a, b in conn.execute(
+            f"""SELECT min(id), max(id) FROM (
+                    SELECT c.id, (row_number() OVER (ORDER BY c.id) - 1) / %(size)s AS batch FROM chunks c
+                     WHERE c.repo_id = %(repo)s
+                       AND NOT EXISTS (SELECT 1 FROM {vectors_table(model)} v WHERE v.chunk_id = c.id)
+                       AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.model = %(model)s
+                                                                          AND f.chunk_id = c.id)) pending
+                 GROUP BY batch ORDER BY batch""",
+            {"repo": repo_id, "model": model, "size": size},
+        )]
 
 
 def counts(db: Database, repo_id: int, model: int | None) -> BackfillProgress:

@@ -124,7 +124,8 @@ def _migrations() -> list[tuple[int, str, str]]:
 
 
 def migrate(db: Database) -> int:
-    """Apply pending numbered migrations in one transaction, under an advisory lock; return the version."""
+    """Apply pending numbered migrations, then the job queue's schema when it is missing, in one transaction
+    under an advisory lock; return the version."""
     with db.connection() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
         conn.execute(
@@ -142,4 +143,9 @@ def migrate(db: Database) -> int:
             conn.execute(sql)
             conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name))
             version = number
+        if conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0] is None:
+            from procrastinate.schema import SchemaManager
+
+            log.info("applying the job queue's schema (procrastinate)")
+            conn.execute(SchemaManager.get_schema())
     return version

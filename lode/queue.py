@@ -1,0 +1,183 @@
+"""The durable job queue: procrastinate on Lode's PostgreSQL (its schema is applied by lode/store/db.py).
+
+Jobs survive restarts of every process: they are rows in `procrastinate_jobs`, fetched by any worker, on any
+machine (`lode worker`, or the in-process worker of `lode serve`). A worker heartbeats; a periodic task retries the
+jobs of a worker silent for LODE_QUEUE_STALL_SECONDS. Tasks:
+- index_repository(job_id): one user-visible index job (lode/jobs.py); procrastinate's `lock` per repository
+  runs one at a time (the `jobs` table also admits one active job per repository).
+- embed_batch(repo_id, model, first, last): one slice of a backfill, shared by the workers; harmless when repeated.
+- resolve_graph(repo): a deferred graph resolution, queued at most once per repository (`queueing_lock`).
+- collect_garbage() and retry_stalled(), periodic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from typing import TYPE_CHECKING, Any
+
+import procrastinate
+from procrastinate import JobContext, RetryStrategy
+from procrastinate.exceptions import AlreadyEnqueued, JobAborted
+
+from lode.errors import LodeError
+from lode.logs import get_logger
+from lode.store.db import Database, DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from lode.engine import Lode
+
+log = get_logger(__name__)
+
+NAMESPACE = "lode"
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Queue:
+    """Defers and cancels jobs from synchronous code on Lode's own pool, so that a job can be deferred in the
+    transaction that records it."""
+
+    def __init__(self, db: Database) -> None:
+        self.name = db.settings.queue.name
+        self.app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector())
+        self.app.open(db.pool)
+
+    def defer(self, task: str, *, conn: Any = None, lock: str | None = None, queueing_lock: str | None = None,
+              **kwargs: Any) -> int | None:
+        """The new job's id; None when a job with the same queueing lock is already waiting."""
+        try:
+            return self._configure(task, conn, lock, queueing_lock).defer(**kwargs)
+        except AlreadyEnqueued:
+            return None
+
+    def defer_many(self, task: str, arguments: list[dict[str, Any]]) -> list[int]:
+        return self._configure(task, None, None, None).batch_defer(*arguments) if arguments else []
+
+    def cancel(self, queue_job_id: int) -> None:
+        """A waiting job is cancelled; a running one is asked to abort (its task checks between two files)."""
+        self.app.job_manager.cancel_job_by_id(queue_job_id, abort=True)
+
+    def _configure(self, task: str, conn: Any, lock: str | None, queueing_lock: str | None) -> Any:
+        return self.app.configure_task(f"{NAMESPACE}:{task}", queue=self.name, connection=conn, lock=lock,
+                                       queueing_lock=queueing_lock)
+
+
+# ---- tasks (each receives the worker's Lode engine in its context) ---------------------------------------------
+
+def _lode(context: JobContext) -> Lode:
+    return context.additional_context["lode"]
+
+
+def index_repository(context: JobContext, job_id: str) -> None:
+    from lode.jobs import IndexJob, Requeued
+
+    try:
+        IndexJob(_lode(context), context.additional_context["queue"], job_id, context.worker_name or worker_name(), context.should_abort,
+                 shutting_down=lambda: context.abort_reason() == procrastinate.job_context.AbortReason.SHUTDOWN).run()
+    except Requeued:
+        raise JobAborted("the worker shut down; the job is retried by the next worker") from None
+
+
+def embed_batch(context: JobContext, repo_id: int, model: int, first: int, last: int) -> None:
+    _lode(context).embed_range(repo_id, model, first, last, wait=None, should_stop=context.should_abort)
+
+
+def resolve_graph(context: JobContext, repo: str) -> None:
+    _lode(context).resolve_graph(repo)
+
+
+def collect_garbage(context: JobContext, timestamp: int) -> None:
+    from lode.jobs import collect_garbage as collect
+
+    log.info("garbage collected", **collect(_lode(context)))
+
+
+async def retry_stalled(context: JobContext, timestamp: int) -> None:
+    """Put the jobs of workers that stopped heartbeating back in the queue (procrastinate's documented recipe),
+    then fail the index jobs whose queue job ended without finishing them (their retries are used up)."""
+    from lode.jobs import reconcile
+
+    lode = _lode(context)
+    manager = context.app.job_manager
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=lode.settings.queue.stall_seconds):
+        log.warning("retrying a job of a stopped worker", task=job.task_name, queue_job_id=job.id)
+        await manager.retry_job(job)
+    await asyncio.to_thread(reconcile, lode)
+
+
+def _register_tasks(app: procrastinate.App, settings: Any) -> None:
+    queue = settings.queue.name
+    transient = RetryStrategy(max_attempts=settings.queue.max_attempts, wait=1, exponential_wait=2,
+                              retry_exceptions={JobAborted, DatabaseUnavailable})
+    for func, options in (
+        (index_repository, {"retry": transient}),
+        (embed_batch, {"retry": RetryStrategy(max_attempts=settings.queue.max_attempts, wait=2,
+                                              exponential_wait=2, retry_exceptions={JobAborted, LodeError})}),
+        (resolve_graph, {"retry": transient}),
+        (collect_garbage, {"queueing_lock": "lode-gc"}),
+        (retry_stalled, {"queueing_lock": "lode-retry-stalled"}),
+    ):
+        app.task(name=f"{NAMESPACE}:{func.__name__}", queue=queue, pass_context=True, **options)(func)
+    every = max(1, min(59, int(settings.queue.stall_seconds / 2)))
+    app.periodic(cron=f"* * * * * */{every}", periodic_id=queue)(app.tasks[f"{NAMESPACE}:retry_stalled"])
+    app.periodic(cron=settings.queue.gc_cron, periodic_id=queue)(app.tasks[f"{NAMESPACE}:collect_garbage"])
+
+
+# ---- workers -------------------------------------------------------------------------------------------------
+
+async def run_worker(lode: Lode, concurrency: int, *, install_signal_handlers: bool) -> None:
+    """Consume the queue until stopped (a signal, or cancelling this coroutine). On stop, running jobs get
+    LODE_QUEUE_SHUTDOWN_GRACE_SECONDS to finish; then they stop between two files and go back to the queue."""
+    settings = lode.settings.queue
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(
+        conninfo=lode.db.url, min_size=1, max_size=concurrency + 3, kwargs={"application_name": "lode-worker"}))
+    _register_tasks(app, lode.settings)
+    async with app.open_async():
+        await app.run_worker_async(
+            queues=[settings.name], name=worker_name(), concurrency=concurrency,
+            additional_context={"lode": lode, "queue": Queue(lode.db)}, install_signal_handlers=install_signal_handlers,
+            fetch_job_polling_interval=settings.poll_seconds, abort_job_polling_interval=settings.poll_seconds,
+            update_heartbeat_interval=settings.stall_seconds / 4, stalled_worker_timeout=settings.stall_seconds,
+            shutdown_graceful_timeout=settings.shutdown_grace_seconds, delete_jobs="successful",
+        )
+
+
+class BackgroundWorker:
+    """A worker on a thread of its own: `lode serve`'s in-process job slots (LODE_INDEX_JOBS)."""
+
+    def __init__(self, lode: Lode, concurrency: int) -> None:
+        self._lode = lode
+        self._concurrency = concurrency
+        self._loop = asyncio.new_event_loop()
+        self._task: asyncio.Task[None] | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lode-worker", daemon=True)
+
+    def start(self) -> BackgroundWorker:
+        self._thread.start()
+        self._started.wait()
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._task = self._loop.create_task(run_worker(self._lode, self._concurrency, install_signal_handlers=False))
+        self._started.set()
+        try:
+            self._loop.run_until_complete(self._task)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("the in-process worker stopped")
+        finally:
+            self._loop.close()
+
+    def stop(self) -> None:
+        """Stop taking jobs; running ones finish or go back to the queue (see run_worker)."""
+        if self._thread.is_alive() and self._task is not None:
+            self._loop.call_soon_threadsafe(self._task.cancel)
+        self._thread.join()
