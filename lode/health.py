@@ -1,7 +1,8 @@
 """Component health for /health and `lode health`: pass, warn (degraded, still serving) or fail (cannot serve).
 
 Only the database can fail the whole report: without it nothing is served. Redis (the optional L2 cache), the
-embedding provider, open circuit breakers and a stuck embedding backlog only degrade it to "warn".
+embedding provider, open circuit breakers, a stuck embedding backlog and queued jobs with no live worker only
+degrade it to "warn".
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def health_report(lode: Lode) -> dict[str, Any]:
     checks["circuits"] = _circuits(circuits)
     if checks["database"]["status"] != "fail":
         checks["backfill"] = _backfill(lode, circuits)
+        checks["queue"] = _queue(lode)
     status = max((c["status"] for c in checks.values()), key=_RANK.__getitem__)
     return {"status": status, "checks": checks}
 
@@ -85,3 +87,27 @@ def _backfill(lode: Lode, circuits: dict[str, dict[str, Any]]) -> dict[str, Any]
         return _timed("warn", started, error=f"{type(exc).__name__}: {exc}")
     stuck = pending > 0 and circuits.get("embedder", {}).get("state") == "open"
     return _timed("warn" if stuck else "pass", started, pending=pending)
+
+
+def _queue(lode: Lode) -> dict[str, Any]:
+    """Workers heartbeating within LODE_QUEUE_STALL_SECONDS, and the jobs waiting for one (lode/queue.py)."""
+    started = time.monotonic()
+    try:
+        with lode.db.connection() as conn:
+            workers, waiting, oldest = conn.execute(
+                """SELECT (SELECT count(*) FROM procrastinate_workers
+                            WHERE last_heartbeat > now() - make_interval(secs => %(stall)s)),
+                          count(*), extract(epoch FROM now() - min(scheduled_at))
+                     FROM (SELECT coalesce(scheduled_at, e.at) AS scheduled_at FROM procrastinate_jobs j
+                             LEFT JOIN LATERAL (SELECT min(at) AS at FROM procrastinate_events
+                                                 WHERE job_id = j.id AND type = 'deferred') e ON true
+                            WHERE j.status = 'todo' AND j.queue_name = %(queue)s
+                              AND coalesce(scheduled_at, now()) <= now()) waiting""",
+                {"stall": lode.settings.queue.stall_seconds, "queue": lode.settings.queue.name},
+            ).fetchone()
+    except Exception as exc:  # a failed count degrades the report; the database check tells why
+        return _timed("warn", started, error=f"{type(exc).__name__}: {exc}")
+    oldest = None if oldest is None else round(float(oldest), 1)
+    stranded = waiting > 0 and workers == 0
+    return _timed("warn" if stranded else "pass", started, workers=workers, waiting=waiting,
+                  oldest_waiting_seconds=oldest, **({"detail": "jobs wait and no worker is alive"} if stranded else {}))

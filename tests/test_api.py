@@ -416,7 +416,7 @@ def test_probes_and_health(client: TestClient) -> None:
     assert health.status_code == 200
     report = health.json()
     assert report["status"] == "pass" and report["checks"]["database"]["status"] == "pass"
-    assert set(report["checks"]) == {"database", "embedder", "circuits", "backfill"}  # no redis configured
+    assert set(report["checks"]) == {"database", "embedder", "circuits", "backfill", "queue"}  # no redis configured
 
 
 def test_health_warns_on_redis_down_and_open_circuits_and_fails_without_database(lode: Lode,

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from conftest import index_snapshot, run_cli
-from lode.config import EmbeddingSettings, QueueSettings
+from lode.config import EmbeddingSettings, QueueSettings, Settings
 from lode.engine import Lode
 from lode.errors import InputError, NotFound
+from lode.health import health_report
 from lode.jobs import Jobs, collect_garbage
 from lode.queue import Queue
 from test_api import api, error_of, wait_job
@@ -223,3 +224,21 @@ def test_jobs_reject_bad_ids_and_unknown_jobs(lode: Lode) -> None:
         Jobs(lode).get("nope")
     with pytest.raises(NotFound, match="no index job"):
         Jobs(lode).cancel(str(uuid.uuid4()))
+
+
+def test_health_counts_waiting_jobs_and_live_workers(lode_home: Path, tmp_path: Path) -> None:
+    queue = queue_settings()
+    engine = Lode(Settings(home=lode_home, embedder="none", queue=queue))
+    try:
+        Queue(engine.db).defer("collect_garbage", timestamp=0)
+        waiting = health_report(engine)["checks"]["queue"]
+        assert waiting["waiting"] == 1 and waiting["oldest_waiting_seconds"] >= 0
+        # other tests' workers may be alive: the check warns only when nobody could take the job
+        assert waiting["status"] == ("warn" if waiting["workers"] == 0 else "pass")
+        with worker_process(queue, tmp_path / "worker.log"):
+            deadline = time.monotonic() + 60
+            while (check := health_report(engine)["checks"]["queue"])["waiting"] and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert check["waiting"] == 0 and check["workers"] >= 1 and check["status"] == "pass"
+    finally:
+        engine.close()
