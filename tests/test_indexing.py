@@ -270,8 +270,11 @@ def test_remove_repository(lode: Lode, tmp_path: Path, repo_name: str) -> None:
 def test_ctrl_c_mid_run_leaves_a_consistent_index(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     live = tmp_path / "live"
     _generate_repo(live, MID_RUN_FILES)
+    # a shell's background job (CI) starts with SIGINT ignored, and Python then installs no KeyboardInterrupt
+    # handler: restore the default, as in an interactive terminal
     proc = subprocess.Popen([sys.executable, "-m", "lode", "index", str(live), "--repo", repo_name],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy())
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         with lode.db.connection() as conn:
