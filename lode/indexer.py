@@ -298,7 +298,7 @@ class _Run:
             conn.autocommit = True
             PostingsPartition(conn, self.repo.id).finish_load()
             if self.report.chunks_written > max(_ANALYZE_AFTER_CHUNKS, self.repo.chunk_count // 10):
-                conn.execute("ANALYZE files, chunks, graph_nodes, graph_references, graph_edges")
+                conn.execute("ANALYZE files, chunks, graph_files, graph_nodes, graph_edges")
             conn.autocommit = False
 
     def _process(self, jobs: list[FileJob]) -> Iterator[FileOutcome]:

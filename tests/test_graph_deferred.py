@@ -29,17 +29,22 @@ def _edges(lode: Lode, repo: str) -> list[tuple]:
     return index_snapshot(lode, repo)["edges"]
 
 
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 def test_cli_index_resolves_a_large_change_in_the_background(lode: Lode, repo_name: str, tmp_path: Path) -> None:
     tree = shutil.copytree(PYSHOP, tmp_path / "shop")
     code, report, _ = run_cli("index", str(tree), "--repo", repo_name, "--json",
                               env={"LODE_GRAPH_INLINE_FILES": "0"})
     assert code == 0 and report["graph_pending"] is True
+    log = Path(lode.settings.home) / "logs" / f"graph-{repo_name}.log"
     deadline = time.monotonic() + 60
-    while _backlog(lode, repo_name) and time.monotonic() < deadline:  # the detached `lode graph resolve`
+    # the detached `lode graph resolve` commits, then logs its report
+    while (_backlog(lode, repo_name) or '"resolved": true' not in _text(log)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _backlog(lode, repo_name) == 0
-    log = (Path(lode.settings.home) / "logs" / f"graph-{repo_name}.log").read_text()
-    assert '"resolved": true' in log
+    assert '"resolved": true' in _text(log)
 
     clean = f"{repo_name}-clean"
     code, report, _ = run_cli("index", str(tree), "--repo", clean, "--json")  # small: resolved inline
@@ -81,7 +86,7 @@ def test_forked_resolution_equals_serial(lode_home: Path, repo_name: str, tmp_pa
     tree = shutil.copytree(PYSHOP, tmp_path / "shop")
     with Lode(Settings(home=lode_home, embedder="none")) as engine:
         engine.index(tree, f"{repo_name}-serial")
-        monkeypatch.setattr(graph_store, "_PARALLEL_REFERENCES", 1)
+        monkeypatch.setattr(graph_store, "_PARALLEL_JSON", 1)
         forks = []
         real_pool = graph_store.multiprocessing.get_context
 

@@ -118,10 +118,8 @@ def leftovers(lode: Lode, repo: GraphRepo) -> list[str]:
             problems.append(f"graph_files {stored} != {live}")
         for table, column in (
             ("graph_nodes", "id"),
-            ("graph_references", "id"),
             ("graph_edges", "source_id"),
-            ("graph_dependencies", "source_id"),
-            ("graph_bindings", "file_id << 20"),
+            ("graph_file_dependencies", "file_id << 20"),
         ):
             count = conn.execute(
                 f"SELECT count(*) FROM {table} WHERE repo_id = %s AND NOT ({column}) >> 20 = ANY(%s)",
@@ -139,9 +137,7 @@ def leftovers(lode: Lode, repo: GraphRepo) -> list[str]:
         if dangling:
             problems.append(f"{dangling} dangling edges")
         queued = conn.execute(
-            "SELECT (SELECT count(*) FROM graph_dirty_names WHERE repo_id = %(r)s)"
-            " + (SELECT count(*) FROM graph_dirty_files WHERE repo_id = %(r)s)",
-            {"r": repo.repo_id},
+            "SELECT count(*) FROM graph_dirty_files WHERE repo_id = %s", (repo.repo_id,),
         ).fetchone()[0]
         if queued:
             problems.append(f"{queued} queued items left")

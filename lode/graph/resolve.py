@@ -24,8 +24,8 @@ Every edge carries a confidence: the product of the rule factors below, split ev
 a reference is ambiguous. A reference with no in-repository target becomes one edge to an external node named
 by what was written, with its import expanded (`np.zeros` -> `numpy.zeros`); nothing is guessed.
 
-Resolving a source node's references records every name it looked up, found or not (hashed): when a file that
-defines or binds one of them changes, they are resolved again. See store.GraphStore.resolve.
+Resolving a file's references records every name they looked up, found or not (hashed): when a file that
+defines or binds one of them changes, the file is resolved again, whole. See store.GraphStore.resolve.
 """
 
 from __future__ import annotations
@@ -113,7 +113,6 @@ class BindingInfo(NamedTuple):
 
 
 class ReferenceInfo(NamedTuple):
-    id: int
     source_id: int
     kind: str
     name: str
@@ -164,6 +163,7 @@ class SymbolTable:
         self.bindings: dict[tuple[str, str, int], list[BindingInfo]] = {}  # (scope, name, file id)
         for binding in bindings:
             self.bindings.setdefault((binding.scope, binding.name, binding.file_id), []).append(binding)
+        self.bound_scopes = {(scope, file_id) for scope, _, file_id in self.bindings}
         self.bases: dict[int, list[str]] = {}
         for node_id, expression in bases:
             self.bases.setdefault(node_id, []).append(expression)
@@ -182,20 +182,45 @@ class Resolver:
         self._key_hashes: dict[str, int] = {}
 
     def resolve(self, references: list[ReferenceInfo]) -> tuple[list[Edge], list[int]]:
-        """The edges of one source node's references, and the hashed names their resolution looked up."""
+        """The edges of one file's references, and the hashed names their resolution looked up.
+
+        A reference's targets depend on its source only through _context, so a file's repeated references
+        (`self.assertEqual` in every test method) are resolved once."""
         self._deps = [set()]
         edges: list[Edge] = []
+        done: dict[tuple[object, ...], list[tuple[int | None, str | None, float]]] = {}
         for reference in references:
             source = self.table.nodes[reference.source_id]
-            file = self.table.files[source.file_id]
-            self._steps = 0
-            try:
-                edges += self._edges(reference, self._reference(reference, source, file), file, source)
-            except _Drop:
-                pass
+            key = (reference.kind, reference.name, reference.hint, self._context(source, reference.hint))
+            targets = done.get(key)
+            if targets is None:
+                file = self.table.files[source.file_id]
+                self._steps = 0
+                cuts = self._cuts
+                try:
+                    found = self._edges(reference, self._reference(reference, source, file), file, source)
+                    targets = [(edge.target_id, edge.target_name, edge.confidence) for edge in found]
+                except _Drop:
+                    targets = []
+                if self._cuts == cuts:  # a result cut short by a cycle or MAX_STEPS is not reused
+                    done[key] = targets
+            edges += [Edge(reference.source_id, target_id, target_name, reference.kind, confidence, reference.line)
+                      for target_id, target_name, confidence in targets]
         hashes = self._key_hashes
         keys = sorted({hashes.get(key) or hashes.setdefault(key, name_key(key)) for key in self._deps[0]})
         return edges, keys
+
+    def _context(self, source: NodeInfo, hint: str | None) -> tuple[object, ...]:
+        """What of a reference's source its resolution reads: the file; the source itself when it binds names
+        (local imports, typed locals) or in Java (enclosing types); its enclosing type for self/super calls."""
+        file = self.table.files[source.file_id]
+        if file.language == "java" or (
+            source.kind in _FUNCTION_KINDS and (source.name_path, source.file_id) in self.table.bound_scopes
+        ):
+            return (source.file_id, source.id)
+        if hint in (f.SELF, f.SUPER):
+            return (source.file_id, source.kind, source.name_path.rpartition(".")[0])
+        return (source.file_id,)
 
     # -- per reference kind
 

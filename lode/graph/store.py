@@ -1,14 +1,16 @@
 """The graph's SQL over one psycopg connection. It never commits: the caller's unit of work does.
 
-Per file (in the file's transaction): replace_file / delete_file write or remove the file's nodes, bindings and
-references, drop the edges going out of it, and queue the names it defined or bound. After a run (one
-transaction): resolve re-resolves what the queue points at, so edges equal a clean build after any sequence of
-edits, renames and deletes. The queue lives in the database, so a run killed between the two still leaves the
-work for the next resolve.
+Per file (in the file's transaction): insert / delete_file write or remove the file's graph_files row (with its
+references and bindings as JSON) and nodes, drop the edges going out of it, and queue the file with the names
+it defined or bound. After a run (one transaction): resolve re-resolves the queued files and every file whose
+last resolution looked up a queued name or reached into a queued file, so edges equal a clean build after any
+sequence of edits, renames and deletes. The queue lives in the database, so a run killed between the two
+still leaves the work for the next resolve.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,53 +42,50 @@ class ResolveReport:
     external: int = 0  # of which to external nodes
 
 
-_COLUMNS = {
-    "graph_nodes": "id, repo_id, file_id, kind, name, name_path, path, start_line, end_line",
-    "graph_bindings": "repo_id, file_id, scope_id, scope, name, target, kind",
-    "graph_references": "id, repo_id, source_id, kind, name, line, hint",
-    "graph_dependencies": "source_id, repo_id, keys",
-    "graph_edges": "repo_id, source_id, target_id, target_name, kind, confidence, line",
-}
+_NODE_COLUMNS = "id, repo_id, file_id, kind, name, name_path, path, start_line, end_line"
+_EDGE_COLUMNS = "repo_id, source_id, target_id, target_name, kind, confidence, line"
 
 
 @dataclass(slots=True)
 class GraphBatch:
-    """A file's graph rows as COPY text and the hashed names it defines, formatted where the facts were
-    extracted (a worker process), so the writer only streams bytes."""
+    """A file's graph rows, formatted where the facts were extracted (a worker process), so the writer only
+    streams them: nodes as COPY text; bindings, bases and references as JSON; the hashed names it defines."""
 
     repo_id: int
     file_id: int
     file: tuple[str, str, str, str]  # path, language, module, namespace
     nodes: bytes
-    bindings: bytes
-    references: bytes
+    bindings: str
+    bases: str
+    references: str
     keys: list[int]
 
     @classmethod
     def of(cls, repo_id: int, file_id: int, facts: FileFacts) -> GraphBatch:
-        node_ids = [chunk_id(file_id, symbol.ordinal) for symbol in facts.symbols]
+        symbols = facts.symbols
         return cls(
             repo_id,
             file_id,
             (facts.path, facts.language, facts.module, facts.namespace),
             _rows(
-                (node_id, repo_id, file_id, s.kind, s.name, s.name_path, facts.path, s.start_line, s.end_line)
-                for node_id, s in zip(node_ids, facts.symbols)
+                (chunk_id(file_id, s.ordinal), repo_id, file_id, s.kind, s.name, s.name_path, facts.path,
+                 s.start_line, s.end_line)
+                for s in symbols
             ),
-            _rows(
-                (repo_id, file_id, node_ids[b.scope], facts.symbols[b.scope].name_path, b.name, b.target, b.kind)
-                for b in facts.bindings
-            ),
-            _rows(
-                (chunk_id(file_id, ordinal), repo_id, node_ids[r.source], r.kind, r.name, r.line, r.hint)
-                for ordinal, r in enumerate(facts.references)
-            ),
+            _json([symbols[b.scope].ordinal, symbols[b.scope].name_path, b.name, b.target, b.kind]
+                  for b in facts.bindings),
+            _json([symbols[r.source].ordinal, r.name] for r in facts.references if r.kind == "inherits"),
+            _json([symbols[r.source].ordinal, r.kind, r.name, r.line, r.hint] for r in facts.references),
             _hashes(fact_keys(facts)),
         )
 
 
 def _rows(rows: Iterable[tuple[object, ...]]) -> bytes:
     return "".join([copy_format.row(row) for row in rows]).encode()
+
+
+def _json(items: Iterable[list[object]]) -> str:
+    return json.dumps(list(items), ensure_ascii=False, separators=(",", ":"))
 
 
 def _hashes(names: set[str]) -> list[int]:
@@ -105,37 +104,57 @@ def _edge_line(repo_id: int, edge: Edge) -> str:
 @dataclass(slots=True)
 class _ResolvedPart:
     edges: bytes  # graph_edges COPY rows
-    dependencies: bytes  # graph_dependencies COPY rows
+    dependencies: bytes  # graph_file_dependencies COPY rows
+    references: int
     edge_count: int
     external: int
 
 
-_PARALLEL_REFERENCES = 20_000  # a resolve with fewer references per worker runs in the process
-_forked: tuple[Resolver, dict[int, list[ReferenceInfo]], list[int], int, int] | None = None
+_PARALLEL_JSON = 1_000_000  # a resolve with fewer characters of references per worker (~20k) runs in the process
+_forked: tuple[Resolver, list[list[tuple[int, str]]], int] | None = None
 
 
-def _resolve_part(
-    resolver: Resolver, references: dict[int, list[ReferenceInfo]], sources: list[int], repo_id: int
-) -> _ResolvedPart:
+def _resolve_part(resolver: Resolver, files: list[tuple[int, str]], repo_id: int) -> _ResolvedPart:
+    """Resolve whole files: (file id, its references' JSON) -> edges and one dependency row per file. The JSON
+    is decoded here, in the forked resolvers, not in their parent."""
     edges: list[str] = []
     dependencies: list[tuple[int, int, str]] = []
-    external = 0
-    for source_id in sources:
-        found, looked_up = resolver.resolve(references[source_id])
+    references = external = 0
+    for file_id, text in files:
+        stored = json.loads(text)
+        found, looked_up = resolver.resolve(_references(file_id, stored))
+        references += len(stored)
         edges += [_edge_line(repo_id, edge) for edge in found]
         external += sum(1 for edge in found if edge.target_id is None)
-        dependencies.append((source_id, repo_id, "{" + ",".join(map(str, looked_up)) + "}"))
-    return _ResolvedPart("".join(edges).encode(), _rows(dependencies), len(edges), external)
+        dependencies.append((file_id, repo_id, "{" + ",".join(map(str, looked_up)) + "}"))
+    return _ResolvedPart("".join(edges).encode(), _rows(dependencies), references, len(edges), external)
+
+
+def _references(file_id: int, stored: list[list[object]]) -> list[ReferenceInfo]:
+    base = chunk_id(file_id, 0)
+    return [ReferenceInfo(base | source, kind, name, line, hint) for source, kind, name, line, hint in stored]
 
 
 def _resolve_forked_part(index: int) -> _ResolvedPart:
     assert _forked is not None
-    resolver, references, sources, repo_id, parts = _forked
-    return _resolve_part(resolver, references, sources[index::parts], repo_id)
+    resolver, parts, repo_id = _forked
+    return _resolve_part(resolver, parts[index], repo_id)
+
+
+def _split(files: list[tuple[int, str]], parts: int) -> list[list[tuple[int, str]]]:
+    """Contiguous runs of files with about as many references each (neighbours share memoised lookups: a
+    package's modules import each other)."""
+    total = sum(len(text) for _, text in files)
+    split: list[list[tuple[int, str]]] = [[] for _ in range(parts)]
+    done = 0
+    for item in files:
+        split[min(parts - 1, done * parts // max(1, total))].append(item)
+        done += len(item[1])  # JSON length: about proportional to the references
+    return split
 
 
 def _range(file_id: int) -> tuple[int, int]:
-    """The ids of a file's nodes and references: [start, end)."""
+    """The ids of a file's nodes: [start, end)."""
     return chunk_id(file_id, 0), chunk_id(file_id + 1, 0)
 
 
@@ -148,26 +167,25 @@ class GraphStore:
         self.insert(GraphBatch.of(repo_id, file_id, facts))
 
     def insert(self, batch: GraphBatch) -> None:
-        """Store a file's rows and queue their resolution.
+        """Store a file's rows and queue its resolution: one statement and one COPY.
 
         Ids are not reused: a changed file comes back under a new id, after delete_file(old id) in the same
         transaction (storing twice under one id fails on graph_files' primary key).
         """
+        path, language, module, namespace = batch.file
         with self.conn.cursor() as cur:
             cur.execute(
-                "INSERT INTO graph_files (file_id, repo_id, path, language, module, namespace)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (batch.file_id, batch.repo_id, *batch.file),
+                """WITH queued AS (INSERT INTO graph_dirty_files (repo_id, file_id, keys)
+                                   VALUES (%(repo)s, %(file)s, %(keys)s))
+                   INSERT INTO graph_files (file_id, repo_id, path, language, module, namespace, bindings, bases, refs)
+                   VALUES (%(file)s, %(repo)s, %(path)s, %(language)s, %(module)s, %(namespace)s,
+                           %(bindings)s::json, %(bases)s::json, %(refs)s::json)""",
+                {"repo": batch.repo_id, "file": batch.file_id, "keys": batch.keys, "path": path,
+                 "language": language, "module": module, "namespace": namespace, "bindings": batch.bindings,
+                 "bases": batch.bases, "refs": batch.references},
             )
-            for table, rows in (
-                ("graph_nodes", batch.nodes),
-                ("graph_bindings", batch.bindings),
-                ("graph_references", batch.references),
-            ):
-                if rows:
-                    with cur.copy(f"COPY {table} ({_COLUMNS[table]}) FROM STDIN") as copy:
-                        copy.write(rows)
-        self._queue(batch.repo_id, batch.file_id, batch.keys)
+            with cur.copy(f"COPY graph_nodes ({_NODE_COLUMNS}) FROM STDIN") as copy:
+                copy.write(batch.nodes)
 
     def delete_file(self, repo_id: int, file_id: int) -> None:
         """Remove a file's graph rows and the edges going out of it; queue the names it defined or bound, so
@@ -176,42 +194,26 @@ class GraphStore:
         rows = self.conn.execute(
             """WITH nodes AS (DELETE FROM graph_nodes WHERE id >= %(start)s AND id < %(end)s
                               RETURNING name_path, name),
-                    bindings AS (DELETE FROM graph_bindings WHERE file_id = %(file)s RETURNING scope, name),
-                    files AS (DELETE FROM graph_files WHERE file_id = %(file)s RETURNING path, language),
-                    r AS (DELETE FROM graph_references WHERE id >= %(start)s AND id < %(end)s),
+                    files AS (DELETE FROM graph_files WHERE file_id = %(file)s RETURNING path, language, bindings),
                     e AS (DELETE FROM graph_edges WHERE source_id >= %(start)s AND source_id < %(end)s),
-                    d AS (DELETE FROM graph_dependencies WHERE source_id >= %(start)s AND source_id < %(end)s)
-               SELECT 'node', name_path, name FROM nodes
-               UNION ALL SELECT 'binding', scope, name FROM bindings
-               UNION ALL SELECT 'file', path, language FROM files""",
+                    d AS (DELETE FROM graph_file_dependencies WHERE file_id = %(file)s)
+               SELECT NULL, NULL, NULL, (SELECT json_agg(json_build_array(name_path, name)) FROM nodes)
+               UNION ALL SELECT path, language, bindings, NULL FROM files""",
             {"start": start, "end": end, "file": file_id},
         ).fetchall()
-        stored = [(path, language) for what, path, language in rows if what == "file"]
+        stored = [row for row in rows if row[0] is not None]
         if stored:
-            nodes = [(name_path, name) for what, name_path, name in rows if what == "node"]
-            bindings = [(scope, name) for what, scope, name in rows if what == "binding"]
-            self._queue(repo_id, file_id, _hashes(definition_keys(*stored[0], nodes, bindings)))
+            path, language, bindings, _ = stored[0]
+            nodes = next(row[3] for row in rows if row[0] is None) or []
+            keys = definition_keys(path, language, nodes, [(scope, name) for _, scope, name, _, _ in bindings])
+            self.conn.execute(
+                "INSERT INTO graph_dirty_files (repo_id, file_id, keys) VALUES (%s, %s, %s)",
+                (repo_id, file_id, _hashes(keys)),
+            )
 
     def delete_repo(self, repo_id: int) -> None:
-        for table in (
-            "graph_files",
-            "graph_nodes",
-            "graph_bindings",
-            "graph_references",
-            "graph_edges",
-            "graph_dependencies",
-            "graph_dirty_names",
-            "graph_dirty_files",
-        ):
+        for table in ("graph_files", "graph_nodes", "graph_edges", "graph_file_dependencies", "graph_dirty_files"):
             self.conn.execute(f"DELETE FROM {table} WHERE repo_id = %s", (repo_id,))
-
-    def _queue(self, repo_id: int, file_id: int, keys: list[int]) -> None:
-        """Record work for resolve() in the caller's transaction: changed names, and the file itself."""
-        self.conn.execute(
-            """WITH names AS (INSERT INTO graph_dirty_names (repo_id, key) SELECT %(repo)s, unnest(%(keys)s::bigint[]))
-               INSERT INTO graph_dirty_files (repo_id, file_id) VALUES (%(repo)s, %(file)s)""",
-            {"repo": repo_id, "file": file_id, "keys": keys},
-        )
 
     def backlog(self, repo_id: int) -> int:
         """Files whose graph work is queued for resolve()."""
@@ -226,115 +228,87 @@ class GraphStore:
         )]
 
     def resolve(self, repo_id: int, workers: int = 1) -> ResolveReport:
-        """Resolve the queued work: the references of stored files, and those of every source node whose
-        resolution looked up a changed name or reached into a removed file. Consumes the queue; run it in one
-        transaction (nothing is lost if it rolls back)."""
-        keys = sorted(
-            {
-                row[0]
-                for row in self.conn.execute(
-                    "DELETE FROM graph_dirty_names WHERE repo_id = %s RETURNING key", (repo_id,)
-                )
-            }
-        )
-        files = sorted(
-            {
-                row[0]
-                for row in self.conn.execute(
-                    "DELETE FROM graph_dirty_files WHERE repo_id = %s RETURNING file_id", (repo_id,)
-                )
-            }
-        )
+        """Resolve the queued work: the stored files, and every file whose last resolution looked up a changed
+        name or reached into a removed or replaced file, whole. Consumes the queue; run it in one transaction
+        (nothing is lost if it rolls back)."""
+        queue = self.conn.execute(
+            "DELETE FROM graph_dirty_files WHERE repo_id = %s RETURNING file_id, keys", (repo_id,)
+        ).fetchall()
         report = ResolveReport()
-        references = self._references_to_resolve(repo_id, keys, files)
-        if not references:
+        files = self._files_to_resolve(repo_id, sorted({row[0] for row in queue}),
+                                       sorted({key for row in queue for key in row[1]}))
+        if not files:
             return report
         resolver = Resolver(self._symbol_table(repo_id))
-        sources = sorted(references)
-        report.references = sum(len(refs) for refs in references.values())
-        parts = max(1, min(workers, report.references // _PARALLEL_REFERENCES))
+        parts = max(1, min(workers, sum(len(text) for _, text in files) // _PARALLEL_JSON))
         if parts == 1:
-            results = [_resolve_part(resolver, references, sources, repo_id)]
-        else:  # forked children share the symbol table copy-on-write; each resolves every parts-th source
+            results = [_resolve_part(resolver, files, repo_id)]
+        else:  # forked children share the symbol table copy-on-write; each resolves a run of files
             global _forked
-            _forked = (resolver, references, sources, repo_id, parts)
+            _forked = (resolver, _split(files, parts), repo_id)
             try:
                 with multiprocessing.get_context("fork").Pool(parts) as pool:
                     results = pool.map(_resolve_forked_part, range(parts))
             finally:
                 _forked = None
         with self.conn.cursor() as cur:
-            with cur.copy(f"COPY graph_dependencies ({_COLUMNS['graph_dependencies']}) FROM STDIN") as copy:
+            with cur.copy("COPY graph_file_dependencies (file_id, repo_id, keys) FROM STDIN") as copy:
                 for part in results:
                     copy.write(part.dependencies)
-            with cur.copy(f"COPY graph_edges ({_COLUMNS['graph_edges']}) FROM STDIN") as copy:
+            with cur.copy(f"COPY graph_edges ({_EDGE_COLUMNS}) FROM STDIN") as copy:
                 for part in results:
                     copy.write(part.edges)
+        report.references = sum(part.references for part in results)
         report.edges = sum(part.edge_count for part in results)
         report.external = sum(part.external for part in results)
         return report
 
-    def _references_to_resolve(self, repo_id: int, keys: list[int], files: list[int]) -> dict[int, list[ReferenceInfo]]:
-        """The references to resolve, by source node, in id order; stale sources lose their edges.
+    def _files_to_resolve(self, repo_id: int, queued: list[int], keys: list[int]) -> list[tuple[int, str]]:
+        """The stored files to resolve, with their references' JSON, in id order; their old edges are gone.
 
-        Sources in queued files that still exist were stored after the last resolve: they have no edges yet.
-        Stale sources are those whose last resolution looked up a queued name or reached into a queued file.
+        Queued files still stored came in after the last resolve (or are queued again). Stale files are those
+        whose last resolution looked up a queued name or reached into a queued file.
         """
-        params = {"files": files, "keys": keys, "repo": repo_id}
+        params = {"files": queued, "keys": keys, "repo": repo_id}
         has_history = self.conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM graph_dependencies WHERE repo_id = %s)", (repo_id,)
+            "SELECT EXISTS (SELECT 1 FROM graph_file_dependencies WHERE repo_id = %s)", (repo_id,)
         ).fetchone()[0]
-        stale = [] if not has_history else [  # a first load has nothing to go stale
-            row[0]
-            for row in self.conn.execute(
-                f"""SELECT source_id FROM graph_dependencies WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
-                UNION
-                SELECT e.source_id FROM unnest(%(files)s::bigint[]) f(id)
-                  JOIN graph_edges e ON e.target_id >= f.id << {_BITS} AND e.target_id < (f.id + 1) << {_BITS}""",
+        if has_history:  # a first load has nothing to go stale, and no edges to remove
+            rows = self.conn.execute(
+                f"""WITH stale AS (
+                        SELECT file_id FROM graph_file_dependencies WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
+                        UNION SELECT unnest(%(files)s::bigint[])
+                        UNION SELECT DISTINCT e.source_id >> {_BITS} FROM unnest(%(files)s::bigint[]) f(id)
+                          JOIN graph_edges e ON e.target_id >= f.id << {_BITS} AND e.target_id < (f.id + 1) << {_BITS}),
+                    e AS (DELETE FROM graph_edges USING stale
+                           WHERE source_id >= stale.file_id << {_BITS} AND source_id < (stale.file_id + 1) << {_BITS}),
+                    d AS (DELETE FROM graph_file_dependencies USING stale WHERE graph_file_dependencies.file_id = stale.file_id)
+                    SELECT g.file_id, g.refs::text FROM stale JOIN graph_files g ON g.file_id = stale.file_id ORDER BY 1""",
                 params,
-            )
-        ]
-        if stale:
-            self.conn.execute("DELETE FROM graph_edges WHERE source_id = ANY(%s)", (stale,))
-            self.conn.execute("DELETE FROM graph_dependencies WHERE source_id = ANY(%s)", (stale,))
-        params["stale"] = stale
-        rows = self.conn.execute(
-            f"""SELECT r.id, r.source_id, r.kind, r.name, r.line, r.hint FROM unnest(%(files)s::bigint[]) f(id)
-                  JOIN graph_references r ON r.id >= f.id << {_BITS} AND r.id < (f.id + 1) << {_BITS}
-                UNION
-                SELECT r.id, r.source_id, r.kind, r.name, r.line, r.hint FROM unnest(%(stale)s::bigint[]) s(id)
-                  JOIN graph_references r ON r.id >= (s.id >> {_BITS}) << {_BITS}
-                                         AND r.id < ((s.id >> {_BITS}) + 1) << {_BITS} AND r.source_id = s.id
-                ORDER BY 1""",
-            params,
-        ).fetchall()
-        by_source: dict[int, list[ReferenceInfo]] = {}
-        for row in rows:
-            by_source.setdefault(row[1], []).append(ReferenceInfo(*row))
-        return by_source
+            ).fetchall()
+        else:
+            rows = self.conn.execute(
+                "SELECT file_id, refs::text FROM graph_files WHERE file_id = ANY(%(files)s) ORDER BY 1", params
+            ).fetchall()
+        return [(file_id, refs) for file_id, refs in rows if refs != "[]"]
 
     def _symbol_table(self, repo_id: int) -> SymbolTable:
         conn = self.conn
-        files = [
-            FileInfo(*row)
-            for row in conn.execute(
-                "SELECT file_id, path, language, module, namespace FROM graph_files WHERE repo_id = %s", (repo_id,)
-            )
-        ]
+        files: list[FileInfo] = []
+        bindings: list[BindingInfo] = []
+        bases: list[tuple[int, str]] = []
+        for file_id, path, language, module, namespace, file_bindings, file_bases in conn.execute(
+            "SELECT file_id, path, language, module, namespace, bindings, bases FROM graph_files WHERE repo_id = %s",
+            (repo_id,),
+        ):
+            files.append(FileInfo(file_id, path, language, module, namespace))
+            base = chunk_id(file_id, 0)
+            bindings += [BindingInfo(file_id, base | scope, *rest) for scope, *rest in file_bindings]
+            bases += [(base | source, expression) for source, expression in file_bases]
         nodes = [
             NodeInfo(*row)
             for row in conn.execute(
                 "SELECT id, file_id, kind, name, name_path FROM graph_nodes WHERE repo_id = %s", (repo_id,)
             )
         ]
-        bindings = [
-            BindingInfo(*row)
-            for row in conn.execute(
-                "SELECT file_id, scope_id, scope, name, target, kind FROM graph_bindings WHERE repo_id = %s", (repo_id,)
-            )
-        ]
-        bases = conn.execute(
-            "SELECT source_id, name FROM graph_references WHERE repo_id = %s AND kind = 'inherits' ORDER BY id",
-            (repo_id,),
-        ).fetchall()
         return SymbolTable(files, nodes, bindings, bases)

@@ -182,18 +182,16 @@ def orphan_counts(lode: Lode) -> dict[str, int]:
                                     "(SELECT 1 FROM files f WHERE f.id = g.file_id)",
         "graph nodes without file": "SELECT count(*) FROM graph_nodes n WHERE NOT EXISTS "
                                     "(SELECT 1 FROM files f WHERE f.id = n.file_id)",
-        "graph bindings without file": "SELECT count(*) FROM graph_bindings b WHERE NOT EXISTS "
-                                       "(SELECT 1 FROM files f WHERE f.id = b.file_id)",
-        "graph references without source node": "SELECT count(*) FROM graph_references r WHERE NOT EXISTS "
-                                                "(SELECT 1 FROM graph_nodes n WHERE n.id = r.source_id)",
+        "graph references without source node": "SELECT count(*) FROM graph_files g, json_array_elements(g.refs) r "
+                                                "WHERE NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = "
+                                                "(g.file_id << 20 | (r->>0)::bigint))",
         "graph edges without source node": "SELECT count(*) FROM graph_edges e WHERE NOT EXISTS "
                                            "(SELECT 1 FROM graph_nodes n WHERE n.id = e.source_id)",
         "graph edges to a missing node": "SELECT count(*) FROM graph_edges e WHERE e.target_id IS NOT NULL AND "
                                          "NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = e.target_id)",
-        "graph dependencies without source node": "SELECT count(*) FROM graph_dependencies d WHERE NOT EXISTS "
-                                                  "(SELECT 1 FROM graph_nodes n WHERE n.id = d.source_id)",
-        "graph work queued after a finished run": "SELECT (SELECT count(*) FROM graph_dirty_names) "
-                                                  "+ (SELECT count(*) FROM graph_dirty_files)",
+        "graph dependencies without file": "SELECT count(*) FROM graph_file_dependencies d WHERE NOT EXISTS "
+                                           "(SELECT 1 FROM graph_files g WHERE g.file_id = d.file_id)",
+        "graph work queued after a finished run": "SELECT count(*) FROM graph_dirty_files",
         "embedding failures without chunk": "SELECT count(*) FROM embedding_failures x WHERE NOT EXISTS "
                                             "(SELECT 1 FROM chunks c WHERE c.id = x.chunk_id)",
         "repositories whose BM25 totals disagree with their chunks": """
