@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+
 import numpy as np
 import psycopg
 
@@ -69,13 +70,34 @@ def search(
         idf = math.log(1 + (corpus_size - df + 0.5) / (df + 0.5))
         ids_parts.append(ids)
         score_parts.append(terms[term] * idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length)))
-    chunk_ids, inverse = np.unique(np.concatenate(ids_parts), return_inverse=True)
-    scores = np.bincount(inverse, weights=np.concatenate(score_parts))
-    order = np.lexsort((chunk_ids, -scores))  # best score first, then chunk id: deterministic
+    chunk_ids, scores = accumulate(np.concatenate(ids_parts), np.concatenate(score_parts))
     if filters.sql("c")[0] == "TRUE":
-        top = order[:limit]
-        return [(int(chunk_ids[i]), float(scores[i])) for i in top]
+        return [(int(chunk_ids[i]), float(scores[i])) for i in best(chunk_ids, scores, limit)]
+    order = best(chunk_ids, scores, len(scores))
     return _filtered(conn, chunk_ids[order], scores[order], filters, limit)
+
+
+def accumulate(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sum the scores of each chunk id: (the distinct ids ascending, their sums)."""
+    low = int(ids.min())
+    span = int(ids.max()) - low + 1
+    if span > max(8 * len(ids), 1 << 20):  # ids far apart (several repositories): sort instead
+        distinct, inverse = np.unique(ids, return_inverse=True)
+        return distinct, np.bincount(inverse, weights=scores)
+    offsets = ids - low  # a repository's chunk ids are dense: count into an array over their range, no sort
+    sums = np.bincount(offsets, weights=scores, minlength=span)
+    present = np.flatnonzero(np.bincount(offsets, minlength=span))
+    return present + low, sums[present]
+
+
+def best(chunk_ids: np.ndarray, scores: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of the `limit` best scores, best first, ties by chunk id; only those are sorted."""
+    candidates = np.arange(len(scores))
+    if len(scores) > limit:
+        cut = len(scores) - limit
+        candidates = np.flatnonzero(scores >= np.partition(scores, cut)[cut])  # ties at the cut stay in
+    order = np.lexsort((chunk_ids[candidates], -scores[candidates]))[:limit]
+    return candidates[order]
 
 
 def _filtered(
