@@ -94,10 +94,15 @@ def whole_entries(files: list[Path], share: float) -> list[Path]:
     return taken
 
 
+def complete_marker(target: Path) -> Path:
+    """A finished tree's marker (its file count and bytes), beside the tree so that it is not indexed."""
+    return target.with_name(target.name + ".complete")
+
+
 def build(name: str, source: Path, target: Path, scale: float = 1.0,
           skip_dirs: frozenset[str] = frozenset({"site-packages", "__pycache__"})) -> Corpus:
     """Write `scale` copies of `source` under target/copyK/ (see the module docstring); reuse a finished tree."""
-    done = target / ".complete"
+    done = complete_marker(target)
     files = base_files(source, skip_dirs)
     if done.exists():
         count, size = (int(x) for x in done.read_text().split())

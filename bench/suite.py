@@ -1,7 +1,8 @@
 """The whole benchmark suite in one command (bench/run): scaling curves, baselines side by side, quality, a
 profile; writes bench-results.json, then renders benchmarks.md sections and img/*.png from it.
 
-Usage: bench/run [--quick] [--out DIR] [--work DIR] [--skip-site-packages] [--render-only RESULTS.json]
+Usage: bench/run [--quick] [--out DIR] [--work DIR] [--skip-site-packages] [--reuse RESULTS.json]
+                 [--render-only RESULTS.json]
 A full run writes docs/; --quick (small sizes, few queries) writes to /tmp/lode-bench-quick unless --out says.
 """
 
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import numpy as np
 
 from bench import baselines, corpora, cosqa, report, scaling, stdlib_docstrings
 from bench.common import quality
+from lode.config import Timeouts
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,7 +48,9 @@ class Plan:
     vector_queries: int = 100
 
 
-FULL = Plan(lib_scales=[0.15, 0.75, 1, 2, 4, 8], embed_up_to=0.75, baseline_scale=1, incremental_scale=1,
+# Lib/ is ~66k chunks: 0.15, 0.75, 1.5, 4 and 8 copies give the issue's 10k, 50k, 100k, 250k and 500k chunks;
+# 1 copy is Lib/ itself (baselines, incremental, profile); 0.05 and 0.15 are embedded, larger ones synthetic.
+FULL = Plan(lib_scales=[0.05, 0.15, 0.75, 1, 1.5, 4, 8], embed_up_to=0.15, baseline_scale=1, incremental_scale=1,
             incremental_counts=[1, 10, 100, 1000], queries=200, site_packages=True, cosqa_functions=None,
             cosqa_queries=None, stdlib_modules=None, stdlib_limit=300, profile_scale=1)
 QUICK = Plan(lib_scales=[0.02, 0.05, 0.1], embed_up_to=0.02, baseline_scale=0.1, incremental_scale=0.1,
@@ -62,21 +66,26 @@ def versions() -> dict[str, str]:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             out[dist] = "not installed"
-    rg = subprocess.run([baselines.RG, "--version"], capture_output=True, text=True)
-    out["ripgrep"] = rg.stdout.split("\n")[0] if rg.returncode == 0 else "not installed"
+    if not Path(baselines.RG).exists():
+        raise SystemExit(f"bench/run: {baselines.RG} is missing; install Debian's ripgrep (apt-get install ripgrep)")
+    rg = subprocess.run([baselines.RG, "--version"], check=True, capture_output=True, text=True)
+    out["ripgrep"] = rg.stdout.split("\n")[0]
     return out
 
 
 def meta(quick: bool) -> dict[str, Any]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True,
-                           cwd=ROOT)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, capture_output=True, text=True,
+                            cwd=ROOT)
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, capture_output=True,
+                           text=True, cwd=ROOT)
     return {
         "command": "bench/run" + (" --quick" if quick else ""),
         "machine": f"{platform.node()}, {os.cpu_count()} cores, {_memory_gib():.0f} GiB, {platform.platform()}",
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else ""),
         "load average at start": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "timeouts raised for the run": ", ".join(f"{k} {v:g} s" for k, v in scaling.BENCH_TIMEOUTS.model_dump().items()
+                                                 if v != getattr(Timeouts(), k)),
         **{f"version {k}": v for k, v in versions().items()},
     }
 
@@ -91,32 +100,61 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run_scaling(plan: Plan, work: Path, results: dict[str, Any]) -> None:
+def run_scaling(plan: Plan, work: Path, results: dict[str, Any], save: Any, reused: dict[str, Any]) -> None:
     points, pool = [], None
+    results["scaling"]["points"] = points
+    done = {p["corpus"]: p for p in reused.get("scaling", {}).get("points", [])}
+    if done:  # the sizes an interrupted run measured, with what it measured on the way
+        for key in ("incremental", "incremental_corpus"):
+            if key in reused["scaling"]:
+                results["scaling"][key] = reused["scaling"][key]
+        results["baselines"] |= reused.get("baselines", {})
+        results["meta"]["scaling sizes reused"] = f"{', '.join(done)}, from the run of {reused['meta']['date']}"
     sizes = [("lib", s) for s in sorted(plan.lib_scales)] + ([("site-packages", 1.0)] if plan.site_packages else [])
     for kind, scale in sizes:
+        if f"{kind}-x{scale:g}" in done:
+            points.append(done[f"{kind}-x{scale:g}"])
+            log(f"{kind}-x{scale:g}: reused")
+            continue
+        embed = kind == "lib" and scale <= plan.embed_up_to
+        if kind == "lib" and not embed and pool is None and any(p.get("vectors_source") == "real" for p in points):
+            raise SystemExit(f"bench/run --reuse: {kind}-x{scale:g} needs the embedded sizes' vectors; rerun them too")
         build = corpora.stdlib if kind == "lib" else corpora.site_packages
         corpus = build(work / "corpora" / f"{kind}-x{scale:g}", scale)
-        embed = kind == "lib" and scale <= plan.embed_up_to
-        log(f"indexing {corpus.name}: {corpus.files:,} files, {corpus.bytes / 1e6:.1f} MB (embed: {embed})")
+        log(f"indexing {corpus.name}: {corpus.files:,} files, {corpus.bytes / 1e6:.1f} MB (embed: {embed}), "
+            f"load {os.getloadavg()[0]:.1f}")
         repo = corpus.name
         with scaling.engine_at(work / "homes" / corpus.name, work / "models") as engine:
             point = scaling.index_point(engine, corpus, repo, embed)
-            log(f"  {point['chunks']:,} chunks, full index {point['index_s']:.1f} s")
+            log(f"  {point['chunks']:,} chunks, full index {point['index_s']:.1f} s, no-op {point['noop_s']:.2f} s")
+            vectors = None
             if embed:
                 ids, legs, model = scaling.read_vectors(engine, repo)
                 point["vectors_source"] = "real"
-                pool = legs
-                vector_queries = scaling.queries_for(engine, repo, plan.vector_queries)
-                results["baselines"]["vectors"] = baselines.hnsw_vs_exact(engine, repo, vector_queries, ids, legs,
-                                                                          model)
-                results["baselines"]["vectors_corpus"] = corpus.name
+                pool, vectors = legs, (ids, legs, model)
             elif pool is not None and kind == "lib":
-                point |= scaling.fill_synthetic_vectors(engine, repo, pool)
+                timings, ids, legs = scaling.fill_synthetic_vectors(engine, repo, pool)
+                point |= timings
                 point["vectors_source"] = "synthetic"
+                with engine.db.connection() as conn:
+                    vectors = (ids, legs, engine._repos_for(conn, repo)[0].embedding_model)
+                log(f"  synthetic vectors: load {timings['vector_load_s']:.0f} s, HNSW build "
+                    f"{timings['hnsw_build_s']:.0f} s")
             queries = scaling.queries_for(engine, repo, plan.queries)
             modes = scaling.MODES if "vectors_source" in point else ("lexical",)
             point["latency"] = scaling.query_latencies(engine, repo, queries, modes)
+            log("  latency P95 ms: " + ", ".join(f"{m} {v['p95_ms']:.1f}" for m, v in point["latency"].items()))
+            if vectors is not None:
+                ids, legs, model = vectors
+                point["hnsw"] = baselines.hnsw_vs_exact(engine, repo, queries[:plan.vector_queries], ids, legs,
+                                                        model)
+                log(f"  HNSW recall@10 at ef {point['hnsw']['ef_search']}: text "
+                    f"{point['hnsw']['text']['recall_at_10']:.3f}, code {point['hnsw']['code']['recall_at_10']:.3f}; "
+                    f"ef holding 0.95: {point['hnsw']['tuned_ef']}")
+                del vectors, ids, legs
+                if point["vectors_source"] == "real" and scale == plan.embed_up_to:
+                    results["baselines"]["vectors"] = point["hnsw"]
+                    results["baselines"]["vectors_corpus"] = corpus.name
             if kind == "lib" and scale == plan.baseline_scale:
                 log("  baselines: ripgrep, bm25s")
                 results["baselines"] |= {
@@ -129,12 +167,12 @@ def run_scaling(plan: Plan, work: Path, results: dict[str, Any]) -> None:
                 log("  incremental re-index")
                 results["scaling"]["incremental"] = scaling.incremental(engine, corpus, repo, plan.incremental_counts)
                 results["scaling"]["incremental_corpus"] = corpus.name
-                (corpus.root / ".complete").unlink()  # the tree was edited: rebuild it next time
+                corpora.complete_marker(corpus.root).unlink()  # the tree was edited: rebuild it next time
         points.append(point)
-        results["scaling"]["points"] = points
+        save()
 
 
-def run_profile(plan: Plan, work: Path, results: dict[str, Any]) -> None:
+def run_profile(plan: Plan, work: Path, results: dict[str, Any], save: Any, reused: dict[str, Any]) -> None:
     from pyinstrument import Profiler
 
     corpus = corpora.stdlib(work / "corpora" / f"profile-lib-x{plan.profile_scale:g}", plan.profile_scale)
@@ -178,7 +216,7 @@ def self_times(session: Any, key: Any, limit: int = 12) -> list[dict[str, Any]]:
     return [{"function": name, "self_s": seconds, "share": seconds / whole} for name, seconds in ranked]
 
 
-def run_quality(plan: Plan, work: Path, results: dict[str, Any]) -> None:
+def run_quality(plan: Plan, work: Path, results: dict[str, Any], save: Any, reused: dict[str, Any]) -> None:
     corpus, queries = cosqa.load(plan.cosqa_queries)
     if plan.cosqa_functions is not None:  # the queries' targets plus the first functions by id
         keep = {q["target"] for q in queries} | set(sorted(corpus)[: plan.cosqa_functions])
@@ -217,6 +255,9 @@ def main(argv: list[str] | None = None) -> None:
                                                  "(default: docs/ for a full run, /tmp/lode-bench-quick for --quick)")
     parser.add_argument("--work", type=Path, help="corpora and databases (default /tmp/lode-bench-work[-quick])")
     parser.add_argument("--skip-site-packages", action="store_true", help="leave out the site-packages corpus")
+    parser.add_argument("--reuse", type=Path, metavar="RESULTS_JSON",
+                        help="resume: take the profile, quality and every scaling size an earlier results file has; "
+                             "run the rest")
     parser.add_argument("--render-only", type=Path, metavar="RESULTS_JSON", help="only render a results file")
     args = parser.parse_args(argv)
     out = args.out or (Path("/tmp/lode-bench-quick") if args.quick else ROOT / "docs")
@@ -238,15 +279,31 @@ def main(argv: list[str] | None = None) -> None:
     work = args.work or Path(f"/tmp/lode-bench-work{'-quick' if args.quick else ''}")
     results: dict[str, Any] = {"meta": meta(args.quick), "scaling": {"points": [], "incremental": []},
                                "baselines": {}, "quality": {}}
-    stages = {}
-    for name, stage in (("scaling", run_scaling), ("profile", run_profile), ("quality", run_quality)):
+    out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every stage and size: an interrupted run still leaves what it measured
+        (out / "bench-results.json").write_text(json.dumps(results, indent=1, cls=Encoder) + "\n")
+
+    reused = json.loads(args.reuse.read_text()) if args.reuse else {}
+    stages, loads = {}, {}
+    # the largest sizes come last, so the fixed-size stages are in even if a long run is cut short
+    for name, stage in (("profile", run_profile), ("quality", run_quality), ("scaling", run_scaling)):
+        if name != "scaling" and reused.get(name):  # scaling reuses the sizes it has, runs the others
+            results[name] = reused[name]
+            results["meta"][f"{name} stage"] = reused["meta"].get(  # a resumed resume keeps the first origin
+                f"{name} stage", f"reused from the run of {reused['meta']['date']} "
+                                 f"({reused['meta'].get('stage seconds', '?')} s)")
+            continue
+        loads[name] = f"{os.getloadavg()[0]:.1f}"
         started = time.perf_counter()
-        stage(plan, work, results)
+        stage(plan, work, results, save, reused)
         stages[name] = round(time.perf_counter() - started, 1)
         log(f"{name} done in {stages[name]:.0f} s")
-    results["meta"]["stage seconds"] = ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench-results.json").write_text(json.dumps(results, indent=1, cls=Encoder) + "\n")
+        results["meta"]["stage seconds"] = ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+        results["meta"]["load average (1 min) at each stage's start"] = ", ".join(f"{k} {v}" for k, v in loads.items())
+        save()
+    results["meta"]["finished"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    save()
     render(results)
     log(f"wrote {doc}, {out / 'bench-results.json'} and {img}/")
 

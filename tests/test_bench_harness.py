@@ -101,8 +101,7 @@ def test_build_writes_copies_under_their_own_directories(tmp_path: Path) -> None
     (source / "__pycache__" / "mod.cpython-311.pyc").write_bytes(b"x")
 
     corpus = corpora.build("t", source, tmp_path / "out", scale=2.5)
-    files = sorted(p.relative_to(corpus.root).as_posix() for p in corpus.root.rglob("*") if p.is_file()
-                   and p.name != ".complete")
+    files = sorted(p.relative_to(corpus.root).as_posix() for p in corpus.root.rglob("*") if p.is_file())
     # two whole copies and half of a third: whole top-level entries in sorted order, so all of pkg/
     assert files == ["copy0/pkg/data.txt", "copy0/pkg/mod.py", "copy0/top.py", "copy1/pkg/data.txt",
                      "copy1/pkg/mod.py", "copy1/top.py", "copy2/pkg/data.txt", "copy2/pkg/mod.py"]
@@ -112,6 +111,7 @@ def test_build_writes_copies_under_their_own_directories(tmp_path: Path) -> None
     copy1 = (corpus.root / "copy1/pkg/mod.py").read_bytes()
     assert b"class Parser_c1:" in copy1 and b"def parse_c1(" in copy1
     assert (corpus.root / "copy1/pkg/data.txt").read_text() == "Parser is named here too\n"  # verbatim
+    assert corpora.complete_marker(corpus.root).exists()  # beside the tree: the indexer never sees it
     # a finished tree is reused as it is
     again = corpora.build("t", source, tmp_path / "out", scale=2.5)
     assert (again.files, again.bytes) == (corpus.files, corpus.bytes)
@@ -164,7 +164,8 @@ def _results() -> dict:
              "latency": {"lexical": {"p50_ms": 2.0, "p95_ms": 4.0, "n": 5}}}
     bigger = point | {"corpus": "lib-x2", "chunks": 2000, "source_bytes": 4_000_000, "index_s": 3.0,
                       "searchable_s": 2.0, "graph_s": 1.0, "db_bytes_lexical_graph": 12_000_000}
-    return {"meta": {"commit": "abc"}, "scaling": {"points": [point, bigger], "incremental": []},
+    return {"meta": {"commit": "abc", "date": "2026-11-29 00:17 UTC"},
+            "scaling": {"points": [point, bigger], "incremental": []},
             "baselines": {}, "quality": {"CoSQA": {"lode lexical": {"MRR@10": 0.3, "nDCG@10": 0.4, "R@10": 0.5}}}}
 
 
@@ -179,9 +180,77 @@ def test_render_writes_tables_fits_and_plots(tmp_path: Path) -> None:
     assert "| lib-x2 | 9 | 4.000 | 2,000 |" in text
     assert "| lode lexical | 0.300 | 0.400 | 0.500 |" in text
     pngs = sorted(p.name for p in (tmp_path / "img").glob("*.png"))
-    assert pngs == ["db_size.png", "incremental.png", "index_time.png", "peak_rss.png", "query_latency.png"]
+    assert pngs == ["db_size.png", "hnsw_recall.png", "incremental.png", "index_time.png", "peak_rss.png",
+                    "query_latency.png"]
     assert all((tmp_path / "img" / p).read_bytes()[:4] == b"\x89PNG" for p in pngs)
     assert "![index time](./img/index_time.png)" in text
+
+
+def _target_rows(results: dict) -> dict[str, str]:
+    rows = report.targets(results).splitlines()[2:]
+    return {row.split(" | ")[0].lstrip("| "): row.split(" | ")[-1].rstrip(" |") for row in rows}
+
+
+def test_targets_state_met_and_not_met_from_the_figures() -> None:
+    results = _results()
+    first, second = results["scaling"]["points"]
+    first |= {"noop_share": 0.01, "hnsw": {"ef_search": 100, "tuned_ef": 200, "text": {"recall_at_10": 0.96},
+                                           "code": {"recall_at_10": 0.99}}}
+    second |= {"noop_share": 0.06, "chunks": 100_000,
+               "latency": {"lexical": {"p50_ms": 5.0, "p95_ms": 12.0}, "hybrid": {"p50_ms": 9.0, "p95_ms": 25.0}},
+               "hnsw": {"ef_search": 100, "tuned_ef": None, "text": {"recall_at_10": 0.90},
+                        "code": {"recall_at_10": 0.97}, "sweep": [{"ef_search": 100}, {"ef_search": 800}]}}
+    verdicts = _target_rows(results)
+    assert verdicts["lexical + graph indexing ≥ 5 MB/s of source (2 cores)"] == "**NOT met**"  # 1.3 MB/s
+    assert verdicts["hybrid P95 ≤ 30 ms at 100k chunks (nearest size: 100,000)"] == "**met**"
+    assert verdicts["lexical P95 ≤ 10 ms at 100k chunks (100,000)"] == "**NOT met**"
+    assert verdicts["HNSW recall@10 ≥ 0.95 at every size, engine's ef_search 100"] == "**NOT met**"  # 0.90
+    assert verdicts["HNSW recall@10 ≥ 0.95 at every size, ef_search tuned per size"] == "**NOT met**"  # None
+    assert "100,000: ef none ≤ 800" in report.targets(results)
+    assert verdicts["no-op re-index ≤ 5 % of a full index at every size (worst)"] == "**NOT met**"  # 6 %
+    second |= {"noop_share": 0.04, "hnsw": first["hnsw"]}
+    verdicts = _target_rows(results)
+    assert verdicts["no-op re-index ≤ 5 % of a full index at every size (worst)"] == "**met**"
+    assert verdicts["HNSW recall@10 ≥ 0.95 at every size, ef_search tuned per size"] == "**met**"
+
+
+def test_bottlenecks_extrapolate_embedding_from_the_largest_embedded_size() -> None:
+    points = _results()["scaling"]["points"]
+    points[0] |= {"embed_s": 10.0, "embed_chunks_per_s": 100.0}
+    rows = report.bottlenecks(points).splitlines()
+    assert rows[2].startswith("| lib-x1 | 1,000 |") and "| 10.0 | embedding (measured) |" in rows[2]
+    assert "| 20.0 | embedding (extrapolated) |" in rows[3]  # 2,000 chunks at 100 chunks/s
+    assert rows[3].endswith("| parse, chunk, write (until searchable) |")
+
+
+def test_a_resumed_run_keeps_the_sizes_it_has(tmp_path: Path) -> None:
+    from bench import suite
+
+    reused = _results()
+    reused["scaling"] |= {"incremental": [{"changed_files": 1, "files_indexed": 1, "seconds": 0.5}],
+                          "incremental_corpus": "lib-x1"}
+    reused["baselines"] = {"corpus": "lib-x1"}
+    plan = suite.replace(suite.QUICK, lib_scales=[1, 2])
+    results = {"meta": {}, "scaling": {"points": [], "incremental": []}, "baselines": {}, "quality": {}}
+    saves = []
+    suite.run_scaling(plan, tmp_path, results, lambda: saves.append(1), reused)
+    assert results["scaling"]["points"] == reused["scaling"]["points"]  # nothing re-measured
+    assert results["scaling"]["incremental"] == reused["scaling"]["incremental"]
+    assert results["baselines"] == {"corpus": "lib-x1"} and not saves
+    assert not (tmp_path / "corpora").exists()
+
+
+def test_a_resume_refuses_synthetic_sizes_without_the_embedded_vectors(tmp_path: Path) -> None:
+    from bench import suite
+
+    reused = _results()
+    reused["scaling"]["points"][0]["vectors_source"] = "real"  # lib-x1 was embedded; lib-x2 is missing
+    reused["scaling"]["points"].pop()
+    plan = suite.replace(suite.QUICK, lib_scales=[0.01, 0.02], embed_up_to=0.01)
+    reused["scaling"]["points"][0]["corpus"] = "lib-x0.01"
+    results = {"meta": {}, "scaling": {"points": [], "incremental": []}, "baselines": {}, "quality": {}}
+    with pytest.raises(SystemExit, match="lib-x0.02 needs the embedded sizes' vectors"):
+        suite.run_scaling(plan, tmp_path, results, lambda: None, reused)
 
 
 def test_rg_pattern_is_an_or_of_the_query_words() -> None:
@@ -199,7 +268,7 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
     root = Path(__file__).resolve().parents[1]
     out, work = tmp_path / "out", tmp_path / "work"
     done = subprocess.run([str(root / "bench" / "run"), "--quick", "--out", str(out), "--work", str(work)],
-                          capture_output=True, text=True, timeout=1800)
+                          check=False, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((out / "bench-results.json").read_text())
     points = results["scaling"]["points"]
@@ -208,9 +277,13 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
     assert all(set(p["latency"]) == {"lexical", "semantic", "hybrid"} for p in points)
     assert [r["changed_files"] for r in results["scaling"]["incremental"]] == [1, 10]
     assert results["baselines"]["vectors"]["code"]["recall_at_10"] > 0
+    assert all(0 < p["noop_s"] < p["index_s"] for p in points)  # the no-op re-index, at every size
+    for p in points:  # ef_search swept at every size, against exact search over the same vectors
+        assert [r["ef_search"] for r in p["hnsw"]["sweep"]] == [40, 100, 200, 400, 800]
+        assert p["hnsw"]["tuned_ef"] in (None, 40, 100, 200, 400, 800)
     text = (out / "benchmarks.md").read_text()
     assert text.startswith((root / "docs" / "benchmarks.md").read_text()[:200])  # the prose is kept
-    for name in ("run", "scaling-index", "scaling-embed", "scaling-incremental", "scaling-query", "baselines",
-                 "quality", "profile"):
+    for name in ("run", "targets", "scaling-index", "scaling-embed", "scaling-incremental", "scaling-query", "hnsw",
+                 "baselines", "quality", "profile", "bottlenecks"):
         assert text.count(f"<!-- bench:{name} -->\n") == 1
-    assert len(list((out / "img").glob("*.png"))) == 5
+    assert len(list((out / "img").glob("*.png"))) == 6
