@@ -337,8 +337,9 @@ class _Run:
             )
             uow.chunks.insert(batch)
             assert outcome.graph is not None
-            GraphStore(uow.conn).insert(outcome.graph)
-            uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
+            with uow.conn.pipeline():  # the last two statements in one round trip
+                GraphStore(uow.conn).insert(outcome.graph)
+                uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
         self.report.files_indexed += 1
         self.report.chunks_written += batch.count
         self.progress.chunks += batch.count

@@ -157,7 +157,10 @@ class _Owners:
         }  # outer spans first
 
     def __call__(self, node: Node) -> int:
-        row = node.start_point.row
+        return self.at(node.start_point.row, node)
+
+    def at(self, row: int, node: Node) -> int:
+        """The owner of `node`, which starts on `row`."""
         spans = self.shared.get(row)
         if spans is None:
             return self.by_row[row]
@@ -216,10 +219,11 @@ class _File:
 
     def call(self, node: Node, name: str, self_names: frozenset[str]) -> None:
         """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver."""
-        scope = self.owner(node)
-        head, dot, _ = name.partition(".")
+        row = node.start_point.row
+        scope = self.owner.at(row, node)
         hint: str | None = None
-        if dot:
+        if "." in name:
+            head = name.partition(".")[0]
             if head in self_names and self.symbols[scope].kind == "method":
                 hint = SELF
             elif head in _SUPER_NAMES:
@@ -228,9 +232,9 @@ class _File:
                 offset = node.start_byte
                 before = [item for item in assigned if item[0] <= offset]
                 hint = max(before)[1] if before else None
-            elif constructed := _CONSTRUCTED.match(name):  # `C().m()`, `new C().m()`
+            elif "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
                 hint = constructed.group(1)
-        self.facts.references.append(Reference("calls", scope, name, node.start_point.row + 1, hint))
+        self.facts.references.append(Reference("calls", scope, name, row + 1, hint))
 
 
 _PYTHON_SELF = frozenset({"self", "cls"})
@@ -319,8 +323,9 @@ def _extract_python(file: _File, root: Node) -> None:
         name = node.child_by_field_name("name") or _first(node)
         if annotation is not None and name is not None and name.type == "identifier":
             file.assign(node, file.text(name), _python_type(file.text(annotation)), _PYTHON_SELF)
+    data = file.data
     for node in found.get("call", ()):
-        file.call(node, _callee(file.text(node)), _PYTHON_SELF)
+        file.call(node, _callee(data[node.start_byte : node.end_byte].decode("utf-8", "replace")), _PYTHON_SELF)
 
 
 def _inherits(file: _File, node: Node, bases: Sequence[Node | str]) -> None:

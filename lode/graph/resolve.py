@@ -59,7 +59,7 @@ _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
 
 
 def name_key(name: str) -> int:
-    """A stable 64-bit hash of a looked-up name, as stored in graph_dependencies and graph_dirty_names."""
+    """A stable 64-bit hash of a looked-up name, as stored in graph_file_dependencies and graph_dirty_files."""
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little", signed=True)
 
 
@@ -129,6 +129,9 @@ class Edge(NamedTuple):
     line: int
 
 
+Target = tuple[int | None, str | None, float]  # an edge of a reference: (node id, external name, confidence)
+
+
 class _Value(NamedTuple):
     node: NodeInfo
     instance: bool  # an instance of node (a type), not node itself
@@ -174,41 +177,51 @@ class Resolver:
 
     def __init__(self, table: SymbolTable) -> None:
         self.table = table
-        self._memo: dict[tuple[object, ...], tuple[list[_Value], frozenset[str]]] = {}
-        self._deps: list[set[str]] = [set()]
+        self._memo: dict[tuple[object, ...], tuple[list[_Value], frozenset[int]]] = {}
+        self._deps: list[set[int]] = [set()]  # hashed names looked up, per memoised computation
         self._active: set[tuple[object, ...]] = set()
         self._cuts = 0  # cycles cut so far; a result computed across a cut depends on its caller: not memoised
         self._steps = 0  # lookups computed for the current reference, up to MAX_STEPS
         self._key_hashes: dict[str, int] = {}
 
-    def resolve(self, references: list[ReferenceInfo]) -> tuple[list[Edge], list[int]]:
-        """The edges of one file's references, and the hashed names their resolution looked up.
+    def resolve(self, file_id: int, references: list[list]) -> tuple[list[tuple[list, list[Target]]], list[int]]:
+        """The targets of one file's stored references ([source ordinal, kind, name, line, hint], as in
+        graph_files.refs), each with its reference, and the hashed names their resolution looked up.
 
         A reference's targets depend on its source only through _context, so a file's repeated references
         (`self.assertEqual` in every test method) are resolved once."""
         self._deps = [set()]
-        edges: list[Edge] = []
-        done: dict[tuple[object, ...], list[tuple[int | None, str | None, float]]] = {}
+        base = chunk_id(file_id, 0)
+        resolved: list[tuple[list, list[Target]]] = []
+        done: dict[tuple[object, ...], list[Target]] = {}
+        contexts: dict[tuple[int, str | None], tuple[object, ...]] = {}
         for reference in references:
-            source = self.table.nodes[reference.source_id]
-            key = (reference.kind, reference.name, reference.hint, self._context(source, reference.hint))
+            ordinal, kind, name, line, hint = reference
+            context = contexts.get((ordinal, hint))
+            if context is None:
+                context = contexts[ordinal, hint] = self._context(self.table.nodes[base | ordinal], hint)
+            key = (kind, name, hint, context)
             targets = done.get(key)
             if targets is None:
-                file = self.table.files[source.file_id]
-                self._steps = 0
-                cuts = self._cuts
-                try:
-                    found = self._edges(reference, self._reference(reference, source, file), file, source)
-                    targets = [(edge.target_id, edge.target_name, edge.confidence) for edge in found]
-                except _Drop:
-                    targets = []
-                if self._cuts == cuts:  # a result cut short by a cycle or MAX_STEPS is not reused
+                targets, reusable = self._targets(ReferenceInfo(base | ordinal, kind, name, line, hint))
+                if reusable:
                     done[key] = targets
-            edges += [Edge(reference.source_id, target_id, target_name, reference.kind, confidence, reference.line)
-                      for target_id, target_name, confidence in targets]
-        hashes = self._key_hashes
-        keys = sorted({hashes.get(key) or hashes.setdefault(key, name_key(key)) for key in self._deps[0]})
-        return edges, keys
+            resolved.append((reference, targets))
+        return resolved, sorted(self._deps[0])
+
+    def _targets(self, reference: ReferenceInfo) -> tuple[list[Target], bool]:
+        """(target id, external name, confidence) per edge of one reference, and whether the result may be
+        reused: not when a cycle or MAX_STEPS cut the search short."""
+        source = self.table.nodes[reference.source_id]
+        file = self.table.files[source.file_id]
+        self._steps = 0
+        cuts = self._cuts
+        try:
+            found = self._edges(reference, self._reference(reference, source, file), file, source)
+            targets = [(edge.target_id, edge.target_name, edge.confidence) for edge in found]
+        except _Drop:
+            targets = []
+        return targets, self._cuts == cuts
 
     def _context(self, source: NodeInfo, hint: str | None) -> tuple[object, ...]:
         """What of a reference's source its resolution reads: the file; the source itself when it binds names
@@ -497,15 +510,19 @@ class Resolver:
         return self.table.files[node.file_id].directory == file.directory
 
     def _nodes(self, name_path: str) -> list[NodeInfo]:
-        self._deps[-1].add(name_path)
+        self._touch(name_path)
         return self.table.by_path.get(name_path, _NONE)
 
     def _bindings(self, scope: str, name: str, file_id: int) -> list[BindingInfo]:
-        self._deps[-1].add(f"{scope}.{name}")
+        self._touch(f"{scope}.{name}")
         return self.table.bindings.get((scope, name, file_id), _NONE)
 
     def _touch(self, key: str) -> None:
-        self._deps[-1].add(key)
+        """Record a looked-up name, hashed once per resolver."""
+        hashed = self._key_hashes.get(key)
+        if hashed is None:
+            hashed = self._key_hashes[key] = name_key(key)
+        self._deps[-1].add(hashed)
 
     def _memoised(self, key: tuple[object, ...], compute: Callable[..., list[_Value]], *args: object) -> list[_Value]:
         """compute(*args), memoised with the names it looked up; a cycle yields nothing at the point it closes."""

@@ -20,12 +20,11 @@ import psycopg
 from lode.graph.facts import FileFacts
 from lode.graph.resolve import (
     BindingInfo,
-    Edge,
     FileInfo,
     NodeInfo,
-    ReferenceInfo,
     Resolver,
     SymbolTable,
+    Target,
     definition_keys,
     fact_keys,
     name_key,
@@ -49,12 +48,12 @@ _EDGE_COLUMNS = "repo_id, source_id, target_id, target_name, kind, confidence, l
 @dataclass(slots=True)
 class GraphBatch:
     """A file's graph rows, formatted where the facts were extracted (a worker process), so the writer only
-    streams them: nodes as COPY text; bindings, bases and references as JSON; the hashed names it defines."""
+    passes them on: nodes, bindings, bases and references as JSON; the hashed names it defines."""
 
     repo_id: int
     file_id: int
     file: tuple[str, str, str, str]  # path, language, module, namespace
-    nodes: bytes
+    nodes: str  # [[ordinal, kind, name, name path, start line, end line], ...]
     bindings: str
     bases: str
     references: str
@@ -63,19 +62,16 @@ class GraphBatch:
     @classmethod
     def of(cls, repo_id: int, file_id: int, facts: FileFacts) -> GraphBatch:
         symbols = facts.symbols
+        ordinals = [s.ordinal for s in symbols]
         return cls(
             repo_id,
             file_id,
             (facts.path, facts.language, facts.module, facts.namespace),
-            _rows(
-                (chunk_id(file_id, s.ordinal), repo_id, file_id, s.kind, s.name, s.name_path, facts.path,
-                 s.start_line, s.end_line)
-                for s in symbols
-            ),
-            _json([symbols[b.scope].ordinal, symbols[b.scope].name_path, b.name, b.target, b.kind]
-                  for b in facts.bindings),
-            _json([symbols[r.source].ordinal, r.name] for r in facts.references if r.kind == "inherits"),
-            _json([symbols[r.source].ordinal, r.kind, r.name, r.line, r.hint] for r in facts.references),
+            _json([(s.ordinal, s.kind, s.name, s.name_path, s.start_line, s.end_line) for s in symbols]),
+            _json([(ordinals[b.scope], symbols[b.scope].name_path, b.name, b.target, b.kind)
+                   for b in facts.bindings]),
+            _json([(ordinals[r.source], r.name) for r in facts.references if r.kind == "inherits"]),
+            _json([(ordinals[r.source], r.kind, r.name, r.line, r.hint) for r in facts.references]),
             _hashes(fact_keys(facts)),
         )
 
@@ -84,21 +80,22 @@ def _rows(rows: Iterable[tuple[object, ...]]) -> bytes:
     return "".join([copy_format.row(row) for row in rows]).encode()
 
 
-def _json(items: Iterable[list[object]]) -> str:
-    return json.dumps(list(items), ensure_ascii=False, separators=(",", ":"))
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
 def _hashes(names: set[str]) -> list[int]:
     return sorted({name_key(name) for name in names})
 
 
-def _edge_line(repo_id: int, edge: Edge) -> str:
-    """A graph_edges COPY line, formatted by hand (there are many): only an external name needs escaping."""
-    if edge.target_name is None:
-        target = f"{edge.target_id}\t\\N"
-    else:
-        target = "\\N\t" + copy_format.field(edge.target_name)
-    return f"{repo_id}\t{edge.source_id}\t{target}\t{edge.kind}\t{edge.confidence}\t{edge.line}\n"
+def _edge_lines(repo_id: int, file_id: int, resolved: list[tuple[list, list[Target]]]) -> list[str]:
+    """graph_edges COPY lines, formatted by hand (there are many): only an external name needs escaping."""
+    base = chunk_id(file_id, 0)
+    lines: list[str] = []
+    for (ordinal, kind, _, line, _), targets in resolved:
+        for target_id, target_name, confidence in targets:
+            target = f"\\N\t{copy_format.field(target_name)}" if target_id is None else f"{target_id}\t\\N"
+            lines.append(f"{repo_id}\t{base | ordinal}\t{target}\t{kind}\t{confidence}\t{line}\n")
+    return lines
 
 
 @dataclass(slots=True)
@@ -122,17 +119,12 @@ def _resolve_part(resolver: Resolver, files: list[tuple[int, str]], repo_id: int
     references = external = 0
     for file_id, text in files:
         stored = json.loads(text)
-        found, looked_up = resolver.resolve(_references(file_id, stored))
+        resolved, looked_up = resolver.resolve(file_id, stored)
         references += len(stored)
-        edges += [_edge_line(repo_id, edge) for edge in found]
-        external += sum(1 for edge in found if edge.target_id is None)
+        edges += _edge_lines(repo_id, file_id, resolved)
+        external += sum(1 for _, targets in resolved for target in targets if target[0] is None)
         dependencies.append((file_id, repo_id, "{" + ",".join(map(str, looked_up)) + "}"))
     return _ResolvedPart("".join(edges).encode(), _rows(dependencies), references, len(edges), external)
-
-
-def _references(file_id: int, stored: list[list[object]]) -> list[ReferenceInfo]:
-    base = chunk_id(file_id, 0)
-    return [ReferenceInfo(base | source, kind, name, line, hint) for source, kind, name, line, hint in stored]
 
 
 def _resolve_forked_part(index: int) -> _ResolvedPart:
@@ -167,25 +159,26 @@ class GraphStore:
         self.insert(GraphBatch.of(repo_id, file_id, facts))
 
     def insert(self, batch: GraphBatch) -> None:
-        """Store a file's rows and queue its resolution: one statement and one COPY.
+        """Store a file's rows and queue its resolution: one statement (one round trip per file).
 
         Ids are not reused: a changed file comes back under a new id, after delete_file(old id) in the same
         transaction (storing twice under one id fails on graph_files' primary key).
         """
         path, language, module, namespace = batch.file
-        with self.conn.cursor() as cur:
-            cur.execute(
-                """WITH queued AS (INSERT INTO graph_dirty_files (repo_id, file_id, keys)
-                                   VALUES (%(repo)s, %(file)s, %(keys)s))
-                   INSERT INTO graph_files (file_id, repo_id, path, language, module, namespace, bindings, bases, refs)
-                   VALUES (%(file)s, %(repo)s, %(path)s, %(language)s, %(module)s, %(namespace)s,
-                           %(bindings)s::json, %(bases)s::json, %(refs)s::json)""",
-                {"repo": batch.repo_id, "file": batch.file_id, "keys": batch.keys, "path": path,
-                 "language": language, "module": module, "namespace": namespace, "bindings": batch.bindings,
-                 "bases": batch.bases, "refs": batch.references},
-            )
-            with cur.copy(f"COPY graph_nodes ({_NODE_COLUMNS}) FROM STDIN") as copy:
-                copy.write(batch.nodes)
+        self.conn.execute(
+            f"""WITH queued AS (INSERT INTO graph_dirty_files (repo_id, file_id, keys)
+                                VALUES (%(repo)s, %(file)s, %(keys)s)),
+                     nodes AS (INSERT INTO graph_nodes ({_NODE_COLUMNS})
+                               SELECT %(first)s::bigint | (n->>0)::bigint, %(repo)s, %(file)s, n->>1, n->>2, n->>3,
+                                      %(path)s, (n->>4)::integer, (n->>5)::integer
+                                 FROM jsonb_array_elements(%(nodes)s::jsonb) n)
+                INSERT INTO graph_files (file_id, repo_id, path, language, module, namespace, bindings, bases, refs)
+                VALUES (%(file)s, %(repo)s, %(path)s, %(language)s, %(module)s, %(namespace)s,
+                        %(bindings)s::json, %(bases)s::json, %(refs)s::json)""",
+            {"repo": batch.repo_id, "file": batch.file_id, "first": chunk_id(batch.file_id, 0), "keys": batch.keys,
+             "path": path, "language": language, "module": module, "namespace": namespace, "nodes": batch.nodes,
+             "bindings": batch.bindings, "bases": batch.bases, "refs": batch.references},
+        )
 
     def delete_file(self, repo_id: int, file_id: int) -> None:
         """Remove a file's graph rows and the edges going out of it; queue the names it defined or bound, so
