@@ -215,7 +215,9 @@ def test_queued_work_survives_a_resolve_that_rolls_back(lode: Lode, repo_name: s
     repo.apply({"a.py": "def f():\n    pass\n"})
     facts = file_facts("b.py", "from a import f\n\ndef g():\n    f()\n", frozenset({"a.py", "b.py"}))
     with lode.db.connection() as conn, conn.transaction():  # a file's transaction, then the run dies
-        GraphStore(conn).replace_file(repo.repo_id, Files(conn).reserve_ids(1)[0], facts)
+        file_id = Files(conn).reserve_ids(1)[0]
+        Files(conn).insert(file_id, repo.repo_id, "b.py", "python", 0, 0, "graph-test", None)
+        GraphStore(conn).replace_file(repo.repo_id, file_id, facts)
     with pytest.raises(RuntimeError), lode.db.connection() as conn, conn.transaction():
         GraphStore(conn).resolve(repo.repo_id)
         raise RuntimeError("killed before the resolve committed")

@@ -30,7 +30,8 @@ def file_facts(path: str, text: str, all_paths: frozenset[str]) -> FileFacts:
 
 class GraphRepo:
     """A repository whose graph is written through GraphStore exactly as the indexer does: one transaction per
-    changed file (delete the old id, store under a fresh id), then one resolve transaction."""
+    changed file (delete the old id, store under a fresh id, each with its `files` row, so the session database
+    holds no orphans for the fault tests' checks), then one resolve transaction."""
 
     def __init__(self, lode: Lode, name: str) -> None:
         self.lode = lode
@@ -52,8 +53,11 @@ class GraphRepo:
                 old = self.file_ids.pop(path, None)
                 if old is not None:
                     graph.delete_file(self.repo_id, old)
+                    Files(conn).delete(old)
                 if text is not None:
                     file_id = Files(conn).reserve_ids(1)[0]
+                    Files(conn).insert(file_id, self.repo_id, path, language_for_path(path) or "text",
+                                       len(text.encode()), 0, "graph-test", None)
                     graph.replace_file(self.repo_id, file_id, file_facts(path, text, all_paths))
                     self.file_ids[path] = file_id
         with self.lode.db.connection() as conn, conn.transaction():
