@@ -14,7 +14,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.common import median, percentile
-from lode.engine import EF_SEARCH, Lode
+from lode.engine import LEG_DEPTH, Lode, ef_search
 from lode.search.filters import Filters
 from lode.store.vectors import LEGS, Vectors, to_literal, vectors_table
 
@@ -94,8 +94,9 @@ def hnsw_vs_exact(engine: Lode, repo: str, queries: list[str], ids: np.ndarray, 
                 top = ids[np.argpartition(-sims, min(k, len(sims) - 1))[:k]]
                 exact_ms[leg].append((time.perf_counter() - started) * 1000)
             exact[leg].append(set(top.tolist()))
+    engine_ef = ef_search(engine.settings.ef_search, len(ids), LEG_DEPTH)  # the legs' ef_search at this size
     sweep = []
-    for ef in sorted(set(ef_values) | {EF_SEARCH}):
+    for ef in sorted(set(ef_values) | {engine_ef}):
         row: dict[str, Any] = {"ef_search": ef}
         for leg in LEGS:
             recalls, hnsw_ms = [], []
@@ -116,7 +117,7 @@ def hnsw_vs_exact(engine: Lode, repo: str, queries: list[str], ids: np.ndarray, 
             f"EXPLAIN SELECT v.chunk_id FROM {vectors_table(model)} v WHERE v.repo_id = ANY(%s) "
             f"ORDER BY v.code_vec <=> %s::halfvec LIMIT 100", ([repo_id], to_literal(vectors[0])))]
     held = [r["ef_search"] for r in sweep if all(r[leg]["recall_at_10"] >= RECALL_TARGET for leg in LEGS)]
-    default = next(r for r in sweep if r["ef_search"] == EF_SEARCH)
-    return {"ef_search": EF_SEARCH, "vectors": len(ids), "queries": len(queries), "sweep": sweep,
+    default = next(r for r in sweep if r["ef_search"] == engine_ef)
+    return {"ef_search": engine_ef, "vectors": len(ids), "queries": len(queries), "sweep": sweep,
             "uses_hnsw_index": any("hnsw" in line for line in plan),
             "tuned_ef": min(held) if held else None, **{leg: default[leg] for leg in LEGS}}

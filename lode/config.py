@@ -178,6 +178,8 @@ class Settings(BaseSettings):
     graph_inline_files: int = Field(default=200, ge=0)  # `lode index` resolves a larger change in the background
     # database
     pool_max_size: int = 8
+    # HNSW candidate list of a vector leg (pgvector's 1..1000); auto grows with the index (lode.engine.ef_search)
+    ef_search: Literal["auto"] | Annotated[int, Field(ge=1, le=1000)] = "auto"
     # error tracking
     sentry_dsn: SecretStr | None = None  # LODE_SENTRY_DSN: handled errors also go to Sentry
     log_level: str = "WARNING"  # LODE_LOG_LEVEL: structured JSON logs on stderr

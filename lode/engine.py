@@ -47,10 +47,20 @@ MODES = ("hybrid", "lexical", "semantic")
 MAX_QUERY_CHARS = 2000
 MAX_K = 200
 LEG_DEPTH = 100  # candidates each leg contributes to hybrid fusion
-EF_SEARCH = 100  # HNSW candidate list; see docs/benchmarks.md for its recall
+# hnsw.ef_search under LODE_EF_SEARCH=auto: one candidate per CHUNKS_PER_EF chunks of the model's HNSW graphs,
+# within pgvector's range; calibrated for recall@10 >= 0.95 (docs/benchmarks.md, bench/ef_search.py)
+EF_SEARCH_MIN, EF_SEARCH_MAX, CHUNKS_PER_EF = 100, 1000, 150
 _BACKFILL_LOCK = 0x454D  # first key of pg_advisory_lock(int, int): one backfill per repository
 _EMBED_BATCH_LOCK = 0x4542  # first key: one worker per batch of a shared backfill (second key: a hash of it)
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def ef_search(setting: int | str, graph_chunks: int, depth: int) -> int:
+    """hnsw.ef_search for a vector leg returning `depth` hits from HNSW graphs of `graph_chunks` vectors:
+    LODE_EF_SEARCH when it is a number, else one that grows with the graphs; never below `depth`."""
+    if setting == "auto":
+        setting = min(max(-(-graph_chunks // CHUNKS_PER_EF), EF_SEARCH_MIN), EF_SEARCH_MAX)
+    return min(max(int(setting), depth), EF_SEARCH_MAX)
 
 
 _UNSET = object()
@@ -61,7 +71,8 @@ class Lode:
         self.settings = settings or get_settings()
         self._db: Database | None = None
         self._embedder: object = _UNSET
-        self.cache = Cache(self.settings, lambda: self.db, ranking=(LEG_DEPTH, EF_SEARCH, sorted(WEIGHTS.items())))
+        self.cache = Cache(self.settings, lambda: self.db,
+                           ranking=(LEG_DEPTH, self.settings.ef_search, sorted(WEIGHTS.items())))
         self._complete: set[tuple[int, int, int | None]] = set()  # (repo, generation, model) fully embedded
 
     @property
@@ -391,7 +402,9 @@ class Lode:
             return unavailable("the repositories searched were embedded with different models")
         model = serving.pop()
         with self._read() as conn:
-            model_id = Vectors(conn).models()[model][0]
+            vectors = Vectors(conn)
+            model_id = vectors.models()[model][0]
+            ef = ef_search(self.settings.ef_search, vectors.served_chunks(model), depth)
         if model_id != embedder.model_id:
             return unavailable(f"the index was embedded with {model_id}, the configured model is {embedder.model_id}")
         pending = self._pending(repos)
@@ -405,7 +418,8 @@ class Lode:
                              context={"model": embedder.model_id})
             return unavailable(f"the embedding provider failed: {exc}")
         futures = {
-            leg: pool.submit(self._vector_leg, model, leg, vector, [r.id for r in repos], filters, depth, statements)
+            leg: pool.submit(self._vector_leg, model, leg, vector, [r.id for r in repos], filters, depth, ef,
+                           statements)
             for leg in ("text", "code")
         }
         legs = {leg: future.result() for leg, future in futures.items()}
@@ -430,10 +444,10 @@ class Lode:
         return self.cache.query_vector(embedder.model_id, query, lambda: embedder.embed_query(query))
 
     def _vector_leg(self, model: int, leg: str, vector: Any, repo_ids: list[int], filters: Filters,
-                    depth: int, statements: _RunningStatements) -> list[tuple[int, float]]:
+                    depth: int, ef: int, statements: _RunningStatements) -> list[tuple[int, float]]:
         with self._read() as conn, statements.track(conn), conn.transaction():
             conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.vector_search * 1000)}")
-            conn.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, depth)}")
+            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             return Vectors(conn).nearest(model, leg, vector, repo_ids, filters, depth)
 

