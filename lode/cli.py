@@ -11,11 +11,17 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from lode.api import commands as api_commands
 from lode import background
+from lode.api import commands as api_commands
 from lode.engine import Lode
 from lode.errors import InputError, LodeError
 
@@ -164,7 +170,8 @@ def evaluate(
     as_json: JsonOption = False,
 ) -> None:
     """Score search on a benchmark file: MRR@10, nDCG@10 and Recall@1/5/10 per mode."""
-    from lode.evaluate import METRICS, evaluate as run_eval, load_cases
+    from lode.evaluate import METRICS, load_cases
+    from lode.evaluate import evaluate as run_eval
 
     def render(result: dict[str, Any]) -> None:
         table = Table("mode", *METRICS, "degraded", title=f"{result['queries']} queries")
@@ -568,10 +575,19 @@ def alerts(
 
 
 def main() -> None:
-    from lode.config import get_settings
+    from pydantic import ValidationError
+
+    from lode.config import describe_invalid, get_settings
     from lode.logs import configure_logging
 
-    configure_logging(get_settings().log_level)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        if "--json" in sys.argv:
+            _print_json({"error": {"message": describe_invalid(exc), "exit_code": 2}})
+        err.print(f"lode: error: {describe_invalid(exc)}", markup=False, highlight=False)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level)
     try:
         app()
     finally:

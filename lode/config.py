@@ -6,12 +6,13 @@ The timeout table lives here and nowhere else. Each entry is overridden by LODE_
 from __future__ import annotations
 
 import os
+import sys
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -30,25 +31,28 @@ def _home_from_env() -> Path:
     return Path(raw).expanduser() if raw else _default_home()
 
 
+Seconds = Annotated[float, Field(gt=0)]
+
+
 class Timeouts(BaseSettings):
     """Seconds per operation. Every entry is enforced where the operation runs."""
 
     model_config = SettingsConfigDict(env_prefix="LODE_TIMEOUT_", extra="ignore")
 
-    parse: float = 5.0  # tree-sitter parse of one file (progress callback)
-    db_query: float = 30.0  # statement_timeout for ordinary statements
-    db_transaction: float = 120.0  # transaction_timeout for one unit of work
-    lexical_search: float = 5.0  # statement_timeout for the BM25 query
-    vector_search: float = 5.0  # statement_timeout for one HNSW leg
-    symbol_lookup: float = 5.0  # statement_timeout for `lode symbols`
-    graph_traversal: float = 10.0  # statement_timeout for callers, callees, paths, stats and export
-    embed_single: float = 10.0  # one embedding request for a query (or the dimension probe)
-    embed_batch: float = 60.0  # one embedding request for a batch of chunks
-    hybrid_search: float = 10.0  # whole hybrid query: a leg still running then is cancelled and marked degraded
-    graph_build: float = 600.0  # statement/transaction timeout of an index run's graph resolution
-    index_file: float = 120.0  # one file's worker (read, chunk, graph facts): killed after this, file skipped
-    cache_get: float = 0.1  # Redis (L2) connect and read timeout of a cache lookup
-    cache_put: float = 0.1  # Redis (L2) timeout of a cache write
+    parse: Seconds = 5.0  # tree-sitter parse of one file (progress callback)
+    db_query: Seconds = 30.0  # statement_timeout for ordinary statements
+    db_transaction: Seconds = 120.0  # transaction_timeout for one unit of work
+    lexical_search: Seconds = 5.0  # statement_timeout for the BM25 query
+    vector_search: Seconds = 5.0  # statement_timeout for one HNSW leg
+    symbol_lookup: Seconds = 5.0  # statement_timeout for `lode symbols`
+    graph_traversal: Seconds = 10.0  # statement_timeout for callers, callees, paths, stats and export
+    embed_single: Seconds = 10.0  # one embedding request for a query (or the dimension probe)
+    embed_batch: Seconds = 60.0  # one embedding request for a batch of chunks
+    hybrid_search: Seconds = 10.0  # whole hybrid query: a leg still running then is cancelled and marked degraded
+    graph_build: Seconds = 600.0  # statement/transaction timeout of an index run's graph resolution
+    index_file: Seconds = 120.0  # one file's worker (read, chunk, graph facts): killed after this, file skipped
+    cache_get: Seconds = 0.1  # Redis (L2) connect and read timeout of a cache lookup
+    cache_put: Seconds = 0.1  # Redis (L2) timeout of a cache write
 
 
 class EmbeddingSettings(BaseSettings):
@@ -166,18 +170,18 @@ class Settings(BaseSettings):
     embedder: Literal["local", "http", "none"] = "local"
 
     # discovery and read guards
-    max_file_bytes: int = 1024 * 1024
-    max_line_length: int = 1000  # a longer line marks a file as minified or generated
+    max_file_bytes: int = Field(default=1024 * 1024, ge=1)
+    max_line_length: int = Field(default=1000, ge=1)  # a longer line marks a file as minified or generated
     # chunking
-    chunk_max_lines: int = 150  # larger definitions are split along their children
-    chunk_max_bytes: int = 12_000
-    window_lines: int = 60
-    window_overlap: int = 10
+    chunk_max_lines: int = Field(default=150, ge=1)  # larger definitions are split along their children
+    chunk_max_bytes: int = Field(default=12_000, ge=256)
+    window_lines: int = Field(default=60, ge=1)
+    window_overlap: int = Field(default=10, ge=0)
     # indexing
-    index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     graph_inline_files: int = Field(default=200, ge=0)  # `lode index` resolves a larger change in the background
     # database
-    pool_max_size: int = 8
+    pool_max_size: int = Field(default=8, ge=1)
     # HNSW candidate list of a vector leg (pgvector's 1..1000); auto grows with the index (lode.engine.ef_search)
     ef_search: Literal["auto"] | Annotated[int, Field(ge=1, le=1000)] = "auto"
     # error tracking
@@ -209,3 +213,14 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """A settings error as one line, naming each setting as it is set (LODE_*; the same keys in config.toml)."""
+    model = getattr(sys.modules[__name__], exc.title, Settings)
+    prefix = model.model_config.get("env_prefix", "LODE_")
+    problems: dict[str, list[str]] = {}
+    for error in exc.errors():
+        name = f"{prefix}{error['loc'][0]}".upper() if error["loc"] else prefix.rstrip("_")
+        problems.setdefault(f"{name}={error.get('input')!r}", []).append(error["msg"])
+    return "invalid setting: " + "; ".join(f"{name}: {' or '.join(msgs)}" for name, msgs in problems.items())

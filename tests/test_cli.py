@@ -140,3 +140,19 @@ def test_graph_commands(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     code, result, _ = run_cli("search", "helper", "--repo", repo_name, "--mode", "lexical", "--expand", "--json")
     top = next(h for h in result["hits"] if h["name_path"] == "pkg.b.helper")
     assert [c["name_path"] for c in top["callers"]] == ["pkg.a.A.run"]
+
+
+@pytest.mark.parametrize(("variable", "value", "says"), [
+    ("LODE_EF_SEARCH", "abc", "should be 'auto' or"),
+    ("LODE_TIMEOUT_PARSE", "0", "greater than 0"),
+    ("LODE_TIMEOUT_DB_QUERY", "soon", "valid number"),
+    ("LODE_INDEX_WORKERS", "-3", "greater than or equal to 1"),
+    ("LODE_QUEUE_STALL_SECONDS", "0", "greater than or equal to 1"),
+    ("LODE_EMBEDDER", "gpu", "'local', 'http' or 'none'"),
+])
+def test_an_invalid_setting_is_one_clear_line_and_exit_2(variable: str, value: str, says: str) -> None:
+    code, payload, stderr = run_cli("status", "--json", env={variable: value})
+    assert code == 2, stderr
+    assert payload["error"]["exit_code"] == 2 and payload["error"]["message"].startswith("invalid setting: ")
+    assert stderr.startswith(f"lode: error: invalid setting: {variable}={value!r}: ") and says in stderr, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
