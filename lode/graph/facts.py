@@ -245,7 +245,7 @@ _CONSTRUCTED = re.compile(r"([A-Za-z_$][\w$.]*)\(\)\.[\w$#]+\Z")
 _NEW = re.compile(r"\bnew\s+")
 _SUPER_CALL = re.compile(r"super\([^()]*\)\.")
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
-_START = operator.attrgetter("start_byte")
+_SPAN = operator.attrgetter("start_byte", "end_byte")  # nested callees can start at the same byte
 _SPACE = re.compile(r"\s+")
 _TIGHT = re.compile(r"\s*([.()\[\],])\s*")  # whitespace around punctuation goes
 _ARGUMENTS = re.compile(r"\((?:[^()]|\(\))+\)")
@@ -279,7 +279,7 @@ def _captures(language: str, source: str, root: Node) -> dict[str, list[Node]]:
     """The nodes each capture of the language's query matched, by capture name, in source order (the
     cursor's order varies from run to run)."""
     found = QueryCursor(_query(language, source)).captures(root)
-    return {name: sorted(nodes, key=_START) for name, nodes in found.items()}
+    return {name: sorted(nodes, key=_SPAN) for name, nodes in found.items()}
 
 
 # ---- Python -----------------------------------------------------------------------------------------------
