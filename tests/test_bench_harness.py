@@ -265,6 +265,9 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
     """`bench/run --quick` on real corpora and a real embedded server: every section rendered, every plot written."""
     import subprocess
 
+    for module in ("bm25s", "pyinstrument"):  # the bench extra: pip install -c constraints.txt -e '.[bench]'
+        pytest.importorskip(module, reason="bench/run needs the bench extra (pip install -e '.[bench]')")
+
     root = Path(__file__).resolve().parents[1]
     out, work = tmp_path / "out", tmp_path / "work"
     done = subprocess.run([str(root / "bench" / "run"), "--quick", "--out", str(out), "--work", str(work)],
