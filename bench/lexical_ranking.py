@@ -9,7 +9,6 @@ Usage: LODE_HOME=DIR python bench/lexical_ranking.py --repo NAME [--queries 100]
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -21,8 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine, percentile, uncached
 from bench.index_cpython import sample_queries
 from lode.engine import Lode
-from lode.search.lexical import K1, B, accumulate, best, query_terms
-from lode.store.repositories import CHUNK_ID_DTYPE, COUNT_DTYPE
+from lode.search.lexical import accumulate, best, term_scores
 
 DEPTH = 100  # what a hybrid search asks of its lexical leg
 
@@ -30,28 +28,11 @@ DEPTH = 100  # what a hybrid search asks of its lexical leg
 def postings(engine: Lode, repo_id: int, corpus_size: int, total_length: float,
              query: str) -> tuple[float, np.ndarray, np.ndarray] | None:
     """(fetch milliseconds, chunk ids, BM25 term scores) of the query's terms, as lexical.search computes them."""
-    terms = query_terms(query)
     with engine.db.connection() as conn:
         started = time.perf_counter()
-        rows = conn.execute(
-            """SELECT term, string_agg(chunk_ids, ''::bytea), string_agg(tfs, ''::bytea),
-                      string_agg(lengths, ''::bytea)
-                 FROM postings WHERE term = ANY(%s) AND repo_id = %s GROUP BY term""",
-            (list(terms), repo_id),
-        ).fetchall()
+        got = term_scores(conn, query, [repo_id], corpus_size, total_length)
         fetched = (time.perf_counter() - started) * 1000
-    if not rows:
-        return None
-    avg_length = total_length / corpus_size
-    ids_parts, score_parts = [], []
-    for term, ids_blob, tfs_blob, lengths_blob in rows:
-        ids = np.frombuffer(ids_blob, dtype=CHUNK_ID_DTYPE)
-        tf = np.frombuffer(tfs_blob, dtype=COUNT_DTYPE).astype(np.float64)
-        length = np.frombuffer(lengths_blob, dtype=COUNT_DTYPE).astype(np.float64)
-        idf = math.log(1 + (corpus_size - len(ids) + 0.5) / (len(ids) + 0.5))
-        ids_parts.append(ids)
-        score_parts.append(terms[term] * idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length)))
-    return fetched, np.concatenate(ids_parts), np.concatenate(score_parts)
+    return None if got is None else (fetched, *got)
 
 
 def sort_everything(ids: np.ndarray, scores: np.ndarray) -> list[int]:

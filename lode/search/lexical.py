@@ -50,16 +50,31 @@ def search(
     limit: int,
 ) -> list[tuple[int, float]]:
     """Return (chunk_id, score) pairs, best first. The caller sets the statement timeout."""
+    postings = term_scores(conn, query, repo_ids, corpus_size, total_length)
+    if postings is None:
+        return []
+    chunk_ids, scores = accumulate(*postings)
+    if filters.sql("c")[0] == "TRUE":
+        return [(int(chunk_ids[i]), float(scores[i])) for i in best(chunk_ids, scores, limit)]
+    order = best(chunk_ids, scores, len(scores))
+    return _filtered(conn, chunk_ids[order], scores[order], filters, limit)
+
+
+def term_scores(
+    conn: psycopg.Connection, query: str, repo_ids: list[int], corpus_size: int, total_length: float
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Fetch the query terms' postings; return (chunk ids, BM25 term scores), one entry per posting, or None
+    when no term matches."""
     terms = query_terms(query)
     if not terms or corpus_size == 0:
-        return []
+        return None
     rows = conn.execute(
         """SELECT term, string_agg(chunk_ids, ''::bytea), string_agg(tfs, ''::bytea), string_agg(lengths, ''::bytea)
              FROM postings WHERE term = ANY(%s) AND repo_id = ANY(%s) GROUP BY term""",
         (list(terms), repo_ids),
     ).fetchall()
     if not rows:
-        return []
+        return None
     avg_length = total_length / corpus_size
     ids_parts, score_parts = [], []
     for term, ids_blob, tfs_blob, lengths_blob in rows:
@@ -70,11 +85,7 @@ def search(
         idf = math.log(1 + (corpus_size - df + 0.5) / (df + 0.5))
         ids_parts.append(ids)
         score_parts.append(terms[term] * idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length)))
-    chunk_ids, scores = accumulate(np.concatenate(ids_parts), np.concatenate(score_parts))
-    if filters.sql("c")[0] == "TRUE":
-        return [(int(chunk_ids[i]), float(scores[i])) for i in best(chunk_ids, scores, limit)]
-    order = best(chunk_ids, scores, len(scores))
-    return _filtered(conn, chunk_ids[order], scores[order], filters, limit)
+    return np.concatenate(ids_parts), np.concatenate(score_parts)
 
 
 def accumulate(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
