@@ -153,7 +153,9 @@ class HopOut(Node):
     evidence: str
 
 
-class SearchHit(Doc):
+class Located(Doc):
+    """Where a chunk is: the fields a search hit and a symbol share."""
+
     repo: str
     path: str
     start_line: int
@@ -162,6 +164,9 @@ class SearchHit(Doc):
     name: str | None
     name_path: str | None
     language: str
+
+
+class SearchHit(Located):
     score: float
     legs: Legs
     snippet: str
@@ -178,15 +183,7 @@ class SearchOut(Doc):
     next_offset: int | None
 
 
-class SymbolOut(Doc):
-    repo: str
-    path: str
-    start_line: int
-    end_line: int
-    kind: str
-    name: str | None
-    name_path: str | None
-    language: str
+class SymbolOut(Located):
     signature: str | None
 
 
