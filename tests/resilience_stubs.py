@@ -9,11 +9,34 @@ import os
 import threading
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pytest
+
+from lode.config import get_settings
 from lode.errorlog import record_error
+from lode.resilience import reset_breakers
 
 from tests.stub_embedder import vector
+
+
+
+@contextmanager
+def breaker_settings(monkeypatch: pytest.MonkeyPatch, failure_threshold: int,
+                     recovery_seconds: float = 1) -> Iterator[None]:
+    """Circuit breakers with these settings for one test; every breaker fresh before and after."""
+    monkeypatch.setenv("LODE_BREAKER_FAILURE_THRESHOLD", str(failure_threshold))
+    monkeypatch.setenv("LODE_BREAKER_RECOVERY_SECONDS", str(recovery_seconds))
+    get_settings.cache_clear()
+    reset_breakers()
+    try:
+        yield
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+        reset_breakers()
 
 
 class _Server:

@@ -15,13 +15,14 @@ from prometheus_client import generate_latest
 
 from conftest import run_cli
 from lode.cache import PREFIX, QueryVectorTable
-from lode.config import CacheSettings, Settings, Timeouts, get_settings
+from lode.config import CacheSettings, Settings, Timeouts
 from lode.engine import Lode
 from lode.errors import NotFound
 from lode.indexer import _REPO_LOCK_CLASS
 from lode.resilience import breaker_states, reset_breakers
 from lode.store.repositories import Repositories
 from redis_server import RedisServer, running_redis
+from resilience_stubs import breaker_settings
 from test_indexing import write_tree
 from test_semantic import start_stub
 
@@ -70,12 +71,8 @@ def fresh_breakers() -> Iterator[None]:
 @pytest.fixture
 def fast_recovery(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Breakers that open after 3 failures and probe again after one second."""
-    monkeypatch.setenv("LODE_BREAKER_FAILURE_THRESHOLD", "3")
-    monkeypatch.setenv("LODE_BREAKER_RECOVERY_SECONDS", "1")
-    get_settings.cache_clear()
-    reset_breakers()
-    yield
-    get_settings.cache_clear()
+    with breaker_settings(monkeypatch, failure_threshold=3):
+        yield
 
 
 @pytest.fixture

@@ -19,19 +19,13 @@ from lode.embedding.base import EmbeddingError, ProviderUnavailable
 from lode.embedding.http import HttpEmbedder
 from lode.resilience import breaker_states, reset_breakers
 from tests.conftest import run_cli
-from tests.resilience_stubs import FaultyEmbedder
+from tests.resilience_stubs import FaultyEmbedder, breaker_settings
 
 
 @pytest.fixture(autouse=True)
 def _breaker_settings(monkeypatch):
-    monkeypatch.setenv("LODE_BREAKER_FAILURE_THRESHOLD", "100")  # retry tests: the breaker stays out of the way
-    monkeypatch.setenv("LODE_BREAKER_RECOVERY_SECONDS", "1")
-    get_settings.cache_clear()
-    reset_breakers()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    reset_breakers()
+    with breaker_settings(monkeypatch, failure_threshold=100):  # retry tests: the breaker stays out of the way
+        yield
 
 
 @pytest.fixture

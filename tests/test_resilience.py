@@ -19,19 +19,13 @@ from lode.engine import Lode
 from lode.errors import LodeError
 from lode.resilience import CircuitBreakerError, breaker, breaker_states, guard, reset_breakers, wait_for_recovery
 from lode.workers import Lost, map_killable
-from tests.resilience_stubs import FaultyEmbedder, sleep_then_echo
+from tests.resilience_stubs import FaultyEmbedder, breaker_settings, sleep_then_echo
 
 
 @pytest.fixture(autouse=True)
 def _fresh_breakers(monkeypatch):
-    monkeypatch.setenv("LODE_BREAKER_FAILURE_THRESHOLD", "2")
-    monkeypatch.setenv("LODE_BREAKER_RECOVERY_SECONDS", "1")
-    get_settings.cache_clear()
-    reset_breakers()
-    yield
-    monkeypatch.undo()
-    get_settings.cache_clear()
-    reset_breakers()
+    with breaker_settings(monkeypatch, failure_threshold=2):
+        yield
 
 
 class Boom(Exception):
