@@ -16,6 +16,8 @@ from lode.errors import LodeError
 log = logging.getLogger(__name__)
 
 _MIGRATION_LOCK = 0x4C4F4445  # pg_advisory_lock key for applying migrations ("LODE")
+_PROBE_AFTER = 2.0  # seconds without a pooled connection before the server is probed (a lost server fails fast)
+_PROBE_CONNECT_TIMEOUT = 2  # connect_timeout of that probe
 
 
 class DatabaseUnavailable(LodeError):
@@ -64,16 +66,28 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         """A pooled connection; the transaction it starts is committed on a clean exit."""
-        conn = None
+        conn = self._getconn()
         try:
-            with self.pool.connection() as conn:
+            with conn:
                 yield conn
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            if isinstance(exc, psycopg.OperationalError) and not (conn is not None and conn.broken):
+        except psycopg.OperationalError as exc:
+            if not conn.broken:
                 raise  # e.g. a statement timeout on a live connection: its caller's to handle
-            raise DatabaseUnavailable(
-                f"lost PostgreSQL ({str(exc).splitlines()[0]}); what was committed is consistent: re-run to resume"
-            ) from exc
+            raise DatabaseUnavailable(_lost_message(exc)) from exc
+        finally:
+            self.pool.putconn(conn)
+
+    def _getconn(self) -> psycopg.Connection:
+        """A connection from the pool. When none comes within _PROBE_AFTER, the server is probed: gone, it is
+        DatabaseUnavailable at once; there, the pool gets the rest of its timeout (busy, or reconnecting)."""
+        try:
+            return self.pool.getconn(_PROBE_AFTER)
+        except PoolTimeout:
+            try:
+                psycopg.connect(self.url, connect_timeout=_PROBE_CONNECT_TIMEOUT).close()
+            except psycopg.Error as exc:
+                raise DatabaseUnavailable(_lost_message(exc)) from exc
+        return self.pool.getconn(max(0.1, self.pool.timeout - _PROBE_AFTER))
 
     @contextmanager
     def advisory_lock(self, kind: int, key: int, wait: float | None = None) -> Iterator[bool]:
@@ -105,6 +119,10 @@ class Database:
                 if not conn.broken:
                     conn.autocommit = False
 
+
+
+def _lost_message(exc: Exception) -> str:
+    return f"lost PostgreSQL ({str(exc).splitlines()[0]}); what was committed is consistent: re-run to resume"
 
 
 def _redact(url: str) -> str:

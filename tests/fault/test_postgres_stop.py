@@ -2,7 +2,7 @@
 
 The test has its own LODE_HOME, so the session's server is not touched. Expected: one clear line on stderr, exit 1,
 no traceback; pg_amcheck finds no corruption; the next run resumes and equals a clean index.
-Slow (about 2.5 minutes, most of it the two 30 s pool timeouts of the bug below); run with `pytest -m slow`.
+Slow (needs its own server); run with `pytest -m slow`.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_server_stop_mid_run_is_one_clear_error(stopped_run: StoppedRun) -> None
     assert "Traceback" not in stopped_run.output
     errors = [line for line in stopped_run.output.splitlines() if not line.startswith("{")]  # JSON lines are logs
     assert len(errors) == 1 and errors[0].startswith("lode: error: ") and "PostgreSQL" in errors[0], errors
-    assert stopped_run.seconds_to_exit < 45, "the run kept waiting for a server that is gone"  # one pool timeout
+    assert stopped_run.seconds_to_exit < 20, "the run kept waiting for a server that is gone"  # not the pool's 30 s
 
 
 def test_after_server_stop_no_corruption_and_next_run_equals_clean(stopped_run: StoppedRun, tmp_path: Path) -> None:
@@ -128,7 +128,9 @@ def test_after_server_stop_no_corruption_and_next_run_equals_clean(stopped_run: 
             checked = conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'amcheck'").fetchone()[0]
             statuses = [row[0] for row in conn.execute("SELECT status FROM index_runs ORDER BY id")]
         assert checked == 1  # pg_amcheck really ran its checks in the lode database
-        assert statuses[-1] == "done" and len(statuses) >= 2 and set(statuses[:-1]) <= {"aborted", "failed"}
+            # file units commit with synchronous_commit off: the stop may take the stopped run's last commits, its run
+        # row included, with it (the index stays consistent); whatever survived of that run is marked aborted
+        assert statuses[-1] == "done" and set(statuses[:-1]) <= {"aborted", "failed"}
 
         clean = tmp_path / "clean"
         shutil.copytree(stopped_run.live, clean)
