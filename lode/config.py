@@ -179,6 +179,7 @@ class Settings(BaseSettings):
     window_overlap: int = Field(default=10, ge=0)
     # indexing
     index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    graph: bool = True  # build the code graph; off: search only, graph queries refuse (LODE_GRAPH)
     graph_inline_files: int = Field(default=200, ge=0)  # `lode index` resolves a larger change in the background
     # database
     pool_max_size: int = Field(default=8, ge=1)

@@ -589,6 +589,7 @@ class Lode:
     def resolve_graph(self, repo: str, wait: float | None = None) -> bool:
         """Finish a repository's queued graph resolution (see Indexer.resolve_graph); False if an index run or
         another resolution held the repository for longer than `wait` seconds."""
+        self._require_graph()
         with self.db.connection() as conn:
             row = self._repos_for(conn, repo)[0]
         return Indexer(self.db, self.settings).resolve_graph(row.id, wait)
@@ -597,10 +598,16 @@ class Lode:
         """Resolve queued graph work before a graph query, waiting for a running index or resolution up to the
         graph traversal timeout. False when work is still queued: the answer then uses the edges as they are,
         and is not cached (resolution does not bump the generation)."""
+        self._require_graph()  # every graph query and search(expand=True) passes here first
         with self._read() as conn:
             queued = GraphStore(conn).queued([r.id for r in repos])
         indexer = Indexer(self.db, self.settings)
         return all([indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued])
+
+    def _require_graph(self) -> None:
+        """The one check of LODE_GRAPH for queries: with it off there is no graph to answer from."""
+        if not self.settings.graph:
+            raise InputError("the code graph is off (LODE_GRAPH=false): set LODE_GRAPH=true and re-index to build it")
 
     def _graph_timeout(self, conn: psycopg.Connection) -> None:
         conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.graph_traversal * 1000)}")

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -108,8 +109,9 @@ def process_file(root: Path, job: FileJob, settings: Settings) -> FileOutcome:
     outcome.fallback = chunked.fallback
     items = [chunk_postings(chunk, path) for chunk in chunked.chunks]
     outcome.batch = Chunks.format(job.repo_id, job.file_id, path, chunked.language, items)
-    facts = extract_facts(path, source.text, chunked.language, job.module, chunked, tree)
-    outcome.graph = GraphBatch.of(job.repo_id, job.file_id, facts)
+    if settings.graph:  # LODE_GRAPH=false: no graph rows; the next run with it on builds them (_Run._index)
+        facts = extract_facts(path, source.text, chunked.language, job.module, chunked, tree)
+        outcome.graph = GraphBatch.of(job.repo_id, job.file_id, facts)
     return outcome
 
 
@@ -149,11 +151,20 @@ class Indexer:
         with unit_of_work(self.db) as uow:
             repo = uow.repos.get_or_create(repo_name, str(root))
         with self.db.advisory_lock(_REPO_LOCK_CLASS, repo.id):
-            _Run(self, root, repo, report, on_progress, should_stop).execute()
-            if defer_graph and self._graph_backlog(repo.id) > self.settings.graph_inline_files:
+            indexing = _Run(self, root, repo, report, on_progress, should_stop)
+            indexing.execute()
+            backlog = self._graph_backlog(repo.id) if defer_graph and self.settings.graph else 0
+            if backlog > self.settings.graph_inline_files:
                 report.graph_pending = True
-            else:
+                indexing.maintain()
+            elif self.settings.pool_max_size < 2:
+                indexing.maintain()
                 self._resolve(repo.id)
+            else:  # the postings' index build is one backend on one core: resolution uses the others meanwhile
+                with ThreadPoolExecutor(1, thread_name_prefix="lode-maintain") as beside:
+                    maintaining = beside.submit(indexing.maintain)
+                    self._resolve(repo.id)
+                maintaining.result()
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
@@ -172,6 +183,8 @@ class Indexer:
 
     def _resolve(self, repo_id: int) -> None:
         """One transaction: the queue is consumed only if the edges it produced are committed."""
+        if not self.settings.graph:
+            return  # LODE_GRAPH=false: the queued work waits for a run with it on
         budget = int(self.settings.timeouts.graph_build * 1000)
         try:
             with unit_of_work(self.db) as uow:
@@ -205,6 +218,7 @@ class _Run:
         self.run_id: int | None = None  # created lazily: a no-op run writes nothing
 
     def execute(self) -> None:
+        """Index the changed files; the caller then calls maintain() (done here if indexing fails)."""
         with unit_of_work(self.db) as uow:
             uow.runs.mark_dead_runs_aborted(self.repo.id)
             known = uow.files.by_path(self.repo.id)
@@ -216,9 +230,8 @@ class _Run:
         except DatabaseUnavailable:
             raise  # nothing more can be written; the next run finishes the load
         except BaseException:
-            self._maintain()
+            self.maintain()
             raise
-        self._maintain()  # before resolution: it needs the statistics of a bulk load for good plans
 
     def _index(self, known: dict[str, FileRow], stored_skips: list[Skipped]) -> None:
 
@@ -228,10 +241,19 @@ class _Run:
         all_paths = frozenset(item.path for item in found)
 
         read_skips = {item.path: item for item in stored_skips if item.size is not None}
+        # with the graph on, a file indexed while it was off (no graph rows) is rebuilt though unchanged on disk
+        with_graph: set[int] | None = None
+        if self.settings.graph:
+            with self.db.connection() as conn:
+                with_graph = GraphStore(conn).file_ids(self.repo.id)
+        rebuild: set[str] = set()  # their jobs get known_hash None: re-read, re-chunked and replaced
         changed = []
         for candidate in candidates:
             row = known.get(candidate.path)
-            if row and row.size == candidate.size and row.mtime_ns == candidate.mtime_ns:
+            if row and with_graph is not None and row.id not in with_graph:
+                rebuild.add(candidate.path)
+                changed.append((candidate, row))
+            elif row and row.size == candidate.size and row.mtime_ns == candidate.mtime_ns:
                 self.report.files_unchanged += 1
             elif (skip := read_skips.get(candidate.path)) and (skip.size, skip.mtime_ns) == (
                 candidate.size, candidate.mtime_ns
@@ -243,7 +265,7 @@ class _Run:
             file_ids = uow.files.reserve_ids(len(changed))
         jobs = [
             FileJob(candidate, module_name(candidate.path, all_paths, language_for_path(candidate.path) or "text"),
-                    row.content_hash if row else None, self.repo.id, file_id)
+                    row.content_hash if row and candidate.path not in rebuild else None, self.repo.id, file_id)
             for (candidate, row), file_id in zip(changed, file_ids)
         ]
         self.progress.files_total = len(jobs)
@@ -292,13 +314,14 @@ class _Run:
                 + (f" ({len(skipped)} skipped: {', '.join(reasons)})" if skipped else "")
             )
 
-    def _maintain(self) -> None:
-        """Finish a first load of the postings; refresh statistics after a bulk change."""
+    def maintain(self) -> None:
+        """Finish a first load of the postings; refresh statistics after a bulk change (graph_edges' after
+        its resolution: GraphStore.resolve). Runs on its own connection, beside the graph resolution."""
         with self.db.connection() as conn:
             conn.autocommit = True
             PostingsPartition(conn, self.repo.id).finish_load()
             if self.report.chunks_written > max(_ANALYZE_AFTER_CHUNKS, self.repo.chunk_count // 10):
-                conn.execute("ANALYZE files, chunks, graph_files, graph_nodes, graph_edges")
+                conn.execute("ANALYZE files, chunks, graph_files, graph_nodes")
             conn.autocommit = False
 
     def _process(self, jobs: list[FileJob]) -> Iterator[FileOutcome]:
@@ -336,9 +359,9 @@ class _Run:
                 outcome.content_hash, outcome.fallback,
             )
             uow.chunks.insert(batch)
-            assert outcome.graph is not None
             with uow.conn.pipeline():  # the last two statements in one round trip
-                GraphStore(uow.conn).insert(outcome.graph)
+                if outcome.graph is not None:  # None under LODE_GRAPH=false
+                    GraphStore(uow.conn).insert(outcome.graph)
                 uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
         self.report.files_indexed += 1
         self.report.chunks_written += batch.count

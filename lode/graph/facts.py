@@ -8,6 +8,7 @@ Python only looks at the captures, so the cost is proportional to the number of 
 
 from __future__ import annotations
 
+import builtins
 import functools
 import operator
 import posixpath
@@ -24,6 +25,7 @@ from lode.model import ChunkedFile
 
 MODULE_ORDINAL = 0xFFFFF  # the module node's id is (file_id << 20) | MODULE_ORDINAL
 NOT_SYMBOLS = frozenset({"module", "window"})
+PYTHON_BUILTINS = frozenset(dir(builtins))
 
 # Reference.hint values besides a type expression
 SELF = "@self"  # the call's first name is the enclosing type's instance (self, cls, this, a Go receiver)
@@ -326,6 +328,24 @@ def _extract_python(file: _File, root: Node) -> None:
     data = file.data
     for node in found.get("call", ()):
         file.call(node, _callee(data[node.start_byte : node.end_byte].decode("utf-8", "replace")), _PYTHON_SELF)
+    _drop_builtin_calls(facts)
+
+
+def _drop_builtin_calls(facts: FileFacts) -> None:
+    """Leave out calls of builtins (`len(x)`, `dict.get`) that the file cannot shadow: with no star import and
+    no definition or binding of the name in the file, resolution would find nothing and drop them (resolve.py)."""
+    if any(binding.kind == STAR for binding in facts.bindings):
+        return
+    shadowed = {binding.name for binding in facts.bindings} | {symbol.name for symbol in facts.symbols}
+    facts.references = [
+        reference
+        for reference in facts.references
+        if reference.kind != "calls"
+        or reference.hint is not None
+        or (head := reference.name.partition(".")[0]) not in PYTHON_BUILTINS
+        or head in shadowed
+        or not _DOTTED.match(reference.name)
+    ]
 
 
 def _inherits(file: _File, node: Node, bases: Sequence[Node | str]) -> None:

@@ -5,8 +5,9 @@ Rules, by language:
   `import *`, `__init__` re-exports (a module's own imports are its members); `self.m()`/`cls.m()` through the
   enclosing class, then its bases depth-first in declaration order; `super().m()` through the bases; `C.m()`;
   module attributes; a receiver typed by `x = C()`, `C().m()`, `x: C`, a `C`-annotated parameter,
-  `self.x = C()` or a class-level `x: C`. Calls of unresolved builtins (len, print, dict.get, ...) are dropped;
-  builtin bases (`object`, `Exception`) and every other miss go external.
+  `self.x = C()` or a class-level `x: C`. Calls of unresolved builtins (len, print, dict.get, ...) are dropped,
+  most of them at extraction (facts._drop_builtin_calls); builtin bases (`object`, `Exception`) and every other
+  miss go external.
 - JavaScript/TypeScript: ES imports (named, default, namespace), `export {..} from`, `export *`,
   `export default`, `require` (whole module or destructured); `./x` may be `./x/index`; `this.m()`,
   `super.m()`, `super(...)`, `new C()`; receivers from `x = new C()`, typed parameters and class fields.
@@ -30,7 +31,6 @@ defines or binds one of them changes, the file is resolved again, whole. See sto
 
 from __future__ import annotations
 
-import builtins
 import hashlib
 import posixpath
 import re
@@ -53,7 +53,6 @@ CALLABLE_KINDS = frozenset({"function", "method"}) | TYPE_KINDS
 _FUNCTION_KINDS = frozenset({"function", "method"})
 _JS = frozenset({"javascript", "typescript", "tsx"})
 _RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
-_PYTHON_BUILTINS = frozenset(dir(builtins))
 _NONE: list = []  # an empty result, never mutated
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
 
@@ -118,15 +117,6 @@ class ReferenceInfo(NamedTuple):
     name: str
     line: int
     hint: str | None
-
-
-class Edge(NamedTuple):
-    source_id: int
-    target_id: int | None  # None: the external node `target_name`
-    target_name: str | None
-    kind: str
-    confidence: float
-    line: int
 
 
 Target = tuple[int | None, str | None, float]  # an edge of a reference: (node id, external name, confidence)
@@ -217,8 +207,7 @@ class Resolver:
         self._steps = 0
         cuts = self._cuts
         try:
-            found = self._edges(reference, self._reference(reference, source, file), file, source)
-            targets = [(edge.target_id, edge.target_name, edge.confidence) for edge in found]
+            targets = self._edges(reference, self._reference(reference, source, file), file, source)
         except _Drop:
             targets = []
         return targets, self._cuts == cuts
@@ -268,7 +257,7 @@ class Resolver:
             return self._members(receivers, members.split("."))
         return self._expression(reference.name, source, file)
 
-    def _edges(self, reference: ReferenceInfo, values: list[_Value], file: FileInfo, source: NodeInfo) -> list[Edge]:
+    def _edges(self, reference: ReferenceInfo, values: list[_Value], file: FileInfo, source: NodeInfo) -> list[Target]:
         wanted = CALLABLE_KINDS if reference.kind == "calls" else TYPE_KINDS if reference.kind == "inherits" else None
         best: dict[int, float] = {}
         for value in values:
@@ -278,21 +267,9 @@ class Resolver:
             best[node.id] = max(best.get(node.id, 0.0), value.confidence)
         by_name = file.language not in _RESOLVED_BY_SCOPE and reference.kind == "calls"
         if not best or (by_name and len(best) > MAX_CANDIDATES):
-            return [
-                Edge(
-                    reference.source_id,
-                    None,
-                    self._external_name(reference, source, file),
-                    reference.kind,
-                    EXACT,
-                    reference.line,
-                )
-            ]
+            return [(None, self._external_name(reference, source, file), EXACT)]
         share = len(best)
-        return [
-            Edge(reference.source_id, node_id, None, reference.kind, round(confidence / share, 4), reference.line)
-            for node_id, confidence in sorted(best.items())
-        ]
+        return [(node_id, None, round(confidence / share, 4)) for node_id, confidence in sorted(best.items())]
 
     def _external_name(self, reference: ReferenceInfo, source: NodeInfo, file: FileInfo) -> str:
         """The name as written, with a leading imported name replaced by what it imports."""
@@ -304,7 +281,7 @@ class Resolver:
             for binding in self._bindings(scope, head, file.file_id):
                 if binding.kind in (f.IMPORT, f.EXTERNAL_NAME, f.GO_PACKAGE):
                     return binding.target + dot + rest
-        if reference.kind == "calls" and file.language == "python" and head in _PYTHON_BUILTINS:
+        if reference.kind == "calls" and file.language == "python" and head in f.PYTHON_BUILTINS:
             raise _Drop
         return name
 

@@ -109,7 +109,9 @@ class _ResolvedPart:
     external: int
 
 
+_ANALYZE_AFTER_EDGES = 5000  # a resolution writing more (and > 10 % of the stored edges) refreshes statistics
 _PARALLEL_JSON = 1_000_000  # a resolve with fewer characters of references per worker (~20k) runs in the process
+_RUNS_PER_RESOLVER = 4  # the parent writes a run's edges while the resolvers work on the next ones
 _forked: tuple[Resolver, list[list[tuple[int, str]]], int] | None = None
 
 
@@ -145,6 +147,24 @@ def _split(files: list[tuple[int, str]], parts: int) -> list[list[tuple[int, str
         split[min(parts - 1, done * parts // max(1, total))].append(item)
         done += len(item[1])  # JSON length: about proportional to the references
     return split
+
+
+def _resolve_files(resolver: Resolver, repo_id: int, files: list[tuple[int, str]], workers: int
+                   ) -> Iterator[_ResolvedPart]:
+    processes = max(1, min(workers, sum(len(text) for _, text in files) // _PARALLEL_JSON))
+    if processes == 1:
+        for run in _split(files, _RUNS_PER_RESOLVER):
+            yield _resolve_part(resolver, run, repo_id)
+        return
+    # forked children share the symbol table copy-on-write (and the paused collector); each resolves runs of
+    # files, and keeps its memo from one run to the next
+    global _forked
+    _forked = (resolver, _split(files, processes * _RUNS_PER_RESOLVER), repo_id)
+    try:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            yield from pool.imap(_resolve_forked_part, range(processes * _RUNS_PER_RESOLVER))
+    finally:
+        _forked = None
 
 
 @contextlib.contextmanager
@@ -248,33 +268,23 @@ class GraphStore:
                                        sorted({key for row in queue for key in row[1]}))
         if not files:
             return report
-        with _collector_paused():
-            results = self._resolve_files(repo_id, files, workers)
-        with self.conn.cursor() as cur:
-            with cur.copy("COPY graph_file_dependencies (file_id, repo_id, keys) FROM STDIN") as copy:
-                for part in results:
-                    copy.write(part.dependencies)
+        dependencies: list[bytes] = []
+        with _collector_paused(), self.conn.cursor() as cur:
+            resolver = Resolver(self._symbol_table(repo_id))
             with cur.copy(f"COPY graph_edges ({_EDGE_COLUMNS}) FROM STDIN") as copy:
-                for part in results:
+                for part in _resolve_files(resolver, repo_id, files, workers):  # written while the next is resolved
                     copy.write(part.edges)
-        report.references = sum(part.references for part in results)
-        report.edges = sum(part.edge_count for part in results)
-        report.external = sum(part.external for part in results)
+                    dependencies.append(part.dependencies)
+                    report.references += part.references
+                    report.edges += part.edge_count
+                    report.external += part.external
+            with cur.copy("COPY graph_file_dependencies (file_id, repo_id, keys) FROM STDIN") as copy:
+                for rows in dependencies:
+                    copy.write(rows)
+        stored = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'graph_edges'::regclass").fetchone()
+        if report.edges > max(_ANALYZE_AFTER_EDGES, stored[0] // 10):  # a first load's plans need statistics
+            self.conn.execute("ANALYZE graph_edges, graph_file_dependencies")
         return report
-
-    def _resolve_files(self, repo_id: int, files: list[tuple[int, str]], workers: int) -> list[_ResolvedPart]:
-        resolver = Resolver(self._symbol_table(repo_id))
-        parts = max(1, min(workers, sum(len(text) for _, text in files) // _PARALLEL_JSON))
-        if parts == 1:
-            return [_resolve_part(resolver, files, repo_id)]
-        # forked children share the symbol table copy-on-write (and the paused collector); each resolves a run
-        global _forked
-        _forked = (resolver, _split(files, parts), repo_id)
-        try:
-            with multiprocessing.get_context("fork").Pool(parts) as pool:
-                return pool.map(_resolve_forked_part, range(parts))
-        finally:
-            _forked = None
 
     def _files_to_resolve(self, repo_id: int, queued: list[int], keys: list[int]) -> list[tuple[int, str]]:
         """The stored files to resolve, with their references' JSON, in id order; their old edges are gone.
@@ -325,3 +335,7 @@ class GraphStore:
             )
         ]
         return SymbolTable(files, nodes, bindings, bases)
+
+    def file_ids(self, repo_id: int) -> set[int]:
+        """The ids of the repository's files that have graph rows (every file indexed with LODE_GRAPH on)."""
+        return {row[0] for row in self.conn.execute("SELECT file_id FROM graph_files WHERE repo_id = %s", (repo_id,))}
