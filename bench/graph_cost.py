@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import hashlib
 import json
 import os
 import resource
@@ -120,6 +121,20 @@ def graph_files(engine: Any, repo: str) -> int:
         ).fetchone()[0]
 
 
+def edge_set(engine: Any, repo: str) -> dict[str, Any]:
+    """The repository's edges as sorted rows (source, target or external name, kind, confidence, line) and their
+    SHA-1: equal digests mean equal graphs, across runs and across commits."""
+    with engine.db.connection() as conn:
+        rows = conn.execute(
+            """SELECT s.name_path, coalesce(t.name_path, '@' || e.target_name), e.kind, e.confidence, e.line
+                 FROM graph_edges e JOIN repositories r ON r.id = e.repo_id
+                 JOIN graph_nodes s ON s.id = e.source_id LEFT JOIN graph_nodes t ON t.id = e.target_id
+                WHERE r.name = %s""", (repo,)).fetchall()
+    lines = sorted("\t".join(map(str, row)) for row in rows)
+    return {"edges": len(lines), "external": sum(1 for row in rows if row[1].startswith("@")),
+            "digest": hashlib.sha1("\n".join(lines).encode()).hexdigest()}
+
+
 def index_once(engine: Any, postgres: Postgres, corpus: Path, home: Path, mode: str, number: int) -> dict[str, Any]:
     repo = f"graph-cost-{number}-{mode}-{uuid.uuid4().hex[:6]}"
     env = {**os.environ, "LODE_HOME": str(home), "LODE_EMBEDDER": "none", "LODE_GRAPH": str(mode == "on").lower()}
@@ -142,10 +157,11 @@ def index_once(engine: Any, postgres: Postgres, corpus: Path, home: Path, mode: 
     if report["graph_pending"] or (built > 0) != (mode == "on"):
         raise SystemExit(f"run {repo}: LODE_GRAPH={mode} but {built} graph_files rows, pending "
                          f"{report['graph_pending']}")
+    graph = edge_set(engine, repo) if mode == "on" else None
     engine.remove_repository(repo)  # the database does not grow run after run
     return {"run": number, "mode": mode, "repo": repo, "wall_s": wall, "cpu_lode_s": lode_cpu,
             "cpu_postgres_s": pg_cpu, "cpu_s": lode_cpu + pg_cpu, "files_indexed": report["files_indexed"],
-            "chunks": report["chunks"], "report_seconds": report["seconds"]}
+            "chunks": report["chunks"], "report_seconds": report["seconds"], "graph": graph}
 
 
 def increase(on: float, off: float) -> str:
@@ -160,6 +176,16 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     pair_ratios = {key: median([on[key] / off[key] - 1 for on, off in pairs if off[key] > 0] or [float("nan")])
                    for key in ("wall_s", "cpu_s")}
     return {"medians": medians, "pair_ratios": pair_ratios}
+
+
+def graph_line(runs: list[dict[str, Any]]) -> str:
+    graphs = [r["graph"] for r in runs if r["graph"] is not None]
+    if len({g["digest"] for g in graphs}) != 1:
+        return "**The graph differs between runs with the same code and tree:** " + ", ".join(
+            f"{g['edges']:,} edges ({g['digest'][:12]})" for g in graphs)
+    g = graphs[0]
+    return (f"The same graph in every run with it: {g['edges']:,} edges ({g['external']:,} external), "
+            f"SHA-1 of the sorted edge rows `{g['digest'][:12]}` (compare it across commits).")
 
 
 def render(runs: list[dict[str, Any]], summary: dict[str, Any], facts: dict[str, Any]) -> str:
@@ -190,6 +216,8 @@ def render(runs: list[dict[str, Any]], summary: dict[str, Any], facts: dict[str,
         "",
         (f"Median of the per-pair increases (run k on against run k off): wall {100 * pairs['wall_s']:+.1f} %, "
          f"CPU {100 * pairs['cpu_s']:+.1f} %."),
+        "",
+        graph_line(runs),
         "",
         "| run | mode | wall s | lode CPU s | PostgreSQL CPU s | CPU s | files indexed | chunks |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -250,6 +278,8 @@ def main() -> None:
     print(render(runs, summary, facts))
     if args.json:
         args.json.write_text(json.dumps({**facts, **summary, "runs": runs}, indent=2))
+    if len({r["graph"]["digest"] for r in runs if r["graph"] is not None}) > 1:
+        raise SystemExit(1)  # the graph must not depend on the run
 
 
 if __name__ == "__main__":

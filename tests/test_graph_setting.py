@@ -4,6 +4,7 @@ graph-cost benchmark runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -163,4 +164,7 @@ def test_graph_cost_bench_smoke(tmp_path: Path) -> None:
     assert medians.keys() == {"on", "off"}, out
     assert all(wall > 0 and cpu > 0 for wall, cpu in medians.values()), out
     assert re.search(r"^\| on / off \| \| [+-][\d.]+ % \| [+-][\d.]+ % \|", out, re.MULTILINE), out
+    graphs = [run["graph"] for run in json.loads((tmp_path / "bench.json").read_text())["runs"]]
+    assert graphs[0] is None and graphs[1]["edges"] > graphs[1]["external"] > 0  # off, then on
+    assert f"The same graph in every run with it: {graphs[1]['edges']:,} edges" in out, out
     assert not (tmp_path / "bench").exists() or not list((tmp_path / "bench").glob("corpus*")), "corpus left over"
