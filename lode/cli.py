@@ -276,6 +276,12 @@ def status(
             out.print(f"[bold]{entry['repo']}[/] {entry['root']}")
             out.print(f"  {entry['files']} files, {entry['chunks']} chunks, generation {entry['generation']}, "
                       f"last run: {run.get('status', 'none')}")
+            graph = entry["graph"]
+            if not graph["enabled"]:
+                out.print("  graph: off (LODE_GRAPH=false)")
+            else:
+                pending = f", resolving {graph['pending_files']} files" if graph["pending_files"] else ""
+                out.print(f"  graph: {graph['nodes']} nodes{pending}")
             if entry["empty"]:
                 err.print("  [bold red]the index is EMPTY[/]")
             if entry["skipped"]:

@@ -668,6 +668,7 @@ class Lode:
                     "embeddings": Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model),
                     "embedding_model": models.get(row.embedding_model, (None,))[0],
                     "switching_to": models.get(row.next_embedding_model, (None,))[0],
+                    "graph": {"enabled": self.settings.graph, **GraphStore(conn).summary(row.id)},
                 }
                 if skipped:
                     entry["skipped_files"] = [

@@ -57,9 +57,11 @@ def test_a_graph_query_finishes_queued_work_first(lode_home: Path, repo_name: st
     with Lode(Settings(home=lode_home, embedder="none", graph_inline_files=0)) as engine:
         report = engine.index(tree, repo_name, defer_graph=True)
         assert report.graph_pending and _backlog(engine, repo_name) > 0
+        assert engine.status(repo_name)["repos"][0]["graph"]["pending_files"] == _backlog(engine, repo_name)
         result = engine.graph_neighbours("callers", "shop.util.clamp", repo=repo_name)
         assert result["graph_pending"] is False and result["results"]
         assert _backlog(engine, repo_name) == 0
+        assert engine.status(repo_name)["repos"][0]["graph"]["pending_files"] == 0
 
 
 def test_a_query_during_a_long_index_run_says_the_graph_is_pending(lode_home: Path, repo_name: str,

@@ -77,6 +77,9 @@ def test_graph_off_indexes_for_search_only_and_graph_queries_refuse(
     assert _graph_rows(graph_off, repo_name) == dict.fromkeys(GRAPH_TABLES, 0)
     hits = graph_off.search("clamp", repo=repo_name, mode="lexical")["hits"]
     assert hits and hits[0]["name_path"] == "shop.util.clamp"
+    assert graph_off.status(repo_name)["repos"][0]["graph"] == {"enabled": False, "nodes": 0, "pending_files": 0}
+    code, text, _ = run_cli("status", "--repo", repo_name, env={"LODE_GRAPH": "false"})
+    assert code == 0 and "graph: off (LODE_GRAPH=false)" in text
 
     from lode.graph import ExportFilters
 
@@ -136,6 +139,10 @@ def test_turning_the_graph_back_on_builds_it_as_a_clean_build_would(
     assert (on.files_indexed, on.files_deleted, on.files_unchanged) == (unbuilt, 0, 10 - unbuilt)
     rows = _graph_rows(lode, repo_name)
     assert rows["graph_files"] == 10 and rows["graph_dirty_files"] == 0 and rows["graph_edges"] > 0
+    graph = lode.status(repo_name)["repos"][0]["graph"]
+    assert graph == {"enabled": True, "nodes": rows["graph_nodes"], "pending_files": 0} and graph["nodes"] > 10
+    code, text, _ = run_cli("status", "--repo", repo_name)
+    assert code == 0 and f"graph: {graph['nodes']} nodes\n" in text
 
     clean = f"{repo_name}-clean"
     lode.index(shutil.copytree(tree, tmp_path / "clean"), clean)

@@ -47,6 +47,13 @@ class Staleness(Doc):
     examples: list[str] = Field(description="A few changed or missing paths.")
 
 
+class GraphStatus(Doc):
+    enabled: bool = Field(description="LODE_GRAPH: false builds no graph and graph queries refuse.")
+    nodes: int = Field(description="Graph nodes of the repository: definitions and modules.")
+    pending_files: int = Field(description="Files whose graph resolution is still queued (it runs in the background "
+                                           "after a large index run, and before any graph query).")
+
+
 class RepositoryStatus(Repository):
     files: int
     files_with_fallback: int
@@ -57,6 +64,7 @@ class RepositoryStatus(Repository):
     embeddings: dict[str, int]
     embedding_model: str | None
     switching_to: str | None
+    graph: GraphStatus
     staleness: Staleness | None = None
 
 

@@ -250,6 +250,11 @@ class GraphStore:
             "SELECT count(DISTINCT file_id) FROM graph_dirty_files WHERE repo_id = %s", (repo_id,)
         ).fetchone()[0]
 
+    def summary(self, repo_id: int) -> dict[str, int]:
+        """The repository's graph nodes, and the files whose resolution is still queued."""
+        nodes = self.conn.execute("SELECT count(*) FROM graph_nodes WHERE repo_id = %s", (repo_id,)).fetchone()[0]
+        return {"nodes": nodes, "pending_files": self.backlog(repo_id)}
+
     def queued(self, repo_ids: list[int]) -> list[int]:
         """Those of the repositories with graph work queued (one round trip, for every graph query)."""
         return [row[0] for row in self.conn.execute(
