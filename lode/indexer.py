@@ -242,15 +242,15 @@ class _Run:
 
         read_skips = {item.path: item for item in stored_skips if item.size is not None}
         # with the graph on, a file indexed while it was off (no graph rows) is rebuilt though unchanged on disk
-        with_graph: set[int] | None = None
+        unbuilt: set[int] = set()
         if self.settings.graph:
             with self.db.connection() as conn:
-                with_graph = GraphStore(conn).file_ids(self.repo.id)
+                unbuilt = GraphStore(conn).files_without_graph(self.repo.id)
         rebuild: set[str] = set()  # their jobs get known_hash None: re-read, re-chunked and replaced
         changed = []
         for candidate in candidates:
             row = known.get(candidate.path)
-            if row and with_graph is not None and row.id not in with_graph:
+            if row and row.id in unbuilt:
                 rebuild.add(candidate.path)
                 changed.append((candidate, row))
             elif row and row.size == candidate.size and row.mtime_ns == candidate.mtime_ns:

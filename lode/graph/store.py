@@ -341,6 +341,8 @@ class GraphStore:
         ]
         return SymbolTable(files, nodes, bindings, bases)
 
-    def file_ids(self, repo_id: int) -> set[int]:
-        """The ids of the repository's files that have graph rows (every file indexed with LODE_GRAPH on)."""
-        return {row[0] for row in self.conn.execute("SELECT file_id FROM graph_files WHERE repo_id = %s", (repo_id,))}
+    def files_without_graph(self, repo_id: int) -> set[int]:
+        """The ids of the repository's files that have no graph rows: indexed while LODE_GRAPH was off."""
+        return {row[0] for row in self.conn.execute(
+            """SELECT f.id FROM files f WHERE f.repo_id = %s
+                  AND NOT EXISTS (SELECT 1 FROM graph_files g WHERE g.file_id = f.id)""", (repo_id,))}
