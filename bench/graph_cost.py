@@ -37,7 +37,7 @@ os.environ.pop("LODE_DATABASE_URL", None)
 
 from bench.common import fresh_engine, machine, median
 from bench.corpora import stdlib
-from bench.scaling import stop_server
+from bench.scaling import postmaster, stop_server
 
 MODES = ("off", "on")
 _PR_SET_CHILD_SUBREAPER = 36
@@ -82,7 +82,10 @@ class Postgres:
     children) plus what the postmaster has reaped (exited backends)."""
 
     def __init__(self, pgdata: Path) -> None:
-        self.postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+        server = postmaster(pgdata)
+        if server is None:
+            raise SystemExit(f"no embedded PostgreSQL is running under {pgdata}")
+        self.postmaster = server
 
     def children(self) -> set[int]:
         return {child.pid for child in self.postmaster.children()}
@@ -248,13 +251,13 @@ def main() -> None:
     engine = fresh_engine(work / "home")
     pgdata = work / "home" / "pgdata"
     runs: list[dict[str, Any]] = []
-    postmaster = None
+    server = None
     try:
         _ = engine.db  # the server starts before this process becomes a subreaper: it is no child of ours
         if not become_subreaper():
             print("warning: not a subreaper (not Linux?): workers outliving `lode` are not counted", file=sys.stderr)
         postgres = Postgres(pgdata)
-        postmaster = postgres.postmaster
+        server = postgres.postmaster
         for number in range(1, args.runs + 1):
             for mode in MODES:
                 runs.append(index_once(engine, postgres, corpus.root, work / "home", mode, number))
@@ -263,7 +266,7 @@ def main() -> None:
     finally:
         engine.close()
         stop_server(pgdata)  # it would otherwise stop only when this process exits
-        if postmaster is not None and postmaster.is_running():
+        if server is not None and server.is_running():
             print(f"warning: the embedded server of {pgdata} is still running", file=sys.stderr)
         if not args.keep:
             for path in created:

@@ -75,17 +75,11 @@ class PeakRss:
                 pass
         return total / 2**20
 
-    def _postmaster(self) -> psutil.Process | None:
-        try:
-            return psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
-        except (OSError, ValueError, IndexError, psutil.Error):
-            return None
-
     def _sample(self) -> None:
         self.python_mb = max(self.python_mb, self._tree_mb(psutil.Process()))
-        postmaster = self._postmaster()
-        if postmaster is not None:
-            self.postgres_mb = max(self.postgres_mb, self._tree_mb(postmaster))
+        server = postmaster(self.pgdata)
+        if server is not None:
+            self.postgres_mb = max(self.postgres_mb, self._tree_mb(server))
 
     @property
     def added_python_mb(self) -> float:
@@ -127,13 +121,23 @@ def engine_at(home: Path, models: Path, keep: bool = False, **settings: Any) -> 
             shutil.rmtree(home, ignore_errors=True)
 
 
+def postmaster(pgdata: Path) -> psutil.Process | None:
+    """The embedded server's postmaster under `pgdata` (from postmaster.pid); None when it is not running."""
+    try:
+        return psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
+    except (OSError, ValueError, IndexError, psutil.Error):
+        return None
+
+
 def stop_server(pgdata: Path, wait: float = 60.0) -> None:
     """Fast-stop the embedded server of `pgdata` (it would otherwise run until this process exits, one per size)."""
+    server = postmaster(pgdata)
+    if server is None:
+        return
     try:
-        postmaster = psutil.Process(int((pgdata / "postmaster.pid").read_text().split()[0]))
-        postmaster.send_signal(signal.SIGINT)
-        postmaster.wait(wait)
-    except (OSError, ValueError, IndexError, psutil.Error):
+        server.send_signal(signal.SIGINT)
+        server.wait(wait)
+    except psutil.Error:
         pass
 
 
