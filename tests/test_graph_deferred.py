@@ -102,3 +102,16 @@ def test_forked_resolution_equals_serial(lode_home: Path, repo_name: str, tmp_pa
         assert forks == ["fork"]
         serial, forked = _edges(engine, f"{repo_name}-serial"), _edges(engine, f"{repo_name}-forked")
     assert serial and serial == forked
+
+
+def test_a_resolution_that_writes_many_edges_leaves_fresh_statistics(lode: Lode, repo_name: str,
+                                                                      tmp_path: Path) -> None:
+    """graph_edges is analysed after the resolution that filled it (the planner of graph queries needs it); the
+    postings' ANALYZE before it ran on a first load's empty edges."""
+    calls = 8000
+    (tmp_path / "many.py").write_text("def target():\n    pass\n\n\ndef caller():\n" + "    target()\n" * calls)
+    lode.index(tmp_path, repo_name)
+    with lode.db.connection() as conn:
+        stored = conn.execute("SELECT count(*) FROM graph_edges").fetchone()[0]
+        estimated = conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'graph_edges'::regclass").fetchone()[0]
+    assert stored >= calls and abs(estimated - stored) < calls / 2, (estimated, stored)

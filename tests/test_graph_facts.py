@@ -307,3 +307,15 @@ def test_definitions_sharing_a_line_own_their_calls_by_byte() -> None:
         ("a.C.k", "g"),
     }
     assert refs(facts, "inherits") == {("a.A", "B")}
+
+
+def test_python_builtin_calls_are_left_out_unless_the_file_can_shadow_them() -> None:
+    plain = "def f(items):\n    print(len(items))\n    return dict.fromkeys(items), helper(items)\n"
+    assert {name for _, name, _, _ in calls(file_facts("a.py", plain, frozenset({"a.py"})))} == {"helper"}
+    for shadowing, kept in (
+        ("from b import *\n", {"print", "len", "dict.fromkeys", "helper"}),  # b may define any of them
+        ("from b import len\n", {"len", "helper"}),
+        ("def len(x):\n    return 0\n", {"len", "helper"}),
+    ):
+        names = {name for _, name, _, _ in calls(file_facts("a.py", shadowing + plain, frozenset({"a.py"})))}
+        assert names == kept, shadowing
