@@ -6,7 +6,14 @@ import pytest
 from test_graph_support import SETTINGS, file_facts
 
 from lode.chunking.chunker import chunk_file_with_tree
-from lode.graph.facts import MODULE_ORDINAL, SELF, SUPER, FileFacts, extract_facts
+from lode.graph.facts import (
+    MODULE_ORDINAL,
+    SELF,
+    SUPER,
+    FileFacts,
+    _callee,
+    extract_facts,
+)
 
 
 def calls(facts: FileFacts) -> list[tuple[str, str, int, str | None]]:
@@ -319,3 +326,41 @@ def test_python_builtin_calls_are_left_out_unless_the_file_can_shadow_them() -> 
     ):
         names = {name for _, name, _, _ in calls(file_facts("a.py", shadowing + plain, frozenset({"a.py"})))}
         assert names == kept, shadowing
+    hinted = "def f(items):\n    str = Text()\n    str.join(items)\n"  # a hint keeps a builtin's name
+    assert calls(file_facts("a.py", hinted, frozenset({"a.py"}))) == [("a.f", "Text", 2, None),
+                                                                      ("a.f", "str.join", 3, "Text")]
+
+
+def test_a_repeated_callee_gets_each_call_its_own_scope_line_and_hint() -> None:
+    source = (
+        "def f():\n"
+        "    g()\n"
+        "    x.run()\n"
+        "    x = Job()\n"
+        "    x.run()\n"
+        "\n"
+        "class C:\n"
+        "    def m(self):\n"
+        "        g()\n"
+        "        self.run()\n"
+        "\n"
+        "g()\n"
+        "self.run()\n"
+    )
+    assert calls(file_facts("mod.py", source, frozenset({"mod.py"}))) == [
+        ("mod.f", "g", 2, None),
+        ("mod.f", "x.run", 3, None),
+        ("mod.f", "Job", 4, None),
+        ("mod.f", "x.run", 5, "Job"),
+        ("mod.C.m", "g", 9, None),
+        ("mod.C.m", "self.run", 10, SELF),
+        ("mod", "g", 12, None),
+        ("mod", "self.run", 13, None),
+    ]
+
+
+def test_callee_whitespace_around_punctuation_goes() -> None:
+    assert _callee("a (\n  x ) . b") == "a().b"
+    assert _callee("foo [ 0 ] .bar") == "foo[0].bar"
+    assert _callee("new  Foo ( 1 , 2 ).run") == "Foo().run"
+    assert _callee("a  b") == "a b"

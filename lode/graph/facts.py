@@ -15,7 +15,6 @@ import posixpath
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from tree_sitter import Node, Query, QueryCursor, Tree
 
@@ -90,53 +89,44 @@ def extract_facts(
     """The graph facts of one chunked file. `tree` is the parse chunk_file_with_tree returned, or None."""
     data = text.encode("utf-8", "surrogatepass")  # the same byte offsets as the chunker's parse
     line_count = data.count(b"\n") + 1
-    symbols, owners = _symbols(chunked, module, data, line_count)
+    symbols, by_path, owners = _symbols(chunked, module, data, line_count)
     facts = FileFacts(path, language, module, module, symbols)
     if tree is not None:
         extract = _EXTRACTORS.get(language, _extract_by_name)
-        extract(_File(facts, data, owners, {s.name_path: i for i, s in enumerate(symbols)}), tree.root_node)
+        extract(_File(facts, data, owners, by_path), tree.root_node)
     return facts
 
 
-def _symbols(chunked: ChunkedFile, module: str, data: bytes, line_count: int) -> tuple[list[Symbol], _Owners]:
-    """The file's nodes, and where each of them lies."""
+def _symbols(
+    chunked: ChunkedFile, module: str, data: bytes, line_count: int
+) -> tuple[list[Symbol], dict[str, int], _Owners]:
+    """The file's nodes, their indexes by name path, and where each of them lies."""
     module_name = module.rpartition(".")[2] or module
     symbols = [Symbol(MODULE_ORDINAL, "module", module_name, module, 1, line_count)]
     index: dict[str, int] = {}
     spans: list[_Span] = []
     for ordinal, chunk in enumerate(chunked.chunks):
-        if chunk.kind in NOT_SYMBOLS or not chunk.name_path:
+        name_path = chunk.name_path
+        if not name_path or chunk.kind in NOT_SYMBOLS:
             continue
-        position = index.get(chunk.name_path)
+        start_line, end_line = chunk.start_line, chunk.end_line
+        position = index.get(name_path)
         if position is None:
-            position = index[chunk.name_path] = len(symbols)
-            symbols.append(
-                Symbol(ordinal, chunk.kind, chunk.name or "", chunk.name_path, chunk.start_line, chunk.end_line)
-            )
+            position = index[name_path] = len(symbols)
+            symbols.append(Symbol(ordinal, chunk.kind, chunk.name or "", name_path, start_line, end_line))
         else:
             symbol = symbols[position]
-            symbol.start_line = min(symbol.start_line, chunk.start_line)
-            symbol.end_line = max(symbol.end_line, chunk.end_line)
+            symbol.start_line = min(symbol.start_line, start_line)
+            symbol.end_line = max(symbol.end_line, end_line)
+        # inner definitions sort after outer ones; the ordinal keeps ties in chunk order
         spans.append(
-            _Span(
-                chunk.start_line - 1,
-                chunk.end_line - 1,
-                chunk.start_byte,
-                chunk.end_byte,
-                chunk.name_path.count("."),
-                position,
-            )
+            (start_line - 1, 1 - end_line, name_path.count("."), ordinal, chunk.start_byte, chunk.end_byte, position)
         )
-    return symbols, _Owners(spans, data, line_count)
+    return symbols, {module: 0} | index, _Owners(spans, data, line_count)
 
 
-class _Span(NamedTuple):
-    first_row: int
-    last_row: int
-    start: int  # bytes
-    end: int
-    depth: int
-    symbol: int
+# (first row, -last row, depth, chunk ordinal, start byte, end byte, symbol index): sorted, outer spans first
+_Span = tuple[int, int, int, int, int, int, int]
 
 
 class _Owners:
@@ -144,33 +134,34 @@ class _Owners:
     definitions share (`class A { m() {} n() {} }`)."""
 
     def __init__(self, spans: list[_Span], data: bytes, line_count: int) -> None:
-        spans.sort(key=lambda s: (s.first_row, -s.last_row, s.depth))  # inner definitions after outer ones
-        self.by_row = [0] * (line_count + 1)
+        spans.sort()
+        self.by_row = by_row = [0] * (line_count + 1)
         shared_rows: set[int] = set()
-        for span in spans:
-            self.by_row[span.first_row : span.last_row + 1] = [span.symbol] * (span.last_row - span.first_row + 1)
-            if data[data.rfind(b"\n", 0, span.start) + 1 : span.start].strip():
-                shared_rows.add(span.first_row)
-            line_end = data.find(b"\n", span.end)
-            if data[span.end : line_end if line_end >= 0 else len(data)].strip():
-                shared_rows.add(span.last_row)
+        for first_row, negative_last_row, _, _, start, end, symbol in spans:
+            last_row = -negative_last_row
+            by_row[first_row : last_row + 1] = [symbol] * (last_row - first_row + 1)
+            if data[data.rfind(b"\n", 0, start) + 1 : start].strip():
+                shared_rows.add(first_row)
+            line_end = data.find(b"\n", end)
+            if data[end : line_end if line_end >= 0 else len(data)].strip():
+                shared_rows.add(last_row)
+        # per shared row, (start byte, end byte, symbol index) of the spans on it, outer spans first
         self.shared = {
-            row: [s for s in spans if s.first_row <= row <= s.last_row] for row in shared_rows
-        }  # outer spans first
+            row: [(span[4], span[5], span[6]) for span in spans if span[0] <= row <= -span[1]] for row in shared_rows
+        }
 
     def __call__(self, node: Node) -> int:
-        return self.at(node.start_point.row, node)
+        return self.at(node.start_point.row, node.start_byte)
 
-    def at(self, row: int, node: Node) -> int:
-        """The owner of `node`, which starts on `row`."""
+    def at(self, row: int, offset: int) -> int:
+        """The owner of the position `offset` (a byte), which is on `row`."""
         spans = self.shared.get(row)
         if spans is None:
             return self.by_row[row]
-        offset = node.start_byte
         owner = 0
-        for span in spans:
-            if span.start <= offset < span.end:
-                owner = span.symbol
+        for start, end, symbol in spans:
+            if start <= offset < end:
+                owner = symbol
         return owner
 
 
@@ -206,37 +197,39 @@ class _File:
         """After `node`, `name` (an identifier or `self.x`) holds an instance of `type_name`."""
         if not type_name:
             return
-        scope = self.owner(node)
-        kind = self.symbols[scope].kind
-        line = node.start_point.row + 1
+        row = node.start_point.row
+        scope = self.owner.at(row, node.start_byte)
         head, dot, attribute = name.partition(".")
         if dot:
             owner_type = self.enclosing_type(scope)
             if head in self_names and "." not in attribute and owner_type is not None:
-                self.bind(owner_type, attribute, type_name, INSTANCE, line)
-        elif kind in ("function", "method"):
+                self.bind(owner_type, attribute, type_name, INSTANCE, row + 1)
+        elif self.symbols[scope].kind in ("function", "method"):
             self.locals.setdefault((scope, name), []).append((node.end_byte, type_name))
         else:  # module or type body: visible to other files
-            self.bind(scope, name, type_name, INSTANCE, line)
+            self.bind(scope, name, type_name, INSTANCE, row + 1)
 
     def call(self, node: Node, name: str, self_names: frozenset[str]) -> None:
         """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver."""
         row = node.start_point.row
-        scope = self.owner.at(row, node)
-        hint: str | None = None
-        if "." in name:
-            head = name.partition(".")[0]
-            if head in self_names and self.symbols[scope].kind == "method":
-                hint = SELF
-            elif head in _SUPER_NAMES:
-                hint = SUPER
-            elif (assigned := self.locals.get((scope, head))) is not None:
-                offset = node.start_byte
-                before = [item for item in assigned if item[0] <= offset]
-                hint = max(before)[1] if before else None
-            elif "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
-                hint = constructed.group(1)
+        offset = node.start_byte
+        scope = self.owner.at(row, offset)
+        hint = self.receiver(scope, name, offset, self_names) if "." in name else None
         self.facts.references.append(Reference("calls", scope, name, row + 1, hint))
+
+    def receiver(self, scope: int, name: str, offset: int, self_names: frozenset[str]) -> str | None:
+        """The hint of a call of the dotted `name` at byte `offset`: SELF, SUPER, the receiver's type or None."""
+        head = name.partition(".")[0]
+        if head in self_names and self.symbols[scope].kind == "method":
+            return SELF
+        if head in _SUPER_NAMES:
+            return SUPER
+        if (assigned := self.locals.get((scope, head))) is not None:
+            before = [item for item in assigned if item[0] <= offset]
+            return max(before)[1] if before else None
+        if "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
+            return constructed.group(1)
+        return None
 
 
 _PYTHON_SELF = frozenset({"self", "cls"})
@@ -249,7 +242,7 @@ _SUPER_CALL = re.compile(r"super\([^()]*\)\.")
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
 _SPAN = operator.attrgetter("start_byte", "end_byte")  # nested callees can start at the same byte
 _SPACE = re.compile(r"\s+")
-_TIGHT = re.compile(r"\s*([.()\[\],])\s*")  # whitespace around punctuation goes
+_TIGHT = re.compile(r"\s+(?=[.()\[\],])|(?<=[.()\[\],])\s+")  # whitespace around punctuation goes
 _ARGUMENTS = re.compile(r"\((?:[^()]|\(\))+\)")
 _MAX_RAW = 120
 
@@ -258,7 +251,7 @@ def _callee(text: str) -> str:
     """A callee as a dotted name when it is one, else its text with whitespace collapsed, truncated."""
     if _DOTTED.match(text):
         return text
-    text = _SPACE.sub(" ", _TIGHT.sub(r"\1", _NEW.sub("", text))).replace("?.", ".")
+    text = _SPACE.sub(" ", _TIGHT.sub("", _NEW.sub("", text))).replace("?.", ".")
     text = _SUPER_CALL.sub("super().", text, count=1)
     if text.startswith(("super().", "super.")) or _DOTTED.match(text):
         return text
@@ -314,38 +307,50 @@ def _extract_python(file: _File, root: Node) -> None:
     for node in found.get("bases", ()):
         _inherits(file, node, [child for child in node.named_children if child.type in ("identifier", "attribute")])
     for node in found.get("assign", ()):
-        left, right, annotation = (node.child_by_field_name(name) for name in ("left", "right", "type"))
+        left = node.child_by_field_name("left")
         assert left is not None
-        if annotation is not None:
+        if (annotation := node.child_by_field_name("type")) is not None:
             file.assign(node, file.text(left), _python_type(file.text(annotation)), _PYTHON_SELF)
-        elif right is not None and (function := right.child_by_field_name("function")) is not None:
+        elif (right := node.child_by_field_name("right")) is not None and (
+            function := right.child_by_field_name("function")
+        ) is not None:
             file.assign(node, file.text(left), _callee(file.text(function)), _PYTHON_SELF)
     for node in found.get("parameter", ()):
         annotation = node.child_by_field_name("type")
         name = node.child_by_field_name("name") or _first(node)
         if annotation is not None and name is not None and name.type == "identifier":
             file.assign(node, file.text(name), _python_type(file.text(annotation)), _PYTHON_SELF)
-    data = file.data
+    # every binding is known by now, so calls of unshadowed builtins are left out as they come
+    data, owner_at, receiver, references = file.data, file.owner.at, file.receiver, facts.references
+    builtins = _unshadowed_builtins(facts)
+    callees: dict[bytes, tuple[str, bool, bool]] = {}  # a file calls the same callees over and over
     for node in found.get("call", ()):
-        file.call(node, _callee(data[node.start_byte : node.end_byte].decode("utf-8", "replace")), _PYTHON_SELF)
-    _drop_builtin_calls(facts)
+        start = node.start_byte
+        text = data[start : node.end_byte]
+        if (callee := callees.get(text)) is None:
+            name = _callee(text.decode("utf-8", "replace"))
+            builtin = name.partition(".")[0] in builtins and _DOTTED.match(name) is not None
+            callee = callees[text] = (name, "." in name, builtin)
+        name, dotted, builtin = callee
+        if builtin and not dotted:  # `len(x)`: no hint could keep it
+            continue
+        row = node.start_point.row
+        scope = owner_at(row, start)
+        hint = receiver(scope, name, start, _PYTHON_SELF) if dotted else None
+        if hint is None and builtin:
+            continue
+        references.append(Reference("calls", scope, name, row + 1, hint))
 
 
-def _drop_builtin_calls(facts: FileFacts) -> None:
-    """Leave out calls of builtins (`len(x)`, `dict.get`) that the file cannot shadow: with no star import and
-    no definition or binding of the name in the file, resolution would find nothing and drop them (resolve.py)."""
+def _unshadowed_builtins(facts: FileFacts) -> frozenset[str]:
+    """The builtins (`len(x)`, `dict.get`) whose calls are left out: those the file cannot shadow, with no star
+    import and no definition or binding of the name in the file. Resolution would find nothing and drop their
+    calls (resolve.py); calls with a hint are kept."""
     if any(binding.kind == STAR for binding in facts.bindings):
-        return
-    shadowed = {binding.name for binding in facts.bindings} | {symbol.name for symbol in facts.symbols}
-    facts.references = [
-        reference
-        for reference in facts.references
-        if reference.kind != "calls"
-        or reference.hint is not None
-        or (head := reference.name.partition(".")[0]) not in PYTHON_BUILTINS
-        or head in shadowed
-        or not _DOTTED.match(reference.name)
-    ]
+        return frozenset()
+    return PYTHON_BUILTINS.difference(
+        [binding.name for binding in facts.bindings], [symbol.name for symbol in facts.symbols]
+    )
 
 
 def _inherits(file: _File, node: Node, bases: Sequence[Node | str]) -> None:

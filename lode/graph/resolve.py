@@ -6,7 +6,7 @@ Rules, by language:
   enclosing class, then its bases depth-first in declaration order; `super().m()` through the bases; `C.m()`;
   module attributes; a receiver typed by `x = C()`, `C().m()`, `x: C`, a `C`-annotated parameter,
   `self.x = C()` or a class-level `x: C`. Calls of unresolved builtins (len, print, dict.get, ...) are dropped,
-  most of them at extraction (facts._drop_builtin_calls); builtin bases (`object`, `Exception`) and every other
+  most of them at extraction (facts._unshadowed_builtins); builtin bases (`object`, `Exception`) and every other
   miss go external.
 - JavaScript/TypeScript: ES imports (named, default, namespace), `export {..} from`, `export *`,
   `export default`, `require` (whole module or destructured); `./x` may be `./x/index`; `this.m()`,
