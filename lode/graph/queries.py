@@ -163,10 +163,11 @@ def _traverse(
     if start.id is not None:
         first = f"e.{near} = %(start)s"
     elif direction == "in":
-        first = "e.target_id IS NULL AND e.target_name = %(name)s AND e.repo_id = ANY(%(repos)s)"
+        first = "e.target_id IS NULL AND e.target_name = %(name)s"
     else:
         return Traversal(start)  # an external node has no outgoing edges
-    edge_filter = "e.kind = ANY(%(kinds)s) AND e.confidence >= %(min)s"
+    # edges stay within a repository: the filter lets the planner read only the repositories' partitions
+    edge_filter = "e.repo_id = ANY(%(repos)s) AND e.kind = ANY(%(kinds)s) AND e.confidence >= %(min)s"
     rows = conn.execute(
         f"""WITH RECURSIVE walk(node_id, external, depth, via_id, kind, confidence, line, evidence_id) AS (
                 SELECT e.{far}, CASE WHEN e.target_id IS NULL THEN e.target_name END, 1, e.{near}, e.kind,
@@ -238,9 +239,8 @@ def path(
     return None
 
 
-def _distances(
-    conn: psycopg.Connection, origin: int, forward: bool, max_depth: int, kinds: list[str], min_confidence: float
-) -> dict[int, int]:
+def _distances(conn: psycopg.Connection, origin: int, forward: bool, max_depth: int, filters: dict[str, Any]
+               ) -> dict[int, int]:
     """Edges needed to reach each node from (forward) or to (backward) `origin`, up to max_depth."""
     near, far = ("source_id", "target_id") if forward else ("target_id", "source_id")
     rows = conn.execute(
@@ -248,10 +248,10 @@ def _distances(
                 SELECT %(origin)s::bigint, 0
                 UNION
                 SELECT e.{far}, w.depth + 1 FROM walk w JOIN graph_edges e ON e.{near} = w.node_id
-                 WHERE w.depth < %(depth)s AND e.{far} IS NOT NULL AND e.kind = ANY(%(kinds)s)
-                   AND e.confidence >= %(min)s)
+                 WHERE w.depth < %(depth)s AND e.{far} IS NOT NULL AND e.repo_id = %(repo)s
+                   AND e.kind = ANY(%(kinds)s) AND e.confidence >= %(min)s)
             SELECT node_id, min(depth) FROM (SELECT * FROM walk LIMIT %(cap)s) w GROUP BY node_id""",
-        {"origin": origin, "depth": max_depth, "kinds": kinds, "min": min_confidence, "cap": MAX_WALK_ROWS},
+        {"origin": origin, "depth": max_depth, "cap": MAX_WALK_ROWS, **filters},
     ).fetchall()
     return dict(rows)
 
@@ -265,13 +265,13 @@ def _shortest(
     min_confidence: float,
 ) -> list[Hop] | None:
     assert source.id is not None
-    filters = {"kinds": kinds, "min": min_confidence}
+    filters = {"repo": source.repo_id, "kinds": kinds, "min": min_confidence}  # edges stay within a repository
     if target.id is not None:
         return _shortest_to_node(conn, source.id, target.id, max_depth, filters)
     # an external name: the nearest node with an edge naming it, then that edge
-    ahead = _distances(conn, source.id, True, max_depth - 1, kinds, min_confidence)
+    ahead = _distances(conn, source.id, True, max_depth - 1, filters)
     rows = conn.execute(
-        """SELECT source_id FROM graph_edges WHERE target_id IS NULL AND target_name = %(name)s
+        """SELECT source_id FROM graph_edges WHERE target_id IS NULL AND target_name = %(name)s AND repo_id = %(repo)s
               AND source_id = ANY(%(ids)s) AND kind = ANY(%(kinds)s) AND confidence >= %(min)s""",
         {"name": target.name_path, "ids": list(ahead), **filters},
     ).fetchall()
@@ -289,11 +289,11 @@ def _shortest_to_node(
 ) -> list[Hop] | None:
     """Walk forward from source, then back from target to the same depth: the nodes whose two distances add
     up to the shortest length lie on shortest paths; follow them, alphabetically first at each step."""
-    ahead = _distances(conn, source, True, max_depth, filters["kinds"], filters["min"])
+    ahead = _distances(conn, source, True, max_depth, filters)
     total = ahead.get(target)
     if not total:
         return None
-    behind = _distances(conn, target, False, total, filters["kinds"], filters["min"])
+    behind = _distances(conn, target, False, total, filters)
     on_path = [node for node, distance in ahead.items() if distance + behind.get(node, max_depth + 1) == total]
     edges = _edges_between(conn, on_path, on_path, None, filters)
     names: dict[int, str] = dict(
@@ -322,7 +322,7 @@ def _edges_between(
     return conn.execute(
         f"""SELECT e.source_id, e.target_id, e.kind, e.confidence, e.line, s.path
               FROM graph_edges e JOIN graph_nodes s ON s.id = e.source_id
-             WHERE e.source_id = ANY(%(sources)s) AND {target_clause}
+             WHERE e.source_id = ANY(%(sources)s) AND {target_clause} AND e.repo_id = %(repo)s
                AND e.kind = ANY(%(kinds)s) AND e.confidence >= %(min)s
              ORDER BY e.confidence DESC, e.line""",
         {"sources": sources, "targets": targets, "external": external, **filters},

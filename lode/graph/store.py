@@ -1,11 +1,12 @@
 """The graph's SQL over one psycopg connection. It never commits: the caller's unit of work does.
 
 Per file (in the file's transaction): insert / delete_file write or remove the file's graph_files row (with its
-references and bindings as JSON) and nodes, drop the edges going out of it, and queue the file with the names
+references and bindings as JSON text) and nodes, drop the edges going out of it, and queue the file with the names
 it defined or bound. After a run (one transaction): resolve re-resolves the queued files and every file whose
 last resolution looked up a queued name or reached into a queued file, so edges equal a clean build after any
 sequence of edits, renames and deletes. The queue lives in the database, so a run killed between the two
-still leaves the work for the next resolve.
+still leaves the work for the next resolve. Each repository's edges are a partition of graph_edges, created by
+its first resolve.
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ _EDGE_COLUMNS = "repo_id, source_id, target_id, target_name, kind, confidence, l
 @dataclass(slots=True)
 class GraphBatch:
     """A file's graph rows, formatted where the facts were extracted (a worker process), so the writer only
-    passes them on: nodes, bindings, bases and references as JSON; the hashed names it defines."""
+    passes them on: nodes, bindings, bases and references as JSON; the hashed names it defines as an array
+    literal (adapting thousands of ints per file cost the writer more than the rest of the statement)."""
 
     repo_id: int
     file_id: int
@@ -59,7 +61,7 @@ class GraphBatch:
     bindings: str
     bases: str
     references: str
-    keys: list[int]
+    keys: str  # '{1,2,...}'
 
     @classmethod
     def of(cls, repo_id: int, file_id: int, facts: FileFacts) -> GraphBatch:
@@ -74,7 +76,7 @@ class GraphBatch:
                    for b in facts.bindings]),
             _json([(ordinals[r.source], r.name) for r in facts.references if r.kind == "inherits"]),
             _json([(ordinals[r.source], r.kind, r.name, r.line, r.hint) for r in facts.references]),
-            _hashes(fact_keys(facts)),
+            "{" + ",".join(map(str, _hashes(fact_keys(facts)))) + "}",
         )
 
 
@@ -181,6 +183,11 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+def edges_partition(repo_id: int) -> str:
+    """A repository's graph_edges partition, created by its first resolution."""
+    return f"graph_edges_r{int(repo_id)}"
+
+
 def _range(file_id: int) -> tuple[int, int]:
     """The ids of a file's nodes: [start, end)."""
     return chunk_id(file_id, 0), chunk_id(file_id + 1, 0)
@@ -203,14 +210,14 @@ class GraphStore:
         path, language, module, namespace = batch.file
         self.conn.execute(
             f"""WITH queued AS (INSERT INTO graph_dirty_files (repo_id, file_id, keys)
-                                VALUES (%(repo)s, %(file)s, %(keys)s)),
+                                VALUES (%(repo)s, %(file)s, %(keys)s::bigint[])),
                      nodes AS (INSERT INTO graph_nodes ({_NODE_COLUMNS})
                                SELECT %(first)s::bigint | (n->>0)::bigint, %(repo)s, %(file)s, n->>1, n->>2, n->>3,
                                       %(path)s, (n->>4)::integer, (n->>5)::integer
                                  FROM jsonb_array_elements(%(nodes)s::jsonb) n)
                 INSERT INTO graph_files (file_id, repo_id, path, language, module, namespace, bindings, bases, refs)
                 VALUES (%(file)s, %(repo)s, %(path)s, %(language)s, %(module)s, %(namespace)s,
-                        %(bindings)s::json, %(bases)s::json, %(refs)s::json)""",
+                        %(bindings)s, %(bases)s, %(refs)s)""",
             {"repo": batch.repo_id, "file": batch.file_id, "first": chunk_id(batch.file_id, 0), "keys": batch.keys,
              "path": path, "language": language, "module": module, "namespace": namespace, "nodes": batch.nodes,
              "bindings": batch.bindings, "bases": batch.bases, "refs": batch.references},
@@ -224,24 +231,27 @@ class GraphStore:
             """WITH nodes AS (DELETE FROM graph_nodes WHERE id >= %(start)s AND id < %(end)s
                               RETURNING name_path, name),
                     files AS (DELETE FROM graph_files WHERE file_id = %(file)s RETURNING path, language, bindings),
-                    e AS (DELETE FROM graph_edges WHERE source_id >= %(start)s AND source_id < %(end)s),
+                    e AS (DELETE FROM graph_edges
+                           WHERE repo_id = %(repo)s AND source_id >= %(start)s AND source_id < %(end)s),
                     d AS (DELETE FROM graph_file_dependencies WHERE file_id = %(file)s)
                SELECT NULL, NULL, NULL, (SELECT json_agg(json_build_array(name_path, name)) FROM nodes)
                UNION ALL SELECT path, language, bindings, NULL FROM files""",
-            {"start": start, "end": end, "file": file_id},
+            {"start": start, "end": end, "file": file_id, "repo": repo_id},
         ).fetchall()
         stored = [row for row in rows if row[0] is not None]
         if stored:
             path, language, bindings, _ = stored[0]
             nodes = next(row[3] for row in rows if row[0] is None) or []
-            keys = definition_keys(path, language, nodes, [(scope, name) for _, scope, name, _, _ in bindings])
+            scoped_names = [(scope, name) for _, scope, name, _, _ in json.loads(bindings)]
+            keys = definition_keys(path, language, nodes, scoped_names)
             self.conn.execute(
                 "INSERT INTO graph_dirty_files (repo_id, file_id, keys) VALUES (%s, %s, %s)",
                 (repo_id, file_id, _hashes(keys)),
             )
 
     def delete_repo(self, repo_id: int) -> None:
-        for table in ("graph_files", "graph_nodes", "graph_edges", "graph_file_dependencies", "graph_dirty_files"):
+        self.conn.execute(f"DROP TABLE IF EXISTS {edges_partition(repo_id)}")
+        for table in ("graph_files", "graph_nodes", "graph_file_dependencies", "graph_dirty_files"):
             self.conn.execute(f"DELETE FROM {table} WHERE repo_id = %s", (repo_id,))
 
     def backlog(self, repo_id: int) -> int:
@@ -274,9 +284,13 @@ class GraphStore:
         if not files:
             return report
         dependencies: list[bytes] = []
+        partition = edges_partition(repo_id)
+        first_load = self.conn.execute("SELECT to_regclass(%s) IS NULL", (partition,)).fetchone()[0]
+        if first_load:  # filled without indexes; attaching it builds them once, sorted
+            self.conn.execute(f"CREATE TABLE {partition} (LIKE graph_edges, CHECK (repo_id = {int(repo_id)}))")
         with _collector_paused(), self.conn.cursor() as cur:
             resolver = Resolver(self._symbol_table(repo_id))
-            with cur.copy(f"COPY graph_edges ({_EDGE_COLUMNS}) FROM STDIN") as copy:
+            with cur.copy(f"COPY {partition} ({_EDGE_COLUMNS}) FROM STDIN") as copy:
                 for part in _resolve_files(resolver, repo_id, files, workers):  # written while the next is resolved
                     copy.write(part.edges)
                     dependencies.append(part.dependencies)
@@ -286,9 +300,11 @@ class GraphStore:
             with cur.copy("COPY graph_file_dependencies (file_id, repo_id, keys) FROM STDIN") as copy:
                 for rows in dependencies:
                     copy.write(rows)
-        stored = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = 'graph_edges'::regclass").fetchone()
+        if first_load:  # the CHECK constraint spares the scan that proves its rows belong
+            self.conn.execute(f"ALTER TABLE graph_edges ATTACH PARTITION {partition} FOR VALUES IN ({int(repo_id)})")
+        stored = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (partition,)).fetchone()
         if report.edges > max(_ANALYZE_AFTER_EDGES, stored[0] // 10):  # a first load's plans need statistics
-            self.conn.execute("ANALYZE graph_edges, graph_file_dependencies")
+            self.conn.execute(f"ANALYZE {partition}, graph_file_dependencies")
         return report
 
     def _files_to_resolve(self, repo_id: int, queued: list[int], keys: list[int]) -> list[tuple[int, str]]:
@@ -307,16 +323,18 @@ class GraphStore:
                         SELECT file_id FROM graph_file_dependencies WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
                         UNION SELECT unnest(%(files)s::bigint[])
                         UNION SELECT DISTINCT e.source_id >> {_BITS} FROM unnest(%(files)s::bigint[]) f(id)
-                          JOIN graph_edges e ON e.target_id >= f.id << {_BITS} AND e.target_id < (f.id + 1) << {_BITS}),
+                          JOIN graph_edges e ON e.target_id >= f.id << {_BITS} AND e.target_id < (f.id + 1) << {_BITS}
+                                            AND e.repo_id = %(repo)s),
                     e AS (DELETE FROM graph_edges USING stale
-                           WHERE source_id >= stale.file_id << {_BITS} AND source_id < (stale.file_id + 1) << {_BITS}),
+                           WHERE repo_id = %(repo)s
+                             AND source_id >= stale.file_id << {_BITS} AND source_id < (stale.file_id + 1) << {_BITS}),
                     d AS (DELETE FROM graph_file_dependencies USING stale WHERE graph_file_dependencies.file_id = stale.file_id)
-                    SELECT g.file_id, g.refs::text FROM stale JOIN graph_files g ON g.file_id = stale.file_id ORDER BY 1""",
+                    SELECT g.file_id, g.refs FROM stale JOIN graph_files g ON g.file_id = stale.file_id ORDER BY 1""",
                 params,
             ).fetchall()
         else:
             rows = self.conn.execute(
-                "SELECT file_id, refs::text FROM graph_files WHERE file_id = ANY(%(files)s) ORDER BY 1", params
+                "SELECT file_id, refs FROM graph_files WHERE file_id = ANY(%(files)s) ORDER BY 1", params
             ).fetchall()
         return [(file_id, refs) for file_id, refs in rows if refs != "[]"]
 
@@ -331,8 +349,8 @@ class GraphStore:
         ):
             files.append(FileInfo(file_id, path, language, module, namespace))
             base = chunk_id(file_id, 0)
-            bindings += [BindingInfo(file_id, base | scope, *rest) for scope, *rest in file_bindings]
-            bases += [(base | source, expression) for source, expression in file_bases]
+            bindings += [BindingInfo(file_id, base | scope, *rest) for scope, *rest in json.loads(file_bindings)]
+            bases += [(base | source, expression) for source, expression in json.loads(file_bases)]
         nodes = [
             NodeInfo(*row)
             for row in conn.execute(

@@ -182,7 +182,7 @@ def orphan_counts(lode: Lode) -> dict[str, int]:
                                     "(SELECT 1 FROM files f WHERE f.id = g.file_id)",
         "graph nodes without file": "SELECT count(*) FROM graph_nodes n WHERE NOT EXISTS "
                                     "(SELECT 1 FROM files f WHERE f.id = n.file_id)",
-        "graph references without source node": "SELECT count(*) FROM graph_files g, json_array_elements(g.refs) r "
+        "graph references without source node": "SELECT count(*) FROM graph_files g, json_array_elements(g.refs::json) r "
                                                 "WHERE NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = "
                                                 "(g.file_id << 20 | (r->>0)::bigint))",
         "graph edges without source node": "SELECT count(*) FROM graph_edges e WHERE NOT EXISTS "
