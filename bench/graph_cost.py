@@ -1,7 +1,8 @@
 """What building the code graph adds to a full lexical index (issue #4: at most 30 %), with the baseline measured
-in the same run: `lode index --wait` of CPython's Lib/ into a new repository, each run in its own process,
-alternating LODE_GRAPH=false and LODE_GRAPH=true, on one embedded PostgreSQL; each repository is removed after
-its run, and the database vacuumed and checkpointed, so every run starts from the same state.
+in the same run: `lode index --wait` of CPython's Lib/ into a new repository, each run in its own process, in
+pairs of LODE_GRAPH=false and LODE_GRAPH=true (off-on, on-off, ...: the machine's speed drifts), on one embedded
+PostgreSQL; each repository is removed after its run, and the database vacuumed and checkpointed, so every run
+starts from the same state.
 
 Per run: wall seconds of the `lode index` process; CPU seconds of its whole process tree (its own, the index
 workers' and the graph resolvers': this process is made the subreaper of its descendants, so the forkserver's
@@ -234,7 +235,7 @@ def render(runs: list[dict[str, Any]], summary: dict[str, Any], facts: dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scale", type=float, default=1.0, help="copies of Lib/ (bench.corpora.stdlib)")
-    parser.add_argument("--runs", type=int, default=5, help="pairs of runs (off, then on)")
+    parser.add_argument("--runs", type=int, default=5, help="pairs of runs (off-on, then on-off, ...)")
     parser.add_argument("--workdir", type=Path, help="corpus and LODE_HOME go here (default: a new temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the corpus and the database afterwards")
     parser.add_argument("--json", type=Path, help="also write the raw results here")
@@ -259,7 +260,7 @@ def main() -> None:
         postgres = Postgres(pgdata)
         server = postgres.postmaster
         for number in range(1, args.runs + 1):
-            for mode in MODES:
+            for mode in MODES if number % 2 else MODES[::-1]:  # off-on, on-off, ...: a drift in speed cancels out
                 runs.append(index_once(engine, postgres, corpus.root, work / "home", mode, number))
                 print(f"run {number} graph {mode}: {runs[-1]['wall_s']:.2f} s wall, {runs[-1]['cpu_s']:.2f} CPU s",
                       file=sys.stderr, flush=True)
