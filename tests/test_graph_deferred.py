@@ -106,8 +106,9 @@ def test_forked_resolution_equals_serial(lode_home: Path, repo_name: str, tmp_pa
 
 def test_a_resolution_that_writes_many_edges_leaves_fresh_statistics(lode: Lode, repo_name: str,
                                                                       tmp_path: Path) -> None:
-    """The repository's graph_edges partition is analysed after the resolution that filled it (the planner of
-    graph queries needs it); the postings' ANALYZE before it ran on a first load's empty edges."""
+    """The repository's graph_edges partition, and graph_edges as a whole, are analysed after the resolution that
+    filled it (the planner of graph queries needs both); the postings' ANALYZE before it ran on a first load's
+    empty edges."""
     calls = 8000
     (tmp_path / "many.py").write_text("def target():\n    pass\n\n\ndef caller():\n" + "    target()\n" * calls)
     lode.index(tmp_path, repo_name)
@@ -116,4 +117,6 @@ def test_a_resolution_that_writes_many_edges_leaves_fresh_statistics(lode: Lode,
         stored = conn.execute("SELECT count(*) FROM graph_edges WHERE repo_id = %s", (repo_id,)).fetchone()[0]
         analysed = conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = %s",
                                 (edges_partition(repo_id),)).fetchone()[0]
-    assert stored >= calls and analysed > 0, (stored, analysed)
+        inherited = conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'graph_edges' AND inherited"
+                                 ).fetchone()[0]
+    assert stored >= calls and analysed > 0 and inherited > 0, (stored, analysed, inherited)
