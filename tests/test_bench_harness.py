@@ -261,6 +261,7 @@ def test_rg_pattern_is_an_or_of_the_query_words() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the subprocess's own limit: the quick suite takes over 300 s on a slow machine
 def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
     """`bench/run --quick` on real corpora and a real embedded server: every section rendered, every plot written."""
     import subprocess
