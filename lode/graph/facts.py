@@ -209,27 +209,25 @@ class _File:
         else:  # module or type body: visible to other files
             self.bind(scope, name, type_name, INSTANCE, row + 1)
 
-    def call(self, node: Node, name: str, self_names: frozenset[str]) -> None:
-        """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver."""
+    def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False) -> None:
+        """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver; with
+        hinted_only (a builtin's name), only when something is known of it."""
         row = node.start_point.row
-        offset = node.start_byte
-        scope = self.owner.at(row, offset)
-        hint = self.receiver(scope, name, offset, self_names) if "." in name else None
-        self.facts.references.append(Reference("calls", scope, name, row + 1, hint))
-
-    def receiver(self, scope: int, name: str, offset: int, self_names: frozenset[str]) -> str | None:
-        """The hint of a call of the dotted `name` at byte `offset`: SELF, SUPER, the receiver's type or None."""
-        head = name.partition(".")[0]
-        if head in self_names and self.symbols[scope].kind == "method":
-            return SELF
-        if head in _SUPER_NAMES:
-            return SUPER
-        if (assigned := self.locals.get((scope, head))) is not None:
-            before = [item for item in assigned if item[0] <= offset]
-            return max(before)[1] if before else None
-        if "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
-            return constructed.group(1)
-        return None
+        scope = self.owner.at(row, offset := node.start_byte)
+        hint: str | None = None
+        if "." in name:
+            head = name.partition(".")[0]
+            if head in self_names and self.symbols[scope].kind == "method":
+                hint = SELF
+            elif head in _SUPER_NAMES:
+                hint = SUPER
+            elif (assigned := self.locals.get((scope, head))) is not None:
+                before = [item for item in assigned if item[0] <= offset]
+                hint = max(before)[1] if before else None
+            elif "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
+                hint = constructed.group(1)
+        if hint is not None or not hinted_only:
+            self.facts.references.append(Reference("calls", scope, name, row + 1, hint))
 
 
 _PYTHON_SELF = frozenset({"self", "cls"})
@@ -321,25 +319,17 @@ def _extract_python(file: _File, root: Node) -> None:
         if annotation is not None and name is not None and name.type == "identifier":
             file.assign(node, file.text(name), _python_type(file.text(annotation)), _PYTHON_SELF)
     # every binding is known by now, so calls of unshadowed builtins are left out as they come
-    data, owner_at, receiver, references = file.data, file.owner.at, file.receiver, facts.references
     builtins = _unshadowed_builtins(facts)
-    callees: dict[bytes, tuple[str, bool, bool]] = {}  # a file calls the same callees over and over
+    callees: dict[bytes, tuple[str, bool]] = {}  # a file calls the same callees over and over: normalise once
+    data = file.data
     for node in found.get("call", ()):
-        start = node.start_byte
-        text = data[start : node.end_byte]
+        text = data[node.start_byte : node.end_byte]
         if (callee := callees.get(text)) is None:
             name = _callee(text.decode("utf-8", "replace"))
-            builtin = name.partition(".")[0] in builtins and _DOTTED.match(name) is not None
-            callee = callees[text] = (name, "." in name, builtin)
-        name, dotted, builtin = callee
-        if builtin and not dotted:  # `len(x)`: no hint could keep it
-            continue
-        row = node.start_point.row
-        scope = owner_at(row, start)
-        hint = receiver(scope, name, start, _PYTHON_SELF) if dotted else None
-        if hint is None and builtin:
-            continue
-        references.append(Reference("calls", scope, name, row + 1, hint))
+            callee = callees[text] = (name, name.partition(".")[0] in builtins and _DOTTED.match(name) is not None)
+        name, builtin = callee
+        if not (builtin and "." not in name):  # `len(x)`: no hint could keep it
+            file.call(node, name, _PYTHON_SELF, hinted_only=builtin)
 
 
 def _unshadowed_builtins(facts: FileFacts) -> frozenset[str]:
