@@ -76,7 +76,7 @@ class GraphBatch:
                    for b in facts.bindings]),
             _json([(ordinals[r.source], r.name) for r in facts.references if r.kind == "inherits"]),
             _json([(ordinals[r.source], r.kind, r.name, r.line, r.hint) for r in facts.references]),
-            "{" + ",".join(map(str, _hashes(fact_keys(facts)))) + "}",
+            _key_array(fact_keys(facts)),
         )
 
 
@@ -87,8 +87,9 @@ def _rows(rows: Iterable[tuple[object, ...]]) -> bytes:
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
-def _hashes(names: set[str]) -> list[int]:
-    return sorted({name_key(name) for name in names})
+def _key_array(names: set[str]) -> str:
+    """graph_dirty_files.keys of the names, as a bigint[] literal."""
+    return "{" + ",".join(map(str, sorted({name_key(name) for name in names}))) + "}"
 
 
 def _edge_lines(repo_id: int, file_id: int, resolved: list[tuple[list, list[Target]]]) -> list[str]:
@@ -245,8 +246,8 @@ class GraphStore:
             scoped_names = [(scope, name) for _, scope, name, _, _ in json.loads(bindings)]
             keys = definition_keys(path, language, nodes, scoped_names)
             self.conn.execute(
-                "INSERT INTO graph_dirty_files (repo_id, file_id, keys) VALUES (%s, %s, %s)",
-                (repo_id, file_id, _hashes(keys)),
+                "INSERT INTO graph_dirty_files (repo_id, file_id, keys) VALUES (%s, %s, %s::bigint[])",
+                (repo_id, file_id, _key_array(keys)),
             )
 
     def delete_repo(self, repo_id: int) -> None:
@@ -285,8 +286,8 @@ class GraphStore:
             return report
         dependencies: list[bytes] = []
         partition = edges_partition(repo_id)
-        first_load = self.conn.execute("SELECT to_regclass(%s) IS NULL", (partition,)).fetchone()[0]
-        if first_load:  # filled without indexes; attaching it builds them once, sorted
+        new_partition = self.conn.execute("SELECT to_regclass(%s) IS NULL", (partition,)).fetchone()[0]
+        if new_partition:  # filled without indexes; attaching it builds them once, sorted
             self.conn.execute(f"CREATE TABLE {partition} (LIKE graph_edges, CHECK (repo_id = {int(repo_id)}))")
         with _collector_paused(), self.conn.cursor() as cur:
             resolver = Resolver(self._symbol_table(repo_id))
@@ -300,15 +301,16 @@ class GraphStore:
             with cur.copy("COPY graph_file_dependencies (file_id, repo_id, keys) FROM STDIN") as copy:
                 for rows in dependencies:
                     copy.write(rows)
-        if first_load:  # the CHECK constraint spares the scan that proves its rows belong
+        if new_partition:  # the CHECK constraint spares the scan that proves its rows belong
             self.conn.execute(f"ALTER TABLE graph_edges ATTACH PARTITION {partition} FOR VALUES IN ({int(repo_id)})")
         stored = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (partition,)).fetchone()
         if report.edges > max(_ANALYZE_AFTER_EDGES, stored[0] // 10):  # a first load's plans need statistics
-            self.conn.execute(f"ANALYZE {partition}, graph_file_dependencies")
             # traversals join graph_edges itself, and the planner estimates those joins from the parent's own
-            # statistics, which autovacuum never gathers; ONLY (PostgreSQL 18) spares re-reading every partition
+            # statistics, which autovacuum never gathers; ONLY (PostgreSQL 18) spares re-reading every partition.
+            # The parent comes first, as after an ATTACH: two resolutions lock the two tables in the same order.
             only = "ONLY " if self.conn.info.server_version >= 180000 else ""
             self.conn.execute(f"ANALYZE {only}graph_edges")
+            self.conn.execute(f"ANALYZE {partition}, graph_file_dependencies")
         return report
 
     def _files_to_resolve(self, repo_id: int, queued: list[int], keys: list[int]) -> list[tuple[int, str]]:
