@@ -5,6 +5,7 @@ The timeout table lives here and nowhere else. Each entry is overridden by LODE_
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -160,6 +161,23 @@ class ServerSettings(BaseSettings):
     def _split_roots(cls, value: object) -> object:
         return [p for p in value.split(os.pathsep) if p.strip()] if isinstance(value, str) else value
 
+    @field_validator("allowed_hosts", "allowed_origins")
+    @classmethod
+    def _check_patterns(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        from lode.api.hosts import host_pattern, origin_pattern  # parsed by the code that applies them
+
+        parse = host_pattern if info.field_name == "allowed_hosts" else origin_pattern
+        for pattern in value:
+            parse(pattern)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            ipaddress.ip_network(proxy, strict=False)  # an address or a network; ValueError names it
+        return value
+
     @field_validator("allowed_hosts", "allowed_origins", "trusted_proxies", "cors_origins", mode="before")
     @classmethod
     def _split_list(cls, value: object) -> object:
@@ -229,6 +247,7 @@ def describe_invalid(exc: ValidationError) -> str:
     prefix = model.model_config.get("env_prefix", "LODE_")
     problems: dict[str, list[str]] = {}
     for error in exc.errors():
-        name = f"{prefix}{error['loc'][0]}".upper() if error["loc"] else prefix.rstrip("_")
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = (field if field.upper().startswith("LODE_") else f"{prefix}{field}").upper().rstrip("_")
         problems.setdefault(f"{name}={error.get('input')!r}", []).append(error["msg"])
     return "invalid setting: " + "; ".join(f"{name}: {' or '.join(msgs)}" for name, msgs in problems.items())

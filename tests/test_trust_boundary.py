@@ -13,16 +13,16 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli
-from lode.api.hosts import HostPolicy
-from lode.api.keys import ApiKeys
-from lode.engine import Lode
 from netns import namespace_host
 from serve_process import lode_serve
 from test_api import SHOP
 from test_indexing import write_tree
 from test_security import no_keys  # noqa: F401 (a fixture: every test here starts and ends without keys)
+
+from lode.api.hosts import HostPolicy
+from lode.api.keys import ApiKeys
+from lode.engine import Lode
 
 EVERY_ROUTE = ["/v1/repositories", "/v1/search?q=discount&mode=lexical", "/v1/status", "/", "/static/app.js",
                "/docs", "/openapi.json", "/metrics", "/livez", "/readyz", "/health", "/mcp"]
@@ -148,5 +148,9 @@ def test_a_wildcard_bind_answers_to_this_machines_addresses() -> None:
     assert not policy.allows_host("198.51.100.77:8765")  # an address that is not this machine's
     bound = HostPolicy("198.51.100.77")
     assert bound.allows_host("198.51.100.77:8765") and not bound.allows_host("198.51.100.78:8765")
-    with pytest.raises(ValueError, match="LODE_ALLOWED_HOSTS"):
-        HostPolicy("127.0.0.1", ["bad host:port:x"])
+
+def test_malformed_host_and_proxy_settings_are_setting_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable, value in (("LODE_ALLOWED_HOSTS", "bad host:port:x"), ("LODE_MCP_ALLOWED_HOSTS", '["a b"]'),
+                            ("LODE_ALLOWED_ORIGINS", "ftp://x"), ("LODE_TRUSTED_PROXIES", "proxy.local")):
+        code, _, stderr = run_cli("keys", "list", env={variable: value})
+        assert code == 2 and "invalid setting: LODE_" in stderr and "Traceback" not in stderr, (variable, stderr)

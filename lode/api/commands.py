@@ -100,7 +100,7 @@ def keys_list(as_json: JsonOption = False) -> None:
 
     def render(result: dict[str, Any]) -> None:
         if not result["keys"]:
-            out.print("no API keys: the server answers loopback callers without authentication")
+            out.print("no API keys: the server answers only callers on its own loopback, without authentication")
         for key in result["keys"]:
             out.print(f"{key['name']}  {', '.join(key['repos']) if key['repos'] else 'all repositories'}  "
                       f"{key['created_at']}", markup=False, highlight=False)

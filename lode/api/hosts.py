@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Iterable
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ WILDCARD_BINDS = ("0.0.0.0", "::", "[::]", "")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 FORWARDING_HEADERS = (b"x-forwarded-for", b"forwarded", b"x-real-ip")
 _UNTRUSTED_FORWARDING = "lode.untrusted_forwarding"  # scope key set by ClientAddress
+_HOST_NAME = re.compile(r"^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*$")  # DNS labels
 
 
 def is_loopback(host: str) -> bool:
@@ -65,7 +67,30 @@ def split_host(value: str) -> tuple[str, int | None] | None:
     if port_text is not None and not (port_text.isdigit() and int(port_text) < 65536):
         return None
     name = name.rstrip(".")
-    return (name, int(port_text) if port_text is not None else None) if name else None
+    if not (_HOST_NAME.match(name) or _ip(name) is not None):
+        return None
+    return name, int(port_text) if port_text is not None else None
+
+
+def host_pattern(text: str) -> tuple[str, int | None]:
+    """An allowed host as (name, port); port None: any ('name', 'name:*'). ValueError when it is none."""
+    text = text.strip()
+    any_port = text.endswith(":*")
+    parsed = split_host(text[:-2] if any_port else text)
+    if parsed is None:
+        raise ValueError(f"not a host name, name:port or name:*: {text!r}")
+    return parsed[0], None if any_port else parsed[1]
+
+
+def origin_pattern(text: str) -> tuple[str, str, int | None]:
+    """An allowed origin as (scheme, name, port); port None: any. ValueError when it is none."""
+    text = text.strip()
+    any_port = text.endswith(":*")
+    parts = urlsplit(text[:-2] if any_port else text)
+    parsed = split_host(parts.netloc) if parts.scheme in ("http", "https") and not parts.path.strip("/") else None
+    if parsed is None:
+        raise ValueError(f"not an origin (http[s]://name[:port|:*]): {text!r}")
+    return parts.scheme, parsed[0], None if any_port else parsed[1]
 
 
 class HostPolicy:
@@ -74,22 +99,10 @@ class HostPolicy:
     def __init__(self, bind: str, allowed_hosts: Iterable[str] = (), allowed_origins: Iterable[str] = (),
                  cors_origins: Iterable[str] = ()) -> None:
         self.wildcard = bind.strip() in WILDCARD_BINDS
-        self.hosts: list[tuple[str, int | None]] = []  # (name, port); None: any port
-        for pattern in [*allowed_hosts, *([] if self.wildcard else [bind])]:
-            any_port = pattern.strip().endswith(":*")
-            parsed = split_host(pattern.strip()[:-2] if any_port else pattern)
-            if parsed is None:
-                raise ValueError(f"invalid host name in LODE_ALLOWED_HOSTS: {pattern!r}")
-            self.hosts.append((parsed[0], None if any_port else parsed[1]))
+        # (name, port); port None: any
+        self.hosts = [host_pattern(p) for p in [*allowed_hosts, *([] if self.wildcard else [bind])]]
         self.origins = {o.rstrip("/").lower() for o in cors_origins}
-        self.origin_patterns: list[tuple[str, str, int | None]] = []
-        for pattern in allowed_origins:
-            any_port = pattern.strip().endswith(":*")
-            parts = urlsplit(pattern.strip()[:-2] if any_port else pattern.strip())
-            parsed = split_host(parts.netloc) if parts.scheme in ("http", "https") else None
-            if parsed is None:
-                raise ValueError(f"invalid origin in LODE_ALLOWED_ORIGINS: {pattern!r}")
-            self.origin_patterns.append((parts.scheme, parsed[0], None if any_port else parsed[1]))
+        self.origin_patterns = [origin_pattern(p) for p in allowed_origins]
 
     def allows_host(self, value: str) -> bool:
         parsed = split_host(value)

@@ -16,11 +16,11 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
-
-from lode.engine import Lode
 from serve_process import lode_serve
 from test_resilience import TcpProxy
 from test_security import no_keys  # noqa: F401 (a fixture: the shared database has no key during the test)
+
+from lode.engine import Lode
 
 
 def _unix_socket(lode: Lode) -> str:
