@@ -38,7 +38,7 @@ def test_every_route_refuses_a_foreign_host_and_state_changes_from_a_foreign_ori
     `Host: attacker.example`. Before the fix only /mcp checked it: POST /v1/index of any directory and a search
     of it answered 200 in the open local mode."""
     secret = tmp_path / "secret"
-    write_tree(secret, SHOP)
+    write_tree(secret, {"notes.py": "def launch_codes():\n    return 1234\n"})
     with lode_serve(tmp_path / "serve.log", env={"LODE_ALLOWED_HOSTS": "lode.internal"}) as served:
         port = served.port
         rebound = {"Host": f"attacker.example:{port}"}
@@ -67,6 +67,12 @@ def test_every_route_refuses_a_foreign_host_and_state_changes_from_a_foreign_ori
         for origin in (f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://lode.internal:{port}"):
             accepted = served.request("POST", "/v1/index", {"Origin": origin}, _index_request(secret, repo))
             assert accepted.status == 202, (origin, accepted.body)
+        job = accepted.json()["job"]["id"]
+        deadline = time.monotonic() + 120
+        while served.request("GET", f"/v1/index/{job}").json()["job"]["state"] in ("queued", "running"):
+            assert time.monotonic() < deadline, "the index job did not finish"
+            time.sleep(0.2)
+        assert served.request("DELETE", f"/v1/repositories/{repo}", {"Origin": f"http://localhost:{port}"}).status == 200
 
 
 def test_a_keyless_server_beyond_loopback_refuses_remote_callers_and_keys_rm_warns(

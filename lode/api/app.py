@@ -33,7 +33,7 @@ from lode.api.hosts import ClientAddress, HostGuard, HostPolicy, is_loopback
 from lode.api.keys import ApiKeys
 from lode.api.presence import Presence
 from lode.api.routes import ERRORS, router
-from lode.api.security import AuthMiddleware, error_response
+from lode.api.security import AuthMiddleware
 from lode.config import Settings, get_settings
 from lode.engine import Lode
 from lode.errorlog import AlertMonitor
@@ -139,7 +139,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         if _has_nul(scope):
-            await error_response(400, "bad_request", "the request contains a NUL character")(scope, receive, send)
+            await models.error_response(400, "bad_request", "the request contains a NUL character")(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
@@ -194,7 +194,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = error_response(413, "payload_too_large", f"the request body is over {self.max_bytes} bytes")
+        too_large = models.error_response(413, "payload_too_large", f"the request body is over {self.max_bytes} bytes")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await too_large(scope, receive, send)

@@ -21,9 +21,10 @@ from collections.abc import Iterable
 from urllib.parse import urlsplit
 
 import psutil
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from lode.api.models import error_response
 
 LOOPBACK_NAME = "localhost"
 WILDCARD_BINDS = ("0.0.0.0", "::", "[::]", "")
@@ -137,10 +138,6 @@ def _interface_addresses() -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]
     return found
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "code": code}}, status_code=status)
-
-
 class HostGuard:
     """421 for a Host the policy does not allow, on every route; 403 for a state-changing request from an
     Origin it does not allow."""
@@ -155,13 +152,13 @@ class HostGuard:
             return
         for name, value in scope["headers"]:
             if name == b"host" and not self.policy.allows_host(text := value.decode("latin-1")):
-                await _error(421, "misdirected_request", f"Invalid Host header {text!r}: this server answers "
+                await error_response(421, "misdirected_request", f"Invalid Host header {text!r}: this server answers "
                              "to its loopback names and bound address; add names with LODE_ALLOWED_HOSTS"
                              )(scope, receive, send)
                 return
             if (name == b"origin" and scope["method"] not in SAFE_METHODS
                     and not self.policy.allows_origin(text := value.decode("latin-1"))):
-                await _error(403, "forbidden", f"Invalid Origin header {text!r}: requests that change state are "
+                await error_response(403, "forbidden", f"Invalid Origin header {text!r}: requests that change state are "
                              "refused from other origins; allow one with LODE_CORS_ORIGINS or LODE_ALLOWED_ORIGINS"
                              )(scope, receive, send)
                 return

@@ -26,20 +26,16 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from psycopg_pool import PoolTimeout
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lode.api.hosts import caller_is_local
 from lode.api.keys import ApiKey, ApiKeys
+from lode.api.models import error_response
 from lode.config import Settings
 from lode.store.db import DatabaseUnavailable
 
 PROTECTED = ("/v1/", "/mcp", "/metrics")  # path prefixes that need a key once keys exist
 RATE_LIMITED = ("/v1/", "/mcp")
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "code": code}}, status_code=status, headers=headers)
 
 
 class AuthMiddleware:
