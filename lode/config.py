@@ -5,6 +5,8 @@ The timeout table lives here and nowhere else. Each entry is overridden by LODE_
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import sys
 from functools import lru_cache
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -112,15 +114,6 @@ class CacheSettings(BaseSettings):
     put_attempts: int = Field(default=2, ge=1)  # L2 writes retried on connection errors only
 
 
-class McpSettings(BaseSettings):
-    """The MCP endpoint at /mcp: DNS-rebinding protection admits these Host and Origin headers. LODE_MCP_<NAME>."""
-
-    model_config = SettingsConfigDict(env_prefix="LODE_MCP_", extra="ignore")
-
-    allowed_hosts: list[str] = ["127.0.0.1", "127.0.0.1:*", "localhost", "localhost:*", "[::1]", "[::1]:*"]
-    allowed_origins: list[str] = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-
-
 class QueueSettings(BaseSettings):
     """The durable job queue (lode/queue.py, procrastinate on PostgreSQL), the same for `lode serve`'s in-process
     worker and `lode worker`. Each entry is LODE_QUEUE_<NAME>."""
@@ -138,26 +131,59 @@ class QueueSettings(BaseSettings):
 
 
 class ServerSettings(BaseSettings):
-    """`lode serve` (lode/api/): index roots, CORS, caps and rate limits. LODE_<NAME>."""
+    """`lode serve` (lode/api/): index roots, the names it answers to, proxies, CORS, caps and rate limits.
+    LODE_<NAME>; lode/api/hosts.py applies the host, origin and proxy settings."""
 
-    model_config = SettingsConfigDict(env_prefix="LODE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LODE_", extra="ignore", populate_by_name=True)
 
     # POST /v1/index only accepts paths under these (os.pathsep-separated); unset: loopback without keys only
     allowed_roots: Annotated[list[Path], NoDecode] = []
+    # Host names (and name:port, name:*) every route answers to besides the loopback names and the address it is
+    # bound to (DNS rebinding); comma-separated or a JSON list. LODE_MCP_ALLOWED_HOSTS is the older name.
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default=[], validation_alias=AliasChoices("LODE_ALLOWED_HOSTS", "LODE_MCP_ALLOWED_HOSTS"))
+    # Origins (scheme://name[:port|:*]) allowed to POST/DELETE besides those of the allowed hosts and
+    # LODE_CORS_ORIGINS. LODE_MCP_ALLOWED_ORIGINS is the older name.
+    allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default=[], validation_alias=AliasChoices("LODE_ALLOWED_ORIGINS", "LODE_MCP_ALLOWED_ORIGINS"))
+    # addresses or networks of reverse proxies whose X-Forwarded-For names the caller; unset: it is ignored
+    trusted_proxies: Annotated[list[str], NoDecode] = []
     cors_origins: Annotated[list[str], NoDecode] = []  # comma-separated; CORS is off when empty
     rate_limit: str | None = "600/minute"  # per API key, or per client address without keys; None: off
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
     # jobs this server runs at once on its in-process worker; 0 when dedicated `lode worker` processes run them
     index_jobs: int = Field(default=2, ge=0)
+    # a server records its bind address every this many seconds (lode/store/servers.py); 3 missed: it is gone
+    server_heartbeat_seconds: float = Field(default=10.0, gt=0)
 
     @field_validator("allowed_roots", mode="before")
     @classmethod
     def _split_roots(cls, value: object) -> object:
         return [p for p in value.split(os.pathsep) if p.strip()] if isinstance(value, str) else value
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("allowed_hosts", "allowed_origins")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _check_patterns(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        from lode.api.hosts import host_pattern, origin_pattern  # parsed by the code that applies them
+
+        parse = host_pattern if info.field_name == "allowed_hosts" else origin_pattern
+        for pattern in value:
+            parse(pattern)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            ipaddress.ip_network(proxy, strict=False)  # an address or a network; ValueError names it
+        return value
+
+    @field_validator("allowed_hosts", "allowed_origins", "trusted_proxies", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """A comma-separated string, or a JSON list (the form LODE_MCP_ALLOWED_* took)."""
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)
         return [o.strip() for o in value.split(",") if o.strip()] if isinstance(value, str) else value
 
 
@@ -194,7 +220,6 @@ class Settings(BaseSettings):
     breakers: BreakerSettings = Field(default_factory=BreakerSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
-    mcp: McpSettings = Field(default_factory=McpSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
 
@@ -222,6 +247,7 @@ def describe_invalid(exc: ValidationError) -> str:
     prefix = model.model_config.get("env_prefix", "LODE_")
     problems: dict[str, list[str]] = {}
     for error in exc.errors():
-        name = f"{prefix}{error['loc'][0]}".upper() if error["loc"] else prefix.rstrip("_")
+        field = str(error["loc"][0]) if error["loc"] else ""
+        name = (field if field.upper().startswith("LODE_") else f"{prefix}{field}").upper().rstrip("_")
         problems.setdefault(f"{name}={error.get('input')!r}", []).append(error["msg"])
     return "invalid setting: " + "; ".join(f"{name}: {' or '.join(msgs)}" for name, msgs in problems.items())

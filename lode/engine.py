@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -67,8 +68,12 @@ _UNSET = object()
 
 
 class Lode:
-    def __init__(self, settings: Settings | None = None) -> None:
+    """`revive_database`: a long-running server (`lode serve`) restarts the embedded PostgreSQL itself when it
+    finds it gone; a command fails with DatabaseUnavailable instead, and its next run restarts it."""
+
+    def __init__(self, settings: Settings | None = None, *, revive_database: bool = False) -> None:
         self.settings = settings or get_settings()
+        self._revive_database = revive_database
         self._db: Database | None = None
         self._embedder: object = _UNSET
         self.cache = Cache(self.settings, lambda: self.db,
@@ -78,12 +83,14 @@ class Lode:
     @property
     def db(self) -> Database:
         if self._db is None:
-            url = self.settings.database_url
+            url, revive = self.settings.database_url, None
             if not url:
                 from lode.store import embedded
 
                 url = embedded.start(self.settings.home)
-            self._db = Database(url, self.settings).open()
+                if self._revive_database:
+                    revive = functools.partial(embedded.restart_if_stopped, self.settings.home)
+            self._db = Database(url, self.settings, revive).open()
             errorlog.bind(self._db)  # handled errors of this process go to its error_logs
         return self._db
 

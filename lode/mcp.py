@@ -522,20 +522,17 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
 # ---- transports -------------------------------------------------------------------------------------------
 
 
-def transport_security(settings: Settings) -> TransportSecuritySettings:
-    """DNS-rebinding protection: only the configured Host and Origin headers reach the endpoint."""
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=list(settings.mcp.allowed_hosts),
-        allowed_origins=list(settings.mcp.allowed_origins),
-    )
+def transport_security() -> TransportSecuritySettings:
+    """The SDK's own Host/Origin check is off: the REST app's HostGuard (lode/api/hosts.py) applies the same
+    allow-list to every route, /mcp included, so one place decides which names and origins are accepted."""
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
-def mount(app: Starlette, settings: Settings, path: str = "/mcp") -> MCPServer:
+def mount(app: Starlette, path: str = "/mcp") -> MCPServer:
     """Serve the MCP server at `path` of the REST app, over the engine its lifespan puts in `app.state.lode`,
     with the session manager running inside that lifespan and the REST rules for API keys (HttpAccess)."""
     server = create_server(lambda: app.state.lode, HttpAccess())
-    http_app = server.streamable_http_app(streamable_http_path=path, transport_security=transport_security(settings))
+    http_app = server.streamable_http_app(streamable_http_path=path, transport_security=transport_security())
     app.router.routes[0:0] = http_app.routes  # ahead of any catch-all mount
     outer = app.router.lifespan_context
 

@@ -99,6 +99,10 @@ def database_failure(exc_type: type, exc: BaseException) -> bool:
     """What counts against the "database" breaker: a lost or refused connection, not a cancelled statement."""
     import psycopg
 
+    from lode.store.db import DatabaseUnavailable
+
+    if issubclass(exc_type, DatabaseUnavailable):
+        return True
     return issubclass(exc_type, psycopg.OperationalError) and not issubclass(exc_type, psycopg.errors.QueryCanceled)
 
 

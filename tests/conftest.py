@@ -48,6 +48,14 @@ def repo_name() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
 
 
+def local_client(app, base_url: str = "http://127.0.0.1"):
+    """A TestClient that calls as a loopback caller, by a loopback name: its defaults ("testclient" calling
+    "testserver") are neither, and the server answers only allowed Host names and, without keys, loopback."""
+    from fastapi.testclient import TestClient
+
+    return TestClient(app, base_url=base_url, client=("127.0.0.1", 50000))
+
+
 def run_cli(*args: str, check_json: bool = True, env: dict[str, str] | None = None, timeout: float = 120):
     """Run `python -m lode ARGS` in a real process; return (exit code, parsed JSON or stdout, stderr)."""
     proc = subprocess.run(

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import run_cli
+from conftest import local_client, run_cli
 from redis_server import running_redis
 from lode.api.app import create_app
 from lode.config import EmbeddingSettings, QueueSettings, ServerSettings, Settings
@@ -78,7 +78,7 @@ def settings_for(home: Path, embedder: str = "none", embedding: EmbeddingSetting
 
 @contextmanager
 def api(home: Path, host: str = "127.0.0.1", **options: Any) -> Iterator[TestClient]:
-    with TestClient(create_app(settings_for(home, **options), host=host)) as client:
+    with local_client(create_app(settings_for(home, **options), host=host)) as client:
         yield client
 
 

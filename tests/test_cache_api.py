@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from lode.api.app import create_app
 from lode.config import ServerSettings, Settings
+from conftest import local_client
 from lode.engine import Lode
 from redis_server import running_redis
 from test_cache import CORPUS, PREFIX
@@ -21,7 +20,7 @@ def test_stats_flush_and_metrics(lode: Lode, lode_home: Path, tmp_path: Path, re
     with running_redis() as server:
         settings = Settings(home=lode_home, embedder="none", redis_url=server.url,
                             server=ServerSettings(rate_limit=None))
-        with TestClient(create_app(settings)) as client:
+        with local_client(create_app(settings)) as client:
             params = {"q": "slurp", "repo": repo_name, "mode": "lexical"}
             first = client.get("/v1/search", params=params)
             assert first.status_code == 200 and first.json()["hits"]

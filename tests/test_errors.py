@@ -19,7 +19,7 @@ from lode.config import AlertSettings, Settings, Timeouts
 from lode.errorlog import AlertMonitor, evaluate_alerts, record_error, scrub
 from lode.resilience import reset_breakers
 from lode.store.db import Database
-from tests.conftest import run_cli
+from tests.conftest import local_client, run_cli
 from tests.resilience_stubs import Receiver
 
 SECRET = "hunter2-s3cret"
@@ -164,7 +164,7 @@ def _api(lode, **settings) -> TestClient:
     """The real server app (its lifespan opens its own engine on the session's database)."""
     from lode.api.app import create_app
 
-    return TestClient(create_app(Settings(home=lode.settings.home, embedder="none", **settings)))
+    return local_client(create_app(Settings(home=lode.settings.home, embedder="none", **settings)))
 
 
 def _fresh_alerts(lode) -> dict[str, int]:

@@ -14,8 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import index_snapshot, run_cli
-from fastapi.testclient import TestClient
+from conftest import index_snapshot, local_client, run_cli
 
 from lode.api.app import create_app
 from lode.config import QueueSettings, ServerSettings, Settings
@@ -106,7 +105,7 @@ def test_graph_off_indexes_for_search_only_and_graph_queries_refuse(
     settings = Settings(home=lode_home, embedder="none", graph=False,
                         queue=QueueSettings(name=f"test-{uuid.uuid4().hex[:12]}"),
                         server=ServerSettings(rate_limit=None, index_jobs=0))
-    with TestClient(create_app(settings)) as client:
+    with local_client(create_app(settings)) as client:
         response = client.get("/v1/graph/callers", params={"symbol": "shop.util.clamp", "repo": repo_name})
         assert response.status_code == 400
         assert OFF_MESSAGE in response.json()["error"]["message"]

@@ -290,7 +290,7 @@ def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> No
 
 
 def test_allowed_hosts_and_origins_are_configurable(lode: Lode, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fastapi.testclient import TestClient
+    from conftest import local_client
 
     from lode.api.app import create_app
 
@@ -300,10 +300,12 @@ def test_allowed_hosts_and_origins_are_configurable(lode: Lode, monkeypatch: pyt
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
             "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
     headers = {"Accept": "application/json, text/event-stream"}
-    with TestClient(create_app(settings), base_url="http://lode.internal") as client:
+    with local_client(create_app(settings), base_url="http://lode.internal") as client:
         assert client.post("/mcp", json=init, headers={**headers, "Origin": "https://ui.internal"}).status_code == 200
-        assert client.post("/mcp", json=init, headers={**headers, "Host": "localhost:8765"}).status_code == 421
-        assert client.post("/mcp", json=init, headers={**headers, "Origin": "http://localhost:8765"}).status_code == 403
+        assert client.post("/mcp", json=init, headers={**headers, "Host": "ui.internal"}).status_code == 421
+        assert client.post("/mcp", json=init, headers={**headers, "Origin": "https://attacker.example"}).status_code == 403
+        # the older LODE_MCP_* names widen the defaults, as LODE_ALLOWED_HOSTS does: loopback names still pass
+        assert client.post("/mcp", json=init, headers={**headers, "Host": "localhost:8765"}).status_code == 200
 
 
 def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server: str, shop: str,

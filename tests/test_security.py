@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from conftest import run_cli
+from conftest import local_client, run_cli
 from lode.api import keys as keys_module
 from lode.api.app import create_app
 from lode.api.keys import ApiKeys
@@ -149,11 +148,11 @@ def test_bind_refusal_without_keys(lode: Lode, lode_home: Path, no_keys: None) -
     code, _, stderr = run_cli("serve", "--host", "0.0.0.0", "--port", "1")
     assert code == 2 and "refusing to serve on 0.0.0.0 without API keys" in stderr
     with pytest.raises(BaseException) as refused:  # mounted sub-apps may wrap it in an exception group
-        with TestClient(create_app(settings_for(lode_home), host="0.0.0.0")):
+        with local_client(create_app(settings_for(lode_home), host="0.0.0.0")):
             pass
     assert "RefusedBind: refusing to serve on 0.0.0.0" in "".join(traceback.format_exception(refused.value))
     key = ApiKeys(lode.db).create("remote")
-    with TestClient(create_app(settings_for(lode_home), host="0.0.0.0")) as client:
+    with local_client(create_app(settings_for(lode_home), host="0.0.0.0")) as client:
         assert error_of(client.get("/v1/repositories"), 401)
         assert client.get("/v1/repositories", headers=bearer(key)).status_code == 200
 

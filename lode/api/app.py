@@ -1,6 +1,7 @@
 """The REST server's FastAPI app: `create_app(settings)` wires the engine, index jobs and the in-process queue
-worker (LODE_INDEX_JOBS slots; 0 when `lode worker` processes run the jobs), middleware
-(request ids and metrics, CORS, body cap, auth and rate limits), error mapping, health and metrics.
+worker (LODE_INDEX_JOBS slots; 0 when `lode worker` processes run the jobs), the server's heartbeat, middleware
+(request ids and metrics, the caller's address, Host/Origin checks, CORS, body cap, auth and rate limits),
+error mapping, health and metrics.
 
 Other modules add their routes with one `app.include_router(...)` line in create_app, above `_document_errors`.
 """
@@ -28,9 +29,11 @@ from lode import __version__
 from lode.api import models
 from lode.api.cache import router as cache_router
 from lode.api.errors import router as errors_router
+from lode.api.hosts import ClientAddress, HostGuard, HostPolicy, is_loopback
 from lode.api.keys import ApiKeys
+from lode.api.presence import Presence
 from lode.api.routes import ERRORS, router
-from lode.api.security import AuthMiddleware, error_response, is_loopback
+from lode.api.security import AuthMiddleware
 from lode.config import Settings, get_settings
 from lode.engine import Lode
 from lode.errorlog import AlertMonitor
@@ -50,21 +53,24 @@ LATENCY = Histogram("lode_http_request_duration_seconds", "HTTP request latency,
                     ["method", "route"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10))
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-                 409: "conflict", 413: "payload_too_large", 422: "validation_error", 429: "rate_limited",
-                 503: "unavailable"}
+                 409: "conflict", 413: "payload_too_large", 421: "misdirected_request", 422: "validation_error",
+                 429: "rate_limited", 503: "unavailable"}
 
 
 class RefusedBind(RuntimeError):
     """A non-loopback address without any API key."""
 
 
-def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1") -> FastAPI:
-    """The app; `host` is the address it will be served on (a non-loopback one needs an API key)."""
+def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1", port: int = 0) -> FastAPI:
+    """The app; `host` and `port` are the address it will be served on (a non-loopback one needs an API key)."""
     settings = settings or get_settings()
+    hosts = HostPolicy(host, settings.server.allowed_hosts, settings.server.allowed_origins,
+                       settings.server.cors_origins)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        lode = Lode(settings)
+        lode = Lode(settings, revive_database=True)  # a dead embedded PostgreSQL is restarted by this process
+        app.state.presence = None
         try:
             keys = ApiKeys(await run_in_threadpool(lambda: lode.db))
             if not app.state.loopback and not await run_in_threadpool(keys.any):
@@ -75,12 +81,14 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1") -> 
                                 if settings.server.index_jobs else None)
             app.state.keys = keys
             app.state.alerts = AlertMonitor(lode.db, settings).start()  # error-rate alerts (lode/errorlog.py)
+            app.state.presence = await run_in_threadpool(Presence(lode.db, settings, host, port).start)
         except BaseException:
             lode.close()
             raise
         try:
             yield
         finally:
+            await run_in_threadpool(app.state.presence.stop)
             if app.state.worker is not None:
                 await run_in_threadpool(app.state.worker.stop)
             await run_in_threadpool(app.state.alerts.stop)
@@ -91,20 +99,23 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1") -> 
     app.state.loopback = is_loopback(host)
     app.state.settings = settings
 
-    # the first added is the innermost: auth, then the body cap, CORS, and request context outermost
+    # the first added is the innermost: auth, then the body cap, CORS, Host/Origin, the caller's address, and
+    # request context outermost (so that every refusal is counted, logged and carries the request id)
     app.add_middleware(AuthMiddleware, rate_limit=_rate_limit(settings.server.rate_limit))
     app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
     if settings.server.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.server.cors_origins, allow_credentials=False,
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization", "Content-Type",
                                                                                   "X-Request-ID"])
+    app.add_middleware(HostGuard, policy=hosts)
+    app.add_middleware(ClientAddress, trusted_proxies=settings.server.trusted_proxies)
     app.add_middleware(RequestContext)
     _add_error_handlers(app)
     _add_probes(app)
     app.include_router(router)
     app.include_router(cache_router)
     app.include_router(errors_router)
-    mount_mcp(app, settings)  # /mcp: streamable HTTP, same engine and API-key rules
+    mount_mcp(app)  # /mcp: streamable HTTP, same engine, API-key and Host/Origin rules
     mount_web(app)  # / and /static: the web UI
     _document_errors(app)
     return app
@@ -128,7 +139,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         if _has_nul(scope):
-            await error_response(400, "bad_request", "the request contains a NUL character")(scope, receive, send)
+            await models.error_response(400, "bad_request", "the request contains a NUL character")(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
@@ -183,7 +194,7 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        too_large = error_response(413, "payload_too_large", f"the request body is over {self.max_bytes} bytes")
+        too_large = models.error_response(413, "payload_too_large", f"the request body is over {self.max_bytes} bytes")
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await too_large(scope, receive, send)

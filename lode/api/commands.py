@@ -12,6 +12,7 @@ import typer
 
 from lode.api.keys import ApiKeys
 from lode.engine import Lode
+from lode.store.servers import Servers
 
 keys_app = typer.Typer(help="API keys for `lode serve` (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -26,7 +27,7 @@ def serve(
     import uvicorn
 
     from lode.api.app import create_app
-    from lode.api.security import is_loopback
+    from lode.api.hosts import is_loopback
     from lode.cli import err
     from lode.config import get_settings
     from lode.errors import LodeError
@@ -46,8 +47,9 @@ def serve(
             raise typer.Exit(2)
     err.print(f"lode: serving http://{host}:{port} (API docs at /docs, health at /health); Ctrl-C stops",
               markup=False, highlight=False)
-    uvicorn.run(create_app(settings, host=host), host=host, port=port, log_config=None, access_log=False,
-                server_header=False)
+    # proxy headers are the app's to judge (LODE_TRUSTED_PROXIES, lode/api/hosts.py), not uvicorn's 127.0.0.1 default
+    uvicorn.run(create_app(settings, host=host, port=port), host=host, port=port, log_config=None, access_log=False,
+                server_header=False, proxy_headers=False)
 
 
 def health(as_json: JsonOption = False) -> None:
@@ -98,7 +100,7 @@ def keys_list(as_json: JsonOption = False) -> None:
 
     def render(result: dict[str, Any]) -> None:
         if not result["keys"]:
-            out.print("no API keys: the server answers loopback callers without authentication")
+            out.print("no API keys: the server answers only callers on its own loopback, without authentication")
         for key in result["keys"]:
             out.print(f"{key['name']}  {', '.join(key['repos']) if key['repos'] else 'all repositories'}  "
                       f"{key['created_at']}", markup=False, highlight=False)
@@ -112,7 +114,15 @@ def keys_rm(name: Annotated[str, typer.Argument(help="Key name.")], as_json: Jso
     from lode.cli import _run, out
 
     def action(lode: Lode) -> dict[str, Any]:
-        ApiKeys(lode.db).remove(name)
-        return {"removed": name}
+        keys = ApiKeys(lode.db)
+        keys.remove(name)
+        exposed = [] if keys.any() else Servers(lode.db).exposed()
+        if not exposed:
+            return {"removed": name}
+        warning = (f"no API key is left while lode serve listens beyond loopback on "
+                   f"{', '.join(map(str, exposed))}: it now refuses every remote caller (401) and answers only "
+                   f"its own loopback; create a key with `lode keys create NAME` to let remote callers in")
+        print(f"lode: warning: {warning}", file=sys.stderr)
+        return {"removed": name, "warning": warning}
 
     _run(as_json, action, lambda result: out.print(f"removed key {result['removed']}"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from starlette.responses import JSONResponse
 
 REPO_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -22,6 +23,11 @@ class ErrorBody(Doc):
 
 class ErrorOut(Doc):
     error: ErrorBody
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The error document, for middleware that answers before the app's exception handlers."""
+    return JSONResponse({"error": {"message": message, "code": code}}, status_code=status, headers=headers)
 
 
 # ---- repositories and status ------------------------------------------------------------------------------

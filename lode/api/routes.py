@@ -25,6 +25,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     for status, description in {
         400: "Bad input", 401: "An API key is required", 403: "Not allowed for this key or path",
         404: "Not found", 409: "Conflicts with an active job", 413: "Request body too large",
+        421: "The Host header is not one this server answers to (LODE_ALLOWED_HOSTS)",
         422: "Invalid parameters", 429: "Rate limited (see Retry-After)", 503: "A dependency is unavailable",
     }.items()
 }

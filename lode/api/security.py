@@ -1,10 +1,12 @@
 """Who may call the API and on what: bearer API keys (optionally scoped to repositories), per-caller rate limits,
 and the directories an index request may name.
 
-Rules (README "Serving"):
+Rules (README "Security"):
 - `lode serve` binds to loopback by default and refuses any other address while no API key exists.
-- With no API key, loopback callers need no authentication. Once a key exists, every data route (/v1/..., /mcp,
-  /metrics) needs `Authorization: Bearer <key>`; health probes, /docs and the web UI stay open.
+- With no API key, only loopback callers (lode/api/hosts.py caller_is_local) may use the data routes (/v1/...,
+  /mcp, /metrics): removing the last key closes a non-loopback server to remote callers instead of opening it.
+  Once a key exists, every data route needs `Authorization: Bearer <key>`; health probes, /docs and the web UI
+  stay open (they hold no code).
 - A key scoped to repositories sees, searches and indexes only those (403 otherwise).
 - POST /v1/index accepts a directory only under LODE_ALLOWED_ROOTS, compared after resolving symlinks, component
   by component. With no roots configured it is allowed only in the open local mode (loopback, no keys).
@@ -12,7 +14,6 @@ Rules (README "Serving"):
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import os
 import time
@@ -25,27 +26,16 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from psycopg_pool import PoolTimeout
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lode.api.hosts import caller_is_local
 from lode.api.keys import ApiKey, ApiKeys
+from lode.api.models import error_response
 from lode.config import Settings
+from lode.store.db import DatabaseUnavailable
 
 PROTECTED = ("/v1/", "/mcp", "/metrics")  # path prefixes that need a key once keys exist
 RATE_LIMITED = ("/v1/", "/mcp")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "code": code}}, status_code=status, headers=headers)
 
 
 class AuthMiddleware:
@@ -64,10 +54,19 @@ class AuthMiddleware:
         keys: ApiKeys = scope["app"].state.keys  # set in the app's lifespan, once the database is open
         try:
             rows = await run_in_threadpool(keys.all_hashed)
+        except DatabaseUnavailable as exc:  # gone, or its circuit breaker is open: says which, and when to retry
+            await error_response(503, "unavailable", str(exc))(scope, receive, send)
+            return
         except (psycopg.Error, PoolTimeout):
             await error_response(503, "unavailable", "the database is unavailable; retry shortly")(scope, receive, send)
             return
         principal: ApiKey | None = None
+        if not rows and not caller_is_local(scope):
+            await error_response(401, "unauthorized", "this server has no API key, so it answers only callers on "
+                                 "its own loopback (a request forwarded by a proxy counts as remote unless "
+                                 "LODE_TRUSTED_PROXIES names it); create a key with `lode keys create NAME`",
+                                 {"WWW-Authenticate": "Bearer"})(scope, receive, send)
+            return
         if rows:
             header = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
             scheme, _, token = header.partition(" ")

