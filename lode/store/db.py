@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from importlib import resources
 
 import psycopg
@@ -88,6 +89,13 @@ class Database:
             except psycopg.Error as exc:
                 raise DatabaseUnavailable(_lost_message(exc)) from exc
         return self.pool.getconn(max(0.1, self.pool.timeout - _PROBE_AFTER))
+
+    @cached_property
+    def instance_id(self) -> str:
+        """This database's random identity (migration 0012), read once: what tells it from any other Lode
+        database, e.g. in the keys of a shared cache."""
+        with self.connection() as conn:
+            return str(conn.execute("SELECT id FROM instance").fetchone()[0])
 
     @contextmanager
     def advisory_lock(self, kind: int, key: int, wait: float | None = None) -> Iterator[bool]:
