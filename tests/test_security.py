@@ -236,6 +236,8 @@ def test_cors_is_off_by_default_and_opt_in(lode_home: Path, lode: Lode, no_keys:
 
 # ---- issue 15: symlinks on the way, the job's run, a scoped key's index requests --------------------------
 
+TINY = {"m.py": "def tiny_module_function():\n    return 1\n"}  # no symbol that another test looks up
+
 
 def test_a_git_tree_listing_a_path_through_a_symlink_out_of_the_root_is_not_indexed(
         lode: Lode, lode_home: Path, tmp_path: Path, no_keys: None) -> None:
@@ -258,7 +260,7 @@ def test_a_job_whose_directory_became_a_symlink_out_of_its_allowed_root_fails_an
     """Item 5: the request is checked, then the directory is swapped for a link outside before a worker runs
     the job. The worker is a `lode worker` process without LODE_ALLOWED_ROOTS: the job carries its root."""
     allowed, outside = tmp_path / "allowed", tmp_path / "outside"
-    write_tree(allowed / "proj", SHOP)
+    write_tree(allowed / "proj", TINY)
     write_tree(outside / "secret", {"vault.py": "CONFINEMENT_SECRET = 'do not index'\n"})
     name = f"sec-swap-{uuid.uuid4().hex[:8]}"
     queue = queue_settings()
@@ -283,9 +285,9 @@ def test_a_scoped_key_learns_nothing_about_repositories_outside_its_scope(
     directory's name, answers 403 like an unknown name, without the other repository's root."""
     allowed = tmp_path / "allowed"
     other, mine = f"sec-other-{uuid.uuid4().hex[:8]}", f"sec-mine-{uuid.uuid4().hex[:8]}"
-    write_tree(allowed / "hidden-place", SHOP)
-    write_tree(allowed / "mine", SHOP)
-    write_tree(allowed / "elsewhere" / other, SHOP)  # a directory whose name is the other repository's
+    write_tree(allowed / "hidden-place", TINY)
+    write_tree(allowed / "mine", TINY)
+    write_tree(allowed / "elsewhere" / other, TINY)  # a directory whose name is the other repository's
     lode.index(allowed / "hidden-place", other)
     with api(lode_home, allowed_roots=[allowed]) as client:
         scoped = bearer(ApiKeys(lode.db).create("scoped-index", [mine]))
