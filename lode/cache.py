@@ -11,13 +11,12 @@ Kinds and their L3:
 A lookup goes L1 → L2 → L3; a hit below is promoted to the layers above, and a computed value is written through.
 
 Keys start with the database's random identity (Database.instance_id), so that two databases sharing one Redis
-never read each other's entries, and carry everything that changes an answer: for search and graph, every
-searched repository's
-(id, generation, serving embedding model), the query's parameters, and a fingerprint of the ranking constants and
-embedding settings. The generation bumps in the unit of work of every file change, file delete and model switch,
-and a deleted repository's id is never reused, so stale entries become unreachable at once and are never scanned
-for. What can change while the generation stays put is not cached: degraded searches (embeddings pending, provider
-down) and graph answers while the repository's graph resolution is still queued.
+never read each other's entries. They carry everything that changes an answer: for search and graph, every searched
+repository's (id, generation, serving embedding model), the query's parameters, and a fingerprint of the ranking
+constants and embedding settings. The generation bumps in the unit of work of every file change, file delete and
+model switch, and a deleted repository's id is never reused, so stale entries become unreachable at once and are
+never scanned for. What can change while the generation stays put is not cached: degraded searches (embeddings
+pending, provider down) and graph answers while the repository's graph resolution is still queued.
 
 Values are msgpack bytes in every layer; an L1 hit unpacks a private copy, so callers may change what they get.
 L2 sits behind the "redis" circuit breaker and socket timeouts (LODE_TIMEOUT_CACHE_GET / _PUT, no client retries);

@@ -160,12 +160,13 @@ class Indexer:
         started = time.monotonic()
         report = IndexReport(repo=repo_name)
         with SourceTree(root, within) as tree:
-            self._run(tree, within, repo_name, report, on_progress, should_stop, defer_graph)
+            self._run_on(tree, within, repo_name, report, on_progress, should_stop, defer_graph)
         report.seconds = round(time.monotonic() - started, 3)
         return report
 
-    def _run(self, tree: SourceTree, within: Path | None, repo_name: str, report: IndexReport,
-             on_progress: ProgressCallback | None, should_stop: Callable[[], bool] | None, defer_graph: bool) -> None:
+    def _run_on(self, tree: SourceTree, within: Path | None, repo_name: str, report: IndexReport,
+                on_progress: ProgressCallback | None, should_stop: Callable[[], bool] | None,
+                defer_graph: bool) -> None:
         with unit_of_work(self.db) as uow:
             repo = uow.repos.get_or_create(repo_name, tree.root)
         with self.db.advisory_lock(_REPO_LOCK_CLASS, repo.id):

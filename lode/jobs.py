@@ -81,7 +81,7 @@ class Jobs:
                 with self.lode.db.connection() as conn:
                     conn.execute("INSERT INTO jobs (id, repo, path, allowed_root, state, owner) "
                                  "VALUES (%s, %s, %s, %s, 'queued', %s)",
-                                 (job_id, repo, str(root), within and str(within), worker_name()))
+                                 (job_id, repo, str(root), str(within) if within else None, worker_name()))
                     queue_job_id = self.queue.defer("index_repository", conn=conn, lock=f"lode-index:{repo}",
                                                     job_id=job_id)
                     row = conn.execute(f"UPDATE jobs SET queue_job_id = %s WHERE id = %s RETURNING {_COLUMNS}",
@@ -179,7 +179,7 @@ class IndexJob:
         root, repo, within = target
         try:
             with JOBS_RUNNING.track_inprogress():
-                self._execute(Path(root), repo, within and Path(within))
+                self._execute(Path(root), repo, Path(within) if within else None)
         except IndexCancelled:
             self._flush()
             if self._shutting_down():
