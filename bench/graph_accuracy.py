@@ -28,7 +28,7 @@ from bench.common import fresh_engine, machine, median  # noqa: E402
 from lode.chunking import language_for_path, module_name  # noqa: E402
 from lode.chunking.chunker import chunk_file_with_tree  # noqa: E402
 from lode.config import Settings  # noqa: E402
-from lode.discover import discover, read_source  # noqa: E402
+from lode.discover import SourceTree  # noqa: E402
 from lode.engine import Lode  # noqa: E402
 from lode.graph import FileFacts, GraphStore, ResolveReport, extract_facts  # noqa: E402
 from lode.model import Candidate, Skipped  # noqa: E402
@@ -41,8 +41,9 @@ SETTINGS = Settings(embedder="none")
 
 def sources(root: Path) -> list[tuple[str, str]]:
     """(path, text) of every indexable file under root, as the indexer discovers and reads them."""
-    found = [item for item in discover(root, SETTINGS) if isinstance(item, Candidate)]
-    texts = [(item.path, read_source(root, item, SETTINGS)) for item in found]
+    with SourceTree(root) as tree:
+        found = [item for item in tree.discover(SETTINGS) if isinstance(item, Candidate)]
+        texts = [(item.path, tree.read(item, SETTINGS)) for item in found]
     return [(path, source.text) for path, source in texts if not isinstance(source, Skipped)]
 
 

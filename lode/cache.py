@@ -10,12 +10,13 @@ Kinds and their L3:
 
 A lookup goes L1 → L2 → L3; a hit below is promoted to the layers above, and a computed value is written through.
 
-Keys carry everything that changes an answer: for search and graph, every searched repository's
-(id, generation, serving embedding model), the query's parameters, and a fingerprint of the ranking constants and
-embedding settings. The generation bumps in the unit of work of every file change, file delete and model switch,
-and a deleted repository's id is never reused, so stale entries become unreachable at once and are never scanned
-for. What can change while the generation stays put is not cached: degraded searches (embeddings pending, provider
-down) and graph answers while the repository's graph resolution is still queued.
+Keys start with the database's random identity (Database.instance_id), so that two databases sharing one Redis
+never read each other's entries. They carry everything that changes an answer: for search and graph, every searched
+repository's (id, generation, serving embedding model), the query's parameters, and a fingerprint of the ranking
+constants and embedding settings. The generation bumps in the unit of work of every file change, file delete and
+model switch, and a deleted repository's id is never reused, so stale entries become unreachable at once and are
+never scanned for. What can change while the generation stays put is not cached: degraded searches (embeddings
+pending, provider down) and graph answers while the repository's graph resolution is still queued.
 
 Values are msgpack bytes in every layer; an L1 hit unpacks a private copy, so callers may change what they get.
 L2 sits behind the "redis" circuit breaker and socket timeouts (LODE_TIMEOUT_CACHE_GET / _PUT, no client retries);
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FORMAT = "c1"  # bump when the shape of a cached value changes
-PREFIX = f"lode:{FORMAT}"
+PREFIX = f"lode:{FORMAT}"  # then the database's identity: see Cache.prefix
 KINDS = ("search", "graph", "vector")
 LAYERS = ("l1", "l2", "l3")
 RESULTS = ("hit", "miss", "error", "skip")
@@ -202,6 +203,11 @@ class Cache:
         _live.add(self)
 
     @property
+    def prefix(self) -> str:
+        """What every key of this database starts with."""
+        return f"{PREFIX}:{self._database().instance_id}"
+
+    @property
     def l1_bytes(self) -> int:
         return int(self._l1.currsize)
 
@@ -231,7 +237,7 @@ class Cache:
         if not self.enabled:
             return compute()
         digest = hashlib.blake2b(query.encode(), digest_size=16).digest()
-        key = f"{PREFIX}:vector:{hashlib.blake2b(model_id.encode(), digest_size=8).hexdigest()}:{digest.hex()}"
+        key = f"{self.prefix}:vector:{hashlib.blake2b(model_id.encode(), digest_size=8).hexdigest()}:{digest.hex()}"
         raw = self._lookup("vector", key)
         if raw is None:
             raw = self._vectors.get(model_id, digest)
@@ -246,7 +252,7 @@ class Cache:
         scope = f"r{repos[0].id}" if len(repos) == 1 else "multi"  # the prefix `flush --repo` deletes
         identity = msgpack.packb([self._fingerprint, [[r.id, r.generation, r.embedding_model] for r in repos],
                                   list(params)])
-        return f"{PREFIX}:{kind}:{scope}:{hashlib.blake2b(identity, digest_size=16).hexdigest()}"
+        return f"{self.prefix}:{kind}:{scope}:{hashlib.blake2b(identity, digest_size=16).hexdigest()}"
 
     def _lookup(self, kind: str, key: str) -> bytes | None:
         with self._l1_lock:
@@ -294,12 +300,14 @@ class Cache:
     # ---- operations -------------------------------------------------------------------------------------
 
     def flush(self, repo: str | None = None) -> dict[str, Any]:
-        """Drop a repository's entries (and those of multi-repository queries), or everything with repo=None.
+        """Drop a repository's entries (and those of multi-repository queries), or everything of this database
+        with repo=None (another database's entries in a shared Redis stay).
 
         Query embeddings belong to no repository: only a full flush drops them (L1, L2 and L3).
         """
+        prefix = self.prefix
         if repo is None:
-            prefixes, patterns = (f"{PREFIX}:",), [f"{PREFIX}:*"]
+            prefixes, patterns = (f"{prefix}:",), [f"{prefix}:*"]
         else:
             from lode.store.repositories import Repositories
 
@@ -307,9 +315,9 @@ class Cache:
                 row = Repositories(conn).get(repo)
             if row is None:
                 raise NotFound(f"no repository named {repo!r}; `lode repos` lists them")
-            prefixes = tuple(f"{PREFIX}:{kind}:{scope}:" for kind in ("search", "graph") for scope in
+            prefixes = tuple(f"{prefix}:{kind}:{scope}:" for kind in ("search", "graph") for scope in
                              (f"r{row.id}", "multi"))
-            patterns = [f"{PREFIX}:*:r{row.id}:*", f"{PREFIX}:*:multi:*"]
+            patterns = [f"{prefix}:*:r{row.id}:*", f"{prefix}:*:multi:*"]
         with self._l1_lock:
             doomed = [key for key in self._l1 if key.startswith(prefixes)]
             for key in doomed:

@@ -20,7 +20,7 @@ import psycopg
 
 from lode.cache import Cache
 from lode.config import Settings, get_settings
-from lode.discover import RootError, ensure_indexable_root
+from lode.discover import RootError, RootUnavailable, ensure_indexable_root
 from lode import graph
 from lode.errors import InputError, LodeError, NotFound
 from lode import errorlog
@@ -118,14 +118,21 @@ class Lode:
 
     # ---- indexing -------------------------------------------------------------------------------------
 
-    def index_target(self, path: str | Path, repo: str | None = None) -> tuple[Path, str]:
-        """The resolved root and the repository name that indexing `path` uses; InputError if it cannot."""
+    def index_target(self, path: str | Path, repo: str | None = None,
+                     authorize: Callable[[str], None] = lambda name: None,
+                     within: Path | None = None) -> tuple[Path, str]:
+        """The resolved root and the repository name that indexing `path` uses; InputError if it cannot.
+        `authorize(name)` may refuse the name (an API key's scope) before anything about that repository is
+        looked up; `within`: the root must resolve under that directory (RootUnavailable otherwise)."""
         try:
             root = ensure_indexable_root(Path(path))
         except RootError as exc:
             raise InputError(str(exc)) from exc
+        if within is not None and not root.is_relative_to(within.resolve()):  # e.g. a directory became a symlink
+            raise RootUnavailable(f"{path} is no longer under the allowed root {within}; nothing was indexed")
         name = repo or _default_repo_name(root)
         _check_repo_name(name)
+        authorize(name)
         with self.db.connection() as conn:
             existing = Repositories(conn).get(name)
         if existing and Path(existing.root) != root:
@@ -135,12 +142,14 @@ class Lode:
         return root, name
 
     def index(self, path: str | Path, repo: str | None = None, on_progress: ProgressCallback | None = None,
-              should_stop: Callable[[], bool] | None = None, defer_graph: bool = False) -> IndexReport:
+              should_stop: Callable[[], bool] | None = None, defer_graph: bool = False,
+              within: Path | None = None) -> IndexReport:
         """Index a directory incrementally. should_stop is checked between files: True ends the run with
         IndexCancelled, leaving every file stored so far whole. defer_graph leaves a large graph resolution
-        to resolve_graph() (report.graph_pending); graph queries finish it first in any case."""
-        root, name = self.index_target(path, repo)
-        report = Indexer(self.db, self.settings).run(root, name, on_progress, should_stop, defer_graph)
+        to resolve_graph() (report.graph_pending); graph queries finish it first in any case. `within` confines
+        the run to a directory (an allowed root of the API), checked when the run starts."""
+        root, name = self.index_target(path, repo, within=within)
+        report = Indexer(self.db, self.settings).run(root, name, on_progress, should_stop, defer_graph, within)
         with self.db.connection() as conn:
             row = Repositories(conn).get(name)
         report.chunks = row.chunk_count if row else 0

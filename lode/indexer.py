@@ -24,7 +24,7 @@ from lode import errorlog
 from lode.chunking import language_for_path, module_name
 from lode.chunking.chunker import chunk_file_with_tree
 from lode.config import Settings
-from lode.discover import discover, read_source
+from lode.discover import RootUnavailable, SourceTree
 from lode.errors import LodeError
 from lode.graph import GraphStore, extract_facts
 from lode.graph.store import GraphBatch
@@ -39,7 +39,11 @@ log = logging.getLogger(__name__)
 
 _REPO_LOCK_CLASS = 0x4C4F  # first key of pg_advisory_lock(int, int): one index run per repository
 _INLINE_BELOW = 16  # fewer changed files than this are processed without worker processes
-_RETRIED_SKIPS = frozenset({SkipReason.INDEX_TIMEOUT, SkipReason.WORKER_DIED})  # may pass under less load
+# Skips that may not happen again though the file is unchanged: under less load, or once every directory on the
+# way is a plain one again (a read met a symlink or a gap there). Not remembered with the file's size and mtime.
+_RETRIED_SKIPS = frozenset({SkipReason.INDEX_TIMEOUT, SkipReason.WORKER_DIED, SkipReason.VANISHED,
+                            SkipReason.SYMLINK_OUTSIDE_ROOT, SkipReason.SYMLINK_INSIDE_ROOT,
+                            SkipReason.SYMLINK_BROKEN, SkipReason.SYMLINK_LOOP})
 _ANALYZE_AFTER_CHUNKS = 5000  # a run that writes more (and > 10 % of the repository) refreshes statistics
 
 
@@ -92,10 +96,10 @@ class IndexCancelled(LodeError):
     """The run's should_stop hook asked it to stop; every file stored so far is whole, the run is aborted."""
 
 
-def process_file(root: Path, job: FileJob, settings: Settings) -> FileOutcome:
+def process_file(tree: SourceTree, job: FileJob, settings: Settings) -> FileOutcome:
     """Read, chunk and tokenize one file. Runs in a worker process; touches no database."""
     outcome = FileOutcome(job.candidate)
-    source = read_source(root, job.candidate, settings)
+    source = tree.read(job.candidate, settings)
     if isinstance(source, Skipped):
         outcome.skipped = source
         return outcome
@@ -115,12 +119,13 @@ def process_file(root: Path, job: FileJob, settings: Settings) -> FileOutcome:
     return outcome
 
 
-_worker_context: tuple[Path, Settings] | None = None
+_worker_context: tuple[str, Path | None, Settings] | None = None
+_worker_tree: SourceTree | None = None
 
 
-def _init_worker(root: Path, settings: Settings, indexer_pid: int) -> None:
+def _init_worker(root: str, within: Path | None, settings: Settings, indexer_pid: int) -> None:
     global _worker_context
-    _worker_context = (root, settings)
+    _worker_context = (root, within, settings)
     threading.Thread(target=_exit_with_indexer, args=(indexer_pid,), daemon=True).start()
 
 
@@ -132,8 +137,12 @@ def _exit_with_indexer(indexer_pid: int) -> None:
 
 
 def _process_in_worker(job: FileJob) -> FileOutcome:
+    global _worker_tree
     assert _worker_context is not None
-    return process_file(_worker_context[0], job, _worker_context[1])
+    root, within, settings = _worker_context
+    if _worker_tree is None:  # opened by the first job: RootUnavailable then fails the run, as in the parent
+        _worker_tree = SourceTree(root, within)
+    return process_file(_worker_tree, job, settings)
 
 
 class Indexer:
@@ -142,16 +151,26 @@ class Indexer:
         self.settings = settings
 
     def run(self, root: Path, repo_name: str, on_progress: ProgressCallback | None = None,
-            should_stop: Callable[[], bool] | None = None, defer_graph: bool = False) -> IndexReport:
+            should_stop: Callable[[], bool] | None = None, defer_graph: bool = False,
+            within: Path | None = None) -> IndexReport:
         """Index `root` as `repo_name`. The graph is resolved before returning, unless defer_graph is set and
         the run queued more than settings.graph_inline_files files: then report.graph_pending is True and
-        resolve_graph() finishes it (graph queries call it too)."""
+        resolve_graph() finishes it (graph queries call it too). `within` confines the run to a directory
+        (SourceTree); RootUnavailable, before anything is written, when the root cannot be opened there."""
         started = time.monotonic()
         report = IndexReport(repo=repo_name)
+        with SourceTree(root, within) as tree:
+            self._run_on(tree, within, repo_name, report, on_progress, should_stop, defer_graph)
+        report.seconds = round(time.monotonic() - started, 3)
+        return report
+
+    def _run_on(self, tree: SourceTree, within: Path | None, repo_name: str, report: IndexReport,
+                on_progress: ProgressCallback | None, should_stop: Callable[[], bool] | None,
+                defer_graph: bool) -> None:
         with unit_of_work(self.db) as uow:
-            repo = uow.repos.get_or_create(repo_name, str(root))
+            repo = uow.repos.get_or_create(repo_name, tree.root)
         with self.db.advisory_lock(_REPO_LOCK_CLASS, repo.id):
-            indexing = _Run(self, root, repo, report, on_progress, should_stop)
+            indexing = _Run(self, tree, within, repo, report, on_progress, should_stop)
             indexing.execute()
             backlog = self._graph_backlog(repo.id) if defer_graph and self.settings.graph else 0
             if backlog > self.settings.graph_inline_files:
@@ -165,8 +184,6 @@ class Indexer:
                     maintaining = beside.submit(indexing.maintain)
                     self._resolve(repo.id)
                 maintaining.result()
-        report.seconds = round(time.monotonic() - started, 3)
-        return report
 
     def resolve_graph(self, repo_id: int, wait: float | None = None) -> bool:
         """Resolve a repository's queued graph work under its index lock, so it never runs beside an index run
@@ -204,12 +221,13 @@ class _Run:
     """One index run over one repository, holding the repository's advisory lock."""
 
     def __init__(
-        self, indexer: Indexer, root: Path, repo: RepoRow, report: IndexReport, on_progress: ProgressCallback | None,
-        should_stop: Callable[[], bool] | None = None,
+        self, indexer: Indexer, tree: SourceTree, within: Path | None, repo: RepoRow, report: IndexReport,
+        on_progress: ProgressCallback | None, should_stop: Callable[[], bool] | None = None,
     ) -> None:
         self.db = indexer.db
         self.settings = indexer.settings
-        self.root = root
+        self.tree = tree
+        self.within = within  # the worker processes open the tree confined as this one is
         self.repo = repo
         self.report = report
         self.on_progress = on_progress or (lambda progress: None)
@@ -235,7 +253,11 @@ class _Run:
 
     def _index(self, known: dict[str, FileRow], stored_skips: list[Skipped]) -> None:
 
-        found = list(discover(self.root, self.settings))
+        found = list(self.tree.discover(self.settings))
+        if not found and known:  # a listing never lies that every file is gone: an unmounted disk lists empty too
+            raise RootUnavailable(
+                f"{self.tree.root} lists no files now, but the index of {self.repo.name!r} holds {len(known):,}: "
+                f"unmounted or emptied? Nothing was deleted; `lode repos rm {self.repo.name}` drops the index")
         candidates = [item for item in found if isinstance(item, Candidate)]
         skipped = [item for item in found if isinstance(item, Skipped)]
         all_paths = frozenset(item.path for item in found)
@@ -310,7 +332,7 @@ class _Run:
         if self.report.files_indexed + self.report.files_unchanged == 0:
             reasons = sorted({item.reason.value for item in skipped})
             self.report.warnings.append(
-                f"the index of {self.repo.name!r} is EMPTY: no indexable files under {self.root}"
+                f"the index of {self.repo.name!r} is EMPTY: no indexable files under {self.tree.root}"
                 + (f" ({len(skipped)} skipped: {', '.join(reasons)})" if skipped else "")
             )
 
@@ -328,12 +350,12 @@ class _Run:
         workers = min(self.settings.index_workers, max(1, len(jobs) // _INLINE_BELOW))
         if workers <= 1:
             for job in jobs:
-                yield process_file(self.root, job, self.settings)
+                yield process_file(self.tree, job, self.settings)
             return
         context = multiprocessing.get_context("forkserver")
         for job, result in map_killable(
             _process_in_worker, jobs, workers=workers, timeout=self.settings.timeouts.index_file, mp_context=context,
-            initializer=_init_worker, initargs=(self.root, self.settings, os.getpid()),
+            initializer=_init_worker, initargs=(self.tree.root, self.within, self.settings, os.getpid()),
             describe=lambda job: {"path": job.candidate.path},
         ):
             if isinstance(result, Lost):

@@ -71,15 +71,17 @@ class Jobs:
         self.lode = lode
         self.queue = Queue(lode.db)
 
-    def submit(self, root: Path, repo: str) -> tuple[dict[str, Any], bool]:
+    def submit(self, root: Path, repo: str, within: Path | None = None) -> tuple[dict[str, Any], bool]:
         """Queue an index of `root` into `repo`; (the job, whether it merged into an active one). JobConflict if
-        the repository has an active job for another path."""
+        the repository has an active job for another path. `within`: the allowed root that admitted the
+        request, to which the run is confined (Lode.index)."""
         for _ in range(3):  # the active job may finish between the refused insert and the lookup
             job_id = str(uuid.uuid4())
             try:
                 with self.lode.db.connection() as conn:
-                    conn.execute("INSERT INTO jobs (id, repo, path, state, owner) VALUES (%s, %s, %s, 'queued', %s)",
-                                 (job_id, repo, str(root), worker_name()))
+                    conn.execute("INSERT INTO jobs (id, repo, path, allowed_root, state, owner) "
+                                 "VALUES (%s, %s, %s, %s, 'queued', %s)",
+                                 (job_id, repo, str(root), str(within) if within else None, worker_name()))
                     queue_job_id = self.queue.defer("index_repository", conn=conn, lock=f"lode-index:{repo}",
                                                     job_id=job_id)
                     row = conn.execute(f"UPDATE jobs SET queue_job_id = %s WHERE id = %s RETURNING {_COLUMNS}",
@@ -174,10 +176,10 @@ class IndexJob:
         target = self._start()
         if target is None:
             return  # cancelled while it waited
-        root, repo = target
+        root, repo, within = target
         try:
             with JOBS_RUNNING.track_inprogress():
-                self._execute(Path(root), repo)
+                self._execute(Path(root), repo, Path(within) if within else None)
         except IndexCancelled:
             self._flush()
             if self._shutting_down():
@@ -191,7 +193,7 @@ class IndexJob:
             log.exception("index job failed", job_id=self.job_id, repo=repo)
             self._finish("failed", f"internal error: {exc!r}")
 
-    def _execute(self, root: Path, repo: str) -> None:
+    def _execute(self, root: Path, repo: str, within: Path | None) -> None:
         started = time.monotonic()
 
         def on_index_progress(progress: Progress) -> None:
@@ -201,7 +203,7 @@ class IndexJob:
             self._progress(progress.files_done == progress.files_total, files_total=progress.files_total,
                            files_done=progress.files_done, chunks=progress.chunks, eta_seconds=eta)
 
-        report = self.lode.index(root, repo, on_index_progress, self.should_stop, defer_graph=True)
+        report = self.lode.index(root, repo, on_index_progress, self.should_stop, defer_graph=True, within=within)
         self._flush()
         result = asdict(report)
         self._write(phase="embedding", chunks=report.chunks, eta_seconds=None, report=Jsonb(result))
@@ -256,16 +258,16 @@ class IndexJob:
 
     # ---- the row ----------------------------------------------------------------------------------------
 
-    def _start(self) -> tuple[str, str] | None:
+    def _start(self) -> tuple[str, str, str | None] | None:
         with self.lode.db.connection() as conn:
             row = conn.execute(
                 """UPDATE jobs SET state = 'running', phase = 'indexing', started_at = coalesce(started_at, now()),
                           heartbeat_at = now(), owner = %s, attempts = attempts + 1, error = NULL
                     WHERE id = %s AND state IN ('queued', 'running') AND NOT cancel_requested
-                    RETURNING path, repo""",
+                    RETURNING path, repo, allowed_root""",
                 (self.worker, self.job_id),
             ).fetchone()
-        return (row[0], row[1]) if row else None
+        return (row[0], row[1], row[2]) if row else None
 
     def _progress(self, final: bool, **values: Any) -> None:
         self._unwritten.update(values)

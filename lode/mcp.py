@@ -318,10 +318,13 @@ class Access:
     """What a caller may touch. Over stdio the caller is the local user: every repository and directory."""
 
     def repos(self, ctx: Context, repo: str | None) -> RepoScope:
+        _check_text_arguments(repo=repo)
         return repo
 
-    def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str]:
-        return lode.index_target(path, repo)
+    def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
+        """(root, repository name, the directory the run is confined to or None)."""
+        _check_text_arguments(path=path, repo=repo)
+        return (*lode.index_target(path, repo), None)
 
 
 class HttpAccess(Access):
@@ -331,17 +334,29 @@ class HttpAccess(Access):
     def repos(self, ctx: Context, repo: str | None) -> RepoScope:
         from lode.api.security import repo_scope
 
+        super().repos(ctx, repo)
         return _http_rule(lambda: repo_scope(ctx.request_context.request, repo))
 
-    def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str]:
+    def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
         from lode.api.keys import ApiKeys
         from lode.api.security import check_index_path, require_repo
 
+        _check_text_arguments(path=path, repo=repo)
         request = ctx.request_context.request
+        if repo is not None:  # the key's scope first, as POST /v1/index does
+            _http_rule(lambda: require_repo(request, repo))
         open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
-        root, name = lode.index_target(_http_rule(lambda: check_index_path(path, lode.settings, open_mode)), repo)
-        _http_rule(lambda: require_repo(request, name))
-        return root, name
+        checked, within = _http_rule(lambda: check_index_path(path, lode.settings, open_mode))
+        root, name = lode.index_target(checked, repo,
+                                       authorize=lambda name: _http_rule(lambda: require_repo(request, name)))
+        return root, name, within
+
+
+def _check_text_arguments(**arguments: str | None) -> None:
+    """Refuse a NUL character, as the REST API does: neither PostgreSQL text nor a file name can hold one."""
+    for name, value in arguments.items():
+        if value is not None and "\x00" in value:
+            raise ToolError(f"the argument {name!r} contains a NUL character")
 
 
 def _http_rule(check: Callable[[], T]) -> T:
@@ -385,6 +400,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         kind: Annotated[str | None, Field(description="Only this chunk kind: function, method, class, ...")] = None,
     ) -> str:
         """Search the indexed code (BM25 + embeddings). Each hit: path:start-end, kind, qualified name, snippet."""
+        _check_text_arguments(path=path)
         scope = access.repos(ctx, repo)
         result = _engine_call(lambda: engine().search(
             query, repo=scope, mode=mode, k=k, languages=(lang,) if lang else (), path=path,
@@ -466,8 +482,8 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
 
         def run() -> tuple[Any, dict[str, int]]:
             lode = engine()
-            root, name = access.index_target(ctx, lode, path, repo)
-            report = lode.index(root, name, on_progress)
+            root, name, within = access.index_target(ctx, lode, path, repo)
+            report = lode.index(root, name, on_progress, within=within)
             embeddings = {"done": 0, "pending": 0, "failed": 0}
             if lode.settings.embedder != "none" and report.chunks:
                 embeddings = lode.embedding_counts(report.repo)

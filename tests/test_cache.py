@@ -6,12 +6,15 @@ from __future__ import annotations
 import hashlib
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pytest
 from prometheus_client import generate_latest
+from psycopg.conninfo import make_conninfo
 
 from conftest import run_cli
 from lode.cache import PREFIX, QueryVectorTable
@@ -20,6 +23,7 @@ from lode.engine import Lode
 from lode.errors import NotFound
 from lode.indexer import _REPO_LOCK_CLASS
 from lode.resilience import breaker_states, reset_breakers
+from lode.store.db import Database, migrate
 from lode.store.repositories import Repositories
 from redis_server import RedisServer, running_redis
 from resilience_stubs import breaker_settings
@@ -46,7 +50,7 @@ def counts(lode: Lode, kind: str = "search") -> dict[str, dict[str, int]]:
 
 
 def redis_keys(server: RedisServer, kind: str = "*") -> list[bytes]:
-    return list(server.client().scan_iter(match=f"{PREFIX}:{kind}:*"))
+    return list(server.client().scan_iter(match=f"{PREFIX}:*:{kind}:*"))
 
 
 @pytest.fixture(scope="module")
@@ -369,3 +373,63 @@ def test_l3_query_vectors_are_kept_to_their_bound(lode: Lode, lode_home: Path) -
     assert kept.tolist() == [float(survivors[0])] * 4 and counts(fresh, "vector")["l3"]["hit"] == 1
     bounded.close()
     fresh.close()
+
+
+@pytest.fixture
+def fresh_databases(lode: Lode) -> Iterator[list[str]]:
+    """Two new databases on the session's PostgreSQL server, as two LODE_HOMEs' servers would hold: their first
+    repository gets id 1 in each. Dropped afterwards."""
+    names = [f"lode_iso_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    with psycopg.connect(lode.db.url, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    yield [make_conninfo(lode.db.url, dbname=name) for name in names]
+    with psycopg.connect(lode.db.url, autocommit=True) as admin:
+        for name in names:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_two_databases_sharing_one_redis_never_read_each_others_entries(
+    lode_home: Path, tmp_path: Path, redis_server: RedisServer, redis_url: str, fresh_databases: list[str],
+) -> None:
+    """Issue 15, item 4: a repository of the same name, id and generation in each database; the second must
+    get its own code, not the first one's cached hits."""
+    engines = [Lode(Settings(home=lode_home, database_url=url, redis_url=redis_url, embedder="none"))
+               for url in fresh_databases]
+    try:
+        for number, lode_db in enumerate(engines):
+            root = tmp_path / f"home{number}" / "same"
+            write_tree(root, {"pkg/shared.py": f"def shared_name():\n    return 'ONLY_IN_DATABASE_{number}'\n"})
+            lode_db.index(root, "same")
+        rows = []
+        for lode_db in engines:
+            with lode_db.db.connection() as conn:
+                rows.append(conn.execute("SELECT id, generation FROM repositories WHERE name = 'same'").fetchone())
+        assert rows[0] == rows[1]  # all the cache keys told apart before they carried the database's identity
+        answers = [lode_db.search("shared_name", repo="same", mode="lexical") for lode_db in engines]
+        assert [counts(lode_db)["l2"]["miss"] for lode_db in engines] == [1, 1]
+        for number, answer in enumerate(answers):
+            assert [f"ONLY_IN_DATABASE_{number}" in hit["snippet"] for hit in answer["hits"]] == [True]
+        identities = {key.decode().split(":")[2] for key in redis_keys(redis_server, "search")}
+        assert identities == {lode_db.db.instance_id for lode_db in engines} and len(identities) == 2
+        engines[0].cache.flush()  # a full flush is this database's only
+        assert {key.decode().split(":")[2] for key in redis_keys(redis_server)} == {engines[1].db.instance_id}
+    finally:
+        for lode_db in engines:
+            lode_db.close()
+
+
+def test_a_database_upgraded_from_before_identities_gets_one(lode: Lode, fresh_databases: list[str]) -> None:
+    url = fresh_databases[0]
+    old = Database(url, lode.settings).open()
+    try:
+        with old.connection() as conn:  # as a database created before migration 0012 was
+            conn.execute("DROP TABLE instance")
+            conn.execute("DELETE FROM schema_migrations WHERE version = 12")
+        migrate(old)
+        upgraded = Database(url, lode.settings).open()
+        assert upgraded.instance_id not in ("", lode.db.instance_id)
+        assert str(uuid.UUID(upgraded.instance_id)) == upgraded.instance_id
+        upgraded.close()
+    finally:
+        old.close()

@@ -13,7 +13,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from lode.config import Settings
-from lode.discover import RootError, SourceText, discover, ensure_indexable_root, read_source
+from lode.discover import (RootError, RootUnavailable, SourceText, SourceTree, discover, ensure_indexable_root,
+                           read_source)
 from lode.model import Candidate, Skipped, SkipReason
 
 LIMIT = 64 * 1024
@@ -260,6 +261,107 @@ def test_git_nested_repository_is_not_listed(tmp_path: Path, cfg: Settings) -> N
     write(tmp_path, "vendor/lib/lib.py")
     git(tmp_path / "vendor/lib", "init", "-q")
     assert paths(tmp_path, cfg) == {"main.py"}
+
+
+# --- symlinked directories on the way (issue 15, item 1) --------------------------------------
+
+
+def git_tree_through_symlinked_directories(tmp_path: Path) -> Path:
+    """A work tree whose index lists etc/passwd and alias/x.py while etc is a symlink to a directory outside
+    the root and alias one to a directory inside it (committed as plain directories, swapped afterwards)."""
+    root, outside = tmp_path / "work", tmp_path / "outside"
+    write(outside, "passwd", "root:x:0:0:OUTSIDE_SECRET:/root:/bin/sh\n")
+    write(root, "etc/passwd", "committed\n")
+    write(root, "real/x.py", "x = 1\n")
+    write(root, "alias/x.py", "x = 1\n")
+    write(root, "ok.py")
+    git(root, "init", "-q")
+    git(root, "add", ".")
+    for name, target in (("etc", outside), ("alias", root / "real")):
+        for child in (root / name).iterdir():
+            child.unlink()
+        (root / name).rmdir()
+        os.symlink(target, root / name)
+    return root
+
+
+def test_git_listed_paths_through_symlinked_directories_are_skipped(tmp_path: Path, cfg: Settings) -> None:
+    root = git_tree_through_symlinked_directories(tmp_path)
+    found = {item.path: item for item in discover(root, cfg)}
+    assert found["etc/passwd"] == Skipped("etc/passwd", SkipReason.SYMLINK_OUTSIDE_ROOT,
+                                          f"etc -> {tmp_path / 'outside'}")
+    assert found["alias/x.py"] == Skipped("alias/x.py", SkipReason.SYMLINK_INSIDE_ROOT, "alias -> real")
+    assert isinstance(found["real/x.py"], Candidate) and isinstance(found["ok.py"], Candidate)
+    assert outcome(root, cfg)["etc/passwd"] is SkipReason.SYMLINK_OUTSIDE_ROOT
+
+
+def test_a_directory_swapped_for_a_symlink_after_listing_is_not_read(tmp_path: Path, cfg: Settings) -> None:
+    write(tmp_path / "outside", "config.py", "TOKEN = 'OUTSIDE_SECRET'\n")
+    root = tmp_path / "root"
+    write(root, "sub/config.py", "TOKEN = 'inside'\n")
+    write(root, "sub/deeper/more.py", "x = 1\n")
+    [config, more] = [item for item in discover(root, cfg) if isinstance(item, Candidate)]
+    (root / "sub" / "config.py").unlink()
+    (root / "sub" / "deeper" / "more.py").unlink()
+    (root / "sub" / "deeper").rmdir()
+    (root / "sub").rmdir()
+    os.symlink(tmp_path / "outside", root / "sub")
+    outside = Skipped("sub/config.py", SkipReason.SYMLINK_OUTSIDE_ROOT, f"sub -> {tmp_path / 'outside'}")
+    assert read_source(root, config, cfg) == outside
+    with SourceTree(root) as tree:  # as a worker process reads: one tree for many files
+        assert tree.read(config, cfg) == outside
+        assert tree.read(more, cfg) == Skipped("sub/deeper/more.py", SkipReason.SYMLINK_OUTSIDE_ROOT,
+                                               f"sub -> {tmp_path / 'outside'}")
+
+
+def test_a_directory_swapped_for_a_file_or_removed_is_vanished(tmp_path: Path, cfg: Settings) -> None:
+    write(tmp_path, "a/b/c.py")
+    write(tmp_path, "d/e.py")
+    [c, e] = [item for item in discover(tmp_path, cfg) if isinstance(item, Candidate)]
+    (tmp_path / "a" / "b" / "c.py").unlink()
+    (tmp_path / "a" / "b").rmdir()
+    write(tmp_path, "a/b", "now a file\n")
+    (tmp_path / "d" / "e.py").unlink()
+    (tmp_path / "d").rmdir()
+    with SourceTree(tmp_path) as tree:
+        assert tree.read(c, cfg).reason is SkipReason.VANISHED  # type: ignore[union-attr]
+        assert tree.read(e, cfg).reason is SkipReason.VANISHED  # type: ignore[union-attr]
+
+
+def test_a_tree_confined_to_a_directory_refuses_a_symlink_on_the_way(tmp_path: Path) -> None:
+    write(tmp_path, "allowed/proj/a.py")
+    write(tmp_path, "outside/proj/a.py")
+    allowed = tmp_path / "allowed"
+    with SourceTree(allowed / "proj", within=allowed) as tree:
+        assert tree.root == str(allowed / "proj")
+    (allowed / "proj" / "a.py").unlink()
+    (allowed / "proj").rmdir()
+    os.symlink(tmp_path / "outside" / "proj", allowed / "proj")
+    with pytest.raises(RootUnavailable, match="'proj' on the way from the allowed root .* is no longer a plain "
+                                              "directory") as swapped:
+        SourceTree(allowed / "proj", within=allowed)
+    with pytest.raises(RootUnavailable, match="is not under the allowed root") as elsewhere:
+        SourceTree(tmp_path / "outside" / "proj", within=allowed)
+    for exc in (swapped.value, elsewhere.value):
+        assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("in_git", [False, True])
+def test_walk_and_git_listing_reach_files_only_through_plain_directories(tmp_path: Path, cfg: Settings,
+                                                                         in_git: bool) -> None:
+    """Descriptor-relative listing keeps every ordinary case: deep and sibling directories, names sorting
+    around '/', nested .gitignore files."""
+    names = ["a.py", "a/b.py", "a/b/c.py", "a/b.d/e.py", "a/b0.py", "z/y/x/w.py", "a/.gitignore"]
+    for name in names:
+        write(tmp_path, name, "ignored.py\n" if name.endswith(".gitignore") else "x = 1\n")
+    write(tmp_path, "a/b/ignored.py")
+    if in_git:
+        git(tmp_path, "init", "-q")
+    found = list(discover(tmp_path, cfg))
+    assert [item.path for item in found] == sorted(names)
+    assert all(isinstance(item, Candidate) for item in found)
+    with SourceTree(tmp_path) as tree:
+        assert all(isinstance(tree.read(item, cfg), SourceText) for item in found)  # type: ignore[arg-type]
 
 
 # --- read_source ------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import index_snapshot, run_cli
+from lode.config import Settings
 from lode.engine import Lode
 
 PY_MODELS = '''"""Models for the tiny package."""
@@ -315,3 +316,33 @@ def test_a_file_whose_worker_overruns_index_file_timeout_is_killed_and_skipped(t
     assert skip["path"] == "slow.py" and skip["reason"] == "index_timeout"
     code, again, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--json")  # retried: default timeout
     assert code == 0 and again["files_indexed"] == 1 and again["files_skipped"] == 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_directory_swapped_for_a_symlink_during_a_run_is_not_followed(lode: Lode, lode_home: Path, tmp_path: Path,
+                                                                       repo_name: str, workers: int) -> None:
+    """Issue 15, item 1: sub/*.py are listed, then sub becomes a link to a folder outside the root before they
+    are read; inline (workers=1) and in worker processes (40 files, 2 workers)."""
+    names = ["config.py", *(f"m{i}.py" for i in range(40))]
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write_tree(root, {"top.py": "def top():\n    return 1\n", **{f"sub/{n}": "def inside():\n    return 1\n"
+                                                               for n in names}})
+    write_tree(outside, {n: "SWAPPED_IN_SECRET = 1\n" for n in names})
+    swapped: list[bool] = []
+
+    def on_progress(progress) -> None:  # discovery is done, nothing is read yet
+        if not swapped:
+            (root / "sub").rename(tmp_path / "moved")
+            os.symlink(outside, root / "sub")
+            swapped.append(True)
+
+    engine = Lode(Settings(home=lode_home, embedder="none", index_workers=workers))
+    try:
+        report = engine.index(root, repo_name, on_progress)
+    finally:
+        engine.close()
+    assert swapped and report.files_indexed == 1 and report.files_skipped == len(names)
+    assert lode.status(repo_name)["repos"][0]["skipped"] == {"symlink_outside_root": len(names)}
+    with lode.db.connection() as conn:
+        leaked = conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%SWAPPED_IN_SECRET%%'").fetchone()[0]
+    assert leaked == 0

@@ -13,6 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import uvicorn
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
-from lode.config import Settings
+from lode.config import ServerSettings, Settings
 from lode.engine import Lode
 from lode.mcp import count_tokens, create_server, is_test_path
 
@@ -233,10 +234,15 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def http_server(lode: Lode) -> Iterator[str]:
+    with serving(Settings(home=lode.settings.home, embedder="none")) as url:
+        yield url
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
     """The REST app (with /mcp mounted) served by uvicorn in a thread on a free port."""
     from lode.api.app import create_app
 
-    settings = Settings(home=lode.settings.home, embedder="none")
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
@@ -246,9 +252,11 @@ def http_server(lode: Lode) -> Iterator[str]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
@@ -331,6 +339,7 @@ def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server
                 "foreign": await call(client, "search_code", query="other thing", repo=other),
                 "everywhere": await call(client, "search_code", query="other thing", mode="lexical"),
                 "index": await call(client, "index_repository", path=str(tmp_path), repo=other),
+                "index_unnamed": await call(client, "index_repository", path=str(tmp_path)),
             }
 
     try:
@@ -344,7 +353,73 @@ def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server
     assert "shop/pricing.py:36-37" in text_of(out["own"])
     assert out["foreign"].is_error and f"not allowed to use repository {other!r}" in text_of(out["foreign"])
     assert text_of(out["everywhere"]).startswith("0 hits")
-    assert out["index"].is_error and "LODE_ALLOWED_ROOTS" in text_of(out["index"])
+    assert out["index"].is_error and f"not allowed to use repository {other!r}" in text_of(out["index"])  # first
+    assert out["index_unnamed"].is_error and "LODE_ALLOWED_ROOTS" in text_of(out["index_unnamed"])
+
+
+def test_index_repository_checks_the_keys_scope_before_the_repository(lode: Lode, tmp_path: Path) -> None:
+    """Issue 15, item 6, over MCP: with LODE_ALLOWED_ROOTS set, an index request naming a repository outside the
+    key's scope (or through its directory's name) is refused before that repository's root is looked up."""
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    from lode.api.keys import ApiKeys
+
+    allowed = tmp_path / "allowed"
+    other = f"mcp-hidden-{uuid.uuid4().hex[:8]}"
+    for directory in (allowed / "hidden-root", allowed / "mine", allowed / "elsewhere" / other):
+        directory.mkdir(parents=True)
+        (directory / "m.py").write_text("def m():\n    return 1\n")
+    lode.index(allowed / "hidden-root", other)
+    keys = ApiKeys(lode.db)
+    key_name = f"mcp-scope-{uuid.uuid4().hex[:8]}"
+    token = keys.create(key_name, [f"mcp-mine-{uuid.uuid4().hex[:8]}"])
+    settings = Settings(home=lode.settings.home, embedder="none",
+                        server=ServerSettings(allowed_roots=[allowed], rate_limit=None))
+
+    async def scenario(url: str) -> dict[str, Any]:
+        http = create_mcp_http_client(headers={"Authorization": f"Bearer {token}"})
+        async with http, Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client:
+            return {
+                "named": await call(client, "index_repository", path=str(allowed / "mine"), repo=other),
+                "by_directory": await call(client, "index_repository", path=str(allowed / "elsewhere" / other)),
+            }
+
+    try:
+        with serving(settings) as url:
+            out = anyio.run(scenario, url)
+    finally:
+        keys.remove(key_name)
+    for case, result in out.items():
+        text = text_of(result)
+        assert result.is_error and text.endswith(f"the API key {key_name!r} is not allowed to use repository "
+                                                 f"{other!r}"), (case, text)
+        assert "hidden-root" not in text
+
+
+NUL_CALLS = [  # (tool, arguments, the argument the error must name)
+    ("search_code", {"query": "x", "repo": "shop\x00"}, "repo"),
+    ("search_code", {"query": "x", "path": "src/\x00*.py"}, "path"),
+    ("find_symbol", {"name": "total", "repo": "\x00"}, "repo"),
+    ("get_callers", {"symbol": "total", "repo": "a\x00b"}, "repo"),
+    ("get_callees", {"symbol": "total", "repo": "a\x00b"}, "repo"),
+    ("find_path", {"source": "a", "target": "b", "repo": "a\x00b"}, "repo"),
+    ("index_status", {"repo": "a\x00b"}, "repo"),
+    ("get_context", {"query": "total", "repo": "a\x00b"}, "repo"),
+    ("index_repository", {"path": "/tmp/\x00x"}, "path"),
+    ("index_repository", {"path": "/tmp", "repo": "a\x00b"}, "repo"),
+]
+
+
+def test_a_nul_in_repo_or_path_is_a_one_line_error_naming_the_argument(lode_home: Path, shop: str) -> None:
+    """Issue 15, item 14, over stdio (the real `lode mcp` process) through the SDK's client."""
+    async def scenario() -> list[Any]:
+        async with Client(stdio_params(lode_home), read_timeout_seconds=120) as client:
+            return [await call(client, tool, **arguments) for tool, arguments, _ in NUL_CALLS]
+
+    for (tool, _, argument), result in zip(NUL_CALLS, anyio.run(scenario)):
+        assert result.is_error, tool
+        assert text_of(result) == f"Error executing tool {tool}: the argument {argument!r} contains a NUL character"
 
 
 # ---- get_context packing, in process ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import traceback
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from lode.api.keys import ApiKeys
 from lode.engine import Lode
 from lode.errors import InputError, NotFound
 from test_api import SHOP, api, error_of, index_via_api, settings_for, wait_job
+from test_discover import git_tree_through_symlinked_directories
 from test_indexing import write_tree
+from test_queue import queue_settings, worker_process
 
 
 @pytest.fixture
@@ -228,3 +231,76 @@ def test_cors_is_off_by_default_and_opt_in(lode_home: Path, lode: Lode, no_keys:
         assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "http://ui.example"
         other = client.get("/livez", headers={"Origin": "http://evil.example"})
         assert "access-control-allow-origin" not in other.headers
+
+
+# ---- issue 15: symlinks on the way, the job's run, a scoped key's index requests --------------------------
+
+TINY = {"m.py": "def tiny_module_function():\n    return 1\n"}  # no symbol that another test looks up
+
+
+def test_a_git_tree_listing_a_path_through_a_symlink_out_of_the_root_is_not_indexed(
+        lode: Lode, lode_home: Path, tmp_path: Path, no_keys: None) -> None:
+    """Item 1 through POST /v1/index under LODE_ALLOWED_ROOTS: git lists etc/passwd, etc links outside."""
+    allowed = tmp_path / "allowed"
+    root = git_tree_through_symlinked_directories(allowed)
+    name = f"sec-gitlink-{uuid.uuid4().hex[:8]}"
+    with api(lode_home, allowed_roots=[allowed]) as client:
+        index_via_api(client, root, name)
+        hits = client.get("/v1/search", params={"q": "OUTSIDE_SECRET", "repo": name, "mode": "lexical"}).json()
+        assert hits["hits"] == []
+        skipped = client.get(f"/v1/repositories/{name}").json()["repository"]["skipped"]
+    assert skipped == {"symlink_outside_root": 2, "symlink_inside_root": 2}  # each link, and the path through it
+    with lode.db.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%OUTSIDE_SECRET%%'").fetchone()[0] == 0
+
+
+def test_a_job_whose_directory_became_a_symlink_out_of_its_allowed_root_fails_and_indexes_nothing(
+        lode: Lode, lode_home: Path, tmp_path: Path, no_keys: None) -> None:
+    """Item 5: the request is checked, then the directory is swapped for a link outside before a worker runs
+    the job. The worker is a `lode worker` process without LODE_ALLOWED_ROOTS: the job carries its root."""
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    write_tree(allowed / "proj", TINY)
+    write_tree(outside / "secret", {"vault.py": "CONFINEMENT_SECRET = 'do not index'\n"})
+    name = f"sec-swap-{uuid.uuid4().hex[:8]}"
+    queue = queue_settings()
+    with api(lode_home, allowed_roots=[allowed], index_jobs=0, queue=queue) as client:  # no in-process worker
+        queued = client.post("/v1/index", json={"path": str(allowed / "proj"), "repo": name})
+        assert queued.status_code == 202, queued.text
+        (allowed / "proj").rename(tmp_path / "moved")
+        os.symlink(outside / "secret", allowed / "proj")
+        with worker_process(queue, tmp_path / "worker.log", env={"LODE_ALLOWED_ROOTS": ""}):
+            job = wait_job(client, queued.json()["job"]["id"], timeout=60)
+    assert job["state"] == "failed", job
+    assert job["error"] == f"{allowed / 'proj'} is no longer under the allowed root {allowed}; nothing was indexed"
+    with pytest.raises(NotFound):
+        lode.status(name)
+    with lode.db.connection() as conn:
+        assert conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%CONFINEMENT_SECRET%%'").fetchone()[0] == 0
+
+
+def test_a_scoped_key_learns_nothing_about_repositories_outside_its_scope(
+        lode: Lode, lode_home: Path, tmp_path: Path, no_keys: None) -> None:
+    """Item 6: an index request naming a repository outside the key's scope, explicitly or through the
+    directory's name, answers 403 like an unknown name, without the other repository's root."""
+    allowed = tmp_path / "allowed"
+    other, mine = f"sec-other-{uuid.uuid4().hex[:8]}", f"sec-mine-{uuid.uuid4().hex[:8]}"
+    write_tree(allowed / "hidden-place", TINY)
+    write_tree(allowed / "mine", TINY)
+    write_tree(allowed / "elsewhere" / other, TINY)  # a directory whose name is the other repository's
+    lode.index(allowed / "hidden-place", other)
+    with api(lode_home, allowed_roots=[allowed]) as client:
+        scoped = bearer(ApiKeys(lode.db).create("scoped-index", [mine]))
+
+        def post(path: Path, repo: str | None = None) -> object:
+            return client.post("/v1/index", json={"path": str(path), **({"repo": repo} if repo else {})},
+                               headers=scoped)
+
+        answers = {"named": post(allowed / "mine", other), "by_directory": post(allowed / "elsewhere" / other),
+                   "unknown": post(allowed / "mine", "sec-no-such-repo"),
+                   "named_anywhere": post(tmp_path / "not-allowed", other)}
+        errors = {case: error_of(response, 403) for case, response in answers.items()}
+        assert errors["unknown"]["message"].replace("sec-no-such-repo", other) == errors["named"]["message"]
+        assert all(str(allowed / "hidden-place") not in e["message"] for e in errors.values()), errors
+        assert {e["code"] for e in errors.values()} == {"forbidden"}
+        job = client.post("/v1/index", json={"path": str(allowed / "mine"), "repo": mine}, headers=scoped)
+        assert wait_job(client, job.json()["job"]["id"], Authorization=scoped["Authorization"])["state"] == "succeeded"

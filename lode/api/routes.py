@@ -93,11 +93,12 @@ def status(request: Request, lode: Engine, repo: RepoParam = None) -> dict[str, 
 @router.post("/index", status_code=202, response_model=models.JobOut, tags=["index"])
 def start_index(request: Request, body: Annotated[models.IndexRequest, Body()], lode: Engine,
                 runner: Jobs) -> dict[str, Any]:
+    if body.repo is not None:  # the key's scope first: nothing about a repository outside it may leak
+        require_repo(request, body.repo)
     open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
-    path = check_index_path(body.path, lode.settings, open_mode)
-    root, name = lode.index_target(path, body.repo)
-    require_repo(request, name)
-    job, merged = runner.submit(root, name)
+    path, within = check_index_path(body.path, lode.settings, open_mode)
+    root, name = lode.index_target(path, body.repo, authorize=lambda name: require_repo(request, name))
+    job, merged = runner.submit(root, name, within)
     return {"job": job, "merged": merged}
 
 

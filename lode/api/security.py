@@ -117,15 +117,16 @@ def require_repo(request: Request, repo: str) -> None:
         raise HTTPException(403, f"the API key {key.name!r} is not allowed to use repository {repo!r}")
 
 
-def check_index_path(raw: str, settings: Settings, open_mode: bool) -> Path:
-    """The path, resolved, if an index request may name it; 403 (or 400 for a relative path) otherwise."""
+def check_index_path(raw: str, settings: Settings, open_mode: bool) -> tuple[Path, Path | None]:
+    """The path, resolved, if an index request may name it, and the allowed root it is under (None in the open
+    mode), to which the run stays confined; 403 (or 400 for a relative path) otherwise."""
     path = Path(raw)
     if not path.is_absolute():
         raise HTTPException(400, f"the path must be absolute: {raw!r}")
     roots = settings.server.allowed_roots
     if not roots:
         if open_mode:
-            return path
+            return path, None
         raise HTTPException(403, f"indexing over the API needs LODE_ALLOWED_ROOTS (directories separated by "
                                  f"{os.pathsep!r}) once API keys exist or the server is not on loopback")
     try:
@@ -134,5 +135,5 @@ def check_index_path(raw: str, settings: Settings, open_mode: bool) -> Path:
         raise HTTPException(400, f"cannot resolve {raw!r}: {exc}") from None
     for root in roots:
         if resolved.is_relative_to(root.resolve()):
-            return resolved
+            return resolved, root.resolve()
     raise HTTPException(403, f"{raw!r} is not under an allowed root (LODE_ALLOWED_ROOTS)")

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from importlib import resources
 
 import psycopg
@@ -131,6 +132,13 @@ class Database:
                 raise DatabaseUnavailable(f"lost the embedded PostgreSQL and could not restart it: "
                                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
             log.warning("the embedded PostgreSQL is running again")
+
+    @cached_property
+    def instance_id(self) -> str:
+        """This database's random identity (migration 0012), read once: what tells it from any other Lode
+        database, e.g. in the keys of a shared cache."""
+        with self.connection() as conn:
+            return str(conn.execute("SELECT id FROM instance").fetchone()[0])
 
     @contextmanager
     def advisory_lock(self, kind: int, key: int, wait: float | None = None) -> Iterator[bool]:

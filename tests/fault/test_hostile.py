@@ -6,6 +6,7 @@ tests/test_cli.py keeps the original 13-kind corpus end to end; this one adds th
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import index_snapshot, run_cli
 from lode.config import Settings, Timeouts
 from lode.discover import discover
 from lode.engine import Lode
@@ -249,9 +250,24 @@ def test_file_deleted_during_discovery(tmp_path: Path) -> None:
     assert rest[-1] == Skipped("c.py", SkipReason.VANISHED, "deleted during discovery")
 
 
+def index_unprivileged(lode: Lode, lode_home: Path, root: Path, repo: str,
+                       home: Path) -> subprocess.CompletedProcess[str]:
+    """`lode index --json` in a process that chmod 000 stops. Nothing stops root (CAP_DAC_OVERRIDE), so as root
+    it runs as the embedded server's system user, which owns the server's socket directory and reaches the
+    session server by URL; `home` (its LODE_HOME) is given to that user."""
+    command = [sys.executable, "-m", "lode", "index", str(root), "--repo", repo, "--wait", "--json"]
+    if os.geteuid() == 0:
+        user = pwd.getpwuid((lode_home / "pgdata").stat().st_uid)
+        assert user.pw_uid != 0, "the embedded server runs as its own system user"
+        os.chown(home, user.pw_uid, user.pw_gid)
+        command = ["runuser", "-u", user.pw_name, "--", *command]
+        if subprocess.run([*command[:4], sys.executable, "-c", "pass"], capture_output=True, check=False).returncode:
+            pytest.skip(f"{user.pw_name} cannot run {sys.executable} (a parent directory is closed to it)")
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, env={
+        **os.environ, "LODE_DATABASE_URL": lode.db.url, "LODE_HOME": str(home), "HOME": str(home)})
+
+
 def test_unreadable_file_and_directory(lode: Lode, lode_home: Path, repo_name: str) -> None:
-    """chmod 000 stops nobody running as root (CAP_DAC_OVERRIDE), so as root the run is made as the embedded
-    server's system user, which owns the server's socket directory and reaches the session server by URL."""
     root = Path(tempfile.mkdtemp(prefix="lode-perm-"))  # under /tmp, not pytest's 0700 directories
     home = Path(tempfile.mkdtemp(prefix="lode-perm-home-"))
     try:
@@ -262,16 +278,7 @@ def test_unreadable_file_and_directory(lode: Lode, lode_home: Path, repo_name: s
         root.chmod(0o755)
         (root / "no_access.py").chmod(0)
         (root / "closed").chmod(0)
-        command = [sys.executable, "-m", "lode", "index", str(root), "--repo", repo_name, "--wait", "--json"]
-        if os.geteuid() == 0:
-            user = pwd.getpwuid((lode_home / "pgdata").stat().st_uid)
-            assert user.pw_uid != 0, "the embedded server runs as its own system user"
-            os.chown(home, user.pw_uid, user.pw_gid)
-            command = ["runuser", "-u", user.pw_name, "--", *command]
-            if subprocess.run([*command[:4], sys.executable, "-c", "pass"], capture_output=True).returncode:
-                pytest.skip(f"{user.pw_name} cannot run {sys.executable} (a parent directory is closed to it)")
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env={
-            **os.environ, "LODE_DATABASE_URL": lode.db.url, "LODE_HOME": str(home), "HOME": str(home)})
+        done = index_unprivileged(lode, lode_home, root, repo_name, home)
         assert done.returncode == 0, done.stderr
         skipped = _skipped_via_cli(repo_name)
         assert skipped == {"no_access.py": ("unreadable", "Permission denied")}  # closed/: not listed, like git
@@ -280,6 +287,69 @@ def test_unreadable_file_and_directory(lode: Lode, lode_home: Path, repo_name: s
         (root / "closed").chmod(0o755)
         shutil.rmtree(root, ignore_errors=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _one_error_line(code: int, stdout: object, stderr: str) -> str:
+    """A failed `lode index --json`: exit code 1, one line on stderr, and that message as the JSON error."""
+    [line] = stderr.strip().splitlines()
+    assert code == 1 and line.startswith("lode: error: "), (code, stderr)
+    document = json.loads(stdout) if isinstance(stdout, str) else stdout
+    assert document == {"error": {"message": line.removeprefix("lode: error: "), "exit_code": 1}}
+    return line
+
+
+def test_a_root_that_cannot_be_listed_is_an_error_and_deletes_nothing(lode: Lode, lode_home: Path,
+                                                                       repo_name: str) -> None:
+    """Issue 15, item 12: the root indexed before is chmod 000 now; the run is made as a user it stops
+    (index_unprivileged). Before, the failed listing read as an empty tree and every file was deleted."""
+    root = Path(tempfile.mkdtemp(prefix="lode-closed-root-"))
+    home = Path(tempfile.mkdtemp(prefix="lode-closed-home-"))
+    try:
+        (root / "kept.py").write_text("def kept():\n    return 1\n")
+        (root / "pkg").mkdir()
+        (root / "pkg" / "also.py").write_text("def also():\n    return 2\n")
+        lode.index(root, repo_name)
+        before = index_snapshot(lode, repo_name)
+        root.chmod(0)
+        done = index_unprivileged(lode, lode_home, root, repo_name, home)
+        line = _one_error_line(done.returncode, done.stdout, done.stderr)
+        assert line == f"lode: error: {root}: cannot open the directory (Permission denied)"
+        assert index_snapshot(lode, repo_name) == before and len(before["files"]) == 2
+    finally:
+        root.chmod(0o755)
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_a_git_work_tree_whose_listing_fails_is_an_error_and_deletes_nothing(lode: Lode, tmp_path: Path,
+                                                                             repo_name: str) -> None:
+    """A corrupt index makes `git ls-files` fail whoever runs it (root included)."""
+    root = tmp_path / "work"
+    root.mkdir()
+    (root / "kept.py").write_text("def kept():\n    return 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, timeout=30)
+    subprocess.run(["git", "add", "kept.py"], cwd=root, check=True, timeout=30)
+    lode.index(root, repo_name)
+    before = index_snapshot(lode, repo_name)
+    (root / ".git" / "index").write_bytes(b"DIRC garbage")
+    line = _one_error_line(*run_cli("index", str(root), "--repo", repo_name, "--json"))
+    assert line.startswith(f"lode: error: {root}: git ls-files failed: ") and "index" in line
+    assert index_snapshot(lode, repo_name) == before and len(before["files"]) == 1
+
+
+def test_a_root_that_lists_empty_while_its_index_has_files_is_an_error(lode: Lode, tmp_path: Path,
+                                                                       repo_name: str) -> None:
+    """An unmounted disk leaves its mount point an empty directory: that is not every file deleted."""
+    root = tmp_path / "mount-point"
+    root.mkdir()
+    (root / "kept.py").write_text("def kept():\n    return 1\n")
+    lode.index(root, repo_name)
+    before = index_snapshot(lode, repo_name)
+    (root / "kept.py").rename(tmp_path / "kept.py")
+    line = _one_error_line(*run_cli("index", str(root), "--repo", repo_name, "--json"))
+    assert line == (f"lode: error: {root} lists no files now, but the index of {repo_name!r} holds 1: unmounted "
+                    f"or emptied? Nothing was deleted; `lode repos rm {repo_name}` drops the index")
+    assert index_snapshot(lode, repo_name) == before
 
 
 def test_git_tree_ignored_files_submodules_and_deleted_tracked_files(lode: Lode, tmp_path: Path,
