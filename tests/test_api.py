@@ -161,9 +161,11 @@ def test_index_job_reports_progress_and_the_index_answers_every_route(client: Te
     symbols = client.get("/v1/symbols", params={"name": "apply_discount", "repo": "api-shop"}).json()
     assert [s["name_path"] for s in symbols["symbols"]] == ["shop.pricing.apply_discount"]
 
-    callers = client.get("/v1/graph/callers", params={"symbol": "shop.pricing.apply_discount"}).json()
+    callers = client.get("/v1/graph/callers", params={"symbol": "shop.pricing.apply_discount",
+                                                   "repo": "api-shop"}).json()
     assert [h["name_path"] for h in callers["results"]] == ["shop.cart.Cart.total"]
-    callees = client.get("/v1/graph/callees", params={"symbol": "shop.pricing.apply_discount", "depth": 2}).json()
+    callees = client.get("/v1/graph/callees", params={"symbol": "shop.pricing.apply_discount", "depth": 2,
+                                                   "repo": "api-shop"}).json()
     assert "shop.pricing.round_price" in {h["name_path"] for h in callees["results"]}
     path = client.get("/v1/graph/path", params={"from": "shop.cart.Cart.total", "to": "shop.pricing.round_price",
                                                 "repo": "api-shop"}).json()
