@@ -21,7 +21,7 @@ import numpy as np
 
 from lode.embedding.base import BREAKER, EmbeddingError, EmbedResult, ProviderUnavailable
 from lode.resilience import CircuitBreakerError, guard
-from lode.embedding.export import MODEL_NAME, bundled_model_dir, onnx_model
+from lode.embedding.export import MODEL_NAME, TOKENIZER, onnx_model
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -32,7 +32,8 @@ MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 
 
 class LocalEmbedder:
-    """Loads (and on first use exports) the model lazily, so building one costs nothing."""
+    """Loads the model lazily, so building one costs nothing: the shipped int8 file, or the fp32 export (made on
+    first use, with the export extra)."""
 
     def __init__(self, cache_dir: Path, *, quantize: bool, threads: int) -> None:
         self.cache_dir = cache_dir
@@ -75,11 +76,14 @@ class LocalEmbedder:
                 self._loaded = self._open()
             return self._loaded
 
+    def model_path(self) -> Path:
+        return onnx_model(self.cache_dir, self.quantize)
+
     def _open(self) -> tuple[onnxruntime.InferenceSession, Tokenizer]:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        path = onnx_model(self.cache_dir, self.quantize)
+        path = self.model_path()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1  # parallel across texts instead
         options.inter_op_num_threads = 1
@@ -88,7 +92,7 @@ class LocalEmbedder:
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise EmbeddingError(f"cannot load {path}: {exc}".splitlines()[0]) from exc
-        tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
+        tokenizer = Tokenizer.from_file(str(TOKENIZER))
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.no_padding()  # tokenizer.json pads to 128 tokens
         return session, tokenizer
