@@ -18,9 +18,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.cosqa import load  # noqa: E402
-from lode.embedding.export import build_int8  # noqa: E402
-from lode.embedding.local import LocalEmbedder  # noqa: E402
+from bench.cosqa import load
+from lode.embedding.export import build_int8
+from lode.embedding.local import LocalEmbedder
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "embedding_reference.npz"
 EDGE_CASES = [
@@ -28,17 +28,6 @@ EDGE_CASES = [
     "emoji 🎉 in a comment # ✓", "function parseHTTPResponse(res) { return res.headers['content-type']; }",
     "def handler(request):\n" + "".join(f"    value_{i} = request.get('field_{i}', {i})\n" for i in range(120)),
 ]
-
-
-class _FixedModel(LocalEmbedder):
-    """Lode's local embedder on a given ONNX file."""
-
-    def __init__(self, path: Path) -> None:
-        super().__init__(path.parent, quantize=True, threads=1)
-        self.path = path
-
-    def model_path(self) -> Path:
-        return self.path
 
 
 def texts() -> list[str]:
@@ -56,7 +45,7 @@ def main() -> None:
         int8 = Path(tmp) / "int8.onnx"
         build_int8(int8)
         vectors = {
-            "int8": _FixedModel(int8).embed(inputs).vectors,
+            "int8": LocalEmbedder(Path(tmp), quantize=True, threads=1, model=int8).embed(inputs).vectors,
             "fp32": LocalEmbedder(Path(tmp) / "cache", quantize=False, threads=1).embed(inputs).vectors,
         }
     np.savez_compressed(args.out, texts=np.array(inputs), **{k: np.stack(v) for k, v in vectors.items()})

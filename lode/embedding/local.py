@@ -35,10 +35,11 @@ class LocalEmbedder:
     """Loads the model lazily, so building one costs nothing: the shipped int8 file, or the fp32 export (made on
     first use, with the export extra)."""
 
-    def __init__(self, cache_dir: Path, *, quantize: bool, threads: int) -> None:
+    def __init__(self, cache_dir: Path, *, quantize: bool, threads: int, model: Path | None = None) -> None:
         self.cache_dir = cache_dir
         self.quantize = quantize
         self.threads = threads
+        self.model = model  # another ONNX file of this model (benchmarks and reference vectors compare variants)
         self.model_id = f"{MODEL_NAME}@onnx-{'int8' if quantize else 'fp32'}"
         self._loaded: tuple[onnxruntime.InferenceSession, Tokenizer] | None = None
         self._load_lock = threading.Lock()
@@ -76,14 +77,11 @@ class LocalEmbedder:
                 self._loaded = self._open()
             return self._loaded
 
-    def model_path(self) -> Path:
-        return onnx_model(self.cache_dir, self.quantize)
-
     def _open(self) -> tuple[onnxruntime.InferenceSession, Tokenizer]:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        path = self.model_path()
+        path = self.model or onnx_model(self.cache_dir, self.quantize)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1  # parallel across texts instead
         options.inter_op_num_threads = 1
