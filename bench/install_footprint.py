@@ -4,8 +4,9 @@
 Usage: python bench/install_footprint.py --baseline COMMIT [--commit HEAD] [--runs 3] [--top 12]
 Each commit is cloned afresh; one untimed install per commit warms pip's cache, then the timed installs
 (`python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e .`, from an empty .venv) alternate
-between the commits. Size: disk usage of .venv (like `du`, MB = 10^6 bytes) and per installed distribution (its
-RECORD's files). `pip show torch` must fail in the new venv. Then, in a fresh LODE_HOME, `lode index --wait --json`
+between the commits; CPU time (user + system of pip and its children) is given beside the wall time because this
+machine is shared. Size: `du -sm .venv` (MiB, as `du -sh` shows it) and per installed distribution (its RECORD's
+files inside the venv, MB = 10^6 bytes). `pip show torch` must fail in the new venv. Then, in a fresh LODE_HOME, `lode index --wait --json`
 of tests/fixtures/graph/pyshop: wall time (embedded PostgreSQL start included) and what it left under
 LODE_HOME/models.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -29,40 +31,35 @@ REPO = Path(__file__).resolve().parents[1]
 INSTALL = "python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e ."  # README command 1's install
 SAMPLE = "tests/fixtures/graph/pyshop"
 DIST_SIZES = """
-import json, os
+import json, os, sys
 from importlib import metadata
 sizes = {}
 for dist in metadata.distributions():
     total = 0
     for file in dist.files or []:
-        path = file.locate()
-        if os.path.isfile(path):
+        path = os.path.realpath(file.locate())
+        if path.startswith(sys.prefix + os.sep) and os.path.isfile(path):  # not an editable install's sources
             total += os.stat(path).st_blocks * 512
     sizes[dist.metadata["Name"]] = sizes.get(dist.metadata["Name"], 0) + total
 print(json.dumps(sizes))
 """
 
 
-def disk_usage(root: Path) -> int:
-    seen: set[tuple[int, int]] = set()
-    total = 0
-    for directory, _, files in os.walk(root):
-        for name in files:
-            stat = os.lstat(os.path.join(directory, name))
-            if (stat.st_dev, stat.st_ino) not in seen:
-                seen.add((stat.st_dev, stat.st_ino))
-                total += stat.st_blocks * 512
-    return total
+def du_mib(root: Path) -> int:
+    return int(subprocess.run(["du", "-sm", str(root)], capture_output=True, text=True, check=True).stdout.split()[0])
 
 
-def install(clone: Path) -> float:
+def install(clone: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of one install from an empty .venv."""
     subprocess.run(["rm", "-rf", str(clone / ".venv")], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    done = subprocess.run(INSTALL, shell=True, cwd=clone, capture_output=True, text=True)
+    done = subprocess.run(INSTALL, shell=True, cwd=clone, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"install failed in {clone}:\n{done.stderr[-3000:]}")
-    return elapsed
+    return elapsed, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def first_index(clone: Path) -> dict:
@@ -70,13 +67,12 @@ def first_index(clone: Path) -> dict:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LODE_")} | {"LODE_HOME": home}
         started = time.perf_counter()
         done = subprocess.run([str(clone / ".venv" / "bin" / "lode"), "index", str(REPO / SAMPLE), "--wait", "--json"],
-                              cwd=clone, env=env, capture_output=True, text=True)
+                              cwd=clone, env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
         models = Path(home) / "models"
         left = sorted(p.name for p in models.iterdir()) if models.is_dir() else []
-        result = json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-2000:]}
-    return {"seconds": elapsed, "models": left, "models_mb": disk_usage(models) / 1e6 if left else 0.0,
-            "result": result}
+        return {"seconds": elapsed, "models": left, "models_mib": du_mib(models) if left else 0,
+                "result": json.loads(done.stdout) if done.returncode == 0 else {"error": done.stderr[-2000:]}}
 
 
 def main() -> None:
@@ -89,41 +85,46 @@ def main() -> None:
     commits = {name: subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True,
                                     check=True).stdout.strip() for name, ref in (("baseline", args.baseline),
                                                                                  ("new", args.commit))}
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="lode-install-bench-") as tmp:
         clones = {}
         for name, commit in commits.items():
             clones[name] = Path(tmp) / name
             subprocess.run(["git", "clone", "-q", str(REPO), str(clones[name])], check=True)
             subprocess.run(["git", "checkout", "-q", commit], cwd=clones[name], check=True)
-            print(f"{name} {commit}: warm-up install {install(clones[name]):.1f} s", file=sys.stderr, flush=True)
+            print(f"{name} {commit}: warm-up install {install(clones[name])[0]:.1f} s", file=sys.stderr, flush=True)
         times: dict[str, list[float]] = {name: [] for name in commits}
+        cpu: dict[str, list[float]] = {name: [] for name in commits}
         for run in range(args.runs):
             for name in commits:
-                times[name].append(install(clones[name]))
-                print(f"run {run + 1} {name}: {times[name][-1]:.1f} s", file=sys.stderr, flush=True)
+                wall, used = install(clones[name])
+                times[name].append(wall)
+                cpu[name].append(used)
+                print(f"run {run + 1} {name}: {wall:.1f} s, CPU {used:.1f} s, load {os.getloadavg()[0]:.1f}",
+                      file=sys.stderr, flush=True)
         facts = {}
         for name, clone in clones.items():
             venv = clone / ".venv"
             sizes = json.loads(subprocess.run([str(venv / "bin" / "python"), "-c", DIST_SIZES], capture_output=True,
                                               text=True, check=True).stdout)
-            torch = subprocess.run([str(venv / "bin" / "pip"), "show", "torch"], capture_output=True, text=True)
-            facts[name] = {"venv_mb": disk_usage(venv) / 1e6, "sizes": sizes, "torch": torch.returncode == 0,
+            torch = subprocess.run([str(venv / "bin" / "pip"), "show", "torch"], capture_output=True, text=True, check=False)
+            facts[name] = {"venv_mib": du_mib(venv), "sizes": sizes, "torch": torch.returncode == 0,
                            "first_index": first_index(clone)}
             print(f"{name}: first index {facts[name]['first_index']['seconds']:.1f} s", file=sys.stderr, flush=True)
 
     print(f"README command 1's install (`{INSTALL}`) in a fresh clone, warm pip cache, {args.runs} timed installs "
-          f"per commit, alternating; {machine()}\n")
-    print("| commit | venv MB | install s (median) | installs s | `pip show torch` | first `lode index --wait` s "
-          "| left in LODE_HOME/models |\n| --- | --- | --- | --- | --- | --- | --- |")
+          f"per commit, alternating; {machine()}; 1-minute load average {load_before:.1f} before, "
+          f"{os.getloadavg()[0]:.1f} after\n")
+    print("| commit | `du -sm .venv` | install s (median) | installs s | CPU s (median) | `pip show torch` "
+          "| first `lode index --wait` s | left in LODE_HOME/models |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, commit in commits.items():
         fact, first = facts[name], facts[name]["first_index"]
-        left = f"{len(first['models'])} files, {first['models_mb']:.0f} MB" if first["models"] else "nothing"
-        print(f"| {name} ({commit}) | {fact['venv_mb']:,.0f} | {median(times[name]):.1f} | "
-              f"{', '.join(f'{t:.1f}' for t in times[name])} | {'found' if fact['torch'] else 'not found'} | "
-              f"{first['seconds']:.1f} | {left} |")
-    ratio = median(times["new"]) / median(times["baseline"])
-    print(f"\nInstall time new/baseline: {ratio:.2f}; venv size new/baseline: "
-          f"{facts['new']['venv_mb'] / facts['baseline']['venv_mb']:.2f}\n")
+        left = f"{len(first['models'])} files, {first['models_mib']} MiB" if first["models"] else "nothing"
+        print(f"| {name} ({commit}) | {fact['venv_mib']:,} MiB | {median(times[name]):.1f} | "
+              f"{', '.join(f'{t:.1f}' for t in times[name])} | {median(cpu[name]):.1f} | "
+              f"{'found' if fact['torch'] else 'not found'} | {first['seconds']:.1f} | {left} |")
+    print(f"\nnew/baseline: install wall {median(times['new']) / median(times['baseline']):.2f}, install CPU "
+          f"{median(cpu['new']) / median(cpu['baseline']):.2f}, venv {facts['new']['venv_mib'] / facts['baseline']['venv_mib']:.2f}\n")
     for name in commits:
         sizes = facts[name]["sizes"]
         top = sorted(sizes.items(), key=lambda kv: -kv[1])[:args.top]

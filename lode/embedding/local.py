@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lode.embedding.base import BREAKER, EmbeddingError, EmbedResult, ProviderUnavailable
-from lode.resilience import CircuitBreakerError, guard
+from lode.embedding.base import (
+    BREAKER,
+    EmbeddingError,
+    EmbedResult,
+    ProviderUnavailable,
+)
 from lode.embedding.export import MODEL_NAME, TOKENIZER, onnx_model
+from lode.resilience import CircuitBreakerError, guard
 
 if TYPE_CHECKING:
     import onnxruntime
