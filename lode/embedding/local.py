@@ -19,12 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lode.embedding.base import (
-    BREAKER,
-    EmbeddingError,
-    EmbedResult,
-    ProviderUnavailable,
-)
+from lode.embedding.base import BREAKER, EmbeddingError, EmbedResult, ProviderUnavailable
 from lode.embedding.export import MODEL_NAME, TOKENIZER, onnx_model
 from lode.resilience import CircuitBreakerError, guard
 
