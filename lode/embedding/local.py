@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lode.embedding.base import BREAKER, EmbeddingError, EmbedResult, ProviderUnavailable
+from lode.embedding.export import MODEL_NAME, TOKENIZER, onnx_model
 from lode.resilience import CircuitBreakerError, guard
-from lode.embedding.export import MODEL_NAME, bundled_model_dir, onnx_model
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -32,12 +32,14 @@ MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 
 
 class LocalEmbedder:
-    """Loads (and on first use exports) the model lazily, so building one costs nothing."""
+    """Loads the model lazily, so building one costs nothing: the shipped int8 file, or the fp32 export (made on
+    first use, with the export extra)."""
 
-    def __init__(self, cache_dir: Path, *, quantize: bool, threads: int) -> None:
+    def __init__(self, cache_dir: Path, *, quantize: bool, threads: int, model: Path | None = None) -> None:
         self.cache_dir = cache_dir
         self.quantize = quantize
         self.threads = threads
+        self.model = model  # another ONNX file of this model (benchmarks and reference vectors compare variants)
         self.model_id = f"{MODEL_NAME}@onnx-{'int8' if quantize else 'fp32'}"
         self._loaded: tuple[onnxruntime.InferenceSession, Tokenizer] | None = None
         self._load_lock = threading.Lock()
@@ -79,7 +81,7 @@ class LocalEmbedder:
         import onnxruntime
         from tokenizers import Tokenizer
 
-        path = onnx_model(self.cache_dir, self.quantize)
+        path = self.model or onnx_model(self.cache_dir, self.quantize)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1  # parallel across texts instead
         options.inter_op_num_threads = 1
@@ -88,7 +90,7 @@ class LocalEmbedder:
             session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:
             raise EmbeddingError(f"cannot load {path}: {exc}".splitlines()[0]) from exc
-        tokenizer = Tokenizer.from_file(str(bundled_model_dir() / "tokenizer.json"))
+        tokenizer = Tokenizer.from_file(str(TOKENIZER))
         tokenizer.enable_truncation(MAX_TOKENS)
         tokenizer.no_padding()  # tokenizer.json pads to 128 tokens
         return session, tokenizer
