@@ -819,21 +819,6 @@ def snippet(content: str, terms: set[str], lines: int = 6) -> str:
     return "\n".join(all_lines[best : best + lines])
 
 
-def _indexed_file_text(root: str, indexed: FileRow, settings: Settings) -> tuple[str | None, str | None]:
-    """The file's text if its bytes are still those indexed (read below the root without following a symlink),
-    else None and why not."""
-    try:
-        with SourceTree(root) as tree:
-            read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
-    except (OSError, RootUnavailable) as exc:
-        return None, f"the repository root cannot be opened: {exc}"
-    if isinstance(read, Skipped):
-        return None, f"the file cannot be read now: {read.detail or read.reason}"
-    if read.content_hash != indexed.content_hash:
-        return None, "the file changed since it was indexed"
-    return read.text, None
-
-
 def _check_query(query: str) -> None:
     if not query or not query.strip():
         raise InputError("the query is empty")
@@ -860,6 +845,21 @@ def _default_repo_name(root: Path) -> str:
 def _check_repo_name(name: str) -> None:
     if not _REPO_NAME.match(name):
         raise InputError(f"invalid repository name {name!r}: use letters, digits, '.', '_' and '-' (max 128)")
+
+
+def _indexed_file_text(root: str, indexed: FileRow, settings: Settings) -> tuple[str | None, str | None]:
+    """The file's text if its bytes are still those indexed (read below the root without following a symlink),
+    else None and why not."""
+    try:
+        with SourceTree(root) as tree:
+            read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
+    except (OSError, RootUnavailable) as exc:
+        return None, f"the repository root cannot be opened: {exc}"
+    if isinstance(read, Skipped):
+        return None, f"the file cannot be read now: {read.detail or read.reason}"
+    if read.content_hash != indexed.content_hash:
+        return None, "the file changed since it was indexed"
+    return read.text, None
 
 
 def _repo_json(row: RepoRow) -> dict[str, Any]:

@@ -28,7 +28,10 @@ function el(tag, attrs = {}, ...children) {
 }
 
 // replaceChildren that skips absent children (replaceChildren(null) would print "null")
-const fill = (node, ...children) => append(node.replaceChildren() || node, children);
+function fill(node, ...children) {
+  node.replaceChildren();
+  return append(node, children);
+}
 
 async function api(path, options = {}) {
   const response = await fetch(path, { headers: { Accept: "application/json" }, ...options });
@@ -94,6 +97,7 @@ async function toggleSource(button, item, container) {
   try {
     container.replaceChildren(await sourceView(item));
     button.textContent = "Hide source";
+    setError("source", null);
   } catch (error) {
     setError("source", error);
   } finally {
@@ -259,13 +263,13 @@ async function symbolPage(params) {
     const depth = $("depth").value;
     const neighbours = (direction) =>
       api(`/v1/graph/${direction}?${query({ symbol: symbol.name_path, repo: symbol.repo, depth })}`);
-    const [callers, callees, source] = await Promise.all([neighbours("callers"), neighbours("callees"),
-                                                          sourceView(symbol)]);
+    const source = sourceView(symbol).catch((error) => el("p", { class: "error" }, `Source: ${error.message}`));
+    const [callers, callees, view] = await Promise.all([neighbours("callers"), neighbours("callees"), source]);
     if (!current(ticket)) return;
     const none = () => el("li", { class: "info" }, "none");
     fill($("callers"), callers.results.length ? callers.results.map(hopItem) : none());
     fill($("callees"), callees.results.length ? callees.results.map(hopItem) : none());
-    fill($("symbol-source"), source);
+    fill($("symbol-source"), view);
     $("symbol-body").hidden = false;
     drawGraph({ ...callers.symbol, repo: symbol.repo }, callers.results, callees.results);
   } catch (error) {
