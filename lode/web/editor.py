@@ -25,9 +25,11 @@ def check_template(template: str) -> str:
     except ValueError as exc:
         raise ValueError(f"LODE_EDITOR_URL {template!r} is not a template: {exc}") from None
     for name, spec, conversion in fields:
-        if name not in PLACEHOLDERS or spec or conversion:
+        if name not in PLACEHOLDERS:
             raise ValueError(f"LODE_EDITOR_URL {template!r}: unknown placeholder {{{name}}}; use "
                              f"{', '.join('{' + p + '}' for p in sorted(PLACEHOLDERS))}")
+        if spec or conversion:
+            raise ValueError(f"LODE_EDITOR_URL {template!r}: {{{name}}} takes no format spec or conversion")
     if "path" not in {name for name, _, _ in fields}:
         raise ValueError(f"LODE_EDITOR_URL {template!r} has no {{path}}")
     scheme = urlsplit(template).scheme.lower()
