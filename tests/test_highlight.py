@@ -60,3 +60,11 @@ def test_token_spans_give_the_tokens_of_tokenize() -> None:
     assert [text[s:e] for s, e, _ in token_spans("parseHTTPResponse_v2")] == [
         "parseHTTPResponse_v2", "parse", "HTTP", "Response"]
     assert split_word("parseHTTPResponse_v2") == ("parsehttpresponse_v2", "pars", "http", "respons")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=40))
+def test_each_token_span_holds_the_text_it_was_made_from(text: str) -> None:
+    """word_tokens takes a part's span from the lengths of the parts before it: they must cover each word."""
+    for start, end, token in token_spans(text):
+        assert tokenize(text[start:end])[:1] == [token], (text, start, end, token)

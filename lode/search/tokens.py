@@ -39,10 +39,13 @@ def word_tokens(word: str) -> list[tuple[int, int, str]]:
     if word.isascii() and (word.isdigit() or word.isalpha() and (word.islower() or word.isupper() or word.istitle())):
         return tokens  # one part, the whole (a shortcut: most words of a text are plain words)
     parts: list[tuple[int, int, str]] = []
-    offset = 0
+    start = 0
     for piece in word.split("_"):
-        parts.extend((offset + m.start(), offset + m.end(), m.group().lower()) for m in _CAMEL.finditer(piece))
-        offset += len(piece) + 1
+        for part in _CAMEL.findall(piece):  # the parts cover the piece (findall: cheaper than match objects)
+            end = start + len(part)
+            parts.append((start, end, part.lower()))
+            start = end
+        start += 1  # the underscore
     if len(parts) > 1:
         tokens.extend((start, end, _stem(p)) for start, end, p in parts
                       if len(p) > 1 and p not in STOP_WORDS and p != whole)
