@@ -155,6 +155,8 @@ class ServerSettings(BaseSettings):
     index_jobs: int = Field(default=2, ge=0)
     # a server records its bind address every this many seconds (lode/store/servers.py); 3 missed: it is gone
     server_heartbeat_seconds: float = Field(default=10.0, gt=0)
+    # the web UI's "open in editor" links: a URL template with {path}, {line} and {column} (lode/web/editor.py)
+    editor_url: str = "vscode://file{path}:{line}:{column}"
 
     @field_validator("allowed_roots", mode="before")
     @classmethod
@@ -170,6 +172,13 @@ class ServerSettings(BaseSettings):
         for pattern in value:
             parse(pattern)
         return value
+
+    @field_validator("editor_url")
+    @classmethod
+    def _check_editor_url(cls, value: str) -> str:
+        from lode.web.editor import check_template
+
+        return check_template(value)
 
     @field_validator("trusted_proxies")
     @classmethod

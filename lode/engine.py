@@ -20,7 +20,7 @@ import psycopg
 
 from lode.cache import Cache
 from lode.config import Settings, get_settings
-from lode.discover import RootError, RootUnavailable, ensure_indexable_root
+from lode.discover import RootError, RootUnavailable, SourceTree, ensure_indexable_root
 from lode import graph
 from lode.errors import InputError, LodeError, NotFound
 from lode import errorlog
@@ -28,14 +28,15 @@ from lode.errorlog import record_error
 from lode.resilience import CircuitBreakerError, database_failure, guard
 from lode.graph.store import GraphStore
 from lode.indexer import Indexer, IndexReport, ProgressCallback
-from lode.model import Hit
+from lode.model import Candidate, Hit, Skipped
 from lode.embedding.backfill import BackfillProgress, backfill, counts, pending_ranges, through_outages
 from lode.search import lexical
 from lode.search.filters import Filters
 from lode.search.fusion import WEIGHTS, fuse
+from lode.search.highlight import highlights
 from lode.search.tokens import tokenize
 from lode.store.db import Database
-from lode.store.repositories import IndexRuns, RepoRow, Repositories, SkippedFiles
+from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
 from lode.store.uow import unit_of_work
 from lode.store.vectors import Vectors
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 MODES = ("hybrid", "lexical", "semantic")
 MAX_QUERY_CHARS = 2000
 MAX_K = 200
+LAST_LINE = 2**31 - 1  # past the end of any file (line numbers are PostgreSQL integers)
 LEG_DEPTH = 100  # candidates each leg contributes to hybrid fusion
 # hnsw.ef_search under LODE_EF_SEARCH=auto: one candidate per CHUNKS_PER_EF chunks of the model's HNSW graphs,
 # within pgvector's range; calibrated for recall@10 >= 0.95 (docs/benchmarks.md, bench/ef_search.py)
@@ -530,6 +532,34 @@ class Lode:
                     end = end_byte
         return "\n".join(parts)
 
+    def file_lines(self, repo: str, path: str, start_line: int = 1, end_line: int | None = None) -> dict[str, Any]:
+        """Lines start_line..end_line (1-based, inclusive; to the end when None) of an indexed file.
+
+        Read from the file while its bytes are still those indexed (origin "file": the file's lines, numbered as
+        the index numbers them), so that nothing is served that the index does not hold. Otherwise (changed, gone
+        or unreadable since) the indexed text of the chunks in that range (origin "index", with the reason): a
+        chunk elides the bodies of nested definitions, so those lines are not the file's."""
+        _check_text("the path", path)
+        if start_line < 1 or (end_line is not None and end_line < start_line):
+            raise InputError(f"the lines must satisfy 1 <= start_line <= end_line, not {start_line}..{end_line}")
+        with self._read() as conn:
+            row = self._repos_for(conn, repo)[0]
+            indexed = Files(conn).get(row.id, path)
+        if indexed is None:
+            raise NotFound(f"{path!r} is not an indexed file of repository {repo!r}")
+        text, stale = _indexed_file_text(row.root, indexed, self.settings)
+        if text is None:
+            indexed_text = self.source(repo, path, start_line, end_line or LAST_LINE)
+            lines = indexed_text.split("\n") if indexed_text else []
+        else:
+            every = [line.removesuffix("\r") for line in text.removesuffix("\n").split("\n")]
+            if start_line > len(every):
+                raise InputError(f"{path} has {len(every)} lines; start_line {start_line} is past its end")
+            lines = every[start_line - 1:end_line]
+        return {"repo": row.name, "path": path, "absolute_path": str(Path(row.root) / path),
+                "start_line": start_line, "end_line": start_line + len(lines) - 1,
+                "origin": "index" if text is None else "file", "stale": stale, "lines": lines}
+
     # ---- graph ----------------------------------------------------------------------------------------
 
     def graph_neighbours(
@@ -724,10 +754,11 @@ class Lode:
             if row is None:  # replaced between the two statements
                 continue
             _, repo_id, path, start, end, kind, name, name_path, language, content = row
+            excerpt = snippet(content, terms)
             hits.append(Hit(
                 repo=repo_names[repo_id], path=path, start_line=start, end_line=end, kind=kind, name=name,
                 name_path=name_path, language=language, score=round(score, 6),
-                legs=legs, snippet=snippet(content, terms),
+                legs=legs, snippet=excerpt, highlights=highlights(excerpt, terms),
                 chunk_id=chunk_id,
             ))
         return hits
@@ -814,6 +845,21 @@ def _default_repo_name(root: Path) -> str:
 def _check_repo_name(name: str) -> None:
     if not _REPO_NAME.match(name):
         raise InputError(f"invalid repository name {name!r}: use letters, digits, '.', '_' and '-' (max 128)")
+
+
+def _indexed_file_text(root: str, indexed: FileRow, settings: Settings) -> tuple[str | None, str | None]:
+    """The file's text if its bytes are still those indexed (read below the root without following a symlink),
+    else None and why not."""
+    try:
+        with SourceTree(root) as tree:
+            read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
+    except (OSError, RootUnavailable) as exc:
+        return None, f"the repository root cannot be opened: {exc}"
+    if isinstance(read, Skipped):
+        return None, f"the file cannot be read now: {read.detail or read.reason}"
+    if read.content_hash != indexed.content_hash:
+        return None, "the file changed since it was indexed"
+    return read.text, None
 
 
 def _repo_json(row: RepoRow) -> dict[str, Any]:

@@ -86,4 +86,5 @@ class Hit:
     score: float
     legs: dict[str, int | None] = field(default_factory=dict)
     snippet: str = ""
+    highlights: list[list[int]] = field(default_factory=list)  # [line, start, end] over the snippet (search/highlight.py)
     chunk_id: int = 0

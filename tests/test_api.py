@@ -140,6 +140,12 @@ def test_openapi_lists_every_route_and_docs_render(client: TestClient) -> None:
     assert {"400", "401", "403", "404", "413", "422", "429", "503"} <= set(search["responses"])
     docs = client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # every asset from this server (FastAPI's default page loads Swagger UI from a CDN: blank offline)
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert "/static/vendor/swagger-ui-bundle.js" in assets and all(a.startswith("/static/") for a in assets)
+    assert all(client.get(asset).status_code == 200 for asset in assets)
+    assert "script-src 'self';" in docs.headers["content-security-policy"]
+    assert client.get("/redoc").status_code == 404  # ReDoc would come from a CDN too
 
 
 def test_index_job_reports_progress_and_the_index_answers_every_route(client: TestClient,
@@ -206,6 +212,87 @@ def test_search_filters_and_pagination(client: TestClient, shop: dict[str, Any])
     assert hybrid["mode"] == "hybrid" and hybrid["hits"] and set(hybrid["degraded"]) == {"text", "code"}
     semantic = client.get("/v1/search", params={"q": "discount", "mode": "semantic"})
     assert "LODE_EMBEDDER is 'none'" in error_of(semantic, 400)["message"]  # this server cannot, ever
+
+
+def test_search_hits_mark_the_query_terms_as_the_tokenizer_matched_them(client: TestClient,
+                                                                      shop: dict[str, Any]) -> None:
+    result = client.get("/v1/search", params={"q": "the discount of this cart", "repo": "api-shop",
+                                              "mode": "lexical", "k": 20}).json()
+    marked: set[str] = set()
+    for hit in result["hits"]:  # (a hit may match by its name or path alone: no mark in its snippet then)
+        lines = hit["snippet"].split("\n")
+        marked |= {lines[line][start:end] for line, start, end in hit["highlights"]}
+    assert result["hits"][0]["highlights"]
+    assert marked == {"discount", "cart", "Cart"}  # never `the`, `of`, `this`
+    total = next(hit for hit in result["hits"] if hit["name"] == "total")
+    lines = total["snippet"].split("\n")
+    assert [lines[line][:end] for line, _, end in total["highlights"]][-1].endswith("return apply_discount")
+
+
+LEDGER = '''"""Ledger entries."""
+
+
+class Ledger:
+    """Entries in order."""
+
+    def __init__(self):
+        self.entries = []
+
+    def record(self, entry):
+        """Keep an entry."""
+        self.entries.append(entry)
+'''
+
+
+def test_source_of_an_indexed_file_with_its_lines_and_an_editor_link(lode_home: Path, roots: Path,
+                                                                     tmp_path: Path) -> None:
+    root = roots / "my project"  # a space, percent-encoded in the link
+    write_tree(root, {"books/ledger.py": LEDGER})
+    outside = tmp_path / "secret.py"
+    outside.write_text("API_TOKEN = 'not for the index'\n")
+    with api(lode_home, allowed_roots=[roots], editor_url="idea://open?file={path}&line={line}") as client:
+        index_via_api(client, root, "api-source")
+        ledger = client.get("/v1/symbols", params={"name": "ledger.Ledger",
+                                                   "repo": "api-source"}).json()["symbols"][0]
+        first, last = ledger["start_line"], ledger["end_line"]
+
+        def source(**params: Any) -> httpx.Response:
+            return client.get("/v1/repositories/api-source/source", params={"path": "books/ledger.py", **params})
+
+        # the file's own lines, numbered as the index numbers them (the class's chunk elides its methods' bodies)
+        view = source(start_line=first, end_line=last).json()
+        file_lines = LEDGER.split("\n")
+        assert view["lines"] == file_lines[first - 1:last] and view["origin"] == "file" and view["stale"] is None
+        assert view["lines"][0] == "class Ledger:" and "        self.entries.append(entry)" in view["lines"]
+        assert (view["start_line"], view["end_line"]) == (first, last) == (4, 12)
+        absolute = f"{root.resolve()}/books/ledger.py"
+        assert view["absolute_path"] == absolute
+        assert view["editor_url"] == f"idea://open?file={absolute.replace(' ', '%20')}&line={first}"
+        whole = source().json()
+        assert whole["lines"] == file_lines[:-1] and whole["end_line"] == len(file_lines) - 1  # no line after "\n"
+
+        for params, status, message in (
+                ({"start_line": 40}, 400, "books/ledger.py has 12 lines; start_line 40 is past its end"),
+                ({"start_line": 5, "end_line": 2}, 400, "1 <= start_line <= end_line"),
+                ({"path": "books/../books/ledger.py"}, 404, "is not an indexed file"),
+                ({"path": "nothing.py"}, 404, "is not an indexed file of repository 'api-source'")):
+            assert message in error_of(source(**params), status)["message"]
+        assert error_of(source(start_line=0), 422) and error_of(source(path="a\x00b"), 400)
+        missing = client.get("/v1/repositories/api-nothing/source", params={"path": "a.py"})
+        assert error_of(missing, 404)["message"] == "no repository named 'api-nothing'; `lode repos` lists them"
+
+        # changed since indexed: the indexed text (elided bodies and all), never the new bytes
+        (root / "books" / "ledger.py").write_text(LEDGER.replace("Entries in order", "Changed entries"))
+        stale = source(start_line=first, end_line=last).json()
+        assert (stale["origin"], stale["stale"]) == ("index", "the file changed since it was indexed")
+        assert '    """Entries in order."""' in stale["lines"] and "        ..." in stale["lines"]
+        # a symlink put in the file's place is not followed
+        (root / "books" / "ledger.py").unlink()
+        os.symlink(outside, root / "books" / "ledger.py")
+        swapped = source().json()
+        assert swapped["origin"] == "index" and "now a symlink" in swapped["stale"]
+        assert not any("API_TOKEN" in line for line in swapped["lines"])
+        client.delete("/v1/repositories/api-source")
 
 
 def test_job_fills_embeddings_then_semantic_search_answers_and_a_dead_provider_is_a_503(

@@ -304,3 +304,29 @@ def test_a_scoped_key_learns_nothing_about_repositories_outside_its_scope(
         assert {e["code"] for e in errors.values()} == {"forbidden"}
         job = client.post("/v1/index", json={"path": str(allowed / "mine"), "repo": mine}, headers=scoped)
         assert wait_job(client, job.json()["job"]["id"], Authorization=scoped["Authorization"])["state"] == "succeeded"
+
+
+def test_a_scoped_key_reads_the_source_of_its_repositories_only(lode: Lode, lode_home: Path, tmp_path: Path,
+                                                                no_keys: None) -> None:
+    """GET /v1/repositories/{name}/source reads files from disk: a key scoped to one repository gets 403 for any
+    other (an existing one, or an unknown name: the same answer), before the path is looked at."""
+    mine, theirs = f"sec-src-mine-{uuid.uuid4().hex[:8]}", f"sec-src-theirs-{uuid.uuid4().hex[:8]}"
+    for repo in (mine, theirs):
+        write_tree(tmp_path / repo, TINY)
+        lode.index(tmp_path / repo, repo)
+    with api(lode_home) as client:
+        scoped = bearer(ApiKeys(lode.db).create("scoped-source", [mine]))
+
+        def source(repo: str, path: str = "m.py", **headers: str) -> object:
+            return client.get(f"/v1/repositories/{repo}/source", params={"path": path}, headers=headers)
+
+        assert source(mine, **scoped).json()["lines"][0] == "def tiny_module_function():"
+        refused = {repo: error_of(source(repo, **scoped), 403) for repo in (theirs, "sec-src-no-such-repo")}
+        assert refused[theirs]["message"] == refused["sec-src-no-such-repo"]["message"].replace(
+            "sec-src-no-such-repo", theirs)
+        assert error_of(source(theirs, "nothing.py", **scoped), 403)  # the scope before the path
+        assert error_of(source(mine), 401)  # keys exist now: none is no access
+        admin = bearer(ApiKeys(lode.db).create("admin-source"))
+        assert source(theirs, **admin).json()["origin"] == "file"
+    for repo in (mine, theirs):
+        lode.remove_repository(repo)

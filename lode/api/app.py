@@ -94,7 +94,8 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1", por
             await run_in_threadpool(app.state.alerts.stop)
             lode.close()
 
-    app = FastAPI(title="Lode", version=__version__, lifespan=lifespan,
+    # /docs is lode.web's Swagger UI, served from the package (FastAPI's own loads it from a CDN); no ReDoc
+    app = FastAPI(title="Lode", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Self-hosted code intelligence: index repositories, search them, walk their graph.")
     app.state.loopback = is_loopback(host)
     app.state.settings = settings

@@ -78,6 +78,20 @@ class RepositoryOut(Doc):
     repository: RepositoryStatus
 
 
+class SourceOut(Doc):
+    repo: str
+    path: str
+    absolute_path: str = Field(description="The repository's root joined with the path.")
+    start_line: int
+    end_line: int = Field(description="The last line given: start_line - 1 when there are none.")
+    origin: Literal["file", "index"] = Field(description="file: the file's own lines (its bytes are those "
+                                                         "indexed); index: the indexed text of the chunks in the "
+                                                         "range, whose nested bodies are elided (see stale).")
+    stale: str | None = Field(description="With origin index: why the file was not used (changed, gone).")
+    lines: list[str]
+    editor_url: str = Field(description="Opens the file at start_line in an editor (LODE_EDITOR_URL).")
+
+
 class RemovedOut(Doc):
     removed: str
 
@@ -184,6 +198,10 @@ class SearchHit(Located):
     score: float
     legs: Legs
     snippet: str
+    highlights: list[list[int]] = Field(
+        description="Where the snippet matches the query as the tokenizer matched it (stems, camelCase and "
+                    "snake_case parts; no stopwords): [line, start, end], line 0-based among the snippet's "
+                    "\\n-separated lines, [start, end) in code points.", examples=[[[0, 4, 9], [2, 11, 19]]])
     callers: list[HopOut] | None = None
     callees: list[HopOut] | None = None
 

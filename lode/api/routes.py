@@ -15,10 +15,11 @@ from lode.api import models
 from lode.api.keys import ApiKeys
 from lode.api.security import check_index_path, principal, repo_scope, require_repo
 from lode.api.staleness import staleness
-from lode.engine import MAX_K, Lode
+from lode.engine import LAST_LINE, MAX_K, Lode
 from lode.errors import InputError
 from lode.graph import ExportFilters
 from lode.jobs import ACTIVE, JobConflict, Jobs as JobsService
+from lode.web.editor import editor_link
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": models.ErrorOut, "description": description}
@@ -69,6 +70,20 @@ def get_repository(request: Request, name: RepoPath, lode: Engine) -> dict[str, 
     entry = lode.status(name)["repos"][0]
     entry["staleness"] = staleness(lode, entry["repo"], entry["root"])
     return {"repository": entry}
+
+
+@router.get("/repositories/{name}/source", response_model=models.SourceOut, tags=["repositories"])
+def repository_source(
+    request: Request, name: RepoPath, lode: Engine,
+    path: Annotated[str, Query(min_length=1, max_length=4096, description="An indexed file, relative to the root.")],
+    start_line: Annotated[int, Query(ge=1, le=LAST_LINE)] = 1,
+    end_line: Annotated[int | None, Query(ge=1, le=LAST_LINE, description="Inclusive; the end when omitted.")] = None,
+) -> dict[str, Any]:
+    """Lines of an indexed file, with a link that opens it in an editor."""
+    require_repo(request, name)
+    lines = lode.file_lines(name, path, start_line, end_line)
+    template = request.app.state.settings.server.editor_url
+    return lines | {"editor_url": editor_link(template, lines["absolute_path"], lines["start_line"])}
 
 
 @router.delete("/repositories/{name}", response_model=models.RemovedOut, tags=["repositories"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterator
 from functools import lru_cache
 
 import Stemmer
@@ -30,18 +31,39 @@ STOP_WORDS = frozenset(
 _stem = Stemmer.Stemmer("english").stemWord
 
 
+def word_tokens(word: str) -> list[tuple[int, int, str]]:
+    """Tokens for one word with the span of the word they stand for: the whole, lower-cased, then its snake_case
+    and camelCase parts, each stemmed. Highlighting uses the spans (lode/search/highlight.py)."""
+    whole = word.lower()
+    tokens = [(0, len(word), _stem(whole))] if len(whole) > 1 and whole not in STOP_WORDS else []
+    if word.isascii() and (word.isdigit() or word.isalpha() and (word.islower() or word.isupper() or word.istitle())):
+        return tokens  # one part, the whole (a shortcut: most words of a text are plain words)
+    parts: list[tuple[int, int, str]] = []
+    start = 0
+    for piece in word.split("_"):
+        for part in _CAMEL.findall(piece):  # the parts cover the piece (findall: cheaper than match objects)
+            end = start + len(part)
+            parts.append((start, end, part.lower()))
+            start = end
+        start += 1  # the underscore
+    if len(parts) > 1:
+        tokens.extend((start, end, _stem(p)) for start, end, p in parts
+                      if len(p) > 1 and p not in STOP_WORDS and p != whole)
+    return tokens
+
+
 @lru_cache(maxsize=200_000)
 def split_word(word: str) -> tuple[str, ...]:
-    """Tokens for one word: the whole, lower-cased, then its snake_case and camelCase parts, each stemmed."""
-    whole = word.lower()
-    parts: list[str] = []
-    for piece in word.split("_"):
-        if piece:
-            parts.extend(p.lower() for p in _CAMEL.findall(piece))
-    tokens = [_stem(whole)] if len(whole) > 1 and whole not in STOP_WORDS else []
-    if len(parts) > 1:
-        tokens.extend(_stem(p) for p in parts if len(p) > 1 and p not in STOP_WORDS and p != whole)
-    return tuple(tokens)
+    """Tokens for one word (word_tokens without the spans)."""
+    return tuple(token for _, _, token in word_tokens(word))
+
+
+def token_spans(text: str) -> Iterator[tuple[int, int, str]]:
+    """The tokens of `text` in order (those of tokenize), each with the span of the text it stands for."""
+    for match in _WORD.finditer(text):
+        start = match.start()
+        for first, last, token in word_tokens(match.group()):
+            yield start + first, start + last, token
 
 
 def tokenize(text: str) -> list[str]:

@@ -156,6 +156,13 @@ class Files:
             ).fetchall()
         return {row.path: row for row in rows}
 
+    def get(self, repo_id: int, path: str) -> FileRow | None:
+        with self.conn.cursor(row_factory=class_row(FileRow)) as cur:
+            return cur.execute(
+                "SELECT id, path, size, mtime_ns, content_hash FROM files WHERE repo_id = %s AND path = %s",
+                (repo_id, path),
+            ).fetchone()
+
     def delete(self, file_id: int) -> tuple[int, int]:
         """Delete a file with its chunks and postings; return the (chunks, length) it took away."""
         self.conn.execute("DELETE FROM postings WHERE file_id = %s", (file_id,))

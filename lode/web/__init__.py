@@ -1,11 +1,13 @@
-"""The web UI: static HTML/JS/CSS served from the package at `/` (index) and `/static/` (assets).
+"""The web UI: static HTML/JS/CSS served from the package at `/` (index), `/docs` (Swagger UI over
+/openapi.json) and `/static/` (assets).
 
-The graph view uses cytoscape, vendored from npm into static/vendor/ (see web/package.json), so nothing is
-fetched or built at run time.
+The graph view uses cytoscape and its dagre layout, and /docs uses swagger-ui-dist, all vendored from npm into
+static/vendor/ (see web/package.json), so nothing is fetched from elsewhere or built at run time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -23,11 +25,16 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-async def _index(request: Request) -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+def _page(name: str) -> Callable[[Request], Awaitable[FileResponse]]:
+    async def page(request: Request) -> FileResponse:
+        return FileResponse(STATIC_DIR / name, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+    return page
 
 
 def mount(app: Starlette) -> None:
-    """Serve the UI from an existing Starlette/FastAPI app (explicit routes, so no later route is shadowed)."""
-    app.router.routes.append(Route("/", _index, methods=["GET"], include_in_schema=False))
+    """Serve the UI from an existing Starlette/FastAPI app (explicit routes, so no later route is shadowed). The
+    app must not serve FastAPI's own /docs, whose Swagger UI comes from a CDN (create it with docs_url=None)."""
+    app.router.routes.append(Route("/", _page("index.html"), methods=["GET"], include_in_schema=False))
+    app.router.routes.append(Route("/docs", _page("docs.html"), methods=["GET"], include_in_schema=False))
     app.router.routes.append(Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="web-static"))
