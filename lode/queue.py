@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
+import psycopg
+import tenacity
 from procrastinate import JobContext, RetryStrategy
-from procrastinate.exceptions import AlreadyEnqueued, JobAborted
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException, JobAborted
 
 from lode.errors import LodeError
 from lode.logs import get_logger
@@ -130,21 +133,85 @@ def _register_tasks(app: procrastinate.App, settings: Any) -> None:
 
 # ---- workers -------------------------------------------------------------------------------------------------
 
+_FRESH_BACKOFF_AFTER_SECONDS = 60.0  # a worker that ran this long before it stopped starts its backoff afresh
+
+
+class WorkerLost(Exception):
+    """The worker stopped without being asked to: procrastinate stops one whose notification listener or heartbeat
+    loses the database (a restart, a network cut), and a worker cannot start while the database is away."""
+
+    def __init__(self, cause: str, ran_seconds: float) -> None:
+        super().__init__(cause)
+        self.ran_seconds = ran_seconds
+
+
 async def run_worker(lode: Lode, concurrency: int, *, install_signal_handlers: bool) -> None:
-    """Consume the queue until stopped (a signal, or cancelling this coroutine). On stop, running jobs get
-    LODE_QUEUE_SHUTDOWN_GRACE_SECONDS to finish; then they stop between two files and go back to the queue."""
+    """Consume the queue until stopped (SIGINT or SIGTERM when `install_signal_handlers`, or cancelling this
+    coroutine). On stop, running jobs get LODE_QUEUE_SHUTDOWN_GRACE_SECONDS to finish; then they stop between two
+    files and go back to the queue. A worker that loses its database starts again, with backoff (1 s doubling to
+    30 s), until it is back."""
+    signalled = _cancel_on_signals(asyncio.current_task()) if install_signal_handlers else None
+    try:
+        while True:  # each lap is one outage: its backoff starts at 1 s
+            retrying = tenacity.AsyncRetrying(
+                retry=tenacity.retry_if_exception(
+                    lambda exc: isinstance(exc, WorkerLost) and exc.ran_seconds < _FRESH_BACKOFF_AFTER_SECONDS),
+                wait=tenacity.wait_exponential(multiplier=1, max=30), before_sleep=_log_reconnect, reraise=True)
+            try:
+                await retrying(_consume, lode, concurrency)
+            except WorkerLost as lost:  # after a long run: reconnect at once, then back off
+                log.warning("queue worker lost its database; reconnecting", error=str(lost))
+    except asyncio.CancelledError:
+        if signalled is None or not signalled.is_set():
+            raise
+
+
+async def _consume(lode: Lode, concurrency: int) -> None:
+    """One procrastinate worker on a pool of its own; raises WorkerLost when it stops or fails by itself."""
     settings = lode.settings.queue
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=lode.db.url, min_size=1, max_size=concurrency + 3, kwargs={"application_name": "lode-worker"}))
-    _register_tasks(app, lode.settings)
-    async with app.open_async():
-        await app.run_worker_async(
-            queues=[settings.name], name=worker_name(), concurrency=concurrency,
-            additional_context={"lode": lode, "queue": Queue(lode.db)}, install_signal_handlers=install_signal_handlers,
-            fetch_job_polling_interval=settings.poll_seconds, abort_job_polling_interval=settings.poll_seconds,
-            update_heartbeat_interval=settings.stall_seconds / 4, stalled_worker_timeout=settings.stall_seconds,
-            shutdown_graceful_timeout=settings.shutdown_grace_seconds, delete_jobs="successful",
-        )
+    started = asyncio.get_running_loop().time()
+    try:
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(
+            conninfo=lode.db.url, min_size=1, max_size=concurrency + 3,
+            kwargs={"application_name": "lode-worker"}))
+        _register_tasks(app, lode.settings)
+        async with app.open_async():
+            await app.run_worker_async(
+                queues=[settings.name], name=worker_name(), concurrency=concurrency,
+                additional_context={"lode": lode, "queue": Queue(lode.db)}, install_signal_handlers=False,
+                fetch_job_polling_interval=settings.poll_seconds, abort_job_polling_interval=settings.poll_seconds,
+                update_heartbeat_interval=settings.stall_seconds / 4, stalled_worker_timeout=settings.stall_seconds,
+                shutdown_graceful_timeout=settings.shutdown_grace_seconds, delete_jobs="successful",
+            )
+        cause = "the worker stopped by itself"  # only a cancel stops it on request, and that raises
+    except (ConnectorException, psycopg.Error, OSError) as exc:  # psycopg_pool's PoolTimeout is a psycopg.Error
+        cause = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    raise WorkerLost(cause, asyncio.get_running_loop().time() - started)
+
+
+def _log_reconnect(state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("queue worker lost its database; reconnecting", error=str(error),
+                in_seconds=round(state.upcoming_sleep, 1), attempt=state.attempt_number)
+
+
+def _cancel_on_signals(task: asyncio.Task[Any] | None) -> threading.Event:
+    """SIGINT and SIGTERM cancel `task`, which stops the worker gracefully (procrastinate's own handlers stop it
+    the way a lost database does, so run_worker could not tell the two apart). A second signal has its default
+    effect. Returns the event set by the first signal."""
+    loop = asyncio.get_running_loop()
+    signalled = threading.Event()
+
+    def stop() -> None:
+        signalled.set()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        if task is not None:
+            task.cancel()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+    return signalled
 
 
 class BackgroundWorker:
