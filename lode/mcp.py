@@ -7,8 +7,12 @@ and turns bad input into an MCP tool error (`is_error`) with the engine's one-li
 
 from __future__ import annotations
 
+import atexit
+import functools
 import math
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -566,4 +570,15 @@ def run_stdio(settings: Settings | None = None) -> None:
     """`lode mcp`: serve over stdin/stdout. The SDK points fd 1 at stderr while serving, so nothing but MCP
     messages reaches stdout, whatever a library or child process prints."""
     with Lode(settings) as lode:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, functools.partial(_exit_now, lode))
         anyio.run(create_server(lambda: lode).run_stdio_async)
+
+
+def _exit_now(lode: Lode, signum: int, frame: object) -> None:
+    """SIGINT or SIGTERM: close the engine, run the exit hooks (they take this process off the embedded
+    PostgreSQL's holder list, lode/store/embedded.py) and exit at once. The SDK reads stdin on a worker thread
+    that no cancel interrupts, so while the client keeps the pipe open an orderly shutdown would wait forever."""
+    lode.close()
+    atexit._run_exitfuncs()
+    os._exit(0)

@@ -5,6 +5,7 @@ Registered in lode/cli.py; the web framework is imported only when `lode serve` 
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated, Any
 
@@ -45,6 +46,10 @@ def serve(
                       "read and index code. Create one with `lode keys create NAME`, or bind to 127.0.0.1.",
                       markup=False, highlight=False)
             raise typer.Exit(2)
+    # SIGTERM (systemd, `docker stop`) stops the server as Ctrl-C does: uvicorn shuts down gracefully, then
+    # re-raises the signal, whose default action would skip the exit hooks that take this process off the
+    # embedded PostgreSQL's holder list (lode/store/embedded.py)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     err.print(f"lode: serving http://{host}:{port} (API docs at /docs, health at /health); Ctrl-C stops",
               markup=False, highlight=False)
     # proxy headers are the app's to judge (LODE_TRUSTED_PROXIES, lode/api/hosts.py), not uvicorn's 127.0.0.1 default
