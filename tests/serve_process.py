@@ -36,11 +36,13 @@ class Served:
 
 @contextmanager
 def lode_serve(log: Path, address: str = "127.0.0.1", env: dict[str, str] | None = None,
-               startup: float = 120) -> Iterator[Served]:
-    """Start `lode serve --host ADDRESS` and wait until /livez answers; stop it with SIGINT (SIGKILL if it hangs)."""
+               startup: float = 120, host: str | None = None) -> Iterator[Served]:
+    """Start `lode serve --host ADDRESS` (or `--host HOST`, a spelling of it) and wait until /livez answers; stop
+    it with SIGINT (SIGKILL if it hangs)."""
     port = free_port(address)
     with open(log, "wb") as stderr:
-        process = subprocess.Popen([sys.executable, "-m", "lode", "serve", "--host", address, "--port", str(port)],
+        process = subprocess.Popen([sys.executable, "-m", "lode", "serve", "--host", host or address,
+                                    "--port", str(port)],
                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
                                    env={**os.environ, "LODE_LOG_LEVEL": "INFO", **(env or {})})
     served = Served(address, port, process, log)

@@ -5,7 +5,11 @@ Registered in lode/cli.py; the web framework is imported only when `lode serve` 
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 import signal
+import socket
 import sys
 from typing import Annotated, Any
 
@@ -13,6 +17,7 @@ import typer
 
 from lode.api.keys import ApiKeys
 from lode.engine import Lode
+from lode.errors import InputError, LodeError
 from lode.store.servers import Servers
 
 keys_app = typer.Typer(help="API keys for `lode serve` (stored hashed; a key is shown once).",
@@ -25,36 +30,76 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8765,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs), health probes and metrics."""
+    from lode.cli import err
+
+    try:
+        address, listener = _bind(host, port)  # before anything starts: a busy port is one line, not a traceback
+    except LodeError as exc:
+        err.print(f"lode: error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
     import uvicorn
 
     from lode.api.app import create_app
     from lode.api.hosts import is_loopback
-    from lode.cli import err
     from lode.config import get_settings
-    from lode.errors import LodeError
 
-    settings = get_settings()
-    if not is_loopback(host):
-        try:
-            with Lode(settings) as lode:
-                has_keys = ApiKeys(lode.db).any()
-        except LodeError as exc:
-            err.print(f"lode: error: {exc}", markup=False, highlight=False)
-            raise typer.Exit(1) from None
-        if not has_keys:
-            err.print(f"lode: error: refusing to serve on {host} without API keys: anyone who can reach it could "
-                      "read and index code. Create one with `lode keys create NAME`, or bind to 127.0.0.1.",
-                      markup=False, highlight=False)
-            raise typer.Exit(2)
-    # SIGTERM (systemd, `docker stop`) stops the server as Ctrl-C does: uvicorn shuts down gracefully, then
-    # re-raises the signal, whose default action would skip the exit hooks that take this process off the
-    # embedded PostgreSQL's holder list (lode/store/embedded.py)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    err.print(f"lode: serving http://{host}:{port} (API docs at /docs, health at /health); Ctrl-C stops",
-              markup=False, highlight=False)
-    # proxy headers are the app's to judge (LODE_TRUSTED_PROXIES, lode/api/hosts.py), not uvicorn's 127.0.0.1 default
-    uvicorn.run(create_app(settings, host=host, port=port), host=host, port=port, log_config=None, access_log=False,
-                server_header=False, proxy_headers=False)
+    with listener:
+        settings = get_settings()
+        if not is_loopback(address):
+            try:
+                with Lode(settings) as lode:
+                    has_keys = ApiKeys(lode.db).any()
+            except LodeError as exc:
+                err.print(f"lode: error: {exc}", markup=False, highlight=False)
+                raise typer.Exit(1) from None
+            if not has_keys:
+                err.print(f"lode: error: refusing to serve on {host} without API keys: anyone who can reach it "
+                          "could read and index code. Create one with `lode keys create NAME`, or bind to 127.0.0.1.",
+                          markup=False, highlight=False)
+                raise typer.Exit(2)
+        port = listener.getsockname()[1]  # the one the system chose for --port 0
+        # SIGTERM (systemd, `docker stop`) stops the server as Ctrl-C does: uvicorn shuts down gracefully, then
+        # re-raises the signal, whose default action would skip the exit hooks that take this process off the
+        # embedded PostgreSQL's holder list (lode/store/embedded.py)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        shown = f"[{address}]" if ":" in address else address
+        err.print(f"lode: serving http://{shown}:{port} (API docs at /docs, health at /health); Ctrl-C stops",
+                  markup=False, highlight=False)
+        # proxy headers are the app's to judge (LODE_TRUSTED_PROXIES, lode/api/hosts.py), not uvicorn's default
+        config = uvicorn.Config(create_app(settings, host=address, port=port), log_config=None, access_log=False,
+                                server_header=False, proxy_headers=False)
+        with contextlib.suppress(KeyboardInterrupt):  # the re-raised stop signal, after the shutdown (as uvicorn.run)
+            uvicorn.Server(config).run(sockets=[listener])
+
+
+_HOST_NAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
+
+
+def _bind(host: str, port: int) -> tuple[str, socket.socket]:
+    """The address to serve on (an IPv6 literal may come in brackets, as in a URL) and a socket bound to it.
+    InputError (exit 2) for what is not an address or a host name, checked before any name lookup; LodeError
+    (exit 1) for a port in use, an address that is not this machine's, or a name that does not resolve."""
+    address = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        is_ipv6 = ipaddress.ip_address(address).version == 6
+    except ValueError:
+        if host != address or not _HOST_NAME.fullmatch(address) or len(address) > 253:
+            raise InputError(f"--host {host!r} is not an IP address or a host name") from None
+        is_ipv6 = False
+    try:
+        family, kind, proto, _, sockaddr = socket.getaddrinfo(
+            address, port, socket.AF_INET6 if is_ipv6 else socket.AF_UNSPEC, socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE)[0]
+    except (socket.gaierror, UnicodeError) as exc:
+        raise LodeError(f"cannot serve on {host}: {getattr(exc, 'strerror', None) or exc}") from None
+    listener = socket.socket(family, kind, proto)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: no wait for TIME_WAIT
+        listener.bind(sockaddr)
+    except OSError as exc:
+        listener.close()
+        raise LodeError(f"cannot serve on {host} port {port}: {exc.strerror or exc}") from None
+    return address, listener
 
 
 def health(as_json: JsonOption = False) -> None:
