@@ -129,9 +129,9 @@ class RedisLayer:
     def server_stats(self) -> dict[str, Any]:
         """Redis INFO: counts of the whole server (every client, not only Lode); db_keys of the selected db."""
         info = self.reader.info()
-        return {"db_keys": self.reader.dbsize(), "used_memory": info.get("used_memory"), "keyspace_hits": info.get("keyspace_hits"),
-                "keyspace_misses": info.get("keyspace_misses"), "evicted_keys": info.get("evicted_keys"),
-                "expired_keys": info.get("expired_keys")}
+        return {"db_keys": self.reader.dbsize(), "used_memory": info.get("used_memory"),
+                "keyspace_hits": info.get("keyspace_hits"), "keyspace_misses": info.get("keyspace_misses"),
+                "evicted_keys": info.get("evicted_keys"), "expired_keys": info.get("expired_keys")}
 
     def close(self) -> None:
         self.reader.close()

@@ -441,7 +441,7 @@ class Lode:
             for leg in ("text", "code")
         }
         legs = {leg: future.result() for leg, future in futures.items()}
-        missing = {leg: f"{pending} chunks are not embedded yet" for leg in legs} if pending else {}
+        missing = dict.fromkeys(legs, f"{pending} chunks are not embedded yet") if pending else {}
         return legs, missing
 
     def _pending(self, repos: list[RepoRow]) -> int:
@@ -502,7 +502,8 @@ class Lode:
                     row[0]
                     for row in conn.execute(
                         """SELECT name_path FROM chunks
-                            WHERE repo_id = ANY(%(repos)s) AND name_path IS NOT NULL AND similarity(name, %(last)s) > 0.5
+                            WHERE repo_id = ANY(%(repos)s) AND name_path IS NOT NULL
+                              AND similarity(name, %(last)s) > 0.5
                             GROUP BY name_path ORDER BY max(similarity(name, %(last)s)) DESC, name_path LIMIT 10""",
                         params,
                     )
@@ -615,7 +616,8 @@ class Lode:
         return result
 
     def graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None = None) -> str:
-        return self._graph_cached(repo, ("export", fmt, asdict(filters)), lambda: self._graph_export(fmt, filters, repo))
+        return self._graph_cached(repo, ("export", fmt, asdict(filters)),
+                                  lambda: self._graph_export(fmt, filters, repo))
 
     def _graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None) -> str:
         with self._read() as conn, conn.transaction():
@@ -648,7 +650,8 @@ class Lode:
         with self._read() as conn:
             queued = GraphStore(conn).queued([r.id for r in repos])
         indexer = Indexer(self.db, self.settings)
-        return all([indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued])
+        resolved = [indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued]
+        return all(resolved)  # every queued repository is resolved, not only those before the first that times out
 
     def _require_graph(self) -> None:
         """The one check of LODE_GRAPH for queries: with it off there is no graph to answer from."""

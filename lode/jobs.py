@@ -128,7 +128,8 @@ class Jobs:
             if row[0] not in ACTIVE:
                 raise JobConflict(f"index job {job_id} has finished: {row[0]}")
             conn.execute(
-                """UPDATE jobs SET cancel_requested = true, state = CASE state WHEN 'queued' THEN 'cancelled' ELSE state END,
+                """UPDATE jobs SET cancel_requested = true,
+                          state = CASE state WHEN 'queued' THEN 'cancelled' ELSE state END,
                           error = CASE state WHEN 'queued' THEN 'cancelled by request' END,
                           finished_at = CASE state WHEN 'queued' THEN now() END
                     WHERE id = %s""",
@@ -333,7 +334,8 @@ def collect_garbage(lode: Lode) -> dict[str, int]:
     removed: dict[str, int] = {}
     with lode.db.connection() as conn:
         removed["jobs"] = conn.execute(
-            "DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < now() - make_interval(hours => %s)",
+            "DELETE FROM jobs WHERE state NOT IN ('queued', 'running')"
+            " AND finished_at < now() - make_interval(hours => %s)",
             (hours,)).rowcount
         removed["queue_jobs"] = conn.execute(
             """DELETE FROM procrastinate_jobs p WHERE p.status IN ('succeeded', 'failed', 'cancelled', 'aborted')

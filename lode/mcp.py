@@ -89,8 +89,8 @@ def _hop_line(hop: dict[str, Any]) -> str:
 
 def _neighbours_text(result: dict[str, Any]) -> str:
     start = result["symbol"]
-    lines = [f"{result['direction']} of {start['name_path']} {_cite(start)} (depth {result['depth']}): "
-             f"{len(result['results'])} found"]
+    lines = [(f"{result['direction']} of {start['name_path']} {_cite(start)} (depth {result['depth']}): "
+              f"{len(result['results'])} found")]
     lines += [_hop_line(hop) for hop in result["results"]]
     if result["truncated"]:
         lines.append("(truncated: lower depth or raise min_confidence)")
@@ -248,7 +248,8 @@ class ContextBuilder:
             header = f"Context for symbol {node['name_path']}"
         else:
             found = self.lode.search(query, repo=repo, mode=mode, k=5)
-            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"]) for hit in found["hits"]]
+            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"])
+                     for hit in found["hits"]]
             if not seeds:
                 return f"No code matches {query!r}." + (f" (legs not used: {', '.join(found['degraded'])})"
                                                         if found["degraded"] else "")
@@ -385,7 +386,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
     def engine() -> Lode:
         lode = get_lode()
         with database_lock:  # tools run in worker threads: start the database once
-            lode.db
+            _ = lode.db
         return lode
 
     @server.tool(structured_output=False, annotations=READ_ONLY)
@@ -524,8 +525,10 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         symbol: Annotated[str | None, Field(description="A symbol to centre on (or pass query).")] = None,
         repo: Repo = None,
         budget_tokens: Annotated[int, Field(ge=MIN_BUDGET, le=MAX_BUDGET,
-                                            description="The answer stays within this many tokens (estimated).")] = 4000,
-        mode: Annotated[Literal["hybrid", "lexical", "semantic"], Field(description="Search mode for query.")] = "hybrid",
+                                            description="The answer stays within this many tokens (estimated).")
+                                 ] = 4000,
+        mode: Annotated[Literal["hybrid", "lexical", "semantic"],
+                        Field(description="Search mode for query.")] = "hybrid",
     ) -> str:
         """Code to read before a change, within a token budget: the definitions found, then their callers,
         callees and related tests, each cited path:start-end; what did not fit is listed at the end."""

@@ -77,7 +77,8 @@ def index_repository(context: JobContext, job_id: str) -> None:
     from lode.jobs import IndexJob, Requeued
 
     try:
-        IndexJob(_lode(context), context.additional_context["queue"], job_id, context.worker_name or worker_name(), context.should_abort,
+        IndexJob(_lode(context), context.additional_context["queue"], job_id, context.worker_name or worker_name(),
+                 context.should_abort,
                  shutting_down=lambda: context.abort_reason() == procrastinate.job_context.AbortReason.SHUTDOWN).run()
     except Requeued:
         raise JobAborted("the worker shut down; the job is retried by the next worker") from None

@@ -13,13 +13,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import TracebackType
 
 from circuitbreaker import STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, CircuitBreakerError
 
 from lode.config import get_settings
 
 __all__ = [
-    "Breaker", "CircuitBreakerError", "breaker", "breaker_states", "database_failure", "guard", "reset_breakers", "wait_for_recovery",
+    "Breaker", "CircuitBreakerError", "breaker", "breaker_states", "database_failure", "guard", "reset_breakers",
+    "wait_for_recovery",
 ]
 
 FailurePredicate = Callable[[type, BaseException], bool]
@@ -46,9 +48,9 @@ class Breaker(CircuitBreaker):
                     raise CircuitBreakerError(self)
                 self._probes += 1
             self._probing.active = True
-        return None
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type: type[BaseException] | None, exc_value: BaseException | None,
+                 traceback: TracebackType | None) -> bool:
         if getattr(self._probing, "active", False):
             self._probing.active = False
             with self._probe_lock:

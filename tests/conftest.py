@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 
 from lode.config import Settings
 from lode.engine import Lode
+from tests.support.embedding_stub import start_stub
 
 
 @pytest.fixture(scope="session")
@@ -28,7 +30,7 @@ def lode_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def lode(lode_home: Path) -> Lode:
     engine = Lode(Settings(home=lode_home, embedder="none"))
-    engine.db  # start the embedded server once; CLI subprocesses attach to it
+    _ = engine.db  # start the embedded server once; CLI subprocesses attach to it
     yield engine
     engine.close()
 
@@ -41,6 +43,15 @@ def _fresh_circuit_breakers():
     reset_breakers()
     yield
     reset_breakers()
+
+
+@pytest.fixture
+def stub() -> Iterator[str]:
+    """The URL of a stub embedding service in its own process, killed after the test."""
+    proc, url = start_stub()
+    yield url
+    proc.kill()
+    proc.wait()
 
 
 @pytest.fixture
@@ -110,7 +121,8 @@ def index_snapshot(lode: Lode, repo: str) -> dict:
         dangling = conn.execute(
             """SELECT count(*) FROM graph_edges e WHERE e.repo_id = %s AND (
                    NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = e.source_id)
-                   OR (e.target_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = e.target_id)))""",
+                   OR (e.target_id IS NOT NULL
+                       AND NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = e.target_id)))""",
             (repo_id,),
         ).fetchone()[0]
     assert dangling == 0, "dangling graph edges"

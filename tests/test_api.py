@@ -32,7 +32,7 @@ from lode.indexer import _REPO_LOCK_CLASS  # the indexer's per-repository adviso
 from lode.resilience import breaker, reset_breakers
 from lode.store.db import Database
 from test_indexing import TS_APP, write_tree
-from test_semantic import start_stub
+from tests.support.embedding_stub import start_stub
 
 SHOP = {
     "shop/__init__.py": "\"\"\"A tiny shop.\"\"\"\n",
@@ -345,7 +345,8 @@ def test_delete_repository(client: TestClient, roots: Path) -> None:
 
 def _changed_tree(root: Path, files: int, version: int) -> None:
     write_tree(root, {f"m{i:03}.py": "".join(
-        f"def f{i}_{j}():\n    # zebramarker V{version}\n    return {j}\n\n\n" for j in range(3)) for i in range(files)})
+        f"def f{i}_{j}():\n    # zebramarker V{version}\n    return {j}\n\n\n" for j in range(3))
+        for i in range(files)})
 
 
 @contextmanager
@@ -458,7 +459,8 @@ def test_error_shapes(client: TestClient, shop: dict[str, Any]) -> None:
     assert error_of(client.get("/v1/search", params={"q": "a\x00b"}), 400)["message"].endswith("NUL character")
     assert error_of(client.get("/v1/search", params={"q": "x", "repo": "bad name"}), 422)
     assert error_of(client.get("/v1/graph/callers", params={"symbol": "no_such_symbol_anywhere"}), 404)
-    assert error_of(client.get("/v1/graph/callers", params={"symbol": "shop.pricing.apply_discount", "kinds": "bogus"}), 400)
+    bad_kinds = {"symbol": "shop.pricing.apply_discount", "kinds": "bogus"}
+    assert error_of(client.get("/v1/graph/callers", params=bad_kinds), 400)
     assert error_of(client.get("/v1/index/not-a-uuid"), 422)
     assert error_of(client.get("/v1/index/00000000-0000-0000-0000-000000000000"), 404)
     assert error_of(client.get("/v1/nothing-here"), 404)

@@ -65,7 +65,8 @@ def test_every_operation_conforms(served: Settings, path: str, method: str) -> N
 
     operation = api_schema[path][method.upper()]
 
-    @given(case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)))
+    @given(case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
+                          operation.as_strategy(GenerationMode.NEGATIVE)))
     @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def conforms(case: schemathesis.Case) -> None:
         case.call_and_validate(checks=CHECKS)

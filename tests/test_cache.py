@@ -28,11 +28,12 @@ from lode.store.repositories import Repositories
 from redis_server import RedisServer, running_redis
 from resilience_stubs import breaker_settings
 from test_indexing import write_tree
-from test_semantic import start_stub
+from tests.support.embedding_stub import start_stub
 
 CORPUS = {
     "pkg/__init__.py": '"""Readers, senders and strings."""\n',
-    "pkg/readers.py": ('def slurp(fh):\n    """Return every row of the handle."""\n    return [parse_row(r) for r in fh]\n'
+    "pkg/readers.py": ('def slurp(fh):\n    """Return every row of the handle."""\n'
+                       "    return [parse_row(r) for r in fh]\n"
                        "\n\ndef parse_row(row):\n    return row.strip()\n"),
     "pkg/net.py": ("from pkg.readers import slurp\n\n\ndef send_request(url, payload):\n"
                    '    """Post the payload to the url."""\n    return slurp(open(url))\n'),
@@ -360,7 +361,7 @@ def test_l3_query_vectors_are_kept_to_their_bound(lode: Lode, lode_home: Path) -
     bounded.cache.flush()
     per_write = QueryVectorTable.PRUNE_EVERY
     for i in range(per_write):
-        vector = bounded.cache.query_vector("bench-model", f"query {i}", lambda: np.full(4, i, dtype=np.float32))
+        vector = bounded.cache.query_vector("bench-model", f"query {i}", lambda i=i: np.full(4, i, dtype=np.float32))
         assert vector.tolist() == [float(i)] * 4
     assert bounded.cache.stats()["layers"]["l3"]["entries"] == 30  # pruned at the last write
     with lode.db.connection() as conn:

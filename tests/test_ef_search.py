@@ -12,7 +12,7 @@ from lode.config import Settings
 from lode.engine import CHUNKS_PER_EF, EF_SEARCH_MAX, EF_SEARCH_MIN, LEG_DEPTH, Lode, ef_search
 from lode.store.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, LEGS, Vectors, vectors_table
 from test_indexing import write_tree
-from test_semantic import CORPUS, http_env, stub  # noqa: F401  (stub is a fixture)
+from test_semantic import CORPUS, http_env
 
 
 def test_auto_grows_with_the_index_within_pgvectors_range() -> None:

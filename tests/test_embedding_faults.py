@@ -146,7 +146,8 @@ def test_an_outage_leaves_indexing_lexical_only_and_the_backfill_resumes_by_itse
     stub.mode, stub.retry_after, stub.stall_seconds = mode, "1", 30
     env = {
         "LODE_EMBEDDER": "http", "LODE_EMBED_URL": stub.url, "LODE_EMBED_MODEL": stub.model,
-        "LODE_EMBED_RETRY_ATTEMPTS": "2",  # no LODE_EMBED_DIMENSION: the dimension probe meets the outage too "LODE_EMBED_RETRY_MAX_SECONDS": "3",
+        # no LODE_EMBED_DIMENSION: the dimension probe meets the outage too
+        "LODE_EMBED_RETRY_ATTEMPTS": "2", "LODE_EMBED_RETRY_MAX_SECONDS": "3",
         "LODE_EMBED_QUERY_RETRY_ATTEMPTS": "1", "LODE_EMBED_OUTAGE_WAIT_SECONDS": "120",
         "LODE_TIMEOUT_EMBED_BATCH": "1", "LODE_TIMEOUT_EMBED_SINGLE": "1",
         "LODE_BREAKER_FAILURE_THRESHOLD": "2", "LODE_BREAKER_RECOVERY_SECONDS": "2",

@@ -138,9 +138,11 @@ def test_views_summarise_recent_errors(lode):
         summary = conn.execute(
             "SELECT occurrences, distinct_errors FROM error_summary_24h WHERE component = %s", (component,)
         ).fetchall()
-        critical = conn.execute("SELECT count FROM recent_critical_errors WHERE component = %s", (component,)).fetchall()
+        critical = conn.execute("SELECT count FROM recent_critical_errors WHERE component = %s",
+                                (component,)).fetchall()
         hourly = conn.execute(
-            "SELECT sum(occurrences) FROM error_rate_hourly WHERE severity = 'critical' AND hour = date_trunc('hour', now())"
+            "SELECT sum(occurrences) FROM error_rate_hourly"
+            " WHERE severity = 'critical' AND hour = date_trunc('hour', now())"
         ).fetchone()[0]
     assert summary == [(2, 1)] and critical == [(2,)] and hourly >= 2
 

@@ -327,7 +327,7 @@ def test_a_directory_swapped_for_a_symlink_during_a_run_is_not_followed(lode: Lo
     root, outside = tmp_path / "root", tmp_path / "outside"
     write_tree(root, {"top.py": "def top():\n    return 1\n", **{f"sub/{n}": "def inside():\n    return 1\n"
                                                                for n in names}})
-    write_tree(outside, {n: "SWAPPED_IN_SECRET = 1\n" for n in names})
+    write_tree(outside, dict.fromkeys(names, "SWAPPED_IN_SECRET = 1\n"))
     swapped: list[bool] = []
 
     def on_progress(progress) -> None:  # discovery is done, nothing is read yet

@@ -29,7 +29,7 @@ from lode.jobs import Jobs, collect_garbage
 from lode.queue import Queue
 from test_api import api, error_of, wait_job
 from test_indexing import write_tree
-from test_semantic import start_stub
+from tests.support.embedding_stub import start_stub
 
 
 def queue_settings(**options: Any) -> QueueSettings:
@@ -56,7 +56,8 @@ def worker_process(queue: QueueSettings, log: Path, concurrency: int = 1,
 
 def small_tree(root: Path, modules: int) -> None:
     write_tree(root, {f"pkg/m{i:02}.py": "".join(
-        f"def handler_{i}_{j}(request):\n    \"\"\"Handle request {j} of module {i}.\"\"\"\n    return request + {j}\n\n\n"
+        f"def handler_{i}_{j}(request):\n    \"\"\"Handle request {j} of module {i}.\"\"\"\n"
+        f"    return request + {j}\n\n\n"
         for j in range(4)) for i in range(modules)})
 
 

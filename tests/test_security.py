@@ -275,7 +275,8 @@ def test_a_job_whose_directory_became_a_symlink_out_of_its_allowed_root_fails_an
     with pytest.raises(NotFound):
         lode.status(name)
     with lode.db.connection() as conn:
-        assert conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%CONFINEMENT_SECRET%%'").fetchone()[0] == 0
+        leaked = conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%CONFINEMENT_SECRET%%'").fetchone()
+        assert leaked == (0,)
 
 
 def test_a_scoped_key_learns_nothing_about_repositories_outside_its_scope(

@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,35 +17,7 @@ from conftest import run_cli
 from lode.config import Settings
 from lode.engine import Lode
 from test_indexing import write_tree
-
-STUB = Path(__file__).with_name("stub_embedder.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_stub(*args: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(STUB), str(port), *args])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}"
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the stub embedding service did not start")
-
-
-@pytest.fixture
-def stub() -> Iterator[str]:
-    proc, url = start_stub()
-    yield url
-    proc.kill()
-    proc.wait()
+from tests.support.embedding_stub import start_stub
 
 
 def http_env(url: str, model: str = "stub-a") -> dict[str, str]:
@@ -69,7 +40,8 @@ def http_engine(lode_home: Path, url: str, model: str = "stub-a") -> Lode:
 
 CORPUS = {
     "io/readers.py": "def slurp(fh):\n    \"\"\"Return every row of the handle.\"\"\"\n    return [r for r in fh]\n",
-    "net/http.py": "def send_request(url, payload):\n    \"\"\"Post the payload to the url.\"\"\"\n    return post(url, payload)\n",
+    "net/http.py": "def send_request(url, payload):\n    \"\"\"Post the payload to the url.\"\"\"\n"
+                   "    return post(url, payload)\n",
     "util/strings.py": "def frobnicate_zq(value):\n    \"\"\"Reverse a string.\"\"\"\n    return value[::-1]\n",
     "util/math.py": "def add(a, b):\n    return a + b\n",
 }
@@ -154,7 +126,8 @@ def test_backfill_resumes_after_sigkill(lode: Lode, lode_home: Path, tmp_path: P
         files = {f"m{i}.py": f"def handler_{i}(request):\n    return request.reply({i})\n" for i in range(300)}
         write_tree(tmp_path, files)
         env = {**os.environ, **http_env(url), "LODE_EMBED_BATCH_SIZE": "8"}
-        assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env={**http_env(url), "LODE_EMBEDDER": "none"})[0] == 0
+        lexical_only = {**http_env(url), "LODE_EMBEDDER": "none"}
+        assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env=lexical_only)[0] == 0
         proc = subprocess.Popen([sys.executable, "-m", "lode", "embed", "--repo", repo_name, "--json"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60

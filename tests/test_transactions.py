@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 from conftest import index_snapshot, run_cli
 from test_indexing import write_tree
-from test_semantic import CORPUS, http_env, stub  # noqa: F401  (stub is a fixture)
+from test_semantic import CORPUS, http_env
 
 from lode.engine import Lode
 

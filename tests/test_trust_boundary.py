@@ -72,7 +72,8 @@ def test_every_route_refuses_a_foreign_host_and_state_changes_from_a_foreign_ori
         while served.request("GET", f"/v1/index/{job}").json()["job"]["state"] in ("queued", "running"):
             assert time.monotonic() < deadline, "the index job did not finish"
             time.sleep(0.2)
-        assert served.request("DELETE", f"/v1/repositories/{repo}", {"Origin": f"http://localhost:{port}"}).status == 200
+        same_origin = {"Origin": f"http://localhost:{port}"}
+        assert served.request("DELETE", f"/v1/repositories/{repo}", same_origin).status == 200
 
 
 def test_a_keyless_server_beyond_loopback_refuses_remote_callers_and_keys_rm_warns(

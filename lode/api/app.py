@@ -140,7 +140,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         if _has_nul(scope):
-            await models.error_response(400, "bad_request", "the request contains a NUL character")(scope, receive, send)
+            refusal = models.error_response(400, "bad_request", "the request contains a NUL character")
+            await refusal(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex

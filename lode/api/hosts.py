@@ -158,8 +158,8 @@ class HostGuard:
                 return
             if (name == b"origin" and scope["method"] not in SAFE_METHODS
                     and not self.policy.allows_origin(text := value.decode("latin-1"))):
-                await error_response(403, "forbidden", f"Invalid Origin header {text!r}: requests that change state are "
-                             "refused from other origins; allow one with LODE_CORS_ORIGINS or LODE_ALLOWED_ORIGINS"
+                await error_response(403, "forbidden", f"Invalid Origin header {text!r}: requests that change state "
+                             "are refused from other origins; allow one with LODE_CORS_ORIGINS or LODE_ALLOWED_ORIGINS"
                              )(scope, receive, send)
                 return
         await self.app(scope, receive, send)

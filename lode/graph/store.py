@@ -326,7 +326,8 @@ class GraphStore:
         if has_history:  # a first load has nothing to go stale, and no edges to remove
             rows = self.conn.execute(
                 f"""WITH stale AS (
-                        SELECT file_id FROM graph_file_dependencies WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
+                        SELECT file_id FROM graph_file_dependencies
+                         WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
                         UNION SELECT unnest(%(files)s::bigint[])
                         UNION SELECT DISTINCT e.source_id >> {_BITS} FROM unnest(%(files)s::bigint[]) f(id)
                           JOIN graph_edges e ON e.target_id >= f.id << {_BITS} AND e.target_id < (f.id + 1) << {_BITS}
@@ -334,7 +335,8 @@ class GraphStore:
                     e AS (DELETE FROM graph_edges USING stale
                            WHERE repo_id = %(repo)s
                              AND source_id >= stale.file_id << {_BITS} AND source_id < (stale.file_id + 1) << {_BITS}),
-                    d AS (DELETE FROM graph_file_dependencies USING stale WHERE graph_file_dependencies.file_id = stale.file_id)
+                    d AS (DELETE FROM graph_file_dependencies USING stale
+                           WHERE graph_file_dependencies.file_id = stale.file_id)
                     SELECT g.file_id, g.refs FROM stale JOIN graph_files g ON g.file_id = stale.file_id ORDER BY 1""",
                 params,
             ).fetchall()

@@ -64,10 +64,12 @@ class Vectors:
     def register_model(self, model_id: str, dimension: int) -> int:
         """The model's id, creating its tables on first use (idempotent under concurrency)."""
         self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('lode.register_model'))")
-        row = self.conn.execute("SELECT id, dimension FROM embedding_models WHERE model_id = %s", (model_id,)).fetchone()
+        row = self.conn.execute("SELECT id, dimension FROM embedding_models WHERE model_id = %s",
+                                (model_id,)).fetchone()
         if row is not None:
             if row[1] != dimension:
-                raise ValueError(f"model {model_id} was recorded with dimension {row[1]}, the provider says {dimension}")
+                raise ValueError(f"model {model_id} was recorded with dimension {row[1]}, "
+                                 f"the provider says {dimension}")
             return int(row[0])
         row = self.conn.execute(
             "INSERT INTO embedding_models (model_id, dimension) VALUES (%s, %s) RETURNING id", (model_id, dimension)

@@ -146,7 +146,7 @@ def test_after_server_stop_no_corruption_and_next_run_equals_clean(stopped_run: 
 
 
 def _attach(engine: Lode, pgdata: Path) -> tuple[str, str]:
-    engine.db  # starts the server under the test's LODE_HOME
+    _ = engine.db  # starts the server under the test's LODE_HOME
     found = _server(pgdata)
     assert found is not None
     return found
