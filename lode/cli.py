@@ -50,7 +50,7 @@ RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.
 T = TypeVar("T")
 
 
-def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], None]) -> None:
+def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], object]) -> None:
     """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
     try:
         with Lode() as lode:

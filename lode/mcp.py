@@ -21,6 +21,7 @@ import anyio.from_thread
 import anyio.to_thread
 from pydantic import Field
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.types import ASGIApp
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -247,6 +248,7 @@ class ContextBuilder:
             neighbours = {node["name_path"]: callers}
             header = f"Context for symbol {node['name_path']}"
         else:
+            assert query is not None  # exactly one of them, checked above
             found = self.lode.search(query, repo=repo, mode=mode, k=5)
             seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"])
                      for hit in found["hits"]]
@@ -328,6 +330,13 @@ class Access:
         return (*lode.index_target(path, repo), None)
 
 
+def _http_request(ctx: Context) -> Request:
+    request = ctx.request_context.request
+    if request is None:  # HttpAccess serves the HTTP transport, where every tool call comes with its request
+        raise RuntimeError("a tool call over HTTP without its request")
+    return request
+
+
 class HttpAccess(Access):
     """Over HTTP, the REST rules for the request's API key: its repository scope, and LODE_ALLOWED_ROOTS for
     the directories it may index (lode/api/security.py)."""
@@ -336,14 +345,14 @@ class HttpAccess(Access):
         from lode.api.security import repo_scope
 
         super().repos(ctx, repo)
-        return _http_rule(lambda: repo_scope(ctx.request_context.request, repo))
+        return _http_rule(lambda: repo_scope(_http_request(ctx), repo))
 
     def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
         from lode.api.keys import ApiKeys
         from lode.api.security import check_index_path, require_repo
 
         _check_text_arguments(path=path, repo=repo)
-        request = ctx.request_context.request
+        request = _http_request(ctx)
         if repo is not None:  # the key's scope first, as POST /v1/index does
             _http_rule(lambda: require_repo(request, repo))
         open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()

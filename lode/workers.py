@@ -50,7 +50,7 @@ def map_killable(
     workers: int,
     timeout: float,
     chunksize: int = 4,
-    mp_context: multiprocessing.context.BaseContext | None = None,
+    mp_context: multiprocessing.context.BaseContext,  # pebble has no default of its own for None
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
     describe: Callable[[J], dict[str, Any]] = lambda job: {},

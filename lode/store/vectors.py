@@ -10,6 +10,7 @@ import numpy as np
 import psycopg
 
 from lode.search.filters import Filters
+from lode.store.db import scalar
 from lode.store.repositories import chunk_id
 
 LEGS = ("text", "code")
@@ -93,9 +94,8 @@ class Vectors:
 
     def served_chunks(self, model: int) -> int:
         """Chunks of the repositories this model serves: about the size of its HNSW graphs, without a count(*)."""
-        row = self.conn.execute(
-            "SELECT coalesce(sum(chunk_count), 0) FROM repositories WHERE embedding_model = %s", (model,)).fetchone()
-        return int(row[0])
+        return int(scalar(self.conn.execute(
+            "SELECT coalesce(sum(chunk_count), 0) FROM repositories WHERE embedding_model = %s", (model,))))
 
     def models(self) -> dict[int, tuple[str, int]]:
         return {row[0]: (row[1], row[2]) for row in self.conn.execute(
@@ -117,15 +117,15 @@ class Vectors:
         return [PendingChunk(*row) for row in rows]
 
     def counts(self, repo_id: int, model: int | None) -> dict[str, int]:
-        total = self.conn.execute("SELECT chunk_count FROM repositories WHERE id = %s", (repo_id,)).fetchone()[0]
+        total = scalar(self.conn.execute("SELECT chunk_count FROM repositories WHERE id = %s", (repo_id,)))
         if model is None:
             return {"done": 0, "pending": int(total), "failed": 0}
-        done = self.conn.execute(
+        done = scalar(self.conn.execute(
             f"SELECT count(*) FROM {vectors_table(model)} WHERE repo_id = %s", (repo_id,)
-        ).fetchone()[0]
-        failed = self.conn.execute(
+        ))
+        failed = scalar(self.conn.execute(
             "SELECT count(*) FROM embedding_failures WHERE repo_id = %s AND model = %s", (repo_id, model)
-        ).fetchone()[0]
+        ))
         return {"done": int(done), "pending": int(total - done - failed), "failed": int(failed)}
 
     def cached(self, model: int, view_hashes: Sequence[str]) -> dict[str, np.ndarray]:
