@@ -60,10 +60,9 @@ def test_breaker_opens_fails_fast_and_closes_after_a_successful_probe():
         with pytest.raises(Boom):
             call(False)
     assert breaker_states()[name]["state"] == "open"
-    started = time.perf_counter()
     with pytest.raises(CircuitBreakerError):
         call(True)
-    assert time.perf_counter() - started < 0.05 and len(calls) == 2, "an open breaker never reaches the dependency"
+    assert len(calls) == 2, "an open breaker never reaches the dependency"
     assert wait_for_recovery(name, time.monotonic() + 5)
     assert breaker_states()[name]["state"] == "half_open"
     assert call(True) == "up" and breaker_states()[name] == {"state": "closed", "failures": 0, "open_remaining": 0.0}
@@ -232,10 +231,9 @@ def test_an_open_database_breaker_fails_reads_fast_with_a_clear_error(lode, capl
                    and r.msg.get("severity") == "critical" for r in caplog.records), "the outage is recorded"
         for read in (lambda: engine.symbols("read_lines"), lambda: engine.graph_stats(),
                      lambda: engine.search("anything", mode="lexical")):
-            started = time.perf_counter()
-            with pytest.raises(LodeError, match="database is unavailable"):
+            with pytest.raises(LodeError, match="database is unavailable") as refused:
                 read()
-            assert time.perf_counter() - started < 0.1, "an open breaker fails at once"
+            assert isinstance(refused.value.__cause__, CircuitBreakerError), "the breaker refused it: no connection"
         proxy.restore()
         deadline = time.monotonic() + 20
         while True:
