@@ -28,7 +28,7 @@ from lode.engine import Lode
 from lode.errors import InputError, LodeError, NotFound
 from lode.indexer import IndexCancelled, Progress
 from lode.logs import get_logger
-from lode.queue import Queue, worker_name
+from lode.queue_client import Queue, worker_name
 from lode.store.db import one_row, scalar
 
 log = get_logger(__name__)

@@ -18,6 +18,7 @@ from types import TracebackType
 from circuitbreaker import STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, CircuitBreakerError
 
 from lode.config import get_settings
+from lode.errors import DatabaseUnavailable
 
 __all__ = [
     "Breaker", "CircuitBreakerError", "breaker", "breaker_states", "database_failure", "guard", "reset_breakers",
@@ -100,8 +101,6 @@ def guard(name: str, expected_exception: type[BaseException] | tuple | FailurePr
 def database_failure(exc_type: type, exc: BaseException) -> bool:
     """What counts against the "database" breaker: a lost or refused connection, not a cancelled statement."""
     import psycopg
-
-    from lode.store.db import DatabaseUnavailable
 
     if issubclass(exc_type, DatabaseUnavailable):
         return True

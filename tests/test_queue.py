@@ -26,7 +26,7 @@ from lode.engine import Lode
 from lode.errors import InputError, NotFound
 from lode.health import health_report
 from lode.jobs import Jobs, collect_garbage
-from lode.queue import Queue
+from lode.queue_client import Queue
 from test_api import api, error_of, wait_job
 from test_indexing import write_tree
 from tests.support.embedding_stub import start_stub

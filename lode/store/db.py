@@ -14,7 +14,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lode.config import Settings
-from lode.errors import LodeError
+from lode.errors import DatabaseUnavailable, LodeError
 from lode.resilience import CircuitBreakerError, database_failure, guard
 
 log = logging.getLogger(__name__)
@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x4C4F4445  # pg_advisory_lock key for applying migrations ("LODE")
 _PROBE_AFTER = 2.0  # seconds without a pooled connection before the server is probed (a lost server fails fast)
 _PROBE_CONNECT_TIMEOUT = 2  # connect_timeout of that probe
-
-
-class DatabaseUnavailable(LodeError):
-    """The server went away (or cannot be reached). Every committed unit of work is whole; a re-run resumes."""
 
 
 class Database:
