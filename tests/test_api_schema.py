@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lode.api.app import create_app
 from lode.config import Settings
 from lode.engine import Lode
-from test_api import SHOP, api, index_via_api, settings_for
-from test_indexing import write_tree
+from tests.support.api_server import SHOP, api, index_via_api, settings_for
+from tests.support.trees import write_tree
 
 MAX_EXAMPLES = 15  # per operation and mode: the run stays around a minute on the 2-core machine
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import generate_latest
 from psycopg.conninfo import make_conninfo
 
-from conftest import run_cli
+from tests.support.cli import run_cli
 from lode.cache import PREFIX, QueryVectorTable
 from lode.config import CacheSettings, Settings, Timeouts
 from lode.engine import Lode
@@ -27,7 +27,7 @@ from lode.store.db import Database, migrate
 from lode.store.repositories import Repositories
 from redis_server import RedisServer, running_redis
 from resilience_stubs import breaker_settings
-from test_indexing import write_tree
+from tests.support.trees import write_tree
 from tests.support.embedding_stub import start_stub
 from tests.support.polling import wait_until
 

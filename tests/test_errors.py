@@ -19,7 +19,8 @@ from lode.config import AlertSettings, Settings, Timeouts
 from lode.errorlog import AlertMonitor, evaluate_alerts, record_error, scrub
 from lode.resilience import reset_breakers
 from lode.store.db import Database
-from tests.conftest import local_client, run_cli
+from tests.support.api_client import local_client
+from tests.support.cli import run_cli
 from tests.resilience_stubs import Receiver
 
 SECRET = "hunter2-s3cret"

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from conftest import index_snapshot
+from tests.support.snapshot import index_snapshot
 from psycopg.conninfo import make_conninfo
 
 from lode.engine import Lode

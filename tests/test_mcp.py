@@ -300,7 +300,7 @@ def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> No
 
 
 def test_allowed_hosts_and_origins_are_configurable(lode: Lode, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import local_client
+    from tests.support.api_client import local_client
 
     from lode.api.app import create_app
 

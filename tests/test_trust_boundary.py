@@ -13,12 +13,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from tests.support.cli import run_cli
 from netns import namespace_host
 from serve_process import lode_serve
-from test_api import SHOP
-from test_indexing import write_tree
-from test_security import no_keys  # noqa: F401 (a fixture: every test here starts and ends without keys)
+from tests.support.api_server import SHOP
+from tests.support.trees import write_tree
 
 from lode.api.hosts import HostPolicy
 from lode.api.keys import ApiKeys

@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import index_snapshot
+from tests.support.snapshot import index_snapshot
 from faultlib import assert_no_orphans, assert_same_top10, generate_repo, lode_index_process, top10
 from lode.config import Settings
 from lode.engine import Lode

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import index_snapshot
+from tests.support.snapshot import index_snapshot
 from lode.config import Settings
 from lode.engine import Lode
 from lode.store import embedded

@@ -29,3 +29,8 @@ def start_stub(*args: str) -> tuple[subprocess.Popen, str]:
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("the stub embedding service did not start")
+
+
+def http_env(url: str, model: str = "stub-a") -> dict[str, str]:
+    return {"LODE_EMBEDDER": "http", "LODE_EMBED_URL": url, "LODE_EMBED_MODEL": model,
+            "LODE_EMBED_RETRY_ATTEMPTS": "2", "LODE_EMBED_RETRY_MAX_SECONDS": "2"}
