@@ -58,7 +58,8 @@ def _index_after_restart(served: Served, pgdata: Path, tmp_path: Path) -> None:
     restart_postgres(pgdata)
     time.sleep(2)  # the worker's listener and heartbeat see the closed sessions
     deadline = time.monotonic() + 60
-    while (answer := served.request("POST", "/v1/index", body=f'{{"path": "{source}", "repo": "after"}}')).status != 202:
+    body = f'{{"path": "{source}", "repo": "after"}}'
+    while (answer := served.request("POST", "/v1/index", body=body)).status != 202:
         assert answer.status == 503 and time.monotonic() < deadline, answer.body  # the server's pool reconnects
         time.sleep(0.5)
     job = answer.json()["job"]["id"]
