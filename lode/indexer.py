@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
 import threading
 import time
@@ -26,7 +27,7 @@ from lode.chunking.chunker import chunk_file_with_tree
 from lode.config import Settings
 from lode.discover import RootUnavailable, SourceTree
 from lode.errors import LodeError
-from lode.graph import GraphStore, extract_facts
+from lode.graph import FactsTimeout, GraphStore, extract_facts
 from lode.graph.store import GraphBatch
 from lode.model import Candidate, SkipReason, Skipped
 from lode.search.lexical import chunk_postings
@@ -38,12 +39,13 @@ from lode.workers import Lost, map_killable
 log = logging.getLogger(__name__)
 
 _REPO_LOCK_CLASS = 0x4C4F  # first key of pg_advisory_lock(int, int): one index run per repository
-_INLINE_BELOW = 16  # fewer changed files than this are processed without worker processes
+_FILES_PER_WORKER = 16  # a run starts one more worker process (up to LODE_INDEX_WORKERS) per this many files
 # Skips that may not happen again though the file is unchanged: under less load, or once every directory on the
 # way is a plain one again (a read met a symlink or a gap there). Not remembered with the file's size and mtime.
 _RETRIED_SKIPS = frozenset({SkipReason.INDEX_TIMEOUT, SkipReason.WORKER_DIED, SkipReason.VANISHED,
                             SkipReason.SYMLINK_OUTSIDE_ROOT, SkipReason.SYMLINK_INSIDE_ROOT,
                             SkipReason.SYMLINK_BROKEN, SkipReason.SYMLINK_LOOP})
+GRAPH_TIMEOUT = "graph_timeout"  # files.fallback: chunked, but its references ran past LODE_TIMEOUT_PARSE
 _ANALYZE_AFTER_CHUNKS = 5000  # a run that writes more (and > 10 % of the repository) refreshes statistics
 
 
@@ -114,7 +116,15 @@ def process_file(tree: SourceTree, job: FileJob, settings: Settings) -> FileOutc
     items = [chunk_postings(chunk, path) for chunk in chunked.chunks]
     outcome.batch = Chunks.format(job.repo_id, job.file_id, path, chunked.language, items)
     if settings.graph:  # LODE_GRAPH=false: no graph rows; the next run with it on builds them (_Run._index)
-        facts = extract_facts(path, source.text, chunked.language, job.module, chunked, syntax)
+        try:
+            facts = extract_facts(path, source.text, chunked.language, job.module, chunked, syntax,
+                                  timeout_seconds=settings.timeouts.parse)
+        except FactsTimeout as exc:  # the file keeps its chunks and nodes, as after a parse timeout
+            errorlog.record_error("graph", exc, severity="warning", category="timeout",
+                                  context={"path": path, "language": chunked.language, "bytes": job.candidate.size,
+                                           "fallback": "no references", "setting": "LODE_TIMEOUT_PARSE"})
+            facts = extract_facts(path, source.text, chunked.language, job.module, chunked, None)
+            outcome.fallback = GRAPH_TIMEOUT
         outcome.graph = GraphBatch.of(job.repo_id, job.file_id, facts)
     return outcome
 
@@ -134,6 +144,14 @@ def _exit_with_indexer(indexer_pid: int) -> None:
     while psutil.pid_exists(indexer_pid):
         time.sleep(1)
     os._exit(0)
+
+
+def _worker_context_of_pool() -> multiprocessing.context.BaseContext:
+    """Workers fork from a server that has already imported the indexer (parsers, grammars), so that a run of
+    one file does not pay for the imports in a fresh process; the server itself starts once per process."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["lode.indexer"])
+    return context
 
 
 def _process_in_worker(job: FileJob) -> FileOutcome:
@@ -347,15 +365,15 @@ class _Run:
             conn.autocommit = False
 
     def _process(self, jobs: list[FileJob]) -> Iterator[FileOutcome]:
-        workers = min(self.settings.index_workers, max(1, len(jobs) // _INLINE_BELOW))
-        if workers <= 1:
-            for job in jobs:
-                yield process_file(self.tree, job, self.settings)
+        """Analyse the files in killable worker processes, whatever the run's size: a file still running after
+        LODE_TIMEOUT_INDEX_FILE is skipped as index_timeout, even in an incremental run of one file."""
+        if not jobs:
             return
-        context = multiprocessing.get_context("forkserver")
+        workers = min(self.settings.index_workers, max(1, len(jobs) // _FILES_PER_WORKER))
         for job, result in map_killable(
-            _process_in_worker, jobs, workers=workers, timeout=self.settings.timeouts.index_file, mp_context=context,
-            initializer=_init_worker, initargs=(self.tree.root, self.within, self.settings, os.getpid()),
+            _process_in_worker, jobs, workers=workers, timeout=self.settings.timeouts.index_file,
+            mp_context=_worker_context_of_pool(), initializer=_init_worker,
+            initargs=(self.tree.root, self.within, self.settings, os.getpid()),
             describe=lambda job: {"path": job.candidate.path},
         ):
             if isinstance(result, Lost):

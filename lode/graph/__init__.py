@@ -6,7 +6,7 @@ a run (store.py, resolve.py). `queries` and `export` read the graph.
 """
 
 from lode.graph.export import ExportFilters, export
-from lode.graph.facts import FileFacts, extract_facts
+from lode.graph.facts import FactsTimeout, FileFacts, extract_facts
 from lode.graph.queries import (
     AmbiguousSymbol,
     GraphNode,
@@ -32,6 +32,7 @@ __all__ = [
     "GraphStore",
     "Hop",
     "ResolveReport",
+    "FactsTimeout",
     "SymbolNotFound",
     "Traversal",
     "callees",

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import builtins
 import functools
+import math
 import operator
 import posixpath
 import re
+import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from tree_sitter import Node, Query, QueryCursor, Tree
@@ -83,17 +86,44 @@ class FileFacts:
     references: list[Reference] = field(default_factory=list)
 
 
+class FactsTimeout(Exception):
+    """The references of a file took longer than their budget (extract_facts' timeout_seconds)."""
+
+
+# when the extraction running in this context must stop: checked after the query and per capture (_File.text)
+_DEADLINE: ContextVar[float] = ContextVar("graph_facts_deadline", default=math.inf)
+
+
+def _past_deadline() -> bool:
+    return time.monotonic() >= _DEADLINE.get()
+
+
+# Matches start no deeper than this in the tree. Real code nests a few hundred levels at most; tree-sitter's query
+# cursor slows down quadratically past ~65,000 levels and crashes soon after, and its progress callback crashes
+# when it cancels (py-tree-sitter 0.26), so the depth is the query's budget and the deadline is checked per capture.
+_MAX_START_DEPTH = 10_000
+
+
 def extract_facts(
-    path: str, text: str, language: str, module: str, chunked: ChunkedFile, tree: Tree | None
+    path: str, text: str, language: str, module: str, chunked: ChunkedFile, tree: Tree | None,
+    timeout_seconds: float = math.inf,
 ) -> FileFacts:
-    """The graph facts of one chunked file. `tree` is the parse chunk_file_with_tree returned, or None."""
+    """The graph facts of one chunked file. `tree` is the parse chunk_file_with_tree returned, or None (the
+    nodes only). FactsTimeout when reading the references takes longer than `timeout_seconds`."""
     data = text.encode("utf-8", "surrogatepass")  # the same byte offsets as the chunker's parse
     line_count = data.count(b"\n") + 1
     symbols, by_path, owners = _symbols(chunked, module, data, line_count)
     facts = FileFacts(path, language, module, module, symbols)
     if tree is not None:
         extract = _EXTRACTORS.get(language, _extract_by_name)
-        extract(_File(facts, data, owners, by_path), tree.root_node)
+        deadline = _DEADLINE.set(time.monotonic() + timeout_seconds)
+        try:
+            extract(_File(facts, data, owners, by_path), tree.root_node)
+        except FactsTimeout:
+            raise FactsTimeout(f"{language} graph facts exceeded {timeout_seconds:g}s "
+                               f"({len(facts.references)} references read)") from None
+        finally:
+            _DEADLINE.reset(deadline)
     return facts
 
 
@@ -178,6 +208,9 @@ class _File:
         self.locals: dict[tuple[int, str], list[tuple[int, str]]] = {}
 
     def text(self, node: Node) -> str:
+        """The node's source; every extractor reads each capture through here, so the deadline is checked here."""
+        if _past_deadline():
+            raise FactsTimeout
         return self.data[node.start_byte : node.end_byte].decode("utf-8", "replace")
 
     def enclosing_type(self, scope: int) -> int | None:
@@ -271,7 +304,11 @@ def _query(language: str, source: str) -> Query:
 def _captures(language: str, source: str, root: Node) -> dict[str, list[Node]]:
     """The nodes each capture of the language's query matched, by capture name, in source order (the
     cursor's order varies from run to run)."""
-    found = QueryCursor(_query(language, source)).captures(root)
+    cursor = QueryCursor(_query(language, source))
+    cursor.set_max_start_depth(_MAX_START_DEPTH)
+    found = cursor.captures(root)
+    if _past_deadline():
+        raise FactsTimeout
     return {name: sorted(nodes, key=_SPAN) for name, nodes in found.items()}
 
 
