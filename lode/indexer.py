@@ -126,6 +126,7 @@ _worker_tree: SourceTree | None = None
 def _init_worker(root: str, within: Path | None, settings: Settings, indexer_pid: int) -> None:
     global _worker_context
     _worker_context = (root, within, settings)
+    errorlog.init_sentry(settings.sentry_dsn)  # a worker's handled errors reach Sentry as the indexer's do
     threading.Thread(target=_exit_with_indexer, args=(indexer_pid,), daemon=True).start()
 
 
