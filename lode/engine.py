@@ -107,7 +107,7 @@ class Lode:
             from lode.embedding import get_embedder
 
             self._embedder = get_embedder(self.settings)
-        return self._embedder  # type: ignore[return-value]
+        return self._embedder  # type: ignore[return-value]  # no longer _UNSET: set just above
 
     def close(self) -> None:
         self.cache.close()
