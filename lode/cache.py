@@ -95,11 +95,12 @@ class RedisLayer:
         self.writer = redis.Redis.from_url(url, socket_timeout=timeouts.cache_put,
                                            socket_connect_timeout=timeouts.cache_put, retry=no_retries)
         self.put_attempts = settings.cache.put_attempts
+        self.breakers = settings.breakers
 
     @property
     def breaker(self) -> Any:
         """The process-wide "redis" breaker (looked up per call: tests and settings reloads reset breakers)."""
-        return resilience.breaker("redis", REDIS_TROUBLE)
+        return resilience.breaker("redis", REDIS_TROUBLE, config=self.breakers)
 
     def get(self, key: str) -> bytes | None:
         return self.breaker.call(self.reader.get, key)

@@ -79,6 +79,7 @@ class Lode:
     def __init__(self, settings: Settings | None = None, *, revive_database: bool = False) -> None:
         self.settings = settings or get_settings()
         self._revive_database = revive_database
+        errorlog.init_sentry(self.settings.sentry_dsn)  # when set, handled errors go to Sentry too
         self._db: Database | None = None
         self._embedder: object = _UNSET
         self.cache = Cache(self.settings, lambda: self.db,
@@ -106,7 +107,7 @@ class Lode:
             from lode.embedding import get_embedder
 
             self._embedder = get_embedder(self.settings)
-        return self._embedder  # type: ignore[return-value]
+        return self._embedder  # type: ignore[return-value]  # no longer _UNSET: set just above
 
     def close(self) -> None:
         self.cache.close()
@@ -374,7 +375,7 @@ class Lode:
         """A pooled connection for a read path, through the "database" circuit breaker: while the database is
         unreachable, reads fail at once with a clear error instead of each waiting for the pool."""
         try:
-            with guard("database", database_failure):
+            with guard("database", database_failure, config=self.settings.breakers):
                 with self.db.pool.connection(timeout=self.settings.timeouts.db_query) as conn:
                     yield conn
         except CircuitBreakerError as exc:

@@ -32,7 +32,7 @@ from lode.model import Candidate, SkipReason, Skipped
 from lode.search.lexical import chunk_postings
 from lode.store.db import Database, DatabaseUnavailable
 from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsPartition, RepoRow
-from lode.store.uow import unit_of_work
+from lode.store.uow import UnitOfWork, unit_of_work
 from lode.workers import Lost, map_killable
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,7 @@ _worker_tree: SourceTree | None = None
 def _init_worker(root: str, within: Path | None, settings: Settings, indexer_pid: int) -> None:
     global _worker_context
     _worker_context = (root, within, settings)
+    errorlog.init_sentry(settings.sentry_dsn)  # a worker's handled errors reach Sentry as the indexer's do
     threading.Thread(target=_exit_with_indexer, args=(indexer_pid,), daemon=True).start()
 
 
@@ -363,7 +364,7 @@ class _Run:
                 result = FileOutcome(job.candidate, skipped=Skipped(job.candidate.path, reason, result.detail))
             yield result
 
-    def _ensure_run(self, uow) -> None:  # type: ignore[no-untyped-def]
+    def _ensure_run(self, uow: UnitOfWork) -> None:
         if self.run_id is None:
             self.run_id = uow.runs.start(self.repo.id, os.getpid())
 

@@ -447,7 +447,7 @@ def test_health_warns_on_redis_down_and_open_circuits_and_fails_without_database
             assert hung["status"] == "warn" and "Timeout" in hung["error"] and time.monotonic() - started < 3
             redis_server.thaw()
             redis_server.kill()
-            failing = breaker("embedder")
+            failing = breaker("embedder", config=degraded.settings.breakers)
             for _ in range(failing._failure_threshold):
                 with pytest.raises(ZeroDivisionError):
                     failing.call(lambda: 1 / 0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1", por
                        settings.server.cors_origins)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lode = Lode(settings, revive_database=True)  # a dead embedded PostgreSQL is restarted by this process
         app.state.presence = None
         try:
@@ -288,7 +289,7 @@ def _document_errors(app: FastAPI) -> None:
                 operation["responses"]["422"] = {"description": ERRORS[422]["description"], "content": error}
         return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
 
 
 # ---- probes and metrics -------------------------------------------------------------------------------------
