@@ -30,7 +30,7 @@ from lode.mcp import count_tokens, create_server, is_test_path
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
 TOOLS = {"search_code", "find_symbol", "get_callers", "get_callees", "find_path", "index_repository",
-         "index_status", "get_context"}
+         "index_status", "get_context", "get_symbols_overview", "read_code", "search_pattern", "clear_index"}
 TEST_FILE = '''import shop.pricing as pricing
 from shop.models import Order, Product
 from shop.pricing import Discount, total
@@ -168,9 +168,11 @@ def test_every_tool_over_stdio_answers_from_the_index(lode_home: Path, shop: str
     assert [key for key in errors if not out[key].is_error] == [], errors
     assert "'write' is ambiguous: shop.storage.backends.Backend.write" in errors["ambiguous"]
     assert errors["empty_query"].endswith("the query is empty")
-    assert "k\n  Input should be greater than or equal to 1" in errors["bad_k"]
-    assert errors["bad_glob"].endswith("--path needs a glob of 1 to 500 characters")
-    assert errors["no_repo"].endswith("no repository named 'no-such-repo'; `lode repos` lists them")
+    assert errors["bad_k"] == ("Error executing tool search_code: the argument 'k' must be an integer from 1 to "
+                               "200, not 0")
+    assert errors["bad_glob"].startswith("Error executing tool search_code: the argument 'path' must be a string "
+                                         "of 1 to 500 characters or null (or left out), not 'xxxx")
+    assert errors["no_repo"].endswith("no repository named 'no-such-repo'; index_status lists them")
     assert "not a directory" in errors["not_a_dir"]
     assert errors["both"].endswith("pass exactly one of query or symbol")
     assert "shop/pricing.py:36-37  function shop.pricing.with_tax" in text_of(out["still_alive"])

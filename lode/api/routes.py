@@ -87,12 +87,18 @@ def repository_source(
 
 
 @router.delete("/repositories/{name}", response_model=models.RemovedOut, tags=["repositories"])
-def delete_repository(request: Request, name: RepoPath, lode: Engine, runner: Jobs) -> dict[str, Any]:
+def delete_repository(request: Request, name: RepoPath, lode: Engine) -> dict[str, Any]:
+    remove_repository(request, lode, name)
+    return {"removed": name}
+
+
+def remove_repository(request: Request, lode: Lode, name: str) -> None:
+    """Drop a repository's index, for a key whose scope holds it, unless an index job for it is active (REST
+    DELETE and the MCP tool clear_index over HTTP)."""
     require_repo(request, name)
-    if any(job["state"] in ACTIVE for job in runner.list((name,), limit=5)):
+    if any(job["state"] in ACTIVE for job in request.app.state.jobs.list((name,), limit=5)):
         raise JobConflict(f"repository {name!r} has an active index job; cancel it first")
     lode.remove_repository(name)
-    return {"removed": name}
 
 
 @router.get("/status", response_model=models.StatusOut, tags=["repositories"])
