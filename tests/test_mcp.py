@@ -261,7 +261,11 @@ def serving(settings: Settings) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
+def test_tools_over_streamable_http(lode: Lode, http_server: str, shop: str, tmp_path: Path) -> None:
+    (tmp_path / "scratch.py").write_text("def scratch():\n    return 1\n")
+    scratch = f"mcp-scratch-{uuid.uuid4().hex[:8]}"
+    lode.index(tmp_path, scratch)
+
     async def scenario() -> dict[str, Any]:
         async with Client(f"{http_server}/mcp", read_timeout_seconds=60) as client:
             return {
@@ -272,6 +276,8 @@ def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
                                       budget_tokens=250),
                 "status": await call(client, "index_status"),
                 "unknown": await call(client, "find_symbol", name="x", repo="no-such-repo"),
+                "outline": await call(client, "get_symbols_overview", path="shop/cart.py", repo=shop),
+                "clear": await call(client, "clear_index", repo=scratch),
             }
 
     out = anyio.run(scenario)
@@ -282,6 +288,9 @@ def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
     assert count_tokens(context) <= 250 and "Dropped for the budget:" in context
     assert f"{shop}: " in text_of(out["status"])
     assert out["unknown"].is_error and "no repository named 'no-such-repo'" in text_of(out["unknown"])
+    assert "15-19 method checkout" in text_of(out["outline"])
+    assert out["clear"].structured_content == {"removed": scratch}
+    assert scratch not in {r["repo"] for r in lode.repositories()}
 
 
 def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> None:
@@ -342,6 +351,9 @@ def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server
                 "everywhere": await call(client, "search_code", query="other thing", mode="lexical"),
                 "index": await call(client, "index_repository", path=str(tmp_path), repo=other),
                 "index_unnamed": await call(client, "index_repository", path=str(tmp_path)),
+                "clear_foreign": await call(client, "clear_index", repo=other),
+                "read_foreign": await call(client, "read_code", path="other.py", repo=other),
+                "outline_unnamed": await call(client, "get_symbols_overview", path="shop/cart.py"),
             }
 
     try:
@@ -357,6 +369,10 @@ def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server
     assert text_of(out["everywhere"]).startswith("0 hits")
     assert out["index"].is_error and f"not allowed to use repository {other!r}" in text_of(out["index"])  # first
     assert out["index_unnamed"].is_error and "LODE_ALLOWED_ROOTS" in text_of(out["index_unnamed"])
+    assert out["clear_foreign"].is_error and f"not allowed to use repository {other!r}" in text_of(out["clear_foreign"])
+    assert other in {r["repo"] for r in lode.repositories()}
+    assert out["read_foreign"].is_error and f"not allowed to use repository {other!r}" in text_of(out["read_foreign"])
+    assert "15-19 method checkout" in text_of(out["outline_unnamed"])  # the key's only repository
 
 
 def test_index_repository_checks_the_keys_scope_before_the_repository(lode: Lode, tmp_path: Path) -> None:
