@@ -524,24 +524,6 @@ class LodeServer(MCPServer):
 # ---- structured output ------------------------------------------------------------------------------------
 
 
-class OutlineSymbol(Doc):
-    path: str
-    start_line: int
-    end_line: int
-    kind: str
-    name: str
-    name_path: str | None
-    signature: str | None
-
-
-class OutlineOut(Doc):
-    repo: str
-    path: str = Field(description="The file or folder outlined ('' for the whole repository).")
-    files: int = Field(description="Indexed files at or below the path.")
-    truncated: bool
-    symbols: list[OutlineSymbol]
-
-
 class CodeOut(Doc):
     repo: str
     path: str
@@ -675,14 +657,14 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
                                                                  "root; '' for the whole repository.")] = "",
         repo: Repo = None,
         limit: Annotated[int, Field(ge=1, le=MAX_OUTLINE, description="Definitions at most.")] = 300,
-    ) -> Annotated[CallToolResult, OutlineOut]:
+    ) -> Annotated[CallToolResult, models.OutlineOut]:
         """The definitions in a file or below a folder, nested as in the code, each with its kind, lines and
         signature: a map of the code to read before opening files."""
         _check_text_arguments(path=path)
         lode = engine()
         name = access.one_repo(ctx, lode, repo)
         result = _engine_call(lambda: lode.outline(name, path, limit))
-        return _answer(_outline_text(result), OutlineOut, result)
+        return _answer(_outline_text(result), models.OutlineOut, result)
 
     @server.tool(title="Read code", annotations=READ_ONLY)
     def read_code(
