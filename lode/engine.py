@@ -10,7 +10,7 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from collections.abc import Callable, Iterator
@@ -620,11 +620,18 @@ class Lode:
             ).fetchall()
 
         def texts() -> Iterator[tuple[str, str, str | None]]:
-            for repo_id, file_id, file_path, size, mtime_ns, content_hash in indexed:
-                row = repos[repo_id]
-                text, _ = _indexed_file_text(row.root, FileRow(file_id, file_path, size, mtime_ns, content_hash),
-                                             self.settings)
-                yield row.name, file_path, text
+            with ExitStack() as roots:
+                trees: dict[int, SourceTree | None] = {}
+                for repo_id, file_id, file_path, size, mtime_ns, content_hash in indexed:
+                    if repo_id not in trees:  # one open root per repository; None when it cannot be opened
+                        try:
+                            trees[repo_id] = roots.enter_context(SourceTree(repos[repo_id].root))
+                        except (OSError, RootUnavailable):
+                            trees[repo_id] = None
+                    tree = trees[repo_id]
+                    indexed_file = FileRow(file_id, file_path, size, mtime_ns, content_hash)
+                    text = None if tree is None else _indexed_text_in(tree, indexed_file, self.settings)[0]
+                    yield repos[repo_id].name, file_path, text
 
         search = PatternSearch(compiled, limit, self.settings.timeouts.pattern_search)
         return {"pattern": pattern, "regex": regex, "ignore_case": ignore_case} | search.run(texts(), len(indexed))
@@ -921,9 +928,17 @@ def _indexed_file_text(root: str, indexed: FileRow, settings: Settings) -> tuple
     else None and why not."""
     try:
         with SourceTree(root) as tree:
-            read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
+            return _indexed_text_in(tree, indexed, settings)
     except (OSError, RootUnavailable) as exc:
         return None, f"the repository root cannot be opened: {exc}"
+
+
+def _indexed_text_in(tree: SourceTree, indexed: FileRow, settings: Settings) -> tuple[str | None, str | None]:
+    """As _indexed_file_text, in a root already open (many files of one repository)."""
+    try:
+        read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
+    except (OSError, RootUnavailable) as exc:
+        return None, f"the file cannot be read now: {exc}"
     if isinstance(read, Skipped):
         return None, f"the file cannot be read now: {read.detail or read.reason}"
     if read.content_hash != indexed.content_hash:

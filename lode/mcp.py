@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 import anyio
 import anyio.from_thread
@@ -26,6 +26,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import Field, ValidationError
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.types import ASGIApp
 
 from lode import __version__, background
@@ -52,7 +53,8 @@ Repo = Annotated[str | None, Field(max_length=128, description=(
     "Repository name (index_status lists them). When omitted: the server's default repository (`lode mcp "
     "--repo`, or the one holding its working directory), else all; '*' for all."))]
 if TYPE_CHECKING:  # the schemas list the values; to mypy they are strings
-    Language = Kind = str
+    Language: TypeAlias = str
+    Kind: TypeAlias = str
 else:
     Language = Literal[tuple(LANGUAGES)]
     Kind = Literal[CHUNK_KINDS]
@@ -407,14 +409,14 @@ class HttpAccess(Access):
         from lode.api.security import repo_scope
 
         _check_text_arguments(repo=repo)
-        return _http_rule(lambda: repo_scope(ctx.request_context.request, None if repo == ALL_REPOS else repo))
+        return _http_rule(lambda: repo_scope(_request(ctx), None if repo == ALL_REPOS else repo))
 
     def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
         from lode.api.keys import ApiKeys
         from lode.api.security import check_index_path, require_repo
 
         _check_text_arguments(path=path, repo=repo)
-        request = ctx.request_context.request
+        request = _request(ctx)
         if repo is not None:  # the key's scope first, as POST /v1/index does
             _http_rule(lambda: require_repo(request, repo))
         open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
@@ -427,7 +429,13 @@ class HttpAccess(Access):
         from lode.api.routes import remove_repository
 
         _check_text_arguments(repo=repo)
-        _http_rule(lambda: remove_repository(ctx.request_context.request, lode, repo))
+        _http_rule(lambda: remove_repository(_request(ctx), lode, repo))
+
+
+def _request(ctx: Context) -> Request:
+    request = ctx.request_context.request
+    assert request is not None, "HttpAccess serves HTTP sessions only"
+    return request
 
 
 def _check_text_arguments(**arguments: str | None) -> None:
@@ -854,7 +862,8 @@ def _outline_text(result: dict[str, Any]) -> str:
     where = result["path"] or "the repository"
     lines = [f"{len(symbols)} definitions in {where} ({result['files']} files, repo {result['repo']})"
              + ("; truncated: raise limit or outline a narrower path" if result["truncated"] else "")]
-    current, open_ends = None, []  # the enclosing definitions' last lines give the nesting
+    current: str | None = None
+    open_ends: list[int] = []  # the enclosing definitions' last lines give the nesting
     for sym in symbols:
         if sym["path"] != current:
             current, open_ends = sym["path"], []

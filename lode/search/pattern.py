@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import re2
+import re2  # type: ignore[import-untyped]
 
 from lode.errors import InputError
 
