@@ -142,9 +142,9 @@ class Lode:
         with self.db.connection() as conn:
             existing = Repositories(conn).get(name)
         if existing and Path(existing.root) != root:
-            raise InputError(
-                f"repository {name!r} is indexed from {existing.root}; pass --repo to index {root} under another name"
-            )
+            raise InputError(f"repository {name!r} is indexed from {existing.root}",
+                             cli=f"pass --repo to index {root} under another name",
+                             tools=f"pass repo= to index {root} under another name")
         return root, name
 
     def index(self, path: str | Path, repo: str | None = None, on_progress: ProgressCallback | None = None,

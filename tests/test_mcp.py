@@ -628,6 +628,7 @@ def test_the_working_directorys_repository_is_the_default_and_clear_index_drops_
                 "outline": await call(client, "get_symbols_overview", path="pkg/geometry.py"),
                 "pattern": await call(client, "search_pattern", pattern="return"),
                 "read_stale": await call(client, "read_code", path="pkg/angles.py"),
+                "taken": await call(client, "index_repository", path=str(tmp_path), repo=name),
                 "clear_unnamed": await call(client, "clear_index"),
                 "clear": await call(client, "clear_index", repo=name),
                 "after": await call(client, "index_status", repo=name),
@@ -647,6 +648,8 @@ def test_the_working_directorys_repository_is_the_default_and_clear_index_drops_
     stale = out["read_stale"]
     assert stale.structured_content["origin"] == "index" and "return 90\n" not in text_of(stale)
     assert "from the index's text, not the file (the file changed since it was indexed)" in text_of(stale)
+    assert out["taken"].is_error and text_of(out["taken"]).endswith(
+        f"repository {name!r} is indexed from {root}; pass repo= to index {tmp_path} under another name")
     assert out["clear_unnamed"].is_error and "'repo' is required" in text_of(out["clear_unnamed"])
     assert not out["clear"].is_error and out["clear"].structured_content == {"removed": name}
     assert out["after"].is_error and "no repository named" in text_of(out["after"])
