@@ -294,9 +294,9 @@ def _document_errors(app: FastAPI) -> None:
 
 def middleware_errors(path: str, method: str, has_input: bool) -> list[int]:
     """The statuses the middleware can answer an operation with, by the same rules the middleware applies."""
-    statuses = [400, 421]  # a NUL in the URL (RequestContext); a Host not allowed (HostGuard): every route
+    statuses = [400, 413, 421]  # every route: a NUL in the URL, a Content-Length over the cap, a Host not allowed
     if method not in SAFE_METHODS:
-        statuses += [403, 413]  # an Origin not allowed (HostGuard); the body cap (BodyLimit)
+        statuses.append(403)  # an Origin not allowed (HostGuard)
     if path.startswith(PROTECTED):
         statuses += [401, 403]  # no or a bad key; a key scoped to other repositories (AuthMiddleware, require_*)
     if path.startswith(RATE_LIMITED):
