@@ -109,8 +109,8 @@ def _hop_line(hop: dict[str, Any]) -> str:
 
 def _neighbours_text(result: dict[str, Any]) -> str:
     start = result["symbol"]
-    lines = [f"{result['direction']} of {start['name_path']} {_cite(start)} (depth {result['depth']}): "
-             f"{len(result['results'])} found"]
+    lines = [(f"{result['direction']} of {start['name_path']} {_cite(start)} (depth {result['depth']}): "
+              f"{len(result['results'])} found")]
     lines += [_hop_line(hop) for hop in result["results"]]
     if result["truncated"]:
         lines.append("(truncated: lower depth or raise min_confidence)")
@@ -281,8 +281,10 @@ class ContextBuilder:
             neighbours = {node["name_path"]: callers}
             header = f"Context for symbol {node['name_path']}"
         else:
+            assert query is not None  # exactly one of them, checked above
             found = self.lode.search(query, repo=repo, mode=mode, k=5)
-            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"]) for hit in found["hits"]]
+            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"])
+                     for hit in found["hits"]]
             if not seeds:
                 text = f"No code matches {query!r}." + (f" (legs not used: {', '.join(found['degraded'])})"
                                                         if found["degraded"] else "")
@@ -401,6 +403,13 @@ class Access:
         lode.remove_repository(repo)
 
 
+def _http_request(ctx: Context) -> Request:
+    request = ctx.request_context.request
+    if request is None:  # HttpAccess serves the HTTP transport, where every tool call comes with its request
+        raise RuntimeError("a tool call over HTTP without its request")
+    return request
+
+
 class HttpAccess(Access):
     """Over HTTP, the REST rules for the request's API key: its repository scope, and LODE_ALLOWED_ROOTS for
     the directories it may index (lode/api/security.py). There is no default repository."""
@@ -409,14 +418,14 @@ class HttpAccess(Access):
         from lode.api.security import repo_scope
 
         _check_text_arguments(repo=repo)
-        return _http_rule(lambda: repo_scope(_request(ctx), None if repo == ALL_REPOS else repo))
+        return _http_rule(lambda: repo_scope(_http_request(ctx), None if repo == ALL_REPOS else repo))
 
     def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
         from lode.api.keys import ApiKeys
         from lode.api.security import check_index_path, require_repo
 
         _check_text_arguments(path=path, repo=repo)
-        request = _request(ctx)
+        request = _http_request(ctx)
         if repo is not None:  # the key's scope first, as POST /v1/index does
             _http_rule(lambda: require_repo(request, repo))
         open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
@@ -429,13 +438,7 @@ class HttpAccess(Access):
         from lode.api.routes import remove_repository
 
         _check_text_arguments(repo=repo)
-        _http_rule(lambda: remove_repository(_request(ctx), lode, repo))
-
-
-def _request(ctx: Context) -> Request:
-    request = ctx.request_context.request
-    assert request is not None, "HttpAccess serves HTTP sessions only"
-    return request
+        _http_rule(lambda: remove_repository(_http_request(ctx), lode, repo))
 
 
 def _check_text_arguments(**arguments: str | None) -> None:
@@ -611,7 +614,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
     def engine() -> Lode:
         lode = get_lode()
         with database_lock:  # tools run in worker threads: start the database once
-            lode.db
+            _ = lode.db
         return lode
 
     @server.tool(title="Search code", annotations=READ_ONLY)
@@ -842,7 +845,8 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         symbol: Annotated[str | None, Field(description="A symbol to centre on (or pass query).")] = None,
         repo: Repo = None,
         budget_tokens: Annotated[int, Field(ge=MIN_BUDGET, le=MAX_BUDGET,
-                                            description="The answer stays within this many tokens (estimated).")] = 4000,
+                                            description="The answer stays within this many tokens (estimated).")
+                                 ] = 4000,
         mode: SearchMode = "hybrid",
     ) -> Annotated[CallToolResult, ContextOut]:
         """Code to read before a change, within a token budget: the definitions found, then their callers,

@@ -140,7 +140,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         if _has_nul(scope):
-            await models.error_response(400, "bad_request", "the request contains a NUL character")(scope, receive, send)
+            refusal = models.error_response(400, "bad_request", "the request contains a NUL character")
+            await refusal(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
@@ -277,17 +278,18 @@ def _document_errors(app: FastAPI) -> None:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for path, methods in schema["paths"].items():
-                for method, operation in methods.items():
-                    has_input = bool(operation.get("parameters") or operation.get("requestBody"))
-                    for status in middleware_errors(path, method.upper(), has_input):
-                        operation["responses"].setdefault(str(status), {"description": ERRORS[status]["description"],
-                                                                        "content": error})
-                    if has_input:
-                        operation["responses"]["422"] = {"description": ERRORS[422]["description"], "content": error}
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # FastAPI keeps it as app.openapi_schema: the edits below are made once
+        for path, methods in schema["paths"].items():
+            for method, operation in methods.items():
+                has_input = bool(operation.get("parameters") or operation.get("requestBody"))
+                for status in middleware_errors(path, method.upper(), has_input):
+                    operation["responses"].setdefault(str(status), {"description": ERRORS[status]["description"],
+                                                                    "content": error})
+                if has_input:
+                    operation["responses"]["422"] = {"description": ERRORS[422]["description"], "content": error}
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

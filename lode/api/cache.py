@@ -22,7 +22,8 @@ def cache_stats(lode: Engine) -> dict[str, Any]:
 @router.post("/flush", summary="Flush the query cache", responses=errors(404, 503))
 def cache_flush(request: Request, lode: Engine,
                 repo: Annotated[str | None, Query(min_length=1, max_length=128, description="Only this repository's "
-                                                 "answers; everything when omitted.", examples=["shop"])] = None) -> dict[str, Any]:
+                                                 "answers; everything when omitted.", examples=["shop"])] = None,
+                ) -> dict[str, Any]:
     """Drop one repository's cached answers (404 for an unknown one), or, without `repo`, everything."""
     if repo is not None:
         require_repo(request, repo)
