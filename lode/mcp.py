@@ -363,10 +363,9 @@ class DefaultRepo:
     def resolve(self, lode: Lode) -> str | None:
         if self.name is not None or self.directory is None:
             return self.name
-        holding = [Path(r["root"]) for r in lode.repositories()]
-        best = max((root for root in holding if root == self.directory or root in self.directory.parents),
-                   key=lambda root: len(root.parts), default=None)
-        return next(r["repo"] for r in lode.repositories() if Path(r["root"]) == best) if best else None
+        roots = {r["repo"]: Path(r["root"]) for r in lode.repositories()}
+        holding = [name for name, root in roots.items() if root == self.directory or root in self.directory.parents]
+        return max(holding, key=lambda name: len(roots[name].parts), default=None)
 
 
 class Access:
