@@ -430,6 +430,13 @@ NUL_CALLS = [  # (tool, arguments, the argument the error must name)
     ("get_context", {"query": "total", "repo": "a\x00b"}, "repo"),
     ("index_repository", {"path": "/tmp/\x00x"}, "path"),
     ("index_repository", {"path": "/tmp", "repo": "a\x00b"}, "repo"),
+    ("get_symbols_overview", {"path": "shop\x00"}, "path"),
+    ("get_symbols_overview", {"path": "shop", "repo": "a\x00b"}, "repo"),
+    ("read_code", {"path": "shop/\x00.py"}, "path"),
+    ("read_code", {"path": "shop/pricing.py", "repo": "a\x00b"}, "repo"),
+    ("search_pattern", {"pattern": "total", "path": "shop/\x00"}, "path"),
+    ("search_pattern", {"pattern": "total", "repo": "a\x00b"}, "repo"),
+    ("clear_index", {"repo": "a\x00b"}, "repo"),
 ]
 
 
