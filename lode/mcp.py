@@ -545,26 +545,6 @@ class CodeOut(Doc):
     more: bool = Field(description="True when the file goes on past end_line.")
 
 
-class PatternMatch(Doc):
-    repo: str
-    path: str
-    line: int
-    column: int
-    text: str
-
-
-class PatternOut(Doc):
-    pattern: str
-    regex: bool
-    ignore_case: bool
-    matches: list[PatternMatch]
-    files_searched: int
-    files_total: int
-    stale: list[str] = Field(description="Files changed since indexing: not searched (re-index them).")
-    truncated: bool = Field(description="The limit of matches was reached.")
-    timed_out: bool = Field(description="LODE_TIMEOUT_PATTERN_SEARCH stopped the search before the last file.")
-
-
 class IndexOut(Doc):
     repo: str
     files_indexed: int
@@ -713,7 +693,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
                                           description="Only files matching this glob, e.g. src/**/*.py.")] = None,
         lang: Annotated[Language | None, Field(description="Only this language.")] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_GREP_MATCHES, description="Matching lines at most.")] = 100,
-    ) -> Annotated[CallToolResult, PatternOut]:
+    ) -> Annotated[CallToolResult, models.PatternOut]:
         """Every line of the indexed files that contains the text (or matches the regex), as grep would: each as
         path:line:column with the line. Files changed since indexing are listed, not searched."""
         _check_text_arguments(path=path)
@@ -721,7 +701,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         scope = access.repos(ctx, lode, repo)
         result = _engine_call(lambda: lode.grep(pattern, repo=scope, regex=regex, ignore_case=ignore_case,
                                                 path=path, languages=(lang,) if lang else (), limit=limit))
-        return _answer(_pattern_text(result), PatternOut, result)
+        return _answer(_pattern_text(result), models.PatternOut, result)
 
     @server.tool(title="Callers of a symbol", annotations=READ_ONLY)
     def get_callers(symbol: Symbol, ctx: Context, repo: Repo = None, depth: Depth = 1,

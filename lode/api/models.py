@@ -246,6 +246,26 @@ class SearchOut(Doc):
     next_offset: int | None
 
 
+class PatternMatch(Doc):
+    repo: str
+    path: str
+    line: int
+    column: int
+    text: str
+
+
+class PatternOut(Doc):
+    pattern: str
+    regex: bool
+    ignore_case: bool
+    matches: list[PatternMatch]
+    files_searched: int
+    files_total: int
+    stale: list[str] = Field(description="Files changed since indexing: not searched (re-index them).")
+    truncated: bool = Field(description="The limit of matches was reached.")
+    timed_out: bool = Field(description="LODE_TIMEOUT_PATTERN_SEARCH stopped the search before the last file.")
+
+
 class SymbolOut(Located):
     signature: str | None
 

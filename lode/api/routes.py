@@ -15,9 +15,10 @@ from lode.api import models
 from lode.api.keys import ApiKeys
 from lode.api.security import check_index_path, principal, repo_scope, require_repo
 from lode.api.staleness import staleness
-from lode.engine import LAST_LINE, MAX_K, MAX_OUTLINE, Lode
+from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, Lode
 from lode.errors import InputError
 from lode.graph import ExportFilters
+from lode.search.pattern import MAX_PATTERN_CHARS
 from lode.jobs import ACTIVE, JobConflict, Jobs as JobsService
 from lode.web.editor import editor_link
 
@@ -248,6 +249,29 @@ def symbols(request: Request, lode: Engine, name: SymbolParam, repo: RepoParam =
     """Definitions whose name, qualified name or suffix matches, best first, with signatures; close names as
     suggestions when nothing matches."""
     return lode.symbols(name, repo=repo_scope(request, repo), limit=limit)
+
+
+@router.get("/pattern", response_model=models.PatternOut, tags=["search"],
+            summary="Search by exact text or regex", responses=errors(404, 503))
+def pattern(
+    request: Request, lode: Engine,
+    q: Annotated[str, Query(min_length=1, max_length=MAX_PATTERN_CHARS, description="Text to find, or an RE2 "
+                            "regular expression with regex=true.", examples=["def total("])],
+    repo: RepoParam = None,
+    regex: Annotated[bool, Query(description="Treat q as a regular expression (RE2: no backreferences or "
+                                             "lookaround).", examples=[True])] = False,
+    ignore_case: Annotated[bool, Query(description="Match regardless of case.", examples=[True])] = False,
+    path: PathGlob = None,
+    lang: Annotated[list[str], Query(max_length=20, description="Only these languages.",
+                                     examples=[["python"]])] = [],  # noqa: B006 - FastAPI copies defaults
+    limit: Annotated[int, Query(ge=1, le=MAX_GREP_MATCHES, description="Matching lines at most.",
+                                examples=[100])] = 100,
+) -> dict[str, Any]:
+    """Every line of the indexed files containing the text (or matching the regex), as grep would, with
+    path:line:column; files changed since indexing are listed in `stale`, not searched (the MCP tool
+    search_pattern)."""
+    return lode.grep(q, repo=repo_scope(request, repo), regex=regex, ignore_case=ignore_case, path=path,
+                     languages=tuple(lang), limit=limit)
 
 
 # ---- graph ------------------------------------------------------------------------------------------------
