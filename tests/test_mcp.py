@@ -579,6 +579,7 @@ def test_new_tools_over_stdio_with_the_default_repository(lode_home: Path, shop:
                 "backtracking": await call(client, "search_pattern", pattern="(a+)+$", regex=True),
                 "search": await call(client, "search_code", query="apply discount", mode="lexical", k=3),
                 "status": await call(client, "index_status"),
+                "everywhere": await call(client, "search_pattern", pattern="def with_tax(", repo="*"),
             }
 
     out = anyio.run(scenario)
@@ -622,6 +623,9 @@ def test_new_tools_over_stdio_with_the_default_repository(lode_home: Path, shop:
 
     assert out["search"].structured_content["hits"][0]["repo"] == shop
     assert f"{shop} (default): " in text_of(out["status"])
+    everywhere = out["everywhere"].structured_content  # '*': every repository, the default one among them
+    every_file = sum(r["files"] for r in out["status"].structured_content["repos"])
+    assert everywhere["files_total"] == every_file and shop in {m["repo"] for m in everywhere["matches"]}
 
 
 def test_the_working_directorys_repository_is_the_default_and_clear_index_drops_it(lode_home: Path,
