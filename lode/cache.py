@@ -44,7 +44,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from lode import resilience
 from lode.config import Settings
-from lode.errors import LodeError, NotFound
+from lode.errors import LodeError, unknown_repository
 
 if TYPE_CHECKING:
     from lode.store.db import Database
@@ -320,7 +320,7 @@ class Cache:
             with self._database().connection() as conn:
                 row = Repositories(conn).get(repo)
             if row is None:
-                raise NotFound(f"no repository named {repo!r}; `lode repos` lists them")
+                raise unknown_repository(repo)
             prefixes = tuple(f"{prefix}:{kind}:{scope}:" for kind in ("search", "graph") for scope in
                              (f"r{row.id}", "multi"))
             patterns = [f"{prefix}:*:r{row.id}:*", f"{prefix}:*:multi:*"]

@@ -258,7 +258,8 @@ class _Run:
         if not found and known:  # a listing never lies that every file is gone: an unmounted disk lists empty too
             raise RootUnavailable(
                 f"{self.tree.root} lists no files now, but the index of {self.repo.name!r} holds {len(known):,}: "
-                f"unmounted or emptied? Nothing was deleted; `lode repos rm {self.repo.name}` drops the index")
+                f"unmounted or emptied? Nothing was deleted", cli=f"`lode repos rm {self.repo.name}` drops the index",
+                tools=f"clear_index(repo={self.repo.name!r}) drops the index")
         candidates = [item for item in found if isinstance(item, Candidate)]
         skipped = [item for item in found if isinstance(item, Skipped)]
         all_paths = frozenset(item.path for item in found)
