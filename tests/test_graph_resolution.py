@@ -197,8 +197,10 @@ def test_an_ambiguous_call_keeps_every_candidate_with_the_confidence_split(lode:
         lode,
         repo_name,
         {
+            "a/setup.py": "",
             "a/tool.py": "def run():\n    pass\n",
-            "b/tool.py": "def run():\n    pass\n",  # the same module name `tool` (no packages)
+            "b/setup.py": "",
+            "b/tool.py": "def run():\n    pass\n",  # the same module name `tool` (two projects' roots)
             "main.py": "import tool\n\ndef go():\n    tool.run()\n",
         },
     )

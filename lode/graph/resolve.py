@@ -160,6 +160,29 @@ class SymbolTable:
         self.bases: dict[int, list[str]] = {}
         for node_id, expression in bases:
             self.bases.setdefault(node_id, []).append(expression)
+        packages = {file.directory for file in self.files.values() if _is_package_init(file)}
+        self.import_folders = {file.file_id: folders for file in self.files.values()
+                               if file.language == "python" and (folders := _import_folders(file, packages))}
+
+
+def _is_package_init(file: FileInfo) -> bool:
+    return file.language == "python" and posixpath.basename(file.path).startswith("__init__.")
+
+
+def _import_folders(file: FileInfo, packages: set[str]) -> list[str]:
+    """The module names of the folders around a Python file with no `__init__.py` in them or above them (up to
+    its import root), innermost first: run as a script, or with such a folder on sys.path (tests, tools), the
+    file imports its neighbours by their short names. Absolute imports found nowhere else are looked up under
+    them; a folder inside a regular package is never on sys.path."""
+    parts = file.module.split(".")
+    depth = len(parts) - (0 if _is_package_init(file) else 1)  # the module's package parts
+    folders = file.directory.split("/")
+    found: list[str] = []
+    for kept in range(1, depth + 1):
+        if "/".join(folders[: len(folders) - depth + kept]) in packages:
+            break
+        found.insert(0, ".".join(parts[:kept]))
+    return found
 
 
 class Resolver:
@@ -232,10 +255,11 @@ class Resolver:
                 return []
             if reference.hint == f.PACKAGE:
                 return [_Value(module, False, EXACT) for module in self._package_modules(reference.name)]
-            if found := [value for value in self._qualified(reference.name) if not value.instance]:
+            if found := [value for value in self._imported(reference.name, file.file_id) if not value.instance]:
                 return found
             # `from m import x` where x is no node (a variable): the edge goes to module m
-            return [v for v in self._qualified(reference.name.rpartition(".")[0]) if v.node.kind == "module"]
+            module = reference.name.rpartition(".")[0]
+            return [v for v in self._imported(module, file.file_id) if v.node.kind == "module"]
         if reference.kind == "inherits":
             return self._types(self._expression(reference.name, source, file))
         if file.language not in _RESOLVED_BY_SCOPE:
@@ -329,7 +353,7 @@ class Resolver:
         values: list[_Value] = []
         for binding in bindings:
             if binding.kind == f.IMPORT:
-                values += self._qualified(binding.target)
+                values += self._imported(binding.target, binding.file_id)
             elif binding.kind == f.GO_PACKAGE:
                 package = NodeInfo(0, 0, "package", f.go_package_name(binding.target), binding.target)
                 values.append(_Value(package, False, EXACT))
@@ -345,6 +369,16 @@ class Resolver:
             scope = self._module_of(scope)
         file = self.table.files[scope.file_id]
         return self._instances(self._expression(binding.target, scope, file), TYPED_RECEIVER)
+
+    def _imported(self, name: str, file_id: int) -> list[_Value]:
+        """What an import in a file names: an absolute name, else the same name under the file's folders
+        without `__init__.py` (see _import_folders)."""
+        if found := self._qualified(name):
+            return found
+        for folder in self.table.import_folders.get(file_id, ()):
+            if found := self._qualified(f"{folder}.{name}"):
+                return found
+        return []
 
     def _qualified(self, name: str) -> list[_Value]:
         """An absolute dotted name: a node, or a member of what its prefix resolves to."""
