@@ -872,7 +872,7 @@ def _repo_json(row: RepoRow) -> dict[str, Any]:
 def _node_json(node: graph.GraphNode, repo_names: dict[int, str]) -> dict[str, Any]:
     return {"repo": repo_names.get(node.repo_id), "name_path": node.name_path, "kind": node.kind,
             "path": node.path, "start_line": node.start_line, "end_line": node.end_line,
-            "external": node.id is None}
+            "external": node.id is None, "guard": node.guard}
 
 
 def _hop_json(hop: graph.Hop, repo_names: dict[int, str]) -> dict[str, Any]:

@@ -171,6 +171,8 @@ class Node(Doc):
     start_line: int | None
     end_line: int | None
     external: bool
+    guard: str | None = Field(None, description="A definition under an if/try/with: what decides whether it exists "
+                                                "(`platform: sys.platform == \"win32\"`, `fallback import: ...`).")
 
 
 class HopOut(Node):

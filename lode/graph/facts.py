@@ -50,6 +50,7 @@ class Symbol:
     name_path: str
     start_line: int
     end_line: int
+    guard: str | None = None  # Chunk.guard: the if/try/with deciding whether the definition exists
 
 
 @dataclass(slots=True)
@@ -100,20 +101,23 @@ def extract_facts(
 def _symbols(
     chunked: ChunkedFile, module: str, data: bytes, line_count: int
 ) -> tuple[list[Symbol], dict[str, int], _Owners]:
-    """The file's nodes, their indexes by name path, and where each of them lies."""
+    """The file's nodes, their indexes by name path, and where each of them lies. A definition's parts are one
+    node; variants under different guards (`if win: def f` / `else: def f`) are one node each."""
     module_name = module.rpartition(".")[2] or module
     symbols = [Symbol(MODULE_ORDINAL, "module", module_name, module, 1, line_count)]
     index: dict[str, int] = {}
+    variants: dict[tuple[str, str | None], int] = {}
     spans: list[_Span] = []
     for ordinal, chunk in enumerate(chunked.chunks):
         name_path = chunk.name_path
         if not name_path or chunk.kind in NOT_SYMBOLS:
             continue
         start_line, end_line = chunk.start_line, chunk.end_line
-        position = index.get(name_path)
+        position = variants.get((name_path, chunk.guard))
         if position is None:
-            position = index[name_path] = len(symbols)
-            symbols.append(Symbol(ordinal, chunk.kind, chunk.name or "", name_path, start_line, end_line))
+            position = variants[name_path, chunk.guard] = len(symbols)
+            index.setdefault(name_path, position)  # the first variant holds the members of a guarded type
+            symbols.append(Symbol(ordinal, chunk.kind, chunk.name or "", name_path, start_line, end_line, chunk.guard))
         else:
             symbol = symbols[position]
             symbol.start_line = min(symbol.start_line, start_line)

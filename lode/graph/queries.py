@@ -44,6 +44,7 @@ class GraphNode:
     path: str | None
     start_line: int | None
     end_line: int | None
+    guard: str | None = None  # a definition under an if/try/with: what decides whether it exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ class GraphPath:
     hops: list[Hop] = field(default_factory=list)
 
 
-_NODE_COLUMNS = "n.id, n.repo_id, n.name_path, n.kind, n.path, n.start_line, n.end_line"
+_NODE_COLUMNS = "n.id, n.repo_id, n.name_path, n.kind, n.path, n.start_line, n.end_line, n.guard"
 
 
 def _like_suffix(name: str) -> str:
@@ -381,8 +382,8 @@ def stats(conn: psycopg.Connection, repo_ids: list[int], top: int = 10) -> dict[
         "nodes": nodes,
         "edges": edges,
         "external_nodes": externals[0] if externals else 0,
-        "top_fan_in": [{"symbol": GraphNode(*row[:7]), "callers": row[7]} for row in fan_in],
-        "top_fan_out": [{"symbol": GraphNode(*row[:7]), "callees": row[7]} for row in fan_out],
+        "top_fan_in": [{"symbol": GraphNode(*row[:8]), "callers": row[8]} for row in fan_in],
+        "top_fan_out": [{"symbol": GraphNode(*row[:8]), "callees": row[8]} for row in fan_out],
         "import_cycles": import_cycles(conn, repo_ids),
     }
 
