@@ -458,10 +458,25 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         result = _engine_call(lambda: engine().graph_path(source, target, repo=scope, max_depth=max_depth))
         if not result["found"]:
             return f"No path between {source} and {target} within {max_depth} hops."
-        start = result["from"]
+        start = result["from"] if result["direction"] == "forward" else result["to"]  # where the hops start
         lines = [f"{start['name_path']} {_cite(start)} ({result['direction']})"]
         lines += [f"  -> {hop['name_path']} {_cite(hop)}  [{hop['edge']} at {hop['evidence']}]"
                   for hop in result["path"]]
+        return "\n".join(lines)
+
+    # -- find_references (graph helper, issue 18)
+    @server.tool(structured_output=False, annotations=READ_ONLY)
+    def find_references(symbol: Symbol, ctx: Context, repo: Repo = None,
+                        limit: Annotated[int, Field(ge=1, le=1000)] = 200) -> str:
+        """Every use of a symbol, by file and line, each with its kind: calls, imports, inherits (base classes),
+        annotates (type annotations) and decorates. get_callers lists only calls, one line per caller."""
+        scope = access.repos(ctx, repo)
+        result = _engine_call(lambda: engine().graph_refs(symbol, repo=scope, limit=limit))
+        start = result["symbol"]
+        lines = [f"uses of {start['name_path']} {_cite(start)}: {len(result['refs'])} found"]
+        lines += [f"{use['evidence']}  {use['kind']} in {use['name_path']}" for use in result["refs"]]
+        if result["truncated"]:
+            lines.append("(truncated: raise limit)")
         return "\n".join(lines)
 
     @server.tool(structured_output=False, annotations=WRITES_INDEX)

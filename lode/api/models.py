@@ -237,6 +237,20 @@ class NeighboursOut(Doc):
     results: list[HopOut]
 
 
+class UseOut(Node):
+    """A use of the symbol: the definition it is in (its module for a module-level use), and the edge."""
+
+    kind: str = Field(description="calls | imports | inherits | annotates | decorates")
+    confidence: float
+    evidence: str
+
+
+class RefsOut(Doc):
+    symbol: Node
+    truncated: bool
+    refs: list[UseOut]
+
+
 class PathOut(Doc):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 

@@ -17,7 +17,7 @@ from lode.api.security import check_index_path, principal, repo_scope, require_r
 from lode.api.staleness import staleness
 from lode.engine import LAST_LINE, MAX_K, Lode
 from lode.errors import InputError
-from lode.graph import ExportFilters
+from lode.graph import EDGE_KINDS, ExportFilters
 from lode.jobs import ACTIVE, JobConflict, Jobs as JobsService
 from lode.web.editor import editor_link
 
@@ -36,7 +36,8 @@ router = APIRouter(prefix="/v1", responses=ERRORS)
 RepoParam = Annotated[str | None, Query(pattern=models.REPO_NAME, description="Repository name; all when omitted.")]
 RepoPath = Annotated[str, Path(pattern=models.REPO_NAME)]
 SymbolParam = Annotated[str, Query(min_length=1, max_length=500)]
-EdgeKinds = Annotated[str, Query(max_length=200, description="Comma-separated: calls, imports, inherits.")]
+EdgeKinds = Annotated[str, Query(max_length=200, description=f"Comma-separated: {', '.join(EDGE_KINDS)}.")]
+ALL_KINDS = ",".join(EDGE_KINDS)
 Confidence = Annotated[float, Query(ge=0.0, le=1.0)]
 
 
@@ -192,6 +193,15 @@ def graph_callees(request: Request, lode: Engine, symbol: SymbolParam, repo: Rep
                   depth: Annotated[int, Query(ge=1, le=10)] = 1, kinds: EdgeKinds = "calls",
                   min_confidence: Confidence = 0.0) -> dict[str, Any]:
     return _neighbours("callees", request, lode, symbol, repo, depth, kinds, min_confidence)
+
+
+@router.get("/graph/refs", response_model=models.RefsOut, tags=["graph"])
+def graph_refs(request: Request, lode: Engine, symbol: SymbolParam, repo: RepoParam = None,
+               kinds: EdgeKinds = ALL_KINDS, min_confidence: Confidence = 0.0,
+               limit: Annotated[int, Query(ge=1, le=10_000)] = 200) -> dict[str, Any]:
+    """Every use of a symbol: calls, imports, base classes, type annotations and decorators, with their kind."""
+    return lode.graph_refs(symbol, repo=repo_scope(request, repo), kinds=_kinds(kinds),
+                           min_confidence=min_confidence, limit=limit)
 
 
 @router.get("/graph/path", response_model=models.PathOut, tags=["graph"])

@@ -8,6 +8,7 @@ Python only looks at the captures, so the cost is proportional to the number of 
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import functools
 import operator
@@ -66,7 +67,7 @@ class Binding:
 
 @dataclass(slots=True)
 class Reference:
-    kind: str  # calls | imports | inherits
+    kind: str  # calls | imports | inherits | annotates | decorates
     source: int  # index into FileFacts.symbols: the enclosing definition, or 0 for the module
     name: str  # as written (calls, inherits) or the absolute target (imports)
     line: int
@@ -213,11 +214,14 @@ class _File:
         else:  # module or type body: visible to other files
             self.bind(scope, name, type_name, INSTANCE, row + 1)
 
-    def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False) -> None:
+    def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False,
+             scope: int | None = None) -> None:
         """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver; with
-        hinted_only (a builtin's name), only when something is known of it."""
+        hinted_only (a builtin's name), only when something is known of it. `scope` overrides its owner."""
         row = node.start_point.row
-        scope = self.owner.at(row, offset := node.start_byte)
+        offset = node.start_byte
+        if scope is None:
+            scope = self.owner.at(row, offset)
         hint: str | None = None
         if "." in name:
             head = name.partition(".")[0]
@@ -290,7 +294,10 @@ _PYTHON_QUERY = """
 (assignment left: [(identifier) (attribute)] type: (type)) @assign
 (typed_parameter type: (type)) @parameter
 (typed_default_parameter type: (type)) @parameter
+(function_definition return_type: (type) @returns)
+(decorator) @decorator
 """
+_PY_ANNOTATION_NAMES = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _PY_TYPE = re.compile(r"""["']?(?:Optional\[)?([A-Za-z_][\w.]*)\]?(?:\s*\|\s*None)?["']?\Z""")
 
 
@@ -317,13 +324,19 @@ def _extract_python(file: _File, root: Node) -> None:
             function := right.child_by_field_name("function")
         ) is not None:
             file.assign(node, file.text(left), _callee(file.text(function)), _PYTHON_SELF)
+    annotations: list[Node] = list(found.get("returns", ()))
     for node in found.get("parameter", ()):
         annotation = node.child_by_field_name("type")
         name = node.child_by_field_name("name") or _first(node)
+        if annotation is not None:
+            annotations.append(annotation)
         if annotation is not None and name is not None and name.type == "identifier":
             file.assign(node, file.text(name), _python_type(file.text(annotation)), _PYTHON_SELF)
     # every binding is known by now, so calls of unshadowed builtins are left out as they come
     builtins = _unshadowed_builtins(facts)
+    annotations += [a for node in found.get("assign", ()) if (a := node.child_by_field_name("type")) is not None]
+    _python_annotations(file, annotations, builtins)
+    decorators = _python_decorators(file, found.get("decorator", ()))
     callees: dict[bytes, tuple[str, bool]] = {}  # a file calls the same callees over and over: normalise once
     data = file.data
     for node in found.get("call", ()):
@@ -333,7 +346,62 @@ def _extract_python(file: _File, root: Node) -> None:
             callee = callees[text] = (name, name.partition(".")[0] in builtins and _DOTTED.match(name) is not None)
         name, builtin = callee
         if not (builtin and "." not in name):  # `len(x)`: no hint could keep it
-            file.call(node, name, _PYTHON_SELF, hinted_only=builtin)
+            scope = decorators.enclosing(node.start_byte)
+            file.call(node, name, _PYTHON_SELF, hinted_only=builtin, scope=scope)
+
+
+def _python_annotations(file: _File, annotations: list[Node], builtins: frozenset[str]) -> None:
+    """An `annotates` reference per name in a type annotation (`x: Optional[Request]` names Request), once per
+    name and definition: the uses `lode graph refs` lists."""
+    seen: set[tuple[int, str]] = set()
+    for annotation in annotations:
+        scope = file.owner(annotation)
+        line = annotation.start_point.row + 1
+        for name in _PY_ANNOTATION_NAMES.findall(file.text(annotation)):
+            if name.partition(".")[0] not in builtins and (scope, name) not in seen:
+                seen.add((scope, name))
+                file.refer("annotates", scope, name, line)
+
+
+class _DecoratorScopes:
+    """Decorators run when the definition they decorate is made, in its enclosing scope: calls inside them
+    (`@click.option(type=Choice())`) belong to that scope, not to the decorated function."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int, int]] = []  # (start byte, end byte, enclosing scope), sorted
+
+    def enclosing(self, offset: int) -> int | None:
+        index = bisect.bisect_right(self.spans, (offset, _NO_END)) - 1
+        if index >= 0 and self.spans[index][0] <= offset < self.spans[index][1]:
+            return self.spans[index][2]
+        return None
+
+
+_NO_END = 1 << 62
+
+
+def _python_decorators(file: _File, decorators: Sequence[Node]) -> _DecoratorScopes:
+    """A `decorates` reference from each decorated node to its decorator; where the decorators' calls belong."""
+    scopes = _DecoratorScopes()
+    for decorator in decorators:
+        decorated = decorator.parent.child_by_field_name("definition") if decorator.parent is not None else None
+        name_node = decorated.child_by_field_name("name") if decorated is not None else None
+        if name_node is None:
+            continue
+        source = file.owner(name_node)
+        symbol = file.symbols[source]
+        if source and symbol.start_line <= decorator.start_point.row + 1 and file.text(name_node) == symbol.name:
+            enclosing = file.by_path.get(symbol.name_path.rpartition(".")[0], 0)
+        else:  # a nested definition (no node): its decorators run in the definition around it, its owner
+            enclosing = source
+        scopes.spans.append((decorator.start_byte, decorator.end_byte, enclosing))
+        expression = _first(decorator)
+        if expression is not None and expression.type == "call":
+            expression = expression.child_by_field_name("function")
+        if expression is not None and expression.type in ("identifier", "attribute") and enclosing != source:
+            file.refer("decorates", source, _callee(file.text(expression)), decorator.start_point.row + 1)
+    scopes.spans.sort()
+    return scopes
 
 
 def _unshadowed_builtins(facts: FileFacts) -> frozenset[str]:

@@ -16,7 +16,8 @@ from lode.errors import InputError, NotFound
 from lode.graph.facts import MODULE_ORDINAL
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
 
-EDGE_KINDS = ("calls", "imports", "inherits")
+EDGE_KINDS = ("calls", "imports", "inherits", "annotates", "decorates")
+WALKED_KINDS = ("calls", "imports", "inherits")  # what paths and exports follow unless told
 MAX_DEPTH = 10
 MAX_WALK_ROWS = 200_000
 
@@ -63,6 +64,23 @@ class Hop:
 class Traversal:
     start: GraphNode
     hops: list[Hop] = field(default_factory=list)
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Use:
+    """One reference to a symbol: the definition it is in, its kind, and where it is."""
+
+    source: GraphNode
+    kind: str  # an edge kind: calls | imports | inherits | annotates | decorates
+    confidence: float
+    evidence: str  # path:line
+
+
+@dataclass(slots=True)
+class References:
+    symbol: GraphNode
+    uses: list[Use] = field(default_factory=list)
     truncated: bool = False
 
 
@@ -218,13 +236,41 @@ def _traverse(
     return traversal
 
 
+def references(
+    conn: psycopg.Connection,
+    repo_ids: list[int],
+    symbol: str,
+    kinds: tuple[str, ...] = EDGE_KINDS,
+    min_confidence: float = 0.0,
+    limit: int = 200,
+) -> References:
+    """Every use of `symbol` (an edge into it of `kinds`), by file and line: calls, imports, base classes, type
+    annotations, decorators. One entry per edge, where callers list each caller once."""
+    _check(1, kinds, min_confidence, limit)
+    start = find_symbol(conn, repo_ids, symbol)
+    target = "e.target_id = %(id)s" if start.id is not None else "e.target_id IS NULL AND e.target_name = %(name)s"
+    rows = conn.execute(
+        f"""SELECT e.kind, e.confidence, e.line, {_NODE_COLUMNS}
+              FROM graph_edges e JOIN graph_nodes n ON n.id = e.source_id
+             WHERE {target} AND e.repo_id = ANY(%(repos)s) AND e.kind = ANY(%(kinds)s) AND e.confidence >= %(min)s
+             ORDER BY n.path, e.line, e.kind, n.name_path LIMIT %(limit)s + 1""",
+        {"id": start.id, "name": start.name_path, "repos": repo_ids if start.id is None else [start.repo_id],
+         "kinds": list(kinds), "min": min_confidence, "limit": limit},
+    ).fetchall()
+    found = References(start, truncated=len(rows) > limit)
+    for kind, confidence, line, *node in rows[:limit]:
+        source = GraphNode(*node)
+        found.uses.append(Use(source, kind, round(confidence, 4), f"{source.path}:{line}"))
+    return found
+
+
 def path(
     conn: psycopg.Connection,
     repo_ids: list[int],
     a: str,
     b: str,
     max_depth: int = 6,
-    kinds: tuple[str, ...] = EDGE_KINDS,
+    kinds: tuple[str, ...] = WALKED_KINDS,
     min_confidence: float = 0.0,
 ) -> GraphPath | None:
     """A shortest chain of edges from `a` to `b`, or else from `b` to `a`; None when neither exists within

@@ -18,6 +18,9 @@ Rules, by language:
 - Other languages: by name (the callee's last name, preferring matches of its qualifier, then the same file),
   confidence BY_NAME split; a name with more than MAX_CANDIDATES candidates goes external (too common to mean
   anything, like `get`).
+Type annotations (`annotates`: each name in one, per definition) and decorators (`decorates`) resolve like base
+classes and calls, and make edges only to definitions in the repository. Calls inside a decorator belong to the
+scope around the decorated definition (they run when it is made).
 Not followed: aliases by plain assignment (`f = g`, `x = a or b`), return types, attributes of untyped values.
 Nested functions are no nodes: calls inside them belong to the enclosing definition, calls to them go external.
 
@@ -51,6 +54,10 @@ MAX_STEPS = 5_000  # lookups one reference may compute (a guard: real code needs
 TYPE_KINDS = frozenset({"class", "struct", "interface", "trait", "enum"})
 CALLABLE_KINDS = frozenset({"function", "method"}) | TYPE_KINDS
 _FUNCTION_KINDS = frozenset({"function", "method"})
+_WANTED = {"calls": CALLABLE_KINDS, "decorates": CALLABLE_KINDS, "inherits": TYPE_KINDS, "annotates": TYPE_KINDS}
+# uses that make edges to the repository's own definitions only: externals (`int`, `@property`) would be most
+# of them and serve no question `lode graph refs` answers about the repository
+_IN_REPOSITORY_ONLY = frozenset({"annotates", "decorates"})
 _JS = frozenset({"javascript", "typescript", "tsx"})
 _RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
 _NONE: list = []  # an empty result, never mutated
@@ -260,7 +267,7 @@ class Resolver:
             # `from m import x` where x is no node (a variable): the edge goes to module m
             module = reference.name.rpartition(".")[0]
             return [v for v in self._imported(module, file.file_id) if v.node.kind == "module"]
-        if reference.kind == "inherits":
+        if reference.kind in ("inherits", "annotates"):
             return self._types(self._expression(reference.name, source, file))
         if file.language not in _RESOLVED_BY_SCOPE:
             return self._by_name(reference.name, file)
@@ -282,7 +289,7 @@ class Resolver:
         return self._expression(reference.name, source, file)
 
     def _edges(self, reference: ReferenceInfo, values: list[_Value], file: FileInfo, source: NodeInfo) -> list[Target]:
-        wanted = CALLABLE_KINDS if reference.kind == "calls" else TYPE_KINDS if reference.kind == "inherits" else None
+        wanted = _WANTED.get(reference.kind)
         best: dict[int, float] = {}
         for value in values:
             node = value.node
@@ -290,6 +297,8 @@ class Resolver:
                 continue
             best[node.id] = max(best.get(node.id, 0.0), value.confidence)
         by_name = file.language not in _RESOLVED_BY_SCOPE and reference.kind == "calls"
+        if not best and reference.kind in _IN_REPOSITORY_ONLY:
+            return []
         if not best or (by_name and len(best) > MAX_CANDIDATES):
             return [(None, self._external_name(reference, source, file), EXACT)]
         share = len(best)
