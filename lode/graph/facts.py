@@ -36,7 +36,9 @@ PACKAGE = "@package"  # imports: a Go import path
 # Binding.kind values
 IMPORT = "import"  # target: an absolute qualified name (a module or a symbol)
 STAR = "star"  # target: a module whose names are all bound (Python `import *`, JS `export *`, Java `.*`)
-INSTANCE = "instance"  # target: a type expression; the name holds an instance of it
+INSTANCE = "instance"  # target: a type expression; the name holds an instance of it (of what a function returns)
+ALIAS = "alias"  # target: an expression in the scope's module; the name is what it names (`response_class = R`)
+RETURNS = "@return"  # the name of an INSTANCE binding on a function: what it returns
 EXTERNAL_NAME = "external"  # target: a name outside the repository
 GO_PACKAGE = "package"  # target: a Go import path
 
@@ -214,6 +216,35 @@ class _File:
         else:  # module or type body: visible to other files
             self.bind(scope, name, type_name, INSTANCE, row + 1)
 
+    def local_type(self, scope: int, name: str, offset: int) -> str | None:
+        """The type expression a function's local name holds at `offset`, if known."""
+        assigned = self.locals.get((scope, name))
+        before = [item for item in assigned if item[0] <= offset] if assigned else None
+        return max(before)[1] if before else None
+
+    def type_name_of(self, scope: int) -> str | None:
+        """The name the type around method `scope` has in its module's scope (`Outer.Inner`)."""
+        owner = self.enclosing_type(scope)
+        if owner is None:
+            return None
+        return self.symbols[owner].name_path.removeprefix(self.facts.namespace + ".")
+
+    def value_type(self, node: Node, expression: str, self_names: frozenset[str]) -> str | None:
+        """The type expression of what `expression` names or (a callee) returns, at `node`: its head replaced by
+        the type a local or `self` is known to hold (`s.copy` with s: Session -> `Session.copy`); None when the
+        head is a local of unknown type."""
+        scope = self.owner(node)
+        head, dot, rest = expression.partition(".")
+        if self.symbols[scope].kind not in ("function", "method"):
+            return expression
+        if head in self_names:
+            type_name = self.type_name_of(scope)
+            return f"{type_name}{dot}{rest}" if type_name else None
+        if (scope, head) in self.locals:
+            known = self.local_type(scope, head, node.start_byte)
+            return f"{known}{dot}{rest}" if known else None
+        return expression
+
     def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False,
              scope: int | None = None) -> None:
         """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver; with
@@ -229,9 +260,8 @@ class _File:
                 hint = SELF
             elif head in _SUPER_NAMES:
                 hint = SUPER
-            elif (assigned := self.locals.get((scope, head))) is not None:
-                before = [item for item in assigned if item[0] <= offset]
-                hint = max(before)[1] if before else None
+            elif (scope, head) in self.locals:
+                hint = self.local_type(scope, head, offset)
             elif "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
                 hint = constructed.group(1)
         if hint is not None or not hinted_only:
@@ -296,7 +326,11 @@ _PYTHON_QUERY = """
 (typed_default_parameter type: (type)) @parameter
 (function_definition return_type: (type) @returns)
 (decorator) @decorator
+(with_item value: (as_pattern (call function: [(identifier) (attribute)]) alias: (as_pattern_target (identifier)))) @with
+(return_statement (identifier) @returned)
+(assignment left: [(identifier) (attribute)] right: [(identifier) (attribute)]) @alias
 """
+_PY_SELF_TYPES = frozenset({"Self", "typing.Self", "typing_extensions.Self", "te.Self", "t.Self"})
 _PY_ANNOTATION_NAMES = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _PY_TYPE = re.compile(r"""["']?(?:Optional\[)?([A-Za-z_][\w.]*)\]?(?:\s*\|\s*None)?["']?\Z""")
 
@@ -315,15 +349,6 @@ def _extract_python(file: _File, root: Node) -> None:
         _python_import(file, node, package)
     for node in found.get("bases", ()):
         _inherits(file, node, [child for child in node.named_children if child.type in ("identifier", "attribute")])
-    for node in found.get("assign", ()):
-        left = node.child_by_field_name("left")
-        assert left is not None
-        if (annotation := node.child_by_field_name("type")) is not None:
-            file.assign(node, file.text(left), _python_type(file.text(annotation)), _PYTHON_SELF)
-        elif (right := node.child_by_field_name("right")) is not None and (
-            function := right.child_by_field_name("function")
-        ) is not None:
-            file.assign(node, file.text(left), _callee(file.text(function)), _PYTHON_SELF)
     annotations: list[Node] = list(found.get("returns", ()))
     for node in found.get("parameter", ()):
         annotation = node.child_by_field_name("type")
@@ -332,6 +357,8 @@ def _extract_python(file: _File, root: Node) -> None:
             annotations.append(annotation)
         if annotation is not None and name is not None and name.type == "identifier":
             file.assign(node, file.text(name), _python_type(file.text(annotation)), _PYTHON_SELF)
+    _python_returns(file, found.get("returns", ()), found.get("returned", ()))
+    _python_values(file, found)
     # every binding is known by now, so calls of unshadowed builtins are left out as they come
     builtins = _unshadowed_builtins(facts)
     annotations += [a for node in found.get("assign", ()) if (a := node.child_by_field_name("type")) is not None]
@@ -348,6 +375,64 @@ def _extract_python(file: _File, root: Node) -> None:
         if not (builtin and "." not in name):  # `len(x)`: no hint could keep it
             scope = decorators.enclosing(node.start_byte)
             file.call(node, name, _PYTHON_SELF, hinted_only=builtin, scope=scope)
+
+
+def _python_returns(file: _File, annotations: Sequence[Node], returned: Sequence[Node]) -> None:
+    """What functions return, as RETURNS bindings: their return annotation (`Self`: the enclosing class), else
+    the enclosing class for a method that returns `self`."""
+    annotated: set[int] = set()
+    for annotation in annotations:
+        function = annotation.parent
+        name = function.child_by_field_name("name") if function is not None else None
+        scope = file.owner(annotation)
+        if name is None or file.symbols[scope].name != file.text(name):
+            continue  # a nested function: no node
+        text = file.text(annotation).strip().strip("'\"")
+        type_name = file.type_name_of(scope) if text in _PY_SELF_TYPES else _python_type(text)
+        annotated.add(scope)
+        if type_name:
+            file.bind(scope, RETURNS, type_name, INSTANCE, annotation.start_point.row + 1)
+    for node in returned:
+        scope = file.owner(node)
+        if file.text(node) in _PYTHON_SELF and scope not in annotated and (type_name := file.type_name_of(scope)):
+            annotated.add(scope)
+            file.bind(scope, RETURNS, type_name, INSTANCE, node.start_point.row + 1)
+
+
+def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
+    """What assignments, `with ... as` and class or module attributes bind, in source order: an instance of a
+    type (`x = C()`, `x: C`, `x = s.copy()` through what copy returns, `self.x = given` from a typed local),
+    or another name (`response_class = Response` in a class body)."""
+    statements = sorted([*found.get("assign", ()), *found.get("with", ()), *found.get("alias", ())], key=_SPAN)
+    done: set[int] = set()
+    for node in statements:
+        if node.id in done:  # an assignment both patterns matched
+            continue
+        done.add(node.id)
+        if node.type == "with_item":
+            pattern = node.child_by_field_name("value")
+            call, alias = _first(pattern), pattern.child_by_field_name("alias")  # type: ignore[union-attr]
+            function = call.child_by_field_name("function") if call is not None else None
+            if function is not None and alias is not None and (target := _first(alias)) is not None:
+                manager = file.value_type(node, _callee(file.text(function)), _PYTHON_SELF)
+                file.assign(node, file.text(target), f"{manager}.__enter__" if manager else None, _PYTHON_SELF)
+            continue
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        assert left is not None
+        if (annotation := node.child_by_field_name("type")) is not None:
+            file.assign(node, file.text(left), _python_type(file.text(annotation)), _PYTHON_SELF)
+        elif right is not None and (function := right.child_by_field_name("function")) is not None:
+            file.assign(node, file.text(left), file.value_type(node, _callee(file.text(function)), _PYTHON_SELF),
+                        _PYTHON_SELF)
+        elif right is not None and right.type in ("identifier", "attribute"):
+            value = file.text(right)
+            scope = file.owner(node)
+            if file.symbols[scope].kind in ("function", "method"):  # `self.app = app`, `x = y`: a local's type
+                head = value.partition(".")[0]
+                if "." not in value and (scope, head) in file.locals:
+                    file.assign(node, file.text(left), file.local_type(scope, head, node.start_byte), _PYTHON_SELF)
+            elif left.type == "identifier":
+                file.bind(scope, file.text(left), value, ALIAS, node.start_point.row + 1)
 
 
 def _python_annotations(file: _File, annotations: list[Node], builtins: frozenset[str]) -> None:

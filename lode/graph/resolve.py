@@ -21,7 +21,11 @@ Rules, by language:
 Type annotations (`annotates`: each name in one, per definition) and decorators (`decorates`) resolve like base
 classes and calls, and make edges only to definitions in the repository. Calls inside a decorator belong to the
 scope around the decorated definition (they run when it is made).
-Not followed: aliases by plain assignment (`f = g`, `x = a or b`), return types, attributes of untyped values.
+Python type flow, bounded to what is written: `self.x = param` from a typed parameter or local; return
+annotations (`-> Self`, a string) or `return self` (RETURNS bindings), so `x = y.copy()`, `a.b().c()` and
+`with C() as s` (through `C.__enter__`) type their results; `name = other` in a module or class body (ALIAS:
+`response_class = Response`, then `self.response_class()`); annotated module globals. Not followed: aliases inside
+functions, `x = a or b`, attributes of untyped values, constructor arguments: those stay external, never guessed.
 Nested functions are no nodes: calls inside them belong to the enclosing definition, calls to them go external.
 
 Every edge carries a confidence: the product of the rule factors below, split evenly across the candidates when
@@ -47,6 +51,7 @@ EXACT = 1.0
 SELF_MEMBER = 0.9  # self.m(), this.m(), implicit this: an override in a subclass may run instead
 INHERITED = 0.9  # per base class climbed
 TYPED_RECEIVER = 0.8  # the receiver's type comes from an assignment or an annotation
+RETURNED = 0.9  # and, besides, from what a function returns (its return annotation, or `return self`)
 BY_NAME = 0.5  # languages resolved by name only
 MAX_CANDIDATES = 8  # for resolution by name only
 MAX_STEPS = 5_000  # lookups one reference may compute (a guard: real code needs a few dozen); then it goes external
@@ -62,6 +67,7 @@ _JS = frozenset({"javascript", "typescript", "tsx"})
 _RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
 _NONE: list = []  # an empty result, never mutated
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
+_CALLED_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\(\))?(?:\.[A-Za-z_$#][\w$]*(?:\(\))?)*\Z")
 
 
 def name_key(name: str) -> int:
@@ -163,7 +169,8 @@ class SymbolTable:
         self.bindings: dict[tuple[str, str, int], list[BindingInfo]] = {}  # (scope, name, file id)
         for binding in bindings:
             self.bindings.setdefault((binding.scope, binding.name, binding.file_id), []).append(binding)
-        self.bound_scopes = {(scope, file_id) for scope, _, file_id in self.bindings}
+        # the scopes whose own names (local imports, typed locals) change how references in them resolve
+        self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings if name != f.RETURNS}
         self.bases: dict[int, list[str]] = {}
         for node_id, expression in bases:
             self.bases.setdefault(node_id, []).append(expression)
@@ -282,9 +289,11 @@ class Resolver:
             else:
                 values = [_Value(base.node, True, base.confidence) for base in self._bases(owner)]
             return self._members(values, parts[1:])
-        if hint:  # the receiver's type: what follows it in the name are members
+        if hint:  # the receiver's type: what follows the receiver in the name are members
             receivers = self._instances(self._expression(hint, source, file), TYPED_RECEIVER)
-            members = reference.name.rpartition(").")[2] if ")." in reference.name else reference.name.partition(".")[2]
+            constructed = hint + "()."  # `C().m()`
+            name = reference.name
+            members = name[len(constructed):] if name.startswith(constructed) else name.partition(".")[2]
             return self._members(receivers, members.split("."))
         return self._expression(reference.name, source, file)
 
@@ -321,18 +330,24 @@ class Resolver:
     # -- expressions and names
 
     def _expression(self, text: str, source: NodeInfo, file: FileInfo) -> list[_Value]:
-        if not _DOTTED.match(text):
+        """What a dotted name names, with calls in it (`make().run`) followed through what they return."""
+        if not _CALLED_DOTTED.match(text):
             return []
         head, *rest = text.split(".")
-        return self._members(self._name(head, source, file), rest)
+        called = head.endswith("()")
+        values = self._name(head.removesuffix("()"), source, file)
+        return self._members(self._instances(values, EXACT) if called else values, rest)
 
     def _members(self, values: list[_Value], names: list[str]) -> list[_Value]:
         for name in names:
+            called = name.endswith("()")
             values = [
                 _Value(member.node, member.instance, round(value.confidence * member.confidence, 6))
                 for value in values
-                for member in self._member(value.node, name)
+                for member in self._member(value.node, name.removesuffix("()"))
             ]
+            if called:  # `a.b().c`: what b returns, or an instance of the class b is
+                values = self._instances(values, EXACT)
         return values
 
     def _scopes(self, source: NodeInfo, file: FileInfo) -> list[str]:
@@ -370,7 +385,15 @@ class Resolver:
                 values += self._memoised(
                     ("instance", binding.scope_id, binding.target), self._instance_binding, binding
                 )
+            elif binding.kind == f.ALIAS:
+                values += self._memoised(("alias", binding.scope_id, binding.target), self._alias_binding, binding)
         return values
+
+    def _alias_binding(self, binding: BindingInfo) -> list[_Value]:
+        """`name = expression` in a module or class body: what the expression names there."""
+        scope = self.table.nodes[binding.scope_id]
+        module = self._module_of(scope)
+        return self._expression(binding.target, module, self.table.files[module.file_id])
 
     def _instance_binding(self, binding: BindingInfo) -> list[_Value]:
         scope = self.table.nodes[binding.scope_id]
@@ -517,7 +540,19 @@ class Resolver:
         return [value for value in values if value.node.kind in TYPE_KINDS and not value.instance]
 
     def _instances(self, values: list[_Value], factor: float) -> list[_Value]:
-        return [_Value(v.node, True, v.confidence * factor) for v in self._types(values)]
+        """Instances of the types among values, and of what the functions among them return (RETURNED)."""
+        found = [_Value(v.node, True, v.confidence * factor) for v in self._types(values)]
+        for value in values:
+            if value.node.kind in _FUNCTION_KINDS and not value.instance:
+                found += [_Value(r.node, True, round(r.confidence * value.confidence * factor * RETURNED, 6))
+                          for r in self._memoised(("returns", value.node.id), self._returns, value.node)]
+        return found
+
+    def _returns(self, function: NodeInfo) -> list[_Value]:
+        """The types a function is known to return: its RETURNS bindings (annotation, or `return self`)."""
+        file = self.table.files[function.file_id]
+        return [value for binding in self._bindings(function.name_path, f.RETURNS, function.file_id)
+                for value in self._types(self._expression(binding.target, function, file))]
 
     def _same_unit(self, node: NodeInfo, owner: NodeInfo) -> bool:
         """Members of a type live in its file; in Go, anywhere in its package (directory)."""
