@@ -89,3 +89,20 @@ def test_types_flow_through_attributes_returns_with_and_class_attributes(flow: G
     externals = {target for target, _ in calls if target.startswith("external:")}
     assert {"external:self.other.close", "external:m.close"} <= externals
     assert not [target for target, line in calls if line in (19, 21, 23) and not target.startswith("external:")]
+
+
+def test_a_subscripted_base_is_a_base(lode: Lode, repo_name: str) -> None:
+    repo = GraphRepo(lode, repo_name)
+    repo.apply({"kinds.py": (
+        "from typing import Generic, TypeVar\n"
+        "T = TypeVar('T')\n"
+        "class Param(Generic[T]):\n"
+        "    def info(self):\n"
+        "        pass\n"
+        "class Date(Param[int]):\n"
+        "    def info(self):\n"
+        "        return {**super().info()}\n"
+    )})
+    edges = {(source, target, kind) for source, target, kind, _ in repo.edges()}
+    assert ("kinds.Date", "kinds.Param", "inherits") in edges
+    assert ("kinds.Date.info", "kinds.Param.info", "calls") in edges

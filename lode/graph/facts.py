@@ -348,7 +348,10 @@ def _extract_python(file: _File, root: Node) -> None:
     for node in found.get("import", ()):
         _python_import(file, node, package)
     for node in found.get("bases", ()):
-        _inherits(file, node, [child for child in node.named_children if child.type in ("identifier", "attribute")])
+        # `class D(Base[T])`: the base is Base
+        bases = [child.child_by_field_name("value") if child.type == "subscript" else child
+                 for child in node.named_children]
+        _inherits(file, node, [base for base in bases if base is not None and base.type in ("identifier", "attribute")])
     annotations: list[Node] = list(found.get("returns", ()))
     for node in found.get("parameter", ()):
         annotation = node.child_by_field_name("type")
