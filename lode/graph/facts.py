@@ -573,7 +573,9 @@ _JS_QUERY = """
 (variable_declarator name: (identifier) value: (new_expression)) @assign
 (variable_declarator value: (call_expression function: (identifier) arguments: (arguments . (string) .))) @require
 (assignment_expression left: (member_expression object: (this)) right: (new_expression)) @assign
+(program (expression_statement (assignment_expression left: (member_expression) right: [(identifier) (object)]) @exports))
 """
+MODULE_EXPORTS = "module.exports"  # the name of a CommonJS module's ALIAS binding to what it exports
 _TS_QUERY = (
     _JS_QUERY
     + """
@@ -612,6 +614,8 @@ def _extract_js(language: str) -> Callable[[_File, Node], None]:
             _js_import_export(file, node)
         for node in found.get("require", ()):
             _js_require(file, node)
+        for node in found.get("exports", ()):
+            _js_exports(file, node)
         for node in found.get("heritage", ()):
             bases = [
                 base
@@ -687,6 +691,29 @@ def _js_import_export(file: _File, node: Node) -> None:
             file.bind(0, file.text(_first(namespace)), target, kind, line)  # type: ignore[arg-type]
         elif inside:
             file.bind(0, "*", target, STAR, line)
+
+
+def _js_exports(file: _File, node: Node) -> None:
+    """CommonJS exports as ALIAS bindings of the module: `module.exports = X` (what `require` returns, and the
+    default export), `module.exports = {a, b: c}`, `exports.a = b`, `module.exports.a = b`."""
+    left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+    assert left is not None and right is not None
+    target, line = file.text(left), node.start_point.row + 1
+    if target == MODULE_EXPORTS and right.type == "identifier":
+        for name in (MODULE_EXPORTS, "default"):
+            file.bind(0, name, file.text(right), ALIAS, line)
+    elif target == MODULE_EXPORTS:
+        for item in right.named_children:
+            if item.type == "shorthand_property_identifier":
+                file.bind(0, file.text(item), file.text(item), ALIAS, line)
+            elif item.type == "pair" and (key := item.child_by_field_name("key")) is not None:
+                value = item.child_by_field_name("value")
+                if value is not None and value.type in ("identifier", "member_expression"):
+                    file.bind(0, file.text(key), file.text(value), ALIAS, line)
+    elif right.type == "identifier" and target.startswith(("module.exports.", "exports.")):
+        name = target.removeprefix("module.").removeprefix("exports.")
+        if name and "." not in name:
+            file.bind(0, name, file.text(right), ALIAS, line)
 
 
 def _js_require(file: _File, node: Node) -> None:

@@ -377,7 +377,7 @@ class Resolver:
         values: list[_Value] = []
         for binding in bindings:
             if binding.kind == f.IMPORT:
-                values += self._imported(binding.target, binding.file_id)
+                values += self._commonjs(self._imported(binding.target, binding.file_id))
             elif binding.kind == f.GO_PACKAGE:
                 package = NodeInfo(0, 0, "package", f.go_package_name(binding.target), binding.target)
                 values.append(_Value(package, False, EXACT))
@@ -388,6 +388,16 @@ class Resolver:
             elif binding.kind == f.ALIAS:
                 values += self._memoised(("alias", binding.scope_id, binding.target), self._alias_binding, binding)
         return values
+
+    def _commonjs(self, values: list[_Value]) -> list[_Value]:
+        """A JavaScript module bound whole (`const C = require('./c')`) is what it assigns to module.exports."""
+        found: list[_Value] = []
+        for value in values:
+            node = value.node
+            exports = (self._bindings(node.name_path, f.MODULE_EXPORTS, node.file_id)
+                       if node.kind == "module" and self.table.files[node.file_id].language in _JS else None)
+            found += self._follow(exports) if exports else [value]
+        return found
 
     def _alias_binding(self, binding: BindingInfo) -> list[_Value]:
         """`name = expression` in a module or class body: what the expression names there."""
