@@ -19,7 +19,7 @@ def edge_set(repo: GraphRepo, kind: str = "calls") -> set[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(("fixture", "min_precision", "min_recall"),
-                         [("pyshop", 0.9, 0.8), ("tsshop", 0.9, 0.8), ("jsshop", 0.95, 0.85)])
+                         [("pyshop", 0.9, 0.8), ("tsshop", 0.9, 0.8), ("jsshop", 0.95, 0.85), ("goshop", 0.95, 0.85)])
 def test_fixture_call_graphs_match_their_hand_written_truth(
     lode: Lode, repo_name: str, fixture: str, min_precision: float, min_recall: float
 ) -> None:

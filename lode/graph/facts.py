@@ -753,6 +753,8 @@ _GO_QUERY = """
 (field_declaration_list (field_declaration !name type: _ @embed))
 (short_var_declaration) @assign
 (var_spec name: (identifier) type: _) @assign
+(function_declaration result: _ @result)
+(method_declaration result: _ @result)
 """
 _GO_VERSION = re.compile(r"v\d+\Z")
 
@@ -786,13 +788,26 @@ def _extract_go(file: _File, root: Node) -> None:
     for node in found.get("embed", ()):
         if (base := _go_type(file, node)) is not None:
             _inherits(file, node, [base])
+    for node in found.get("result", ()):  # what a function returns: its (first) result type
+        scope = file.owner(node)
+        if node.type == "parameter_list":
+            node = _first(node).child_by_field_name("type") if node.named_child_count else None  # type: ignore[union-attr]
+        if scope and (type_name := _go_type(file, node)) is not None:
+            file.bind(scope, RETURNS, type_name, INSTANCE, node.start_point.row + 1)  # type: ignore[union-attr]
     for node in found.get("assign", ()):
         if node.type == "short_var_declaration":
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-            if left is not None and right is not None and left.named_child_count == right.named_child_count == 1:
-                target = _first(left)
+            if left is not None and right is not None and right.named_child_count == 1 and left.named_child_count:
+                target, value = _first(left), _first(right)
+                if value is not None and value.type == "call_expression":  # `x, err := pkg.New()`: what New returns
+                    function = value.child_by_field_name("function")
+                    type_name = _callee(file.text(function)) if function is not None else None
+                elif left.named_child_count == 1:
+                    type_name = _go_type(file, value)
+                else:
+                    continue
                 if target is not None and target.type == "identifier":
-                    file.assign(node, file.text(target), _go_type(file, _first(right)), _NO_NAMES)
+                    file.assign(node, file.text(target), type_name, _NO_NAMES)
         elif (variable := node.child_by_field_name("name")) is not None:  # var x T
             file.assign(node, file.text(variable), _go_type(file, node.child_by_field_name("type")), _NO_NAMES)
     receivers = {file.owner(node): frozenset({file.text(node)}) for node in found.get("receiver", ())}

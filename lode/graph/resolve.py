@@ -477,7 +477,10 @@ class Resolver:
             return [_Value(node, False, EXACT) for node in found]
         if bound := self._bindings(owner.name_path, name, owner.file_id):
             return self._follow(bound)
-        for base in self._bases(owner):
+        bases = self._bases(owner)
+        if embedded := [base for base in bases if base.node.name == name and self._is_go(owner)]:
+            return embedded  # Go: an embedded struct is also a field named by its type (`i.Base.Save()`)
+        for base in bases:
             if inherited := self._member(base.node, name):
                 return [_Value(v.node, v.instance, v.confidence * base.confidence) for v in inherited]
         return []
@@ -570,6 +573,9 @@ class Resolver:
             return True
         owner_file = self.table.files[owner.file_id]
         return owner_file.language == "go" and self._same_package(node, owner_file)
+
+    def _is_go(self, node: NodeInfo) -> bool:
+        return self.table.files[node.file_id].language == "go"
 
     def _same_package(self, node: NodeInfo, file: FileInfo) -> bool:
         return self.table.files[node.file_id].directory == file.directory
