@@ -145,7 +145,8 @@ def measure(engine: Lode, package: str, max_lines: int, seed: int, cache_dir: Pa
                 holding = [n for n in by_file.get(target_path, ()) if n[1] == name and n[2] <= target_line <= n[3]]
                 if holding:
                     truth.add((path, int(line), max(holding, key=lambda n: n[2])[0]))
-        found = {(path, line, target) for path, line, target, _ in edges if target is not None and (path, line) in lines}
+        found = {(path, line, target) for path, line, target, _ in edges
+                 if target is not None and (path, line) in lines}
         externals = {(path, line) for path, line, target, _ in edges if target is None and (path, line) in lines}
         classes: Counter[str] = Counter()
         samples: dict[str, list[str]] = {}

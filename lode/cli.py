@@ -32,7 +32,8 @@ app = typer.Typer(
 )
 repos_app = typer.Typer(help="List indexed repositories, or remove one.", invoke_without_command=True)
 app.add_typer(repos_app, name="repos")
-graph_app = typer.Typer(help="Who calls and uses what: callers, callees, refs, paths, stats and export.", no_args_is_help=True)
+graph_app = typer.Typer(help="Who calls and uses what: callers, callees, refs, paths, stats and export.",
+                        no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 cache_app = typer.Typer(help="The query cache: hits and misses per layer, or flush it.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
@@ -51,7 +52,7 @@ RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.
 T = TypeVar("T")
 
 
-def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], None]) -> None:
+def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], object]) -> None:
     """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
     try:
         with Lode() as lode:
@@ -509,8 +510,8 @@ def worker(
 
 def _job_line(job: dict[str, Any]) -> str:
     emb = job["embeddings"]
-    progress = f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} " \
-               f"done {emb['pending']} pending {emb['failed']} failed"
+    progress = (f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} "
+                f"done {emb['pending']} pending {emb['failed']} failed")
     eta = f", eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] is not None else ""
     phase = f" ({job['phase']})" if job["phase"] else ""
     error = f": {job['error']}" if job["error"] else ""

@@ -15,7 +15,8 @@ from lode.graph.export import MERMAID_MAX_EDGES
 
 
 def test_a_backward_path_prints_where_it_starts_and_ends(tmp_path: Path, repo_name: str) -> None:
-    (tmp_path / "chain.py").write_text("def first():\n    middle()\n\ndef middle():\n    last()\n\ndef last():\n    pass\n")
+    (tmp_path / "chain.py").write_text(
+        "def first():\n    middle()\n\ndef middle():\n    last()\n\ndef last():\n    pass\n")
     assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json")[0] == 0
     code, text, _ = run_cli("graph", "path", "chain.last", "chain.first", "--repo", repo_name)
     lines = [line.strip() for line in text.splitlines() if line.strip()]

@@ -152,7 +152,7 @@ def _python_guarded_blocks(statement: Node, text: Callable[[Node], str]) -> list
     def clip(node: Node | None) -> str:
         return " ".join(text(node).split())[:_GUARD_TEXT] if node is not None else ""
 
-    blocks: list[tuple[Node, str]] = []
+    blocks: list[tuple[Node | None, str]] = []
     if statement.type == "if_statement":
         condition = clip(statement.child_by_field_name("condition"))
         kind = _python_guard_kind(condition)
@@ -175,8 +175,8 @@ def _python_guarded_blocks(statement: Node, text: Callable[[Node], str]) -> list
             elif clause.type in ("else_clause", "finally_clause"):
                 blocks.append((body, "try " + clause.type.partition("_")[0]))
     elif statement.type == "with_statement":
-        clause = next((child for child in statement.named_children if child.type == "with_clause"), None)
-        blocks.append((statement.child_by_field_name("body"), f"with: {clip(clause)}"))
+        with_clause = next((child for child in statement.named_children if child.type == "with_clause"), None)
+        blocks.append((statement.child_by_field_name("body"), f"with: {clip(with_clause)}"))
     return [(block, guard) for block, guard in blocks if block is not None]
 
 

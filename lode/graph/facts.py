@@ -326,7 +326,8 @@ _PYTHON_QUERY = """
 (typed_default_parameter type: (type)) @parameter
 (function_definition return_type: (type) @returns)
 (decorator) @decorator
-(with_item value: (as_pattern (call function: [(identifier) (attribute)]) alias: (as_pattern_target (identifier)))) @with
+(with_item value: (as_pattern (call function: [(identifier) (attribute)])
+                             alias: (as_pattern_target (identifier)))) @with
 (return_statement (identifier) @returned)
 (assignment left: [(identifier) (attribute)] right: [(identifier) (attribute)]) @alias
 """
@@ -372,12 +373,13 @@ def _extract_python(file: _File, root: Node) -> None:
     for node in found.get("call", ()):
         text = data[node.start_byte : node.end_byte]
         if (callee := callees.get(text)) is None:
-            name = _callee(text.decode("utf-8", "replace"))
-            callee = callees[text] = (name, name.partition(".")[0] in builtins and _DOTTED.match(name) is not None)
-        name, builtin = callee
-        if not (builtin and "." not in name):  # `len(x)`: no hint could keep it
+            called = _callee(text.decode("utf-8", "replace"))
+            callee = callees[text] = (called,
+                                      called.partition(".")[0] in builtins and _DOTTED.match(called) is not None)
+        called, builtin = callee
+        if not (builtin and "." not in called):  # `len(x)`: no hint could keep it
             scope = decorators.enclosing(node.start_byte)
-            file.call(node, name, _PYTHON_SELF, hinted_only=builtin, scope=scope)
+            file.call(node, called, _PYTHON_SELF, hinted_only=builtin, scope=scope)
 
 
 def _python_returns(file: _File, annotations: Sequence[Node], returned: Sequence[Node]) -> None:
@@ -414,7 +416,9 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
         done.add(node.id)
         if node.type == "with_item":
             pattern = node.child_by_field_name("value")
-            call, alias = _first(pattern), pattern.child_by_field_name("alias")  # type: ignore[union-attr]
+            if pattern is None:
+                continue
+            call, alias = _first(pattern), pattern.child_by_field_name("alias")
             function = call.child_by_field_name("function") if call is not None else None
             if function is not None and alias is not None and (target := _first(alias)) is not None:
                 manager = file.value_type(node, _callee(file.text(function)), _PYTHON_SELF)
@@ -573,7 +577,8 @@ _JS_QUERY = """
 (variable_declarator name: (identifier) value: (new_expression)) @assign
 (variable_declarator value: (call_expression function: (identifier) arguments: (arguments . (string) .))) @require
 (assignment_expression left: (member_expression object: (this)) right: (new_expression)) @assign
-(program (expression_statement (assignment_expression left: (member_expression) right: [(identifier) (object)]) @exports))
+(program (expression_statement
+    (assignment_expression left: (member_expression) right: [(identifier) (object)]) @exports))
 """
 MODULE_EXPORTS = "module.exports"  # the name of a CommonJS module's ALIAS binding to what it exports
 _TS_QUERY = (
@@ -790,10 +795,12 @@ def _extract_go(file: _File, root: Node) -> None:
             _inherits(file, node, [base])
     for node in found.get("result", ()):  # what a function returns: its (first) result type
         scope = file.owner(node)
-        if node.type == "parameter_list":
-            node = _first(node).child_by_field_name("type") if node.named_child_count else None  # type: ignore[union-attr]
-        if scope and (type_name := _go_type(file, node)) is not None:
-            file.bind(scope, RETURNS, type_name, INSTANCE, node.start_point.row + 1)  # type: ignore[union-attr]
+        result: Node | None = node
+        if node.type == "parameter_list":  # `(T, error)`
+            first = _first(node)
+            result = first.child_by_field_name("type") if first is not None else None
+        if scope and (type_name := _go_type(file, result)) is not None:
+            file.bind(scope, RETURNS, type_name, INSTANCE, node.start_point.row + 1)
     for node in found.get("assign", ()):
         if node.type == "short_var_declaration":
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
