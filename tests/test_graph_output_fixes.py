@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import run_cli
+from tests.support.cli import run_cli
 from test_graph_support import GraphRepo
 
 from lode import graph

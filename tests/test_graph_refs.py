@@ -7,7 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import anyio
-from conftest import local_client, run_cli
+from tests.support.api_client import local_client
+from tests.support.cli import run_cli
 from mcp import Client
 
 from lode.api.app import create_app
