@@ -4,7 +4,8 @@ Each package is copied from site-packages into a fresh repository and built as t
 the original files (same text, same lines). A call site is a (file, line) holding an `ast.Call`; on a sample of
 lines, Jedi's `goto(follow_imports=True)` on each callee name gives the true targets, kept when they are
 functions or classes that are graph nodes of the package (nested functions are no nodes, by design). Lode's
-edges are its in-repository `calls` edges on the same lines. Precision and recall count (file, line, target).
+edges are its in-repository `calls` edges on the same lines. Precision and recall count (file, line, target),
+a target by its qualified name: a stub (`x.pyi`) and its module, or two guarded variants, are one symbol.
 
 Disagreements are classified mechanically (what each side said at that site) and a sample of each class is
 printed with its line of code, to be read by hand: docs/benchmarks.md gives the verdicts and the adjudicated
@@ -34,7 +35,7 @@ from lode.engine import Lode
 PACKAGES = {"click": ("click",), "httpx": ("httpx",), "rich": ("rich",), "attrs": ("attr", "attrs")}
 
 Site = tuple[str, int]  # (path, line)
-Edge = tuple[str, int, int]  # (path, line, target node id)
+Edge = tuple[str, int, str]  # (path, line, target name path)
 
 
 @dataclass
@@ -144,8 +145,8 @@ def measure(engine: Lode, package: str, max_lines: int, seed: int, cache_dir: Pa
                 # the innermost node of that name around the definition's line (a nested function has none)
                 holding = [n for n in by_file.get(target_path, ()) if n[1] == name and n[2] <= target_line <= n[3]]
                 if holding:
-                    truth.add((path, int(line), max(holding, key=lambda n: n[2])[0]))
-        found = {(path, line, target) for path, line, target, _ in edges
+                    truth.add((path, int(line), names[max(holding, key=lambda n: n[2])[0]]))
+        found = {(path, line, names[target]) for path, line, target, _ in edges
                  if target is not None and (path, line) in lines}
         externals = {(path, line) for path, line, target, _ in edges if target is None and (path, line) in lines}
         classes: Counter[str] = Counter()
@@ -164,7 +165,7 @@ def measure(engine: Lode, package: str, max_lines: int, seed: int, cache_dir: Pa
                 kind = "missed: no edge"
             classes[kind] += 1
             code = (work / edge[0]).read_text().splitlines()[edge[1] - 1].strip()[:90]
-            samples.setdefault(kind, []).append(f"{edge[0]}:{edge[1]} -> {names.get(edge[2], edge[2])}  `{code}`")
+            samples.setdefault(kind, []).append(f"{edge[0]}:{edge[1]} -> {edge[2]}  `{code}`")
         rng = random.Random(seed)
         samples = {kind: rng.sample(items, min(show, len(items))) for kind, items in samples.items()}
         return Result(package, len(lines), truth, found, classes, samples)

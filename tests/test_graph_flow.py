@@ -59,6 +59,8 @@ APP = (
     "        m.close()\n"  # 21
     "        with open('x') as f:\n"  # 22
     "            f.read()\n"  # 23
+    "        r = t.cast(Request, self.other)\n"  # 24
+    "        r.close()\n"  # 25
 )
 
 
@@ -85,6 +87,7 @@ def test_types_flow_through_attributes_returns_with_and_class_attributes(flow: G
     assert calls[("web.models.Response.json", 17)] == pytest.approx(SELF_MEMBER)  # an instance of the class
     assert ("web.models.Response", 17) in calls  # the class attribute holds the class: a constructor call
     assert calls[("web.models.Request.close", 18)] == pytest.approx(TYPED_RECEIVER)  # annotated module global
+    assert calls[("web.models.Request.close", 25)] == pytest.approx(TYPED_RECEIVER)  # typing.cast
     # unknown stays external: an unannotated parameter, a function with no known return, a builtin's result
     externals = {target for target, _ in calls if target.startswith("external:")}
     assert {"external:self.other.close", "external:m.close"} <= externals

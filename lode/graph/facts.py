@@ -331,6 +331,7 @@ _PYTHON_QUERY = """
 (return_statement (identifier) @returned)
 (assignment left: [(identifier) (attribute)] right: [(identifier) (attribute)]) @alias
 """
+_PY_CASTS = frozenset({"cast", "t.cast", "typing.cast"})
 _PY_SELF_TYPES = frozenset({"Self", "typing.Self", "typing_extensions.Self", "te.Self", "t.Self"})
 _PY_ANNOTATION_NAMES = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 _PY_TYPE = re.compile(r"""["']?(?:Optional\[)?([A-Za-z_][\w.]*)\]?(?:\s*\|\s*None)?["']?\Z""")
@@ -429,8 +430,13 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
         if (annotation := node.child_by_field_name("type")) is not None:
             file.assign(node, file.text(left), _python_type(file.text(annotation)), _PYTHON_SELF)
         elif right is not None and (function := right.child_by_field_name("function")) is not None:
-            file.assign(node, file.text(left), file.value_type(node, _callee(file.text(function)), _PYTHON_SELF),
-                        _PYTHON_SELF)
+            callee = _callee(file.text(function))
+            arguments = right.child_by_field_name("arguments")
+            if callee in _PY_CASTS and arguments is not None and (cast := _first(arguments)) is not None:
+                type_name = _python_type(file.text(cast))  # `x = cast(Group, y)`: x holds a Group
+            else:
+                type_name = file.value_type(node, callee, _PYTHON_SELF)
+            file.assign(node, file.text(left), type_name, _PYTHON_SELF)
         elif right is not None and right.type in ("identifier", "attribute"):
             value = file.text(right)
             scope = file.owner(node)
