@@ -109,3 +109,39 @@ def test_a_subscripted_base_is_a_base(lode: Lode, repo_name: str) -> None:
     edges = {(source, target, kind) for source, target, kind, _ in repo.edges()}
     assert ("kinds.Date", "kinds.Param", "inherits") in edges
     assert ("kinds.Date.info", "kinds.Param.info", "calls") in edges
+
+
+def test_loop_variables_hold_the_elements_of_annotated_containers(lode: Lode, repo_name: str) -> None:
+    repo = GraphRepo(lode, repo_name)
+    repo.apply({"cli.py": (
+        "from typing import Iterator\n"  # 1
+        "class Param:\n"  # 2
+        "    def get_default(self):\n"  # 3
+        "        pass\n"  # 4
+        "class Group:\n"  # 5
+        "    def get_command(self):\n"  # 6
+        "        pass\n"  # 7
+        "class Command:\n"  # 8
+        "    def __init__(self):\n"  # 9
+        "        self.sources: list[Group] = []\n"  # 10
+        "    def get_params(self) -> list[Param]:\n"  # 11
+        "        return []\n"  # 12
+        "    def each(self) -> 'Iterator[Group]':\n"  # 13
+        "        yield from self.sources\n"  # 14
+        "    def run(self, extra: list[Param]):\n"  # 15
+        "        for source in self.sources:\n"  # 16
+        "            source.get_command()\n"  # 17
+        "        for param in self.get_params():\n"  # 18
+        "            param.get_default()\n"  # 19
+        "        for p in extra:\n"  # 20
+        "            p.get_default()\n"  # 21
+        "        for g in self.each():\n"  # 22
+        "            g.get_command()\n"  # 23
+        "        for u in unknown():\n"  # 24
+        "            u.get_command()\n"  # 25
+    )})
+    calls = {(target, int(evidence.rpartition(":")[2]))
+             for source, target, kind, evidence in repo.edges(("calls",)) if source == "cli.Command.run"}
+    assert {("cli.Group.get_command", 17), ("cli.Param.get_default", 19), ("cli.Param.get_default", 21),
+            ("cli.Group.get_command", 23), ("external:u.get_command", 25)} <= calls
+    assert not [target for target, line in calls if line == 25 and not target.startswith("external:")]

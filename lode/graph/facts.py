@@ -39,6 +39,7 @@ STAR = "star"  # target: a module whose names are all bound (Python `import *`, 
 INSTANCE = "instance"  # target: a type expression; the name holds an instance of it (of what a function returns)
 ALIAS = "alias"  # target: an expression in the scope's module; the name is what it names (`response_class = R`)
 RETURNS = "@return"  # the name of an INSTANCE binding on a function: what it returns
+ITEMS = "[]"  # appended to a name: the elements of what it holds (`xs: list[T]` binds `xs[]` to T)
 EXTERNAL_NAME = "external"  # target: a name outside the repository
 GO_PACKAGE = "package"  # target: a Go import path
 
@@ -330,6 +331,7 @@ _PYTHON_QUERY = """
                              alias: (as_pattern_target (identifier)))) @with
 (return_statement (identifier) @returned)
 (assignment left: [(identifier) (attribute)] right: [(identifier) (attribute)]) @alias
+(for_statement left: (identifier)) @for
 """
 _PY_CASTS = frozenset({"cast", "t.cast", "typing.cast"})
 _PY_SELF_TYPES = frozenset({"Self", "typing.Self", "typing_extensions.Self", "te.Self", "t.Self"})
@@ -339,6 +341,17 @@ _PY_TYPE = re.compile(r"""["']?(?:Optional\[)?([A-Za-z_][\w.]*)\]?(?:\s*\|\s*Non
 
 def _python_type(text: str) -> str | None:
     match = _PY_TYPE.match(text.strip())
+    return match.group(1) if match else None
+
+
+_PY_ITEMS_TYPE = re.compile(
+    r"""["']?(?:[A-Za-z_][\w]*\.)*(?:list|List|Sequence|MutableSequence|Iterable|Iterator|Generator|Collection|set|Set|"""
+    r"""frozenset|FrozenSet|AbstractSet|MutableSet|deque|tuple|Tuple)\[\s*([A-Za-z_][\w.]*)\s*(?:,[^\[\]]*)?\]["']?\Z""")
+
+
+def _python_items_type(text: str) -> str | None:
+    """The element type of a container annotation: `list[T]`, `t.Iterator[T]`, `tuple[T, ...]` -> T."""
+    match = _PY_ITEMS_TYPE.match(text.strip())
     return match.group(1) if match else None
 
 
@@ -362,6 +375,7 @@ def _extract_python(file: _File, root: Node) -> None:
             annotations.append(annotation)
         if annotation is not None and name is not None and name.type == "identifier":
             file.assign(node, file.text(name), _python_type(file.text(annotation)), _PYTHON_SELF)
+            file.assign(node, file.text(name) + ITEMS, _python_items_type(file.text(annotation)), _PYTHON_SELF)
     _python_returns(file, found.get("returns", ()), found.get("returned", ()))
     _python_values(file, found)
     # every binding is known by now, so calls of unshadowed builtins are left out as they come
@@ -398,6 +412,8 @@ def _python_returns(file: _File, annotations: Sequence[Node], returned: Sequence
         annotated.add(scope)
         if type_name:
             file.bind(scope, RETURNS, type_name, INSTANCE, annotation.start_point.row + 1)
+        elif items := _python_items_type(text):
+            file.bind(scope, RETURNS + ITEMS, items, INSTANCE, annotation.start_point.row + 1)
     for node in returned:
         scope = file.owner(node)
         if file.text(node) in _PYTHON_SELF and scope not in annotated and (type_name := file.type_name_of(scope)):
@@ -409,7 +425,8 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
     """What assignments, `with ... as` and class or module attributes bind, in source order: an instance of a
     type (`x = C()`, `x: C`, `x = s.copy()` through what copy returns, `self.x = given` from a typed local),
     or another name (`response_class = Response` in a class body)."""
-    statements = sorted([*found.get("assign", ()), *found.get("with", ()), *found.get("alias", ())], key=_SPAN)
+    statements = sorted([*found.get("assign", ()), *found.get("with", ()), *found.get("alias", ()),
+                         *found.get("for", ())], key=_SPAN)
     done: set[int] = set()
     for node in statements:
         if node.id in done:  # an assignment both patterns matched
@@ -427,8 +444,22 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
             continue
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
         assert left is not None
+        if node.type == "for_statement":  # `for x in xs`: an element of what xs holds or returns
+            if right is not None and right.type in ("identifier", "attribute", "call"):
+                function = right.child_by_field_name("function") if right.type == "call" else right
+                iterated = _callee(file.text(function)) if function is not None else ""
+                scope = file.owner(node)
+                if (scope, iterated + ITEMS) in file.locals:  # a local or parameter annotated `list[T]`
+                    element = file.local_type(scope, iterated + ITEMS, node.start_byte)
+                else:
+                    container = file.value_type(node, iterated + ("()" if right.type == "call" else ""),
+                                                _PYTHON_SELF)
+                    element = container + ITEMS if container else None
+                file.assign(left, file.text(left), element, _PYTHON_SELF)  # from the loop's body on
+            continue
         if (annotation := node.child_by_field_name("type")) is not None:
             file.assign(node, file.text(left), _python_type(file.text(annotation)), _PYTHON_SELF)
+            file.assign(node, file.text(left) + ITEMS, _python_items_type(file.text(annotation)), _PYTHON_SELF)
         elif right is not None and (function := right.child_by_field_name("function")) is not None:
             callee = _callee(file.text(function))
             arguments = right.child_by_field_name("arguments")

@@ -67,7 +67,7 @@ _JS = frozenset({"javascript", "typescript", "tsx"})
 _RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
 _NONE: list = []  # an empty result, never mutated
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
-_CALLED_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\(\))?(?:\.[A-Za-z_$#][\w$]*(?:\(\))?)*\Z")
+_CALLED_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\(\))?(?:\.[A-Za-z_$#][\w$]*(?:\(\))?)*(?:\[\])?\Z")
 
 
 def name_key(name: str) -> int:
@@ -170,7 +170,8 @@ class SymbolTable:
         for binding in bindings:
             self.bindings.setdefault((binding.scope, binding.name, binding.file_id), []).append(binding)
         # the scopes whose own names (local imports, typed locals) change how references in them resolve
-        self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings if name != f.RETURNS}
+        self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings
+                             if not name.startswith(f.RETURNS)}
         self.bases: dict[int, list[str]] = {}
         for node_id, expression in bases:
             self.bases.setdefault(node_id, []).append(expression)
@@ -340,15 +341,28 @@ class Resolver:
 
     def _members(self, values: list[_Value], names: list[str]) -> list[_Value]:
         for name in names:
+            items = name.endswith(f.ITEMS)  # `xs[]`, `f()[]`: an element of what xs holds or f returns
+            name = name.removesuffix(f.ITEMS)
             called = name.endswith("()")
+            name = name.removesuffix("()")
             values = [
                 _Value(member.node, member.instance, round(value.confidence * member.confidence, 6))
                 for value in values
-                for member in self._member(value.node, name.removesuffix("()"))
+                for member in self._member(value.node, name + (f.ITEMS if items and not called else ""))
             ]
-            if called:  # `a.b().c`: what b returns, or an instance of the class b is
+            if called and items:
+                values = [_Value(r.node, True, round(r.confidence * v.confidence * RETURNED, 6))
+                          for v in values if v.node.kind in _FUNCTION_KINDS and not v.instance
+                          for r in self._memoised(("items", v.node.id), self._returned_items, v.node)]
+            elif called:  # `a.b().c`: what b returns, or an instance of the class b is
                 values = self._instances(values, EXACT)
         return values
+
+    def _returned_items(self, function: NodeInfo) -> list[_Value]:
+        """The element types of what a function returns (`-> list[T]`, `-> Iterator[T]`)."""
+        file = self.table.files[function.file_id]
+        return [value for binding in self._bindings(function.name_path, f.RETURNS + f.ITEMS, function.file_id)
+                for value in self._types(self._expression(binding.target, function, file))]
 
     def _scopes(self, source: NodeInfo, file: FileInfo) -> list[str]:
         """Where a name used in `source` is bound: the function itself (local imports), then the module."""
@@ -553,8 +567,10 @@ class Resolver:
         return [value for value in values if value.node.kind in TYPE_KINDS and not value.instance]
 
     def _instances(self, values: list[_Value], factor: float) -> list[_Value]:
-        """Instances of the types among values, and of what the functions among them return (RETURNED)."""
-        found = [_Value(v.node, True, v.confidence * factor) for v in self._types(values)]
+        """Instances of the types among values, of what the functions among them return (RETURNED), and the
+        instances among them (an expression naming a typed attribute or global)."""
+        found = [_Value(v.node, True, v.confidence * factor) for v in values
+                 if v.node.kind in TYPE_KINDS]
         for value in values:
             if value.node.kind in _FUNCTION_KINDS and not value.instance:
                 found += [_Value(r.node, True, round(r.confidence * value.confidence * factor * RETURNED, 6))
