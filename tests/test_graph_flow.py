@@ -8,6 +8,7 @@ import pytest
 from test_graph_support import GraphRepo
 
 from lode.engine import Lode
+from lode.graph.facts import _python_items_type, _python_type
 from lode.graph.resolve import RETURNED, SELF_MEMBER, TYPED_RECEIVER
 
 MODELS = (
@@ -145,3 +146,15 @@ def test_loop_variables_hold_the_elements_of_annotated_containers(lode: Lode, re
     assert {("cli.Group.get_command", 17), ("cli.Param.get_default", 19), ("cli.Param.get_default", 21),
             ("cli.Group.get_command", 23), ("external:u.get_command", 25)} <= calls
     assert not [target for target, line in calls if line == 25 and not target.startswith("external:")]
+
+
+@pytest.mark.parametrize(("annotation", "instance", "items"), [
+    ("Text", "Text", None), ('"Text"', "Text", None), ('Optional["Console"]', "Console", None),
+    ("t.Optional[Console]", "Console", None), ("Console | None", "Console", None), ('List["Text"]', None, "Text"),
+    ("cabc.Iterator[Group]", None, "Group"), ("tuple[T, ...]", None, "T"), ("Dict[str, int]", None, None),
+    ("Union[A, B]", None, None), ("type[Foo]", None, None),
+])
+def test_annotations_give_an_instance_or_element_type_only_when_they_name_one(
+    annotation: str, instance: str | None, items: str | None
+) -> None:
+    assert (_python_type(annotation), _python_items_type(annotation)) == (instance, items)

@@ -336,7 +336,9 @@ _PYTHON_QUERY = """
 _PY_CASTS = frozenset({"cast", "t.cast", "typing.cast"})
 _PY_SELF_TYPES = frozenset({"Self", "typing.Self", "typing_extensions.Self", "te.Self", "t.Self"})
 _PY_ANNOTATION_NAMES = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
-_PY_TYPE = re.compile(r"""["']?(?:Optional\[)?([A-Za-z_][\w.]*)\]?(?:\s*\|\s*None)?["']?\Z""")
+# `T`, `"T"`, `Optional[T]`, `t.Optional["T"]`, `T | None`: T
+_PY_TYPE = re.compile(
+    r"""["']?(?:(?:[A-Za-z_]\w*\.)?Optional\[)?["']?([A-Za-z_][\w.]*)["']?\]?(?:\s*\|\s*None)?["']?\Z""")
 
 
 def _python_type(text: str) -> str | None:
@@ -346,7 +348,8 @@ def _python_type(text: str) -> str | None:
 
 _PY_ITEMS_TYPE = re.compile(
     r"""["']?(?:[A-Za-z_][\w]*\.)*(?:list|List|Sequence|MutableSequence|Iterable|Iterator|Generator|Collection|set|Set|"""
-    r"""frozenset|FrozenSet|AbstractSet|MutableSet|deque|tuple|Tuple)\[\s*([A-Za-z_][\w.]*)\s*(?:,[^\[\]]*)?\]["']?\Z""")
+    r"""frozenset|FrozenSet|AbstractSet|MutableSet|deque|tuple|Tuple)\[\s*["']?([A-Za-z_][\w.]*)["']?\s*(?:,[^\[\]]*)?\]"""
+    r"""["']?\Z""")
 
 
 def _python_items_type(text: str) -> str | None:
