@@ -155,7 +155,7 @@ def test_every_tool_over_stdio_answers_from_the_index(lode_home: Path, shop: str
     for header in ("### definition: shop.pricing.total (shop/pricing.py:29-33",
                    "### caller: shop.cart.Cart.checkout (shop/cart.py:15-19",
                    "### callee: shop.pricing.with_tax (shop/pricing.py:36-37",
-                   "### test: test_pricing.test_total_keeps_its_name (tests/test_pricing.py:12-13"):
+                   "### test: tests.test_pricing.test_total_keeps_its_name (tests/test_pricing.py:12-13"):  # PEP 420
         assert header in context
     assert "return with_tax(amount)" in context and "Dropped" not in context
     assert count_tokens(context) <= 2000
