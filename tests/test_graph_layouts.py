@@ -82,3 +82,20 @@ def test_symbols_are_found_by_their_import_name_under_a_namespace_folder(
     assert [(s["name_path"], s["path"]) for s in found] == [("web.sansio.app.App", "src/web/sansio/app.py")]
     callees = lode.graph_neighbours("callees", "web.app.Web.run", repo=repo_name)
     assert [hop["name_path"] for hop in callees["results"]] == ["web.sansio.app.App.make_response"]
+
+
+def test_a_new_project_root_renames_the_modules_of_unchanged_files(
+    lode: Lode, tmp_path: Path, repo_name: str
+) -> None:
+    """Module names depend on other files (pyproject.toml, src/, __init__.py): when one appears, the files it
+    renames are indexed again though they did not change."""
+    (tmp_path / "libs" / "acme" / "acme").mkdir(parents=True)
+    (tmp_path / "libs" / "acme" / "acme" / "core.py").write_text("def run():\n    pass\n")
+    (tmp_path / "app.py").write_text("from acme.core import run\ndef main():\n    run()\n")
+    lode.index(tmp_path, repo_name)
+    assert [s["name_path"] for s in lode.symbols("run", repo=repo_name)["symbols"]] == ["libs.acme.acme.core.run"]
+    (tmp_path / "libs" / "acme" / "pyproject.toml").write_text("[project]\nname = 'acme'\n")
+    lode.index(tmp_path, repo_name)
+    assert [s["name_path"] for s in lode.symbols("run", repo=repo_name)["symbols"]] == ["acme.core.run"]
+    callers = lode.graph_neighbours("callers", "acme.core.run", repo=repo_name)["results"]
+    assert [hop["name_path"] for hop in callers] == ["app.main"]

@@ -368,6 +368,11 @@ class GraphStore:
         ]
         return SymbolTable(files, nodes, bindings, bases)
 
+    def python_modules(self, repo_id: int) -> list[tuple[int, str, str]]:
+        """(file id, path, module name) of the repository's Python files, as last indexed."""
+        return [(row[0], row[1], row[2]) for row in self.conn.execute(
+            "SELECT file_id, path, module FROM graph_files WHERE repo_id = %s AND language = 'python'", (repo_id,))]
+
     def files_without_graph(self, repo_id: int) -> set[int]:
         """The ids of the repository's files that have no graph rows: indexed while LODE_GRAPH was off."""
         return {row[0] for row in self.conn.execute(
