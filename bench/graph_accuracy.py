@@ -7,8 +7,11 @@
 3. The worker overhead of fact extraction on CPython's Lib/ (without site-packages): extract_facts time over
    chunking + tokenizing + formatting time, per file, same process, median of --runs passes.
 4. The cost of resolution on Lib/: a first full resolve, then re-resolving after one file changes.
+5. With --oracle: Python call edges against Jedi on installed packages (bench/graph_oracle.py), raw precision
+   and recall per package, and samples of each class of disagreement to adjudicate by hand.
 
 Usage: python bench/graph_accuracy.py [--lib PATH] [--sample 50] [--seed 7] [--runs 3] [--skip-lib]
+       [--oracle click,httpx,rich,attrs] [--oracle-lines 600] [--oracle-cache DIR] [--oracle-only]
 """
 
 from __future__ import annotations
@@ -217,17 +220,29 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--skip-lib", action="store_true", help="only the fixtures and the spot-check")
+    parser.add_argument("--oracle", default="", help="packages to check against Jedi, e.g. click,httpx,rich,attrs")
+    parser.add_argument("--oracle-lines", type=int, default=600, help="call lines sampled per package")
+    parser.add_argument("--oracle-cache", type=Path, default=Path(tempfile.gettempdir()) / "lode-jedi-oracle")
+    parser.add_argument("--oracle-show", type=int, default=8, help="disagreements printed per class")
+    parser.add_argument("--oracle-only", action="store_true", help="only the Jedi comparison")
     args = parser.parse_args()
     print(f"Machine: {machine()}\n")
     engine = fresh_engine()
     try:
-        accuracy(engine)
-        spot_check(engine, args.lib, args.sample, args.seed)
-        if not args.skip_lib:
-            scale(engine, args.lib)
+        if not args.oracle_only:
+            accuracy(engine)
+            spot_check(engine, args.lib, args.sample, args.seed)
+            if not args.skip_lib:
+                scale(engine, args.lib)
+        if args.oracle:
+            from bench.graph_oracle import measure, report
+
+            args.oracle_cache.mkdir(parents=True, exist_ok=True)
+            report([measure(engine, package, args.oracle_lines, args.seed, args.oracle_cache, args.oracle_show)
+                    for package in args.oracle.split(",")])
     finally:
         engine.close()
-    if not args.skip_lib:
+    if not args.skip_lib and not args.oracle_only:
         overhead(args.lib, args.runs)
 
 

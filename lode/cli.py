@@ -24,6 +24,7 @@ from lode import background
 from lode.api import commands as api_commands
 from lode.engine import Lode
 from lode.errors import InputError, LodeError
+from lode.graph.queries import EDGE_KINDS
 
 app = typer.Typer(
     name="lode", help="Index a repository, then search it.", no_args_is_help=True, add_completion=False,
@@ -31,7 +32,8 @@ app = typer.Typer(
 )
 repos_app = typer.Typer(help="List indexed repositories, or remove one.", invoke_without_command=True)
 app.add_typer(repos_app, name="repos")
-graph_app = typer.Typer(help="Who calls what: callers, callees, paths, stats and export.", no_args_is_help=True)
+graph_app = typer.Typer(help="Who calls and uses what: callers, callees, refs, paths, stats and export.",
+                        no_args_is_help=True)
 app.add_typer(graph_app, name="graph")
 cache_app = typer.Typer(help="The query cache: hits and misses per layer, or flush it.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
@@ -325,8 +327,8 @@ def _place(node: dict[str, Any]) -> str:
     return f"{node['name_path']} ({node['path']}:{node['start_line']})"
 
 
-EdgeKinds = Annotated[str, typer.Option("--kinds",
-                                        help="Edge kinds, comma-separated: calls,imports,inherits,contains.")]
+EdgeKinds = Annotated[str, typer.Option("--kinds", help=f"Edge kinds, comma-separated: {','.join(EDGE_KINDS)}.")]
+ALL_KINDS = ",".join(EDGE_KINDS)
 MinConfidence = Annotated[float, typer.Option("--min-confidence", help="Drop edges below this confidence (0-1).")]
 
 
@@ -376,6 +378,31 @@ def graph_callees(
     _neighbours("callees", symbol, repo, depth, kinds, min_confidence, as_json)
 
 
+@graph_app.command("refs")
+def graph_refs(
+    symbol: Annotated[str, typer.Argument(help="A qualified name or a unique short name.")],
+    repo: RepoOption = None,
+    kinds: EdgeKinds = ALL_KINDS,
+    min_confidence: MinConfidence = 0.0,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many uses, 1-10000.")] = 200,
+    as_json: JsonOption = False,
+) -> None:
+    """Every use of SYMBOL: calls, imports, base classes, type annotations and decorators, with their kind."""
+
+    def render(result: dict[str, Any]) -> None:
+        out.print(f"[bold]uses of {_place(result['symbol'])}[/]", highlight=False)
+        for use in result["refs"]:
+            out.print(f"  {use['evidence']}  {use['kind']} in {use['name_path']} [dim]{use['confidence']:.2f}[/]",
+                      highlight=False)
+        if not result["refs"]:
+            out.print("  none")
+        if result["truncated"]:
+            err.print("[yellow]truncated: raise --limit[/]")
+
+    _run(as_json, lambda lode: lode.graph_refs(symbol, repo=repo, kinds=_kinds(kinds), min_confidence=min_confidence,
+                                               limit=limit), render)
+
+
 @graph_app.command("path")
 def graph_path(
     source: Annotated[str, typer.Argument(help="From this symbol...")],
@@ -390,7 +417,9 @@ def graph_path(
         if not result["found"]:
             out.print(f"no path between {source} and {target} within {max_depth} hops")
             return
-        out.print(f"[bold]{_place(result['from'])}[/] ({result['direction']})", highlight=False)
+        # a backward path runs from the target to the start: its hops end at the start
+        first = result["from"] if result["direction"] == "forward" else result["to"]
+        out.print(f"[bold]{_place(first)}[/] ({result['direction']})", highlight=False)
         for hop in result["path"]:
             out.print(f"  → {_place(hop)} [dim]{hop['edge']} at {hop['evidence']}[/]", highlight=False)
 

@@ -665,6 +665,25 @@ class Lode:
         return {"symbol": _node_json(traversal.start, names), "direction": direction, "depth": depth,
                 "truncated": traversal.truncated, "results": [_hop_json(h, names) for h in traversal.hops]}
 
+    def graph_refs(self, symbol: str, *, repo: RepoScope = None, kinds: tuple[str, ...] = graph.EDGE_KINDS,
+                   min_confidence: float = 0.0, limit: int = 200) -> dict[str, Any]:
+        """Every use of a symbol (calls, imports, base classes, annotations, decorators), each with its kind."""
+        _check_text("the symbol", symbol)
+        return self._graph_cached(repo, ("refs", symbol, kinds, min_confidence, limit),
+                                  lambda: self._graph_refs(symbol, repo, kinds, min_confidence, limit))
+
+    def _graph_refs(self, symbol: str, repo: RepoScope, kinds: tuple[str, ...], min_confidence: float,
+                    limit: int) -> dict[str, Any]:
+        with self._read() as conn, conn.transaction():
+            repos = self._repos_for(conn, repo)
+            self._graph_timeout(conn)
+            found = graph.references(conn, [r.id for r in repos], symbol, kinds=kinds,
+                                     min_confidence=min_confidence, limit=limit)
+        names = {r.id: r.name for r in repos}
+        return {"symbol": _node_json(found.symbol, names), "truncated": found.truncated,
+                "refs": [_node_json(use.source, names) | {"kind": use.kind, "confidence": round(use.confidence, 3),
+                                                          "evidence": use.evidence} for use in found.uses]}
+
     def graph_path(self, source: str, target: str, *, repo: RepoScope = None, max_depth: int = 6) -> dict[str, Any]:
         _check_text("the source symbol", source)
         _check_text("the target symbol", target)
@@ -967,7 +986,7 @@ def _repo_json(row: RepoRow) -> dict[str, Any]:
 def _node_json(node: graph.GraphNode, repo_names: dict[int, str]) -> dict[str, Any]:
     return {"repo": repo_names.get(node.repo_id), "name_path": node.name_path, "kind": node.kind,
             "path": node.path, "start_line": node.start_line, "end_line": node.end_line,
-            "external": node.id is None}
+            "external": node.id is None, "guard": node.guard}
 
 
 def _hop_json(hop: graph.Hop, repo_names: dict[int, str]) -> dict[str, Any]:

@@ -283,11 +283,15 @@ class _Run:
         all_paths = frozenset(item.path for item in found)
 
         read_skips = {item.path: item for item in stored_skips if item.size is not None}
-        # with the graph on, a file indexed while it was off (no graph rows) is rebuilt though unchanged on disk
+        # with the graph on, files are rebuilt though unchanged on disk when they were indexed while it was off (no
+        # graph rows), or when a Python file's module name changed: a folder became a project's root or a src/
         unbuilt: set[int] = set()
         if self.settings.graph:
             with self.db.connection() as conn:
-                unbuilt = GraphStore(conn).files_without_graph(self.repo.id)
+                graph = GraphStore(conn)
+                unbuilt = graph.files_without_graph(self.repo.id)
+                unbuilt |= {file_id for file_id, path, module in graph.python_modules(self.repo.id)
+                            if path in all_paths and module != module_name(path, all_paths, "python")}
         rebuild: set[str] = set()  # their jobs get known_hash None: re-read, re-chunked and replaced
         changed: list[tuple[Candidate, FileRow | None]] = []
         for candidate in candidates:

@@ -742,11 +742,29 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         if not result["found"]:
             return _answer(f"No path between {source} and {target} within {max_depth} hops.", models.PathOut,
                            result)
-        start = result["from"]
+        start = result["from"] if result["direction"] == "forward" else result["to"]  # where the hops start
         lines = [f"{start['name_path']} {_cite(start)} ({result['direction']})"]
         lines += [f"  -> {hop['name_path']} {_cite(hop)}  [{hop['edge']} at {hop['evidence']}]"
                   for hop in result["path"]]
         return _answer("\n".join(lines), models.PathOut, result)
+
+    # -- find_references (graph helper, issue 18)
+    @server.tool(title="Every use of a symbol", annotations=READ_ONLY)
+    def find_references(
+        symbol: Symbol, ctx: Context, repo: Repo = None,
+        limit: Annotated[int, Field(ge=1, le=1000, description="Uses at most.")] = 200,
+    ) -> Annotated[CallToolResult, models.RefsOut]:
+        """Every use of a symbol, by file and line, each with its kind: calls, imports, inherits (base classes),
+        annotates (type annotations) and decorates. get_callers lists only calls, one line per caller."""
+        lode = engine()
+        scope = access.repos(ctx, lode, repo)
+        result = _engine_call(lambda: lode.graph_refs(symbol, repo=scope, limit=limit))
+        start = result["symbol"]
+        lines = [f"uses of {start['name_path']} {_cite(start)}: {len(result['refs'])} found"]
+        lines += [f"{use['evidence']}  {use['kind']} in {use['name_path']}" for use in result["refs"]]
+        if result["truncated"]:
+            lines.append("(truncated: raise limit)")
+        return _answer("\n".join(lines), models.RefsOut, result)
 
     @server.tool(title="Index a directory", annotations=WRITES_INDEX)
     async def index_repository(

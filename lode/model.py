@@ -65,6 +65,7 @@ class Chunk:
     signature: str | None = None
     docstring: str | None = None
     content_hash: str = ""
+    guard: str | None = None  # a definition under a module-level if/try/with: why it may not exist (chunker)
 
 
 @dataclass(slots=True)

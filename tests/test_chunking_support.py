@@ -17,9 +17,19 @@ PYTHON_TREE = frozenset(
         "src/requests/models.py",
         "src/requests/adapters/__init__.py",
         "src/requests/adapters/http.py",
+        "src/requests/sansio/app.py",  # a folder without __init__.py inside a package (PEP 420)
         "scripts/tool.py",
         "typed/__init__.pyi",
         "typed/api.pyi",
+        "google/cloud/storage/__init__.py",  # a namespace package (no google/__init__.py, no cloud/__init__.py)
+        "google/cloud/storage/blob.py",
+        "libs/acme/pyproject.toml",  # a project inside the repository: its own import root
+        "libs/acme/acme/__init__.py",
+        "libs/acme/acme/core.py",
+        "libs/beta/setup.py",
+        "libs/beta/src/beta/util.py",
+        "app/src/__init__.py",  # a package named src: no source root
+        "app/src/main.py",
         "setup.py",
     }
 )
@@ -32,9 +42,17 @@ PYTHON_TREE = frozenset(
         ("src/requests/__init__.py", "requests"),
         ("src/requests/adapters/http.py", "requests.adapters.http"),
         ("src/requests/adapters/__init__.py", "requests.adapters"),
-        ("scripts/tool.py", "tool"),  # its directory is no package
+        ("src/requests/sansio/app.py", "requests.sansio.app"),
+        ("scripts/tool.py", "scripts.tool"),  # a namespace package from the repository root
         ("typed/api.pyi", "typed.api"),
+        ("google/cloud/storage/blob.py", "google.cloud.storage.blob"),
+        ("google/cloud/storage/__init__.py", "google.cloud.storage"),
+        ("libs/acme/acme/core.py", "acme.core"),
+        ("libs/acme/acme/__init__.py", "acme"),
+        ("libs/beta/src/beta/util.py", "beta.util"),
+        ("app/src/main.py", "app.src.main"),
         ("setup.py", "setup"),
+        ("libs/beta/setup.py", "setup"),
     ],
 )
 def test_python_module_names_follow_packages(path: str, expected: str) -> None:

@@ -18,7 +18,8 @@ def edge_set(repo: GraphRepo, kind: str = "calls") -> set[tuple[str, str]]:
     return {(source, target) for source, target, _, _ in repo.edges((kind,))}
 
 
-@pytest.mark.parametrize(("fixture", "min_precision", "min_recall"), [("pyshop", 0.9, 0.8), ("tsshop", 0.9, 0.8)])
+@pytest.mark.parametrize(("fixture", "min_precision", "min_recall"),
+                         [("pyshop", 0.9, 0.8), ("tsshop", 0.9, 0.8), ("jsshop", 0.95, 0.85), ("goshop", 0.95, 0.85)])
 def test_fixture_call_graphs_match_their_hand_written_truth(
     lode: Lode, repo_name: str, fixture: str, min_precision: float, min_recall: float
 ) -> None:
@@ -197,8 +198,10 @@ def test_an_ambiguous_call_keeps_every_candidate_with_the_confidence_split(lode:
         lode,
         repo_name,
         {
+            "a/setup.py": "",
             "a/tool.py": "def run():\n    pass\n",
-            "b/tool.py": "def run():\n    pass\n",  # the same module name `tool` (no packages)
+            "b/setup.py": "",
+            "b/tool.py": "def run():\n    pass\n",  # the same module name `tool` (two projects' roots)
             "main.py": "import tool\n\ndef go():\n    tool.run()\n",
         },
     )

@@ -29,8 +29,9 @@ from lode.engine import Lode
 from lode.mcp import count_tokens, create_server, is_test_path
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
-TOOLS = {"search_code", "find_symbol", "get_callers", "get_callees", "find_path", "index_repository",
-         "index_status", "get_context", "get_symbols_overview", "read_code", "search_pattern", "clear_index"}
+TOOLS = {"search_code", "find_symbol", "get_callers", "get_callees", "find_path", "find_references",
+         "index_repository", "index_status", "get_context", "get_symbols_overview", "read_code", "search_pattern",
+         "clear_index"}
 TEST_FILE = '''import shop.pricing as pricing
 from shop.models import Order, Product
 from shop.pricing import Discount, total
@@ -154,7 +155,7 @@ def test_every_tool_over_stdio_answers_from_the_index(lode_home: Path, shop: str
     for header in ("### definition: shop.pricing.total (shop/pricing.py:29-33",
                    "### caller: shop.cart.Cart.checkout (shop/cart.py:15-19",
                    "### callee: shop.pricing.with_tax (shop/pricing.py:36-37",
-                   "### test: test_pricing.test_total_keeps_its_name (tests/test_pricing.py:12-13"):
+                   "### test: tests.test_pricing.test_total_keeps_its_name (tests/test_pricing.py:12-13"):  # PEP 420
         assert header in context
     assert "return with_tax(amount)" in context and "Dropped" not in context
     assert count_tokens(context) <= 2000

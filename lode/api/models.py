@@ -202,6 +202,8 @@ class Node(Doc):
     start_line: int | None
     end_line: int | None
     external: bool
+    guard: str | None = Field(None, description="A definition under an if/try/with: what decides whether it exists "
+                                                "(`platform: sys.platform == \"win32\"`, `fallback import: ...`).")
 
 
 class HopOut(Node):
@@ -284,6 +286,20 @@ class NeighboursOut(Doc):
     depth: int
     truncated: bool
     results: list[HopOut]
+
+
+class UseOut(Node):
+    """A use of the symbol: the definition it is in (its module for a module-level use), and the edge."""
+
+    kind: str = Field(description="calls | imports | inherits | annotates | decorates")
+    confidence: float
+    evidence: str
+
+
+class RefsOut(Doc):
+    symbol: Node
+    truncated: bool
+    refs: list[UseOut]
 
 
 class PathOut(Doc):

@@ -17,7 +17,7 @@ from lode.api.security import check_index_path, principal, repo_scope, require_r
 from lode.api.staleness import staleness
 from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, Lode
 from lode.errors import InputError
-from lode.graph import ExportFilters
+from lode.graph import EDGE_KINDS, ExportFilters
 from lode.search.pattern import MAX_PATTERN_CHARS
 from lode.jobs import ACTIVE, JobConflict, Jobs as JobsService
 from lode.web.editor import editor_link
@@ -48,8 +48,9 @@ RepoPath = Annotated[str, Path(pattern=models.REPO_NAME, description="Repository
 SymbolParam = Annotated[str, Query(min_length=1, max_length=500, description="A qualified name "
                                    "(pkg.mod.Class.method), a suffix (Class.method) or a unique short name.",
                                    examples=["shop.pricing.total"])]
-EdgeKinds = Annotated[str, Query(max_length=200, description="Comma-separated: calls, imports, inherits.",
+EdgeKinds = Annotated[str, Query(max_length=200, description=f"Comma-separated: {', '.join(EDGE_KINDS)}.",
                                  examples=["calls,imports"])]
+ALL_KINDS = ",".join(EDGE_KINDS)
 Confidence = Annotated[float, Query(ge=0.0, le=1.0, description="Drop edges resolved with less confidence (0-1).",
                                     examples=[0.5])]
 Depth = Annotated[int, Query(ge=1, le=10, description="Hops to follow.", examples=[2])]
@@ -297,6 +298,18 @@ def graph_callees(request: Request, lode: Engine, symbol: SymbolParam, repo: Rep
     """What a symbol calls (imports, inherits from), up to `depth` hops; targets outside the repositories are
     external nodes."""
     return _neighbours("callees", request, lode, symbol, repo, depth, kinds, min_confidence)
+
+
+@router.get("/graph/refs", response_model=models.RefsOut, tags=["graph"], summary="Every use of a symbol",
+            responses=errors(404, 503))
+def graph_refs(request: Request, lode: Engine, symbol: SymbolParam, repo: RepoParam = None,
+               kinds: EdgeKinds = ALL_KINDS, min_confidence: Confidence = 0.0,
+               limit: Annotated[int, Query(ge=1, le=10_000, description="Uses at most.", examples=[50])] = 200,
+               ) -> dict[str, Any]:
+    """Every use of a symbol: calls, imports, base classes, type annotations and decorators, each with its kind
+    and evidence (path:line)."""
+    return lode.graph_refs(symbol, repo=repo_scope(request, repo), kinds=_kinds(kinds),
+                           min_confidence=min_confidence, limit=limit)
 
 
 @router.get("/graph/path", response_model=models.PathOut, tags=["graph"], summary="Path between two symbols",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import re
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -95,6 +96,7 @@ class _Unit:
     docstring: str | None
     body: Node | None
     top_level: bool  # not inside another definition
+    guard: str | None = None  # see Chunk.guard
     elisions: list[_Elision] = field(default_factory=list)  # member bodies left out, sorted before use
 
 
@@ -105,6 +107,7 @@ class _Context:
     path: tuple[str, ...]  # name-path prefix: module or package, enclosing namespaces and types
     parent: _Unit | None = None  # the definition whose chunk elides this one's body
     in_type: bool = False  # functions here are methods
+    guard: str | None = None  # the guard of the enclosing definition, which its members share
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +131,73 @@ def _within(elisions: list[_Elision], start: int, end: int) -> list[_Elision]:
     first = bisect_left(elisions, (start,))
     last = bisect_left(elisions, (end,), lo=first)
     return [elision for elision in elisions[first:last] if elision[1] <= end]
+
+
+_GUARD_TEXT = 80  # characters of a guard's condition kept
+_GUARD_CATEGORIES = (  # the first whose pattern the condition matches names the guard
+    ("type checking", re.compile(r"\bTYPE_CHECKING\b")),
+    ("platform", re.compile(r"\b(?:sys\.platform|os\.name|platform\.\w+|sys\.implementation|IS_WINDOWS|WINDOWS)\b")),
+    ("version", re.compile(r"\b(?:version_info|sys\.version|PY\d*|PYPY)\b")),
+)
+_IMPORT_ERRORS = re.compile(r"\b(?:ImportError|ModuleNotFoundError)\b")
+
+
+def _python_guard_kind(condition: str) -> str:
+    return next((name for name, pattern in _GUARD_CATEGORIES if pattern.search(condition)), "condition")
+
+
+def _python_guarded_blocks(statement: Node, text: Callable[[Node], str]) -> list[tuple[Node, str]]:
+    """The blocks of a module- or class-level if/try/with statement, each with its guard: what decides whether
+    the definitions in it exist (`platform: sys.platform == "win32"`, `fallback import: except ImportError`)."""
+    def clip(node: Node | None) -> str:
+        return " ".join(text(node).split())[:_GUARD_TEXT] if node is not None else ""
+
+    blocks: list[tuple[Node | None, str]] = []
+    if statement.type == "if_statement":
+        condition = clip(statement.child_by_field_name("condition"))
+        kind = _python_guard_kind(condition)
+        blocks.append((statement.child_by_field_name("consequence"), f"{kind}: {condition}"))
+        for alternative in statement.children_by_field_name("alternative"):
+            if alternative.type == "elif_clause":
+                other = clip(alternative.child_by_field_name("condition"))
+                blocks.append((alternative.child_by_field_name("consequence"), f"{_python_guard_kind(other)}: {other}"))
+            else:
+                blocks.append((alternative.child_by_field_name("body"), f"{kind}: else of {condition}"))
+    elif statement.type == "try_statement":
+        blocks.append((statement.child_by_field_name("body"), "try"))
+        for clause in statement.named_children:
+            body = clause.child_by_field_name("body") or next(
+                (child for child in clause.named_children if child.type == "block"), None)
+            if clause.type == "except_clause":
+                caught = clip(clause.child_by_field_name("value")) or "everything"
+                kind = "fallback import" if _IMPORT_ERRORS.search(caught) else "except"
+                blocks.append((body, f"{kind}: except {caught}"))
+            elif clause.type in ("else_clause", "finally_clause"):
+                blocks.append((body, "try " + clause.type.partition("_")[0]))
+    elif statement.type == "with_statement":
+        with_clause = next((child for child in statement.named_children if child.type == "with_clause"), None)
+        blocks.append((statement.child_by_field_name("body"), f"with: {clip(with_clause)}"))
+    return [(block, guard) for block, guard in blocks if block is not None]
+
+
+_GUARD_STATEMENTS = frozenset({"if_statement", "try_statement", "with_statement"})
+
+
+def _python_unguarded(members: list[Node], guards: dict[int, str], text: Callable[[Node], str],
+                      outer: str | None = None) -> list[Node]:
+    """members with each if/try/with statement replaced by the statements of its blocks, recursively; `guards`
+    receives the guard of each statement taken out of one (nested guards joined by "; ")."""
+    flat: list[Node] = []
+    for member in members:
+        if member.type not in _GUARD_STATEMENTS:
+            flat.append(member)
+            if outer is not None:
+                guards[member.id] = outer
+            continue
+        for block, guard in _python_guarded_blocks(member, text):
+            inner = guard if outer is None else f"{outer}; {guard}"
+            flat += _python_unguarded(block.named_children, guards, text, inner)
+    return flat
 
 
 def _line_count(content: bytes) -> int:
@@ -172,6 +242,9 @@ class _Chunker:
             members = self._members(container)
             if not at_root:
                 members[:0] = self._comments_before(container)
+            guards: dict[int, str] = {}
+            if grammar.python_guards:
+                members = _python_unguarded(members, guards, self._text)
             for index, member in enumerate(members):
                 if member.type not in self.relevant_types:
                     continue
@@ -190,9 +263,10 @@ class _Chunker:
                         unit = self._unit(found, context, leading)
                         if unit is None:
                             continue
+                        unit.guard = guards.get(member.id, context.guard)
                         units.append(unit)
                         if unit.kind in CONTAINER_KINDS and unit.body is not None:
-                            type_context = _Context((unit.name_path,), unit, True)
+                            type_context = _Context((unit.name_path,), unit, True, unit.guard)
                             work.append((unit.body, type_context, False))
         return units
 
@@ -441,6 +515,7 @@ class _Chunker:
                 name_path=unit.name_path,
                 signature=unit.signature,
                 docstring=unit.docstring,
+                guard=unit.guard,
             )
             for start, end in ranges
         ]

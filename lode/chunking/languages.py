@@ -56,6 +56,7 @@ class Grammar:
     comments: frozenset[str] = frozenset({"comment"})
     attachments: frozenset[str] = frozenset()  # besides comments, leading siblings that belong to the next definition
     python_docstrings: bool = False  # docstring from the body's first string, not from the comment above
+    python_guards: bool = False  # definitions under if/try/with statements are found, with their guard
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +77,7 @@ _PYTHON = Grammar(
     definitions={"function_definition": _FUNCTION, "class_definition": Definition("class")},
     wrappers={"decorated_definition": Wrapper("definition")},
     python_docstrings=True,
+    python_guards=True,
 )
 
 _JS_VALUE_KINDS = {

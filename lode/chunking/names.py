@@ -5,30 +5,42 @@ from __future__ import annotations
 import posixpath
 
 _PACKAGE_MARKERS = ("__init__.py", "__init__.pyi")
+# a directory holding one of these is a project's root: its code is imported from there (or from its src/)
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg")
+SOURCE_ROOT = "src"
 
 
-def _is_python_package(directory: str, all_paths: frozenset[str]) -> bool:
-    return any(f"{directory}/{marker}" in all_paths for marker in _PACKAGE_MARKERS)
+def _holds(directory: str, markers: tuple[str, ...], all_paths: frozenset[str]) -> bool:
+    prefix = f"{directory}/" if directory else ""
+    return any(prefix + marker in all_paths for marker in markers)
+
+
+def python_root(directory: str, all_paths: frozenset[str]) -> str:
+    """The import root of a Python file in `directory`: the nearest ancestor (or itself) that is a `src/` folder
+    (not itself a package) or a project's root, else the repository root ("")."""
+    while directory:
+        if _holds(directory, _PROJECT_MARKERS, all_paths) or (
+            posixpath.basename(directory) == SOURCE_ROOT and not _holds(directory, _PACKAGE_MARKERS, all_paths)
+        ):
+            return directory
+        directory = posixpath.dirname(directory)
+    return ""
 
 
 def module_name(path: str, all_paths: frozenset[str], language: str) -> str:
     """The dotted module name of a '/'-separated path relative to the repository root.
 
-    Python follows the import system: `src/requests/models.py` next to `src/requests/__init__.py`
-    is "requests.models". Other languages use the path without its extension: "src.app.util".
+    Python follows the import system with PEP 420: folders with or without `__init__.py` are packages, up to the
+    file's import root (python_root), so `src/flask/sansio/app.py` is "flask.sansio.app" whether or not sansio/
+    has an `__init__.py`. Other languages use the path without its extension: "src.app.util".
     """
     directory, filename = posixpath.split(path)
     stem = filename.rpartition(".")[0] or filename
     if language != "python":
         return posixpath.join(directory, stem).replace("/", ".")
-    if stem == "__init__":
-        if not directory:
-            return stem
-        parts = [posixpath.basename(directory)]
-        directory = posixpath.dirname(directory)
-    else:
-        parts = [stem]
-    while directory and _is_python_package(directory, all_paths):
-        parts.append(posixpath.basename(directory))
-        directory = posixpath.dirname(directory)
-    return ".".join(reversed(parts))
+    root = python_root(directory, all_paths)
+    package = directory[len(root) :].strip("/")
+    parts = package.split("/") if package else []
+    if stem != "__init__" or not parts:
+        parts.append(stem)
+    return ".".join(parts)

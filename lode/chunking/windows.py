@@ -45,6 +45,7 @@ class SourceLines:
         name_path: str | None = None,
         signature: str | None = None,
         docstring: str | None = None,
+        guard: str | None = None,
     ) -> Chunk:
         """A chunk over data[start:end]; `content` replaces the raw text (a class with elided methods)."""
         text = (self.data[start:end] if content is None else content).decode("utf-8", "replace")
@@ -60,6 +61,7 @@ class SourceLines:
             signature=signature,
             docstring=docstring,
             content_hash=hashlib.blake2b(text.encode(), digest_size=16).hexdigest(),
+            guard=guard,
         )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg
 
 from lode.errors import InputError
-from lode.graph.queries import EDGE_KINDS
+from lode.graph.queries import EDGE_KINDS, WALKED_KINDS
 from lode.search.filters import glob_to_regex
 
 FORMATS = ("json", "dot", "mermaid")
@@ -20,7 +20,7 @@ FORMATS = ("json", "dot", "mermaid")
 
 @dataclass(frozen=True, slots=True)
 class ExportFilters:
-    kinds: tuple[str, ...] = EDGE_KINDS
+    kinds: tuple[str, ...] = WALKED_KINDS
     min_confidence: float = 0.0
     include_external: bool = False
     path_glob: str | None = None  # keep edges whose source lies in a matching file
@@ -162,12 +162,22 @@ def _mermaid_label(text: str) -> str:
     return '"' + text.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;") + '"'
 
 
-_MERMAID_ARROWS = {"calls": "-->", "imports": "-.->", "inherits": "==>"}
+_MERMAID_ARROWS = {"calls": "-->", "imports": "-.->", "inherits": "==>", "annotates": "-.->", "decorates": "-->"}
+MERMAID_MAX_EDGES = 500  # mermaid's default maxEdges: a larger flowchart fails to render
 
 
 def _mermaid(nodes: list[_Node], edges: list[_Edge]) -> str:
-    ids = {node.key: f"n{index}" for index, node in enumerate(nodes)}
+    """A flowchart of at most MERMAID_MAX_EDGES edges (the strongest, then in name order), saying what it left out."""
     lines = ["flowchart LR"]
+    if len(edges) > MERMAID_MAX_EDGES:
+        kept = sorted(range(len(edges)), key=lambda i: (-edges[i].confidence, -edges[i].references, i))
+        edges = [edges[i] for i in sorted(kept[:MERMAID_MAX_EDGES])]
+        lines.append(f"  %% {len(kept) - MERMAID_MAX_EDGES} of {len(kept)} edges left out: mermaid renders at most "
+                     f"{MERMAID_MAX_EDGES} by default; narrow the export (--path, --kinds, --min-confidence, no "
+                     f"--include-external) or use --format dot or json")
+        used = {key for edge in edges for key in (edge.source, edge.target)}
+        nodes = [node for node in nodes if node.key in used]
+    ids = {node.key: f"n{index}" for index, node in enumerate(nodes)}
     for node in nodes:
         open_, close = ("([", "])") if node.kind == "external" else ("[", "]")
         lines.append(f"  {ids[node.key]}{open_}{_mermaid_label(node.name_path)}{close}")

@@ -8,6 +8,7 @@ Python only looks at the captures, so the cost is proportional to the number of 
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import functools
 import math
@@ -38,7 +39,10 @@ PACKAGE = "@package"  # imports: a Go import path
 # Binding.kind values
 IMPORT = "import"  # target: an absolute qualified name (a module or a symbol)
 STAR = "star"  # target: a module whose names are all bound (Python `import *`, JS `export *`, Java `.*`)
-INSTANCE = "instance"  # target: a type expression; the name holds an instance of it
+INSTANCE = "instance"  # target: a type expression; the name holds an instance of it (of what a function returns)
+ALIAS = "alias"  # target: an expression in the scope's module; the name is what it names (`response_class = R`)
+RETURNS = "@return"  # the name of an INSTANCE binding on a function: what it returns
+ITEMS = "[]"  # appended to a name: the elements of what it holds (`xs: list[T]` binds `xs[]` to T)
 EXTERNAL_NAME = "external"  # target: a name outside the repository
 GO_PACKAGE = "package"  # target: a Go import path
 
@@ -53,6 +57,7 @@ class Symbol:
     name_path: str
     start_line: int
     end_line: int
+    guard: str | None = None  # Chunk.guard: the if/try/with deciding whether the definition exists
 
 
 @dataclass(slots=True)
@@ -68,7 +73,7 @@ class Binding:
 
 @dataclass(slots=True)
 class Reference:
-    kind: str  # calls | imports | inherits
+    kind: str  # calls | imports | inherits | annotates | decorates
     source: int  # index into FileFacts.symbols: the enclosing definition, or 0 for the module
     name: str  # as written (calls, inherits) or the absolute target (imports)
     line: int
@@ -130,20 +135,23 @@ def extract_facts(
 def _symbols(
     chunked: ChunkedFile, module: str, data: bytes, line_count: int
 ) -> tuple[list[Symbol], dict[str, int], _Owners]:
-    """The file's nodes, their indexes by name path, and where each of them lies."""
+    """The file's nodes, their indexes by name path, and where each of them lies. A definition's parts are one
+    node; variants under different guards (`if win: def f` / `else: def f`) are one node each."""
     module_name = module.rpartition(".")[2] or module
     symbols = [Symbol(MODULE_ORDINAL, "module", module_name, module, 1, line_count)]
     index: dict[str, int] = {}
+    variants: dict[tuple[str, str | None], int] = {}
     spans: list[_Span] = []
     for ordinal, chunk in enumerate(chunked.chunks):
         name_path = chunk.name_path
         if not name_path or chunk.kind in NOT_SYMBOLS:
             continue
         start_line, end_line = chunk.start_line, chunk.end_line
-        position = index.get(name_path)
+        position = variants.get((name_path, chunk.guard))
         if position is None:
-            position = index[name_path] = len(symbols)
-            symbols.append(Symbol(ordinal, chunk.kind, chunk.name or "", name_path, start_line, end_line))
+            position = variants[name_path, chunk.guard] = len(symbols)
+            index.setdefault(name_path, position)  # the first variant holds the members of a guarded type
+            symbols.append(Symbol(ordinal, chunk.kind, chunk.name or "", name_path, start_line, end_line, chunk.guard))
         else:
             symbol = symbols[position]
             symbol.start_line = min(symbol.start_line, start_line)
@@ -242,11 +250,43 @@ class _File:
         else:  # module or type body: visible to other files
             self.bind(scope, name, type_name, INSTANCE, row + 1)
 
-    def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False) -> None:
+    def local_type(self, scope: int, name: str, offset: int) -> str | None:
+        """The type expression a function's local name holds at `offset`, if known."""
+        assigned = self.locals.get((scope, name))
+        before = [item for item in assigned if item[0] <= offset] if assigned else None
+        return max(before)[1] if before else None
+
+    def type_name_of(self, scope: int) -> str | None:
+        """The name the type around method `scope` has in its module's scope (`Outer.Inner`)."""
+        owner = self.enclosing_type(scope)
+        if owner is None:
+            return None
+        return self.symbols[owner].name_path.removeprefix(self.facts.namespace + ".")
+
+    def value_type(self, node: Node, expression: str, self_names: frozenset[str]) -> str | None:
+        """The type expression of what `expression` names or (a callee) returns, at `node`: its head replaced by
+        the type a local or `self` is known to hold (`s.copy` with s: Session -> `Session.copy`); None when the
+        head is a local of unknown type."""
+        scope = self.owner(node)
+        head, dot, rest = expression.partition(".")
+        if self.symbols[scope].kind not in ("function", "method"):
+            return expression
+        if head in self_names:
+            type_name = self.type_name_of(scope)
+            return f"{type_name}{dot}{rest}" if type_name else None
+        if (scope, head) in self.locals:
+            known = self.local_type(scope, head, node.start_byte)
+            return f"{known}{dot}{rest}" if known else None
+        return expression
+
+    def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False,
+             scope: int | None = None) -> None:
         """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver; with
-        hinted_only (a builtin's name), only when something is known of it."""
+        hinted_only (a builtin's name), only when something is known of it. `scope` overrides its owner."""
         row = node.start_point.row
-        scope = self.owner.at(row, offset := node.start_byte)
+        offset = node.start_byte
+        if scope is None:
+            scope = self.owner.at(row, offset)
         hint: str | None = None
         if "." in name:
             head = name.partition(".")[0]
@@ -254,9 +294,8 @@ class _File:
                 hint = SELF
             elif head in _SUPER_NAMES:
                 hint = SUPER
-            elif (assigned := self.locals.get((scope, head))) is not None:
-                before = [item for item in assigned if item[0] <= offset]
-                hint = max(before)[1] if before else None
+            elif (scope, head) in self.locals:
+                hint = self.local_type(scope, head, offset)
             elif "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
                 hint = constructed.group(1)
         if hint is not None or not hinted_only:
@@ -323,12 +362,36 @@ _PYTHON_QUERY = """
 (assignment left: [(identifier) (attribute)] type: (type)) @assign
 (typed_parameter type: (type)) @parameter
 (typed_default_parameter type: (type)) @parameter
+(function_definition return_type: (type) @returns)
+(decorator) @decorator
+(with_item value: (as_pattern (call function: [(identifier) (attribute)])
+                             alias: (as_pattern_target (identifier)))) @with
+(return_statement (identifier) @returned)
+(assignment left: [(identifier) (attribute)] right: [(identifier) (attribute)]) @alias
+(for_statement left: (identifier)) @for
 """
-_PY_TYPE = re.compile(r"""["']?(?:Optional\[)?([A-Za-z_][\w.]*)\]?(?:\s*\|\s*None)?["']?\Z""")
+_PY_CASTS = frozenset({"cast", "t.cast", "typing.cast"})
+_PY_SELF_TYPES = frozenset({"Self", "typing.Self", "typing_extensions.Self", "te.Self", "t.Self"})
+_PY_ANNOTATION_NAMES = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
+# `T`, `"T"`, `Optional[T]`, `t.Optional["T"]`, `T | None`: T
+_PY_TYPE = re.compile(
+    r"""["']?(?:(?:[A-Za-z_]\w*\.)?Optional\[)?["']?([A-Za-z_][\w.]*)["']?\]?(?:\s*\|\s*None)?["']?\Z""")
 
 
 def _python_type(text: str) -> str | None:
     match = _PY_TYPE.match(text.strip())
+    return match.group(1) if match else None
+
+
+_PY_ITEMS_TYPE = re.compile(
+    r"""["']?(?:[A-Za-z_][\w]*\.)*(?:list|List|Sequence|MutableSequence|Iterable|Iterator|Generator|Collection|set|Set|"""
+    r"""frozenset|FrozenSet|AbstractSet|MutableSet|deque|tuple|Tuple)\[\s*["']?([A-Za-z_][\w.]*)["']?\s*(?:,[^\[\]]*)?\]"""
+    r"""["']?\Z""")
+
+
+def _python_items_type(text: str) -> str | None:
+    """The element type of a container annotation: `list[T]`, `t.Iterator[T]`, `tuple[T, ...]` -> T."""
+    match = _PY_ITEMS_TYPE.match(text.strip())
     return match.group(1) if match else None
 
 
@@ -340,23 +403,26 @@ def _extract_python(file: _File, root: Node) -> None:
     for node in found.get("import", ()):
         _python_import(file, node, package)
     for node in found.get("bases", ()):
-        _inherits(file, node, [child for child in node.named_children if child.type in ("identifier", "attribute")])
-    for node in found.get("assign", ()):
-        left = node.child_by_field_name("left")
-        assert left is not None
-        if (annotation := node.child_by_field_name("type")) is not None:
-            file.assign(node, file.text(left), _python_type(file.text(annotation)), _PYTHON_SELF)
-        elif (right := node.child_by_field_name("right")) is not None and (
-            function := right.child_by_field_name("function")
-        ) is not None:
-            file.assign(node, file.text(left), _callee(file.text(function)), _PYTHON_SELF)
+        # `class D(Base[T])`: the base is Base
+        bases = [child.child_by_field_name("value") if child.type == "subscript" else child
+                 for child in node.named_children]
+        _inherits(file, node, [base for base in bases if base is not None and base.type in ("identifier", "attribute")])
+    annotations: list[Node] = list(found.get("returns", ()))
     for node in found.get("parameter", ()):
         annotation = node.child_by_field_name("type")
         name = node.child_by_field_name("name") or _first(node)
+        if annotation is not None:
+            annotations.append(annotation)
         if annotation is not None and name is not None and name.type == "identifier":
             file.assign(node, file.text(name), _python_type(file.text(annotation)), _PYTHON_SELF)
+            file.assign(node, file.text(name) + ITEMS, _python_items_type(file.text(annotation)), _PYTHON_SELF)
+    _python_returns(file, found.get("returns", ()), found.get("returned", ()))
+    _python_values(file, found)
     # every binding is known by now, so calls of unshadowed builtins are left out as they come
     builtins = _unshadowed_builtins(facts)
+    annotations += [a for node in found.get("assign", ()) if (a := node.child_by_field_name("type")) is not None]
+    _python_annotations(file, annotations, builtins)
+    decorators = _python_decorators(file, found.get("decorator", ()))
     callees: dict[bytes, tuple[str, bool]] = {}  # a file calls the same callees over and over: normalise once
     data = file.data
     for node in found.get("call", ()):
@@ -367,7 +433,144 @@ def _extract_python(file: _File, root: Node) -> None:
                                       called.partition(".")[0] in builtins and _DOTTED.match(called) is not None)
         called, builtin = callee
         if not (builtin and "." not in called):  # `len(x)`: no hint could keep it
-            file.call(node, called, _PYTHON_SELF, hinted_only=builtin)
+            scope = decorators.enclosing(node.start_byte)
+            file.call(node, called, _PYTHON_SELF, hinted_only=builtin, scope=scope)
+
+
+def _python_returns(file: _File, annotations: Sequence[Node], returned: Sequence[Node]) -> None:
+    """What functions return, as RETURNS bindings: their return annotation (`Self`: the enclosing class), else
+    the enclosing class for a method that returns `self`."""
+    annotated: set[int] = set()
+    for annotation in annotations:
+        function = annotation.parent
+        name = function.child_by_field_name("name") if function is not None else None
+        scope = file.owner(annotation)
+        if name is None or file.symbols[scope].name != file.text(name):
+            continue  # a nested function: no node
+        text = file.text(annotation).strip().strip("'\"")
+        type_name = file.type_name_of(scope) if text in _PY_SELF_TYPES else _python_type(text)
+        annotated.add(scope)
+        if type_name:
+            file.bind(scope, RETURNS, type_name, INSTANCE, annotation.start_point.row + 1)
+        elif items := _python_items_type(text):
+            file.bind(scope, RETURNS + ITEMS, items, INSTANCE, annotation.start_point.row + 1)
+    for node in returned:
+        scope = file.owner(node)
+        if file.text(node) in _PYTHON_SELF and scope not in annotated and (type_name := file.type_name_of(scope)):
+            annotated.add(scope)
+            file.bind(scope, RETURNS, type_name, INSTANCE, node.start_point.row + 1)
+
+
+def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
+    """What assignments, `with ... as` and class or module attributes bind, in source order: an instance of a
+    type (`x = C()`, `x: C`, `x = s.copy()` through what copy returns, `self.x = given` from a typed local),
+    or another name (`response_class = Response` in a class body)."""
+    statements = sorted([*found.get("assign", ()), *found.get("with", ()), *found.get("alias", ()),
+                         *found.get("for", ())], key=_SPAN)
+    done: set[int] = set()
+    for node in statements:
+        if node.id in done:  # an assignment both patterns matched
+            continue
+        done.add(node.id)
+        if node.type == "with_item":
+            pattern = node.child_by_field_name("value")
+            if pattern is None:
+                continue
+            call, alias = _first(pattern), pattern.child_by_field_name("alias")
+            function = call.child_by_field_name("function") if call is not None else None
+            if function is not None and alias is not None and (target := _first(alias)) is not None:
+                manager = file.value_type(node, _callee(file.text(function)), _PYTHON_SELF)
+                file.assign(node, file.text(target), f"{manager}.__enter__" if manager else None, _PYTHON_SELF)
+            continue
+        left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+        assert left is not None
+        if node.type == "for_statement":  # `for x in xs`: an element of what xs holds or returns
+            if right is not None and right.type in ("identifier", "attribute", "call"):
+                function = right.child_by_field_name("function") if right.type == "call" else right
+                iterated = _callee(file.text(function)) if function is not None else ""
+                scope = file.owner(node)
+                if (scope, iterated + ITEMS) in file.locals:  # a local or parameter annotated `list[T]`
+                    element = file.local_type(scope, iterated + ITEMS, node.start_byte)
+                else:
+                    container = file.value_type(node, iterated + ("()" if right.type == "call" else ""),
+                                                _PYTHON_SELF)
+                    element = container + ITEMS if container else None
+                file.assign(left, file.text(left), element, _PYTHON_SELF)  # from the loop's body on
+            continue
+        if (annotation := node.child_by_field_name("type")) is not None:
+            file.assign(node, file.text(left), _python_type(file.text(annotation)), _PYTHON_SELF)
+            file.assign(node, file.text(left) + ITEMS, _python_items_type(file.text(annotation)), _PYTHON_SELF)
+        elif right is not None and (function := right.child_by_field_name("function")) is not None:
+            callee = _callee(file.text(function))
+            arguments = right.child_by_field_name("arguments")
+            if callee in _PY_CASTS and arguments is not None and (cast := _first(arguments)) is not None:
+                type_name = _python_type(file.text(cast))  # `x = cast(Group, y)`: x holds a Group
+            else:
+                type_name = file.value_type(node, callee, _PYTHON_SELF)
+            file.assign(node, file.text(left), type_name, _PYTHON_SELF)
+        elif right is not None and right.type in ("identifier", "attribute"):
+            value = file.text(right)
+            scope = file.owner(node)
+            if file.symbols[scope].kind in ("function", "method"):  # `self.app = app`, `x = y`: a local's type
+                head = value.partition(".")[0]
+                if "." not in value and (scope, head) in file.locals:
+                    file.assign(node, file.text(left), file.local_type(scope, head, node.start_byte), _PYTHON_SELF)
+            elif left.type == "identifier":
+                file.bind(scope, file.text(left), value, ALIAS, node.start_point.row + 1)
+
+
+def _python_annotations(file: _File, annotations: list[Node], builtins: frozenset[str]) -> None:
+    """An `annotates` reference per name in a type annotation (`x: Optional[Request]` names Request), once per
+    name and definition: the uses `lode graph refs` lists."""
+    seen: set[tuple[int, str]] = set()
+    for annotation in annotations:
+        scope = file.owner(annotation)
+        line = annotation.start_point.row + 1
+        for name in _PY_ANNOTATION_NAMES.findall(file.text(annotation)):
+            if name.partition(".")[0] not in builtins and (scope, name) not in seen:
+                seen.add((scope, name))
+                file.refer("annotates", scope, name, line)
+
+
+class _DecoratorScopes:
+    """Decorators run when the definition they decorate is made, in its enclosing scope: calls inside them
+    (`@click.option(type=Choice())`) belong to that scope, not to the decorated function."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int, int]] = []  # (start byte, end byte, enclosing scope), sorted
+
+    def enclosing(self, offset: int) -> int | None:
+        index = bisect.bisect_right(self.spans, (offset, _NO_END)) - 1
+        if index >= 0 and self.spans[index][0] <= offset < self.spans[index][1]:
+            return self.spans[index][2]
+        return None
+
+
+_NO_END = 1 << 62
+
+
+def _python_decorators(file: _File, decorators: Sequence[Node]) -> _DecoratorScopes:
+    """A `decorates` reference from each decorated node to its decorator; where the decorators' calls belong."""
+    scopes = _DecoratorScopes()
+    for decorator in decorators:
+        decorated = decorator.parent.child_by_field_name("definition") if decorator.parent is not None else None
+        name_node = decorated.child_by_field_name("name") if decorated is not None else None
+        if name_node is None:
+            continue
+        source = file.owner(name_node)
+        symbol = file.symbols[source]
+        if source and symbol.start_line <= decorator.start_point.row + 1 and file.text(name_node) == symbol.name:
+            enclosing = file.by_path.get(symbol.name_path.rpartition(".")[0], 0)
+        else:  # a nested definition (no node): its decorators run in the definition around it, its owner
+            enclosing = source
+        scopes.spans.append((decorator.start_byte, decorator.end_byte, enclosing))
+        expression = _first(decorator)
+        if expression is not None and expression.type == "call":
+            expression = expression.child_by_field_name("function")
+        if expression is not None and expression.type in ("identifier", "attribute") and enclosing != source:
+            file.refer("decorates", source, _callee(file.text(expression)), decorator.start_point.row + 1)
+    scopes.spans.sort()
+    return scopes
 
 
 def _unshadowed_builtins(facts: FileFacts) -> frozenset[str]:
@@ -451,7 +654,10 @@ _JS_QUERY = """
 (variable_declarator name: (identifier) value: (new_expression)) @assign
 (variable_declarator value: (call_expression function: (identifier) arguments: (arguments . (string) .))) @require
 (assignment_expression left: (member_expression object: (this)) right: (new_expression)) @assign
+(program (expression_statement
+    (assignment_expression left: (member_expression) right: [(identifier) (object)]) @exports))
 """
+MODULE_EXPORTS = "module.exports"  # the name of a CommonJS module's ALIAS binding to what it exports
 _TS_QUERY = (
     _JS_QUERY
     + """
@@ -490,6 +696,8 @@ def _extract_js(language: str) -> Callable[[_File, Node], None]:
             _js_import_export(file, node)
         for node in found.get("require", ()):
             _js_require(file, node)
+        for node in found.get("exports", ()):
+            _js_exports(file, node)
         for node in found.get("heritage", ()):
             bases = [
                 base
@@ -567,6 +775,29 @@ def _js_import_export(file: _File, node: Node) -> None:
             file.bind(0, "*", target, STAR, line)
 
 
+def _js_exports(file: _File, node: Node) -> None:
+    """CommonJS exports as ALIAS bindings of the module: `module.exports = X` (what `require` returns, and the
+    default export), `module.exports = {a, b: c}`, `exports.a = b`, `module.exports.a = b`."""
+    left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
+    assert left is not None and right is not None
+    target, line = file.text(left), node.start_point.row + 1
+    if target == MODULE_EXPORTS and right.type == "identifier":
+        for name in (MODULE_EXPORTS, "default"):
+            file.bind(0, name, file.text(right), ALIAS, line)
+    elif target == MODULE_EXPORTS:
+        for item in right.named_children:
+            if item.type == "shorthand_property_identifier":
+                file.bind(0, file.text(item), file.text(item), ALIAS, line)
+            elif item.type == "pair" and (key := item.child_by_field_name("key")) is not None:
+                value = item.child_by_field_name("value")
+                if value is not None and value.type in ("identifier", "member_expression"):
+                    file.bind(0, file.text(key), file.text(value), ALIAS, line)
+    elif right.type == "identifier" and target.startswith(("module.exports.", "exports.")):
+        name = target.removeprefix("module.").removeprefix("exports.")
+        if name and "." not in name:
+            file.bind(0, name, file.text(right), ALIAS, line)
+
+
 def _js_require(file: _File, node: Node) -> None:
     """`const x = require('./m')` binds the module; `const {a, b: c} = require('./m')` binds its names."""
     value = node.child_by_field_name("value")
@@ -604,6 +835,8 @@ _GO_QUERY = """
 (field_declaration_list (field_declaration !name type: _ @embed))
 (short_var_declaration) @assign
 (var_spec name: (identifier) type: _) @assign
+(function_declaration result: _ @result)
+(method_declaration result: _ @result)
 """
 _GO_VERSION = re.compile(r"v\d+\Z")
 
@@ -637,13 +870,28 @@ def _extract_go(file: _File, root: Node) -> None:
     for node in found.get("embed", ()):
         if (base := _go_type(file, node)) is not None:
             _inherits(file, node, [base])
+    for node in found.get("result", ()):  # what a function returns: its (first) result type
+        scope = file.owner(node)
+        result: Node | None = node
+        if node.type == "parameter_list":  # `(T, error)`
+            first = _first(node)
+            result = first.child_by_field_name("type") if first is not None else None
+        if scope and (type_name := _go_type(file, result)) is not None:
+            file.bind(scope, RETURNS, type_name, INSTANCE, node.start_point.row + 1)
     for node in found.get("assign", ()):
         if node.type == "short_var_declaration":
             left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
-            if left is not None and right is not None and left.named_child_count == right.named_child_count == 1:
-                target = _first(left)
+            if left is not None and right is not None and right.named_child_count == 1 and left.named_child_count:
+                target, value = _first(left), _first(right)
+                if value is not None and value.type == "call_expression":  # `x, err := pkg.New()`: what New returns
+                    function = value.child_by_field_name("function")
+                    type_name = _callee(file.text(function)) if function is not None else None
+                elif left.named_child_count == 1:
+                    type_name = _go_type(file, value)
+                else:
+                    continue
                 if target is not None and target.type == "identifier":
-                    file.assign(node, file.text(target), _go_type(file, _first(right)), _NO_NAMES)
+                    file.assign(node, file.text(target), type_name, _NO_NAMES)
         elif (variable := node.child_by_field_name("name")) is not None:  # var x T
             file.assign(node, file.text(variable), _go_type(file, node.child_by_field_name("type")), _NO_NAMES)
     receivers = {file.owner(node): frozenset({file.text(node)}) for node in found.get("receiver", ())}

@@ -16,7 +16,8 @@ from lode.errors import InputError, NotFound
 from lode.graph.facts import MODULE_ORDINAL
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
 
-EDGE_KINDS = ("calls", "imports", "inherits")
+EDGE_KINDS = ("calls", "imports", "inherits", "annotates", "decorates")
+WALKED_KINDS = ("calls", "imports", "inherits")  # what paths and exports follow unless told
 MAX_DEPTH = 10
 MAX_WALK_ROWS = 200_000
 
@@ -44,6 +45,7 @@ class GraphNode:
     path: str | None
     start_line: int | None
     end_line: int | None
+    guard: str | None = None  # a definition under an if/try/with: what decides whether it exists
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,23 @@ class Traversal:
     truncated: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Use:
+    """One reference to a symbol: the definition it is in, its kind, and where it is."""
+
+    source: GraphNode
+    kind: str  # an edge kind: calls | imports | inherits | annotates | decorates
+    confidence: float
+    evidence: str  # path:line
+
+
+@dataclass(slots=True)
+class References:
+    symbol: GraphNode
+    uses: list[Use] = field(default_factory=list)
+    truncated: bool = False
+
+
 @dataclass(slots=True)
 class GraphPath:
     start: GraphNode
@@ -73,7 +92,7 @@ class GraphPath:
     hops: list[Hop] = field(default_factory=list)
 
 
-_NODE_COLUMNS = "n.id, n.repo_id, n.name_path, n.kind, n.path, n.start_line, n.end_line"
+_NODE_COLUMNS = "n.id, n.repo_id, n.name_path, n.kind, n.path, n.start_line, n.end_line, n.guard"
 
 
 def _like_suffix(name: str) -> str:
@@ -217,13 +236,41 @@ def _traverse(
     return traversal
 
 
+def references(
+    conn: psycopg.Connection,
+    repo_ids: list[int],
+    symbol: str,
+    kinds: tuple[str, ...] = EDGE_KINDS,
+    min_confidence: float = 0.0,
+    limit: int = 200,
+) -> References:
+    """Every use of `symbol` (an edge into it of `kinds`), by file and line: calls, imports, base classes, type
+    annotations, decorators. One entry per edge, where callers list each caller once."""
+    _check(1, kinds, min_confidence, limit)
+    start = find_symbol(conn, repo_ids, symbol)
+    target = "e.target_id = %(id)s" if start.id is not None else "e.target_id IS NULL AND e.target_name = %(name)s"
+    rows = conn.execute(
+        f"""SELECT e.kind, e.confidence, e.line, {_NODE_COLUMNS}
+              FROM graph_edges e JOIN graph_nodes n ON n.id = e.source_id
+             WHERE {target} AND e.repo_id = ANY(%(repos)s) AND e.kind = ANY(%(kinds)s) AND e.confidence >= %(min)s
+             ORDER BY n.path, e.line, e.kind, n.name_path LIMIT %(limit)s + 1""",
+        {"id": start.id, "name": start.name_path, "repos": repo_ids if start.id is None else [start.repo_id],
+         "kinds": list(kinds), "min": min_confidence, "limit": limit},
+    ).fetchall()
+    found = References(start, truncated=len(rows) > limit)
+    for kind, confidence, line, *node in rows[:limit]:
+        source = GraphNode(*node)
+        found.uses.append(Use(source, kind, round(confidence, 4), f"{source.path}:{line}"))
+    return found
+
+
 def path(
     conn: psycopg.Connection,
     repo_ids: list[int],
     a: str,
     b: str,
     max_depth: int = 6,
-    kinds: tuple[str, ...] = EDGE_KINDS,
+    kinds: tuple[str, ...] = WALKED_KINDS,
     min_confidence: float = 0.0,
 ) -> GraphPath | None:
     """A shortest chain of edges from `a` to `b`, or else from `b` to `a`; None when neither exists within
@@ -381,8 +428,8 @@ def stats(conn: psycopg.Connection, repo_ids: list[int], top: int = 10) -> dict[
         "nodes": nodes,
         "edges": edges,
         "external_nodes": externals[0] if externals else 0,
-        "top_fan_in": [{"symbol": GraphNode(*row[:7]), "callers": row[7]} for row in fan_in],
-        "top_fan_out": [{"symbol": GraphNode(*row[:7]), "callees": row[7]} for row in fan_out],
+        "top_fan_in": [{"symbol": GraphNode(*row[:8]), "callers": row[8]} for row in fan_in],
+        "top_fan_out": [{"symbol": GraphNode(*row[:8]), "callees": row[8]} for row in fan_out],
         "import_cycles": import_cycles(conn, repo_ids),
     }
 

@@ -18,7 +18,14 @@ Rules, by language:
 - Other languages: by name (the callee's last name, preferring matches of its qualifier, then the same file),
   confidence BY_NAME split; a name with more than MAX_CANDIDATES candidates goes external (too common to mean
   anything, like `get`).
-Not followed: aliases by plain assignment (`f = g`, `x = a or b`), return types, attributes of untyped values.
+Type annotations (`annotates`: each name in one, per definition) and decorators (`decorates`) resolve like base
+classes and calls, and make edges only to definitions in the repository. Calls inside a decorator belong to the
+scope around the decorated definition (they run when it is made).
+Python type flow, bounded to what is written: `self.x = param` from a typed parameter or local; return
+annotations (`-> Self`, a string) or `return self` (RETURNS bindings), so `x = y.copy()`, `a.b().c()` and
+`with C() as s` (through `C.__enter__`) type their results; `name = other` in a module or class body (ALIAS:
+`response_class = Response`, then `self.response_class()`); annotated module globals. Not followed: aliases inside
+functions, `x = a or b`, attributes of untyped values, constructor arguments: those stay external, never guessed.
 Nested functions are no nodes: calls inside them belong to the enclosing definition, calls to them go external.
 
 Every edge carries a confidence: the product of the rule factors below, split evenly across the candidates when
@@ -44,6 +51,7 @@ EXACT = 1.0
 SELF_MEMBER = 0.9  # self.m(), this.m(), implicit this: an override in a subclass may run instead
 INHERITED = 0.9  # per base class climbed
 TYPED_RECEIVER = 0.8  # the receiver's type comes from an assignment or an annotation
+RETURNED = 0.9  # and, besides, from what a function returns (its return annotation, or `return self`)
 BY_NAME = 0.5  # languages resolved by name only
 MAX_CANDIDATES = 8  # for resolution by name only
 MAX_STEPS = 5_000  # lookups one reference may compute (a guard: real code needs a few dozen); then it goes external
@@ -51,10 +59,15 @@ MAX_STEPS = 5_000  # lookups one reference may compute (a guard: real code needs
 TYPE_KINDS = frozenset({"class", "struct", "interface", "trait", "enum"})
 CALLABLE_KINDS = frozenset({"function", "method"}) | TYPE_KINDS
 _FUNCTION_KINDS = frozenset({"function", "method"})
+_WANTED = {"calls": CALLABLE_KINDS, "decorates": CALLABLE_KINDS, "inherits": TYPE_KINDS, "annotates": TYPE_KINDS}
+# uses that make edges to the repository's own definitions only: externals (`int`, `@property`) would be most
+# of them and serve no question `lode graph refs` answers about the repository
+_IN_REPOSITORY_ONLY = frozenset({"annotates", "decorates"})
 _JS = frozenset({"javascript", "typescript", "tsx"})
 _RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
 _NONE: list = []  # an empty result, never mutated
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
+_CALLED_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\(\))?(?:\.[A-Za-z_$#][\w$]*(?:\(\))?)*(?:\[\])?\Z")
 
 
 def name_key(name: str) -> int:
@@ -156,10 +169,35 @@ class SymbolTable:
         self.bindings: dict[tuple[str, str, int], list[BindingInfo]] = {}  # (scope, name, file id)
         for binding in bindings:
             self.bindings.setdefault((binding.scope, binding.name, binding.file_id), []).append(binding)
-        self.bound_scopes = {(scope, file_id) for scope, _, file_id in self.bindings}
+        # the scopes whose own names (local imports, typed locals) change how references in them resolve
+        self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings
+                             if not name.startswith(f.RETURNS)}
         self.bases: dict[int, list[str]] = {}
         for node_id, expression in bases:
             self.bases.setdefault(node_id, []).append(expression)
+        packages = {file.directory for file in self.files.values() if _is_package_init(file)}
+        self.import_folders = {file.file_id: folders for file in self.files.values()
+                               if file.language == "python" and (folders := _import_folders(file, packages))}
+
+
+def _is_package_init(file: FileInfo) -> bool:
+    return file.language == "python" and posixpath.basename(file.path).startswith("__init__.")
+
+
+def _import_folders(file: FileInfo, packages: set[str]) -> list[str]:
+    """The module names of the folders around a Python file with no `__init__.py` in them or above them (up to
+    its import root), innermost first: run as a script, or with such a folder on sys.path (tests, tools), the
+    file imports its neighbours by their short names. Absolute imports found nowhere else are looked up under
+    them; a folder inside a regular package is never on sys.path."""
+    parts = file.module.split(".")
+    depth = len(parts) - (0 if _is_package_init(file) else 1)  # the module's package parts
+    folders = file.directory.split("/")
+    found: list[str] = []
+    for kept in range(1, depth + 1):
+        if "/".join(folders[: len(folders) - depth + kept]) in packages:
+            break
+        found.insert(0, ".".join(parts[:kept]))
+    return found
 
 
 class Resolver:
@@ -232,11 +270,12 @@ class Resolver:
                 return []
             if reference.hint == f.PACKAGE:
                 return [_Value(module, False, EXACT) for module in self._package_modules(reference.name)]
-            if found := [value for value in self._qualified(reference.name) if not value.instance]:
+            if found := [value for value in self._imported(reference.name, file.file_id) if not value.instance]:
                 return found
             # `from m import x` where x is no node (a variable): the edge goes to module m
-            return [v for v in self._qualified(reference.name.rpartition(".")[0]) if v.node.kind == "module"]
-        if reference.kind == "inherits":
+            module = reference.name.rpartition(".")[0]
+            return [v for v in self._imported(module, file.file_id) if v.node.kind == "module"]
+        if reference.kind in ("inherits", "annotates"):
             return self._types(self._expression(reference.name, source, file))
         if file.language not in _RESOLVED_BY_SCOPE:
             return self._by_name(reference.name, file)
@@ -251,14 +290,16 @@ class Resolver:
             else:
                 values = [_Value(base.node, True, base.confidence) for base in self._bases(owner)]
             return self._members(values, parts[1:])
-        if hint:  # the receiver's type: what follows it in the name are members
+        if hint:  # the receiver's type: what follows the receiver in the name are members
             receivers = self._instances(self._expression(hint, source, file), TYPED_RECEIVER)
-            members = reference.name.rpartition(").")[2] if ")." in reference.name else reference.name.partition(".")[2]
+            constructed = hint + "()."  # `C().m()`
+            name = reference.name
+            members = name[len(constructed):] if name.startswith(constructed) else name.partition(".")[2]
             return self._members(receivers, members.split("."))
         return self._expression(reference.name, source, file)
 
     def _edges(self, reference: ReferenceInfo, values: list[_Value], file: FileInfo, source: NodeInfo) -> list[Target]:
-        wanted = CALLABLE_KINDS if reference.kind == "calls" else TYPE_KINDS if reference.kind == "inherits" else None
+        wanted = _WANTED.get(reference.kind)
         best: dict[int, float] = {}
         for value in values:
             node = value.node
@@ -266,6 +307,8 @@ class Resolver:
                 continue
             best[node.id] = max(best.get(node.id, 0.0), value.confidence)
         by_name = file.language not in _RESOLVED_BY_SCOPE and reference.kind == "calls"
+        if not best and reference.kind in _IN_REPOSITORY_ONLY:
+            return []
         if not best or (by_name and len(best) > MAX_CANDIDATES):
             return [(None, self._external_name(reference, source, file), EXACT)]
         share = len(best)
@@ -288,19 +331,38 @@ class Resolver:
     # -- expressions and names
 
     def _expression(self, text: str, source: NodeInfo, file: FileInfo) -> list[_Value]:
-        if not _DOTTED.match(text):
+        """What a dotted name names, with calls in it (`make().run`) followed through what they return."""
+        if not _CALLED_DOTTED.match(text):
             return []
         head, *rest = text.split(".")
-        return self._members(self._name(head, source, file), rest)
+        called = head.endswith("()")
+        values = self._name(head.removesuffix("()"), source, file)
+        return self._members(self._instances(values, EXACT) if called else values, rest)
 
     def _members(self, values: list[_Value], names: list[str]) -> list[_Value]:
         for name in names:
+            items = name.endswith(f.ITEMS)  # `xs[]`, `f()[]`: an element of what xs holds or f returns
+            name = name.removesuffix(f.ITEMS)
+            called = name.endswith("()")
+            name = name.removesuffix("()")
             values = [
                 _Value(member.node, member.instance, round(value.confidence * member.confidence, 6))
                 for value in values
-                for member in self._member(value.node, name)
+                for member in self._member(value.node, name + (f.ITEMS if items and not called else ""))
             ]
+            if called and items:
+                values = [_Value(r.node, True, round(r.confidence * v.confidence * RETURNED, 6))
+                          for v in values if v.node.kind in _FUNCTION_KINDS and not v.instance
+                          for r in self._memoised(("items", v.node.id), self._returned_items, v.node)]
+            elif called:  # `a.b().c`: what b returns, or an instance of the class b is
+                values = self._instances(values, EXACT)
         return values
+
+    def _returned_items(self, function: NodeInfo) -> list[_Value]:
+        """The element types of what a function returns (`-> list[T]`, `-> Iterator[T]`)."""
+        file = self.table.files[function.file_id]
+        return [value for binding in self._bindings(function.name_path, f.RETURNS + f.ITEMS, function.file_id)
+                for value in self._types(self._expression(binding.target, function, file))]
 
     def _scopes(self, source: NodeInfo, file: FileInfo) -> list[str]:
         """Where a name used in `source` is bound: the function itself (local imports), then the module."""
@@ -329,7 +391,7 @@ class Resolver:
         values: list[_Value] = []
         for binding in bindings:
             if binding.kind == f.IMPORT:
-                values += self._qualified(binding.target)
+                values += self._commonjs(self._imported(binding.target, binding.file_id))
             elif binding.kind == f.GO_PACKAGE:
                 package = NodeInfo(0, 0, "package", f.go_package_name(binding.target), binding.target)
                 values.append(_Value(package, False, EXACT))
@@ -337,7 +399,25 @@ class Resolver:
                 values += self._memoised(
                     ("instance", binding.scope_id, binding.target), self._instance_binding, binding
                 )
+            elif binding.kind == f.ALIAS:
+                values += self._memoised(("alias", binding.scope_id, binding.target), self._alias_binding, binding)
         return values
+
+    def _commonjs(self, values: list[_Value]) -> list[_Value]:
+        """A JavaScript module bound whole (`const C = require('./c')`) is what it assigns to module.exports."""
+        found: list[_Value] = []
+        for value in values:
+            node = value.node
+            exports = (self._bindings(node.name_path, f.MODULE_EXPORTS, node.file_id)
+                       if node.kind == "module" and self.table.files[node.file_id].language in _JS else None)
+            found += self._follow(exports) if exports else [value]
+        return found
+
+    def _alias_binding(self, binding: BindingInfo) -> list[_Value]:
+        """`name = expression` in a module or class body: what the expression names there."""
+        scope = self.table.nodes[binding.scope_id]
+        module = self._module_of(scope)
+        return self._expression(binding.target, module, self.table.files[module.file_id])
 
     def _instance_binding(self, binding: BindingInfo) -> list[_Value]:
         scope = self.table.nodes[binding.scope_id]
@@ -345,6 +425,16 @@ class Resolver:
             scope = self._module_of(scope)
         file = self.table.files[scope.file_id]
         return self._instances(self._expression(binding.target, scope, file), TYPED_RECEIVER)
+
+    def _imported(self, name: str, file_id: int) -> list[_Value]:
+        """What an import in a file names: an absolute name, else the same name under the file's folders
+        without `__init__.py` (see _import_folders)."""
+        if found := self._qualified(name):
+            return found
+        for folder in self.table.import_folders.get(file_id, ()):
+            if found := self._qualified(f"{folder}.{name}"):
+                return found
+        return []
 
     def _qualified(self, name: str) -> list[_Value]:
         """An absolute dotted name: a node, or a member of what its prefix resolves to."""
@@ -401,7 +491,10 @@ class Resolver:
             return [_Value(node, False, EXACT) for node in found]
         if bound := self._bindings(owner.name_path, name, owner.file_id):
             return self._follow(bound)
-        for base in self._bases(owner):
+        bases = self._bases(owner)
+        if embedded := [base for base in bases if base.node.name == name and self._is_go(owner)]:
+            return embedded  # Go: an embedded struct is also a field named by its type (`i.Base.Save()`)
+        for base in bases:
             if inherited := self._member(base.node, name):
                 return [_Value(v.node, v.instance, v.confidence * base.confidence) for v in inherited]
         return []
@@ -474,7 +567,21 @@ class Resolver:
         return [value for value in values if value.node.kind in TYPE_KINDS and not value.instance]
 
     def _instances(self, values: list[_Value], factor: float) -> list[_Value]:
-        return [_Value(v.node, True, v.confidence * factor) for v in self._types(values)]
+        """Instances of the types among values, of what the functions among them return (RETURNED), and the
+        instances among them (an expression naming a typed attribute or global)."""
+        found = [_Value(v.node, True, v.confidence * factor) for v in values
+                 if v.node.kind in TYPE_KINDS]
+        for value in values:
+            if value.node.kind in _FUNCTION_KINDS and not value.instance:
+                found += [_Value(r.node, True, round(r.confidence * value.confidence * factor * RETURNED, 6))
+                          for r in self._memoised(("returns", value.node.id), self._returns, value.node)]
+        return found
+
+    def _returns(self, function: NodeInfo) -> list[_Value]:
+        """The types a function is known to return: its RETURNS bindings (annotation, or `return self`)."""
+        file = self.table.files[function.file_id]
+        return [value for binding in self._bindings(function.name_path, f.RETURNS, function.file_id)
+                for value in self._types(self._expression(binding.target, function, file))]
 
     def _same_unit(self, node: NodeInfo, owner: NodeInfo) -> bool:
         """Members of a type live in its file; in Go, anywhere in its package (directory)."""
@@ -482,6 +589,9 @@ class Resolver:
             return True
         owner_file = self.table.files[owner.file_id]
         return owner_file.language == "go" and self._same_package(node, owner_file)
+
+    def _is_go(self, node: NodeInfo) -> bool:
+        return self.table.files[node.file_id].language == "go"
 
     def _same_package(self, node: NodeInfo, file: FileInfo) -> bool:
         return self.table.files[node.file_id].directory == file.directory

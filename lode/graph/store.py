@@ -45,7 +45,7 @@ class ResolveReport:
     external: int = 0  # of which to external nodes
 
 
-_NODE_COLUMNS = "id, repo_id, file_id, kind, name, name_path, path, start_line, end_line"
+_NODE_COLUMNS = "id, repo_id, file_id, kind, name, name_path, path, start_line, end_line, guard"
 _EDGE_COLUMNS = "repo_id, source_id, target_id, target_name, kind, confidence, line"
 
 
@@ -58,7 +58,7 @@ class GraphBatch:
     repo_id: int
     file_id: int
     file: tuple[str, str, str, str]  # path, language, module, namespace
-    nodes: str  # [[ordinal, kind, name, name path, start line, end line], ...]
+    nodes: str  # [[ordinal, kind, name, name path, start line, end line, guard], ...]
     bindings: str
     bases: str
     references: str
@@ -72,7 +72,7 @@ class GraphBatch:
             repo_id,
             file_id,
             (facts.path, facts.language, facts.module, facts.namespace),
-            _json([(s.ordinal, s.kind, s.name, s.name_path, s.start_line, s.end_line) for s in symbols]),
+            _json([(s.ordinal, s.kind, s.name, s.name_path, s.start_line, s.end_line, s.guard) for s in symbols]),
             _json([(ordinals[b.scope], symbols[b.scope].name_path, b.name, b.target, b.kind)
                    for b in facts.bindings]),
             _json([(ordinals[r.source], r.name) for r in facts.references if r.kind == "inherits"]),
@@ -215,7 +215,7 @@ class GraphStore:
                                 VALUES (%(repo)s, %(file)s, %(keys)s::bigint[])),
                      nodes AS (INSERT INTO graph_nodes ({_NODE_COLUMNS})
                                SELECT %(first)s::bigint | (n->>0)::bigint, %(repo)s, %(file)s, n->>1, n->>2, n->>3,
-                                      %(path)s, (n->>4)::integer, (n->>5)::integer
+                                      %(path)s, (n->>4)::integer, (n->>5)::integer, n->>6
                                  FROM jsonb_array_elements(%(nodes)s::jsonb) n)
                 INSERT INTO graph_files (file_id, repo_id, path, language, module, namespace, bindings, bases, refs)
                 VALUES (%(file)s, %(repo)s, %(path)s, %(language)s, %(module)s, %(namespace)s,
@@ -367,6 +367,11 @@ class GraphStore:
             )
         ]
         return SymbolTable(files, nodes, bindings, bases)
+
+    def python_modules(self, repo_id: int) -> list[tuple[int, str, str]]:
+        """(file id, path, module name) of the repository's Python files, as last indexed."""
+        return [(row[0], row[1], row[2]) for row in self.conn.execute(
+            "SELECT file_id, path, module FROM graph_files WHERE repo_id = %s AND language = 'python'", (repo_id,))]
 
     def files_without_graph(self, repo_id: int) -> set[int]:
         """The ids of the repository's files that have no graph rows: indexed while LODE_GRAPH was off."""
