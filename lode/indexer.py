@@ -234,6 +234,7 @@ class _Run:
         self.should_stop = should_stop or (lambda: False)  # checked between files
         self.progress = Progress()
         self.run_id: int | None = None  # created lazily: a no-op run writes nothing
+        self.term_stats = False  # whether each file's write keeps term_stats (not in a first load), see execute
 
     def execute(self) -> None:
         """Index the changed files; the caller then calls maintain() (done here if indexing fails)."""
@@ -243,6 +244,7 @@ class _Run:
             stored_skips = uow.skipped.all(self.repo.id)
             if not known:  # a first load: inserting without indexes and building them once is much cheaper
                 uow.postings_partition(self.repo.id).drop_indexes()
+            self.term_stats = uow.term_stats.ready([self.repo.id])
         try:
             self._index(known, stored_skips)
         except DatabaseUnavailable:
@@ -374,6 +376,8 @@ class _Run:
             self._ensure_run(uow)
             chunk_delta, length_delta = batch.count, batch.total_length
             if old is not None:
+                if self.term_stats:
+                    uow.term_stats.remove_file(self.repo.id, old.id)
                 removed_chunks, removed_length = uow.delete_file(self.repo.id, old.id)
                 chunk_delta, length_delta = chunk_delta - removed_chunks, length_delta - removed_length
             uow.files.insert(
@@ -381,7 +385,9 @@ class _Run:
                 outcome.content_hash, outcome.fallback,
             )
             uow.chunks.insert(batch)
-            with uow.conn.pipeline():  # the last two statements in one round trip
+            with uow.conn.pipeline():  # the last statements in one round trip
+                if self.term_stats:
+                    uow.term_stats.add_file(self.repo.id, file_id)
                 if outcome.graph is not None:  # None under LODE_GRAPH=false
                     GraphStore(uow.conn).insert(outcome.graph)
                 uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
@@ -392,6 +398,8 @@ class _Run:
     def _delete(self, row: FileRow) -> None:
         with unit_of_work(self.db, synchronous_commit=False) as uow:
             self._ensure_run(uow)
+            if self.term_stats:
+                uow.term_stats.remove_file(self.repo.id, row.id)
             removed_chunks, removed_length = uow.delete_file(self.repo.id, row.id)
             uow.repos.record_change(self.repo.id, -removed_chunks, -removed_length)
         self.report.files_deleted += 1
