@@ -25,7 +25,13 @@ import psycopg
 from lode.model import Chunk
 from lode.search.filters import Filters
 from lode.search.tokens import term_counts, tokenize
-from lode.store.repositories import CHUNK_ID_BITS, CHUNK_ID_DTYPE, COUNT_DTYPE, ChunkPostings, TermStats
+from lode.store.repositories import (
+    CHUNK_ID_BITS,
+    CHUNK_ID_DTYPE,
+    COUNT_DTYPE,
+    ChunkPostings,
+    TermStats,
+)
 
 K1 = 1.5
 B = 0.75
@@ -63,7 +69,7 @@ def search(
         return []
     unfiltered = filters.sql("c")[0] == "TRUE"
     if unfiltered and TermStats(conn).ready(repo_ids):
-        return top_k(conn, terms, repo_ids, corpus_size, total_length, limit)
+        return top_k(conn, terms, repo_ids, corpus_size, total_length, limit)[0]
     postings = term_scores(conn, query, repo_ids, corpus_size, total_length)
     if postings is None:
         return []
@@ -143,22 +149,26 @@ def _kth_best(scores: np.ndarray, limit: int) -> float:
 def top_k(
     conn: psycopg.Connection, terms: Counter[str], repo_ids: list[int], corpus_size: int, total_length: float,
     limit: int,
-) -> list[tuple[int, float]]:
+) -> tuple[list[tuple[int, float]], int]:
     """The exhaustive ranking's first `limit` entries, reading common terms only where they can matter
-    (MaxScore; see the module docstring). Needs term_stats to be ready for every repository searched."""
+    (MaxScore; see the module docstring), and how many postings it read. Needs term_stats to be ready for
+    every repository searched."""
     dfs = TermStats(conn).dfs(list(terms), repo_ids)
     if not dfs:
-        return []
+        return [], 0
     avg_length = total_length / corpus_size
     weight = {term: terms[term] * idf(df, corpus_size) for term, df in dfs.items()}
     bound = {term: w * (K1 + 1) for term, w in weight.items()}  # tf/(tf + ...) < 1: no chunk gets more
     unread = sorted(dfs, key=lambda term: (dfs[term], term), reverse=True)  # popped rarest first
     unread_bound = sum(bound.values())
     scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    postings_read = 0
 
     def read(fetched: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        nonlocal postings_read
         for term, (ids, tf, length) in fetched.items():
             scored[term] = (ids, _bm25(weight[term], tf, length, avg_length))
+            postings_read += len(ids)
 
     # Essential terms, read whole, rarest first, until no chunk that none of them holds can reach the top k.
     seen, partial, threshold = np.empty(0, CHUNK_ID_DTYPE), np.empty(0), 0.0
@@ -185,12 +195,12 @@ def top_k(
         keep = partial + unread_bound * (1 + _SLACK) >= threshold * (1 - _SLACK)
         seen, partial = seen[keep], partial[keep]
     if not len(seen):
-        return []
+        return [], postings_read
     # Exact scores of what is left, summed term by term in sorted order, as the exhaustive path sums them.
     ids, scores = _joined(scored)
     inside = np.isin(ids, seen)
     chunk_ids, sums = accumulate(ids[inside], scores[inside])
-    return [(int(chunk_ids[i]), float(sums[i])) for i in best(chunk_ids, sums, limit)]
+    return [(int(chunk_ids[i]), float(sums[i])) for i in best(chunk_ids, sums, limit)], postings_read
 
 
 def _joined(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

@@ -10,10 +10,16 @@ import psycopg
 
 from lode.graph.store import GraphStore
 from lode.store.db import Database
-from lode.store.vectors import Vectors
 from lode.store.repositories import (
-    Chunks, Files, IndexRuns, PostingsPartition, Repositories, SkippedFiles, TermStats,
+    Chunks,
+    Files,
+    IndexRuns,
+    PostingsPartition,
+    Repositories,
+    SkippedFiles,
+    TermStats,
 )
+from lode.store.vectors import Vectors
 
 
 @dataclass(slots=True)
