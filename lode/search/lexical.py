@@ -172,10 +172,15 @@ def top_k(
 
     # Essential terms, read whole, rarest first, until no chunk that none of them holds can reach the top k.
     seen, partial, threshold = np.empty(0, CHUNK_ID_DTYPE), np.empty(0), 0.0
+    # The threshold never exceeds the bounds of the terms read summed, so every term up to where those first
+    # exceed the bounds of the rest is read in any case: those go in one statement.
     while unread and unread_bound * (1 + _SLACK) >= threshold:
-        term = unread.pop()
-        read(_fetch(conn, [term], repo_ids))
-        unread_bound -= bound[term]
+        batch = [unread.pop()]
+        unread_bound -= bound[batch[0]]
+        while unread and unread_bound >= sum(bound[term] for term in scored) + sum(bound[term] for term in batch):
+            batch.append(unread.pop())
+            unread_bound -= bound[batch[-1]]
+        read(_fetch(conn, batch, repo_ids))
         seen, partial = accumulate(*_joined(scored))
         threshold = _kth_best(partial, limit)
     # The other terms, for the chunks whose partial score plus what they could still get reaches the threshold.
