@@ -90,9 +90,9 @@ def _fetch(
     """Each term's postings, as (chunk ids, term frequencies, chunk lengths); only `files`' when given."""
     where = "term = ANY(%s) AND repo_id = ANY(%s)"
     params: list[object] = [terms, repo_ids]
-    if files is not None:
-        where += " AND file_id = ANY(%s)"
-        params.append(files.tolist())
+    if files is not None:  # as one array literal: psycopg dumps a list of thousands of ints element by element
+        where += " AND file_id = ANY(%s::bigint[])"
+        params.append("{" + ",".join(map(str, files.tolist())) + "}")
     rows = conn.execute(
         "SELECT term, string_agg(chunk_ids, ''::bytea), string_agg(tfs, ''::bytea), string_agg(lengths, ''::bytea)"
         f" FROM postings WHERE {where} GROUP BY term",
