@@ -86,5 +86,6 @@ class Hit:
     score: float
     legs: dict[str, int | None] = field(default_factory=dict)
     snippet: str = ""
-    highlights: list[list[int]] = field(default_factory=list)  # [line, start, end] over the snippet (search/highlight.py)
+    # [line, start, end] over the snippet (search/highlight.py)
+    highlights: list[list[int]] = field(default_factory=list)
     chunk_id: int = 0
