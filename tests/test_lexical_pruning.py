@@ -51,10 +51,9 @@ def sample_queries(lode: Lode, names: list[str], count: int, seed: int) -> list[
     common, rare = terms[:40], terms[len(terms) // 2:]
     mixes = [" ".join([rng.choice(rare), *rng.sample(common, rng.randint(1, 5))]) for _ in range(count // 4)]
     only_common = [" ".join(rng.sample(common, rng.randint(1, 4))) for _ in range(count // 4)]
-    queries = (rng.sample(docs, min(count // 4, len(docs)))
-               + [s.replace("_", " ") for s in rng.sample(symbols, min(count // 4, len(symbols)))]
-               + mixes + only_common + ["self self return", "zzzunmatched", "zzzunmatched self"])
-    return queries
+    return (rng.sample(docs, min(count // 4, len(docs)))
+            + [s.replace("_", " ") for s in rng.sample(symbols, min(count // 4, len(symbols)))]
+            + mixes + only_common + ["self self return", "zzzunmatched", "zzzunmatched self"])
 
 
 def exhaustive(lode: Lode, query: str, repo_ids: list[int], chunks: int, length: int,

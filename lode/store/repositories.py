@@ -163,7 +163,8 @@ class TermStats:
 
     def ready(self, repo_ids: list[int]) -> bool:
         row = self.conn.execute(
-            "SELECT count(*) = cardinality(%(ids)s::int[]) FROM repositories WHERE id = ANY(%(ids)s) AND term_stats_ready",
+            "SELECT count(*) = cardinality(%(ids)s::int[]) FROM repositories"
+            " WHERE id = ANY(%(ids)s) AND term_stats_ready",
             {"ids": repo_ids},
         ).fetchone()
         return bool(row and row[0])
