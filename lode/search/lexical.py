@@ -133,6 +133,10 @@ def term_scores(
     return np.concatenate(ids_parts), np.concatenate(score_parts)
 
 
+# Below this many candidate files, the remaining terms are read in one statement: a round trip then costs more
+# than the files that reading them one at a time would prune.
+_FEW_FILES = 64
+
 # Bounds and thresholds are compared with this relative slack, so that float rounding in a sum can never prune
 # a chunk whose exact score reaches the k-th best.
 _SLACK = 1e-9
@@ -153,14 +157,14 @@ def top_k(
     """The exhaustive ranking's first `limit` entries, reading common terms only where they can matter
     (MaxScore; see the module docstring), and how many postings it read. Needs term_stats to be ready for
     every repository searched."""
-    dfs = TermStats(conn).dfs(list(terms), repo_ids)
+    dfs, first = _stats_and_first_read(conn, terms, repo_ids, corpus_size)
     if not dfs:
         return [], 0
     avg_length = total_length / corpus_size
     weight = {term: terms[term] * idf(df, corpus_size) for term, df in dfs.items()}
     bound = {term: w * (K1 + 1) for term, w in weight.items()}  # tf/(tf + ...) < 1: no chunk gets more
-    unread = sorted(dfs, key=lambda term: (dfs[term], term), reverse=True)  # popped rarest first
-    unread_bound = sum(bound.values())
+    unread = sorted(set(dfs) - set(first), key=lambda term: (dfs[term], term), reverse=True)  # popped rarest first
+    unread_bound = sum(bound[term] for term in unread)
     scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     postings_read = 0
 
@@ -171,31 +175,35 @@ def top_k(
             postings_read += len(ids)
 
     # Essential terms, read whole, rarest first, until no chunk that none of them holds can reach the top k.
+    read(first)
     seen, partial, threshold = np.empty(0, CHUNK_ID_DTYPE), np.empty(0), 0.0
-    # The threshold never exceeds the bounds of the terms read summed, so every term up to where those first
-    # exceed the bounds of the rest is read in any case: those go in one statement.
-    while unread and unread_bound * (1 + _SLACK) >= threshold:
-        batch = [unread.pop()]
-        unread_bound -= bound[batch[0]]
-        while unread and unread_bound >= sum(bound[term] for term in scored) + sum(bound[term] for term in batch):
-            batch.append(unread.pop())
-            unread_bound -= bound[batch[-1]]
-        read(_fetch(conn, batch, repo_ids))
-        seen, partial = accumulate(*_joined(scored))
-        threshold = _kth_best(partial, limit)
-    # The other terms, for the chunks whose partial score plus what they could still get reaches the threshold.
+    while True:
+        if scored:
+            seen, partial = accumulate(*_joined(scored))
+            threshold = _kth_best(partial, limit)
+        if not unread or unread_bound * (1 + _SLACK) < threshold:
+            break
+        term = unread.pop()
+        read(_fetch(conn, [term], repo_ids))
+        unread_bound -= bound[term]
+    # The other terms, for the chunks whose partial score plus what they could still get reaches the threshold:
+    # one term a statement while that prunes many files, the rest together once few are left.
     candidates = partial + unread_bound * (1 + _SLACK) >= threshold * (1 - _SLACK)
     seen, partial = seen[candidates], partial[candidates]
     while unread and len(seen):
-        term = unread.pop()
         files = np.unique(seen >> CHUNK_ID_BITS)
-        read(_fetch(conn, [term], repo_ids, files))
-        unread_bound -= bound[term]
-        if term in scored:
-            ids, scores = scored[term]
-            inside = np.isin(ids, seen)
-            scored[term] = ids, scores = ids[inside], scores[inside]
-            partial = partial + _sum_into(seen, ids, scores)
+        if len(files) > _FEW_FILES:
+            batch = [unread.pop()]
+        else:
+            batch, unread = unread, []
+        read(_fetch(conn, batch, repo_ids, files))
+        for term in batch:
+            unread_bound -= bound[term]
+            if term in scored:
+                ids, scores = scored[term]
+                inside = np.isin(ids, seen)
+                scored[term] = ids, scores = ids[inside], scores[inside]
+                partial = partial + _sum_into(seen, ids, scores)
         threshold = max(threshold, _kth_best(partial, limit))
         keep = partial + unread_bound * (1 + _SLACK) >= threshold * (1 - _SLACK)
         seen, partial = seen[keep], partial[keep]
@@ -206,6 +214,42 @@ def top_k(
     inside = np.isin(ids, seen)
     chunk_ids, sums = accumulate(ids[inside], scores[inside])
     return [(int(chunk_ids[i]), float(sums[i])) for i in best(chunk_ids, sums, limit)], postings_read
+
+
+def _stats_and_first_read(
+    conn: psycopg.Connection, terms: Counter[str], repo_ids: list[int], corpus_size: int
+) -> tuple[dict[str, int], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Each query term's df, with the postings of the terms that top_k reads whole in any case, in one round
+    trip: rarest first, each term whose rarer terms' bounds add up to at most half of all the bounds (the
+    threshold never exceeds the bounds of the terms read, so until then the unread ones may still reach it).
+    The weight is idf() times the query count, in SQL; a rounding difference changes only what is read first."""
+    rows = conn.execute(
+        """WITH s AS (
+               SELECT q.term, sum(t.df) AS df, q.qtf * ln(1 + (%(n)s - sum(t.df) + 0.5) / (sum(t.df) + 0.5)) AS w
+                 FROM unnest(%(terms)s::text[], %(qtfs)s::int[]) AS q(term, qtf)
+                 JOIN term_stats t ON t.term = q.term AND t.repo_id = ANY(%(repos)s)
+                GROUP BY q.term, q.qtf HAVING sum(t.df) > 0),
+           o AS (
+               SELECT term, df, coalesce(sum(w) OVER (ORDER BY df, term ROWS BETWEEN UNBOUNDED PRECEDING
+                                                      AND 1 PRECEDING), 0) AS rarer, sum(w) OVER () AS total
+                 FROM s)
+           SELECT o.term, o.df, p.ids, p.tfs, p.lengths FROM o LEFT JOIN LATERAL (
+               SELECT string_agg(chunk_ids, ''::bytea) AS ids, string_agg(tfs, ''::bytea) AS tfs,
+                      string_agg(lengths, ''::bytea) AS lengths
+                 FROM postings WHERE term = o.term AND repo_id = ANY(%(repos)s) AND o.rarer <= o.total / 2
+           ) p ON true""",
+        {"terms": list(terms), "qtfs": list(terms.values()), "repos": repo_ids, "n": corpus_size},
+    ).fetchall()
+    first = {
+        term: (
+            np.frombuffer(ids, dtype=CHUNK_ID_DTYPE),
+            np.frombuffer(tfs, dtype=COUNT_DTYPE).astype(np.float64),
+            np.frombuffer(lengths, dtype=COUNT_DTYPE).astype(np.float64),
+        )
+        for term, _, ids, tfs, lengths in rows
+        if ids is not None
+    }
+    return {term: int(df) for term, df, *_ in rows}, first
 
 
 def _joined(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:

@@ -169,15 +169,6 @@ class TermStats:
         ).fetchone()
         return bool(row and row[0])
 
-    def dfs(self, terms: list[str], repo_ids: list[int]) -> dict[str, int]:
-        """The df of each term found in the repositories (summed across them)."""
-        rows = self.conn.execute(
-            "SELECT term, sum(df) FROM term_stats WHERE repo_id = ANY(%s) AND term = ANY(%s)"
-            " GROUP BY term HAVING sum(df) > 0",
-            (repo_ids, terms),
-        ).fetchall()
-        return {term: int(df) for term, df in rows}
-
     def add_file(self, repo_id: int, file_id: int) -> None:
         """Count a file's postings, just inserted."""
         self.conn.execute(
