@@ -4,6 +4,8 @@ checkouts of Lode (e.g. main and this branch), each on a fresh embedded PostgreS
 Per checkout: a first load (lexical only, LODE_GRAPH=false, so the graph's resolution does not blur it), a no-op
 re-index, then `--changed` files edited and re-indexed (each file's transaction now also keeps term_stats).
 
+Each checkout runs on its own .venv when it has one.
+
 Usage: python bench/lexical_write_cost.py --corpus /tmp/lode-bench-work/corpora/lib-x1 \
     --checkout /work/main --checkout . [--changed 100] [--runs 2]
 """
@@ -41,7 +43,7 @@ def inner(corpus: Path, changed: int) -> dict[str, float]:
     times["noop_s"] = time.perf_counter() - started
     sources = sorted(tree.rglob("*.py"))
     for path in sources[:: max(1, len(sources) // changed)][:changed]:
-        path.write_text(path.read_text() + "\n\ndef edited_for_the_benchmark(self):\n    return self\n")
+        path.write_bytes(path.read_bytes() + b"\n\ndef edited_for_the_benchmark(self):\n    return self\n")
     started = time.perf_counter()
     engine.index(tree, "bench")
     times[f"changed_{changed}_s"] = time.perf_counter() - started
@@ -67,9 +69,10 @@ def main() -> None:
             checkout = checkout.resolve()
             env = {**os.environ, "PYTHONPATH": str(checkout), "LODE_EMBEDDER": "none"}
             env.pop("LODE_DATABASE_URL", None)
+            own = checkout / ".venv" / "bin" / "python"  # a checkout's own dependencies, when it has them
             out = subprocess.run(
-                [sys.executable, __file__, "--corpus", str(args.corpus), "--checkout", str(checkout),
-                 "--changed", str(args.changed), "--inner"],
+                [str(own) if own.exists() else sys.executable, str(Path(__file__).resolve()),
+                 "--corpus", str(args.corpus), "--checkout", str(checkout), "--changed", str(args.changed), "--inner"],
                 capture_output=True, text=True, env=env, check=True, cwd=checkout,
             ).stdout
             results[str(checkout)].append(json.loads(out.strip().splitlines()[-1]))
