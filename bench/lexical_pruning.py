@@ -56,8 +56,10 @@ def time_queries(engine: Lode, repo: str, count: int) -> dict[str, object]:
                 started = time.perf_counter()
                 expected, all_postings = exhaustive(conn, query, repo_id, chunks, length, depth)
                 middle = time.perf_counter()
-                got, pruned_postings = lexical.top_k(conn, lexical.query_terms(query), [repo_id], chunks, length,
-                                                     depth) if lexical.query_terms(query) else ([], 0)
+                terms = lexical.query_terms(query)
+                pruned = lexical.top_k(conn, terms, [repo_id], chunks, length, depth) if terms else ([], 0)
+                assert pruned is not None, "term_stats not ready"
+                got, pruned_postings = pruned
                 ended = time.perf_counter()
                 if got != expected:
                     sys.exit(f"pruned ranking differs from the exhaustive one at k={depth} for {query!r}")

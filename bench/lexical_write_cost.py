@@ -63,10 +63,10 @@ def main() -> None:
     if args.inner:
         print(json.dumps(inner(args.corpus, args.changed)))
         return
-    results: dict[str, list[dict[str, float]]] = {str(c): [] for c in args.checkout}
+    checkouts = [checkout.resolve() for checkout in args.checkout]
+    results: dict[str, list[dict[str, float]]] = {str(c): [] for c in checkouts}
     for _ in range(args.runs):
-        for checkout in args.checkout:
-            checkout = checkout.resolve()
+        for checkout in checkouts:
             env = {**os.environ, "PYTHONPATH": str(checkout), "LODE_EMBEDDER": "none"}
             env.pop("LODE_DATABASE_URL", None)
             own = checkout / ".venv" / "bin" / "python"  # a checkout's own dependencies, when it has them

@@ -72,10 +72,10 @@ def assert_pruned_equals_exhaustive(lode: Lode, names: list[str], seed: int) -> 
     for query in sample_queries(lode, names, 80, seed):
         for limit in LIMITS:
             with lode.db.connection() as conn:
-                pruned, _ = lexical.top_k(conn, lexical.query_terms(query), repo_ids, chunks, length, limit)
+                ranked = lexical.top_k(conn, lexical.query_terms(query), repo_ids, chunks, length, limit)
                 through_search = lexical.search(conn, query, repo_ids, chunks, length, Filters(), limit)
             expected = exhaustive(lode, query, repo_ids, chunks, length, limit)
-            assert pruned == expected, (query, limit)  # ids, order and float scores alike
+            assert ranked is not None and ranked[0] == expected, (query, limit)  # ids, order and float scores
             assert through_search == expected, (query, limit)
 
 
@@ -117,7 +117,9 @@ def test_common_terms_are_read_only_where_a_rarer_one_matched(lode: Lode, corpus
     for term in rare:
         query = " ".join([term, *common])
         with lode.db.connection() as conn:
-            pruned, read = lexical.top_k(conn, lexical.query_terms(query), repo_ids, chunks, length, 10)
+            ranked = lexical.top_k(conn, lexical.query_terms(query), repo_ids, chunks, length, 10)
+            assert ranked is not None
+            pruned, read = ranked
             postings = lexical.term_scores(conn, query, repo_ids, chunks, length)
             within_its_files = conn.execute(
                 """SELECT sum(length(chunk_ids) / 8) FROM postings WHERE repo_id = %(repo)s AND (term = %(rare)s
@@ -173,6 +175,7 @@ def test_a_repository_without_term_stats_is_searched_exhaustively_until_its_next
         conn.commit()
         chunks, length = conn.execute("SELECT chunk_count, total_length FROM repositories WHERE id = %s",
                                       (repo_id,)).fetchone()
+        assert lexical.top_k(conn, lexical.query_terms("decode json object"), [repo_id], chunks, length, 10) is None
         hits = lexical.search(conn, "decode json object", [repo_id], chunks, length, Filters(), 10)
     assert hits and hits == exhaustive(lode, "decode json object", [repo_id], chunks, length, 10)
     lode.index(root, repo_name)  # nothing changed; its maintenance rebuilds the stats

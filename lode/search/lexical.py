@@ -30,7 +30,6 @@ from lode.store.repositories import (
     CHUNK_ID_DTYPE,
     COUNT_DTYPE,
     ChunkPostings,
-    TermStats,
 )
 
 K1 = 1.5
@@ -68,8 +67,8 @@ def search(
     if not terms or corpus_size == 0 or limit <= 0:
         return []
     unfiltered = filters.sql("c")[0] == "TRUE"
-    if unfiltered and TermStats(conn).ready(repo_ids):
-        return top_k(conn, terms, repo_ids, corpus_size, total_length, limit)[0]
+    if unfiltered and (pruned := top_k(conn, terms, repo_ids, corpus_size, total_length, limit)) is not None:
+        return pruned[0]
     postings = term_scores(conn, query, repo_ids, corpus_size, total_length)
     if postings is None:
         return []
@@ -153,11 +152,14 @@ def _kth_best(scores: np.ndarray, limit: int) -> float:
 def top_k(
     conn: psycopg.Connection, terms: Counter[str], repo_ids: list[int], corpus_size: int, total_length: float,
     limit: int,
-) -> tuple[list[tuple[int, float]], int]:
+) -> tuple[list[tuple[int, float]], int] | None:
     """The exhaustive ranking's first `limit` entries, reading common terms only where they can matter
-    (MaxScore; see the module docstring), and how many postings it read. Needs term_stats to be ready for
-    every repository searched."""
-    dfs, first = _stats_and_first_read(conn, terms, repo_ids, corpus_size)
+    (MaxScore; see the module docstring), and how many postings it read; None, having read nothing, unless
+    term_stats is ready for every repository searched."""
+    stats = _stats_and_first_read(conn, terms, repo_ids, corpus_size)
+    if stats is None:
+        return None
+    dfs, first = stats
     if not dfs:
         return [], 0
     avg_length = total_length / corpus_size
@@ -218,13 +220,17 @@ def top_k(
 
 def _stats_and_first_read(
     conn: psycopg.Connection, terms: Counter[str], repo_ids: list[int], corpus_size: int
-) -> tuple[dict[str, int], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]]:
-    """Each query term's df, with the postings of the terms that top_k reads whole in any case, in one round
-    trip: rarest first, each term whose rarer terms' bounds add up to at most half of all the bounds (the
-    threshold never exceeds the bounds of the terms read, so until then the unread ones may still reach it).
+) -> tuple[dict[str, int], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None:
+    """None if term_stats is not ready for every repository; else each query term's df, with the postings of
+    the terms that top_k reads whole in any case, all in one round trip: rarest first, each term whose rarer
+    terms' bounds add up to at most half of all the bounds (the threshold never exceeds the bounds of the terms
+    read, so until then the unread ones may still reach it).
     The weight is idf() times the query count, in SQL; a rounding difference changes only what is read first."""
     rows = conn.execute(
-        """WITH s AS (
+        """WITH ready AS (
+               SELECT count(*) = cardinality(%(repos)s::int[]) AS ok FROM repositories
+                WHERE id = ANY(%(repos)s) AND term_stats_ready),
+           s AS (
                SELECT q.term, sum(t.df) AS df, q.qtf * ln(1 + (%(n)s - sum(t.df) + 0.5) / (sum(t.df) + 0.5)) AS w
                  FROM unnest(%(terms)s::text[], %(qtfs)s::int[]) AS q(term, qtf)
                  JOIN term_stats t ON t.term = q.term AND t.repo_id = ANY(%(repos)s)
@@ -233,23 +239,27 @@ def _stats_and_first_read(
                SELECT term, df, coalesce(sum(w) OVER (ORDER BY df, term ROWS BETWEEN UNBOUNDED PRECEDING
                                                       AND 1 PRECEDING), 0) AS rarer, sum(w) OVER () AS total
                  FROM s)
-           SELECT o.term, o.df, p.ids, p.tfs, p.lengths FROM o LEFT JOIN LATERAL (
+           SELECT ready.ok, o.term, o.df, p.ids, p.tfs, p.lengths FROM ready LEFT JOIN o ON ready.ok
+             LEFT JOIN LATERAL (
                SELECT string_agg(chunk_ids, ''::bytea) AS ids, string_agg(tfs, ''::bytea) AS tfs,
                       string_agg(lengths, ''::bytea) AS lengths
                  FROM postings WHERE term = o.term AND repo_id = ANY(%(repos)s) AND o.rarer <= o.total / 2
            ) p ON true""",
         {"terms": list(terms), "qtfs": list(terms.values()), "repos": repo_ids, "n": corpus_size},
     ).fetchall()
+    if not rows[0][0]:
+        return None
+    matched = [row[1:] for row in rows if row[1] is not None]
     first = {
         term: (
             np.frombuffer(ids, dtype=CHUNK_ID_DTYPE),
             np.frombuffer(tfs, dtype=COUNT_DTYPE).astype(np.float64),
             np.frombuffer(lengths, dtype=COUNT_DTYPE).astype(np.float64),
         )
-        for term, _, ids, tfs, lengths in rows
+        for term, _, ids, tfs, lengths in matched
         if ids is not None
     }
-    return {term: int(df) for term, df, *_ in rows}, first
+    return {term: int(df) for term, df, *_ in matched}, first
 
 
 def _joined(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
