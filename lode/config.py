@@ -55,6 +55,7 @@ class Timeouts(BaseSettings):
     index_file: Seconds = 120.0  # one file's worker (read, chunk, graph facts): killed after this, file skipped
     cache_get: Seconds = 0.1  # Redis (L2) connect and read timeout of a cache lookup
     cache_put: Seconds = 0.1  # Redis (L2) timeout of a cache write
+    pattern_search: Seconds = 10.0  # a whole exact/regex search over the indexed files (MCP search_pattern)
 
 
 class EmbeddingSettings(BaseSettings):
@@ -202,7 +203,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
     database_url: str | None = None
     redis_url: str | None = None
-    embedder: Literal["local", "http", "none"] = "local"
+    embedder: Literal["local", "static", "http", "none"] = "local"
 
     # discovery and read guards
     max_file_bytes: int = Field(default=1024 * 1024, ge=1)

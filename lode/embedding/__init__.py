@@ -1,4 +1,5 @@
-"""Embedding providers: `local` (ONNX Runtime on the CPU), `http` (an OpenAI-compatible service) or `none`."""
+"""Embedding providers: `local` (ONNX Runtime on the CPU), `static` (a token table distilled from it, for very large
+repositories), `http` (an OpenAI-compatible service) or `none`."""
 
 from __future__ import annotations
 
@@ -25,12 +26,19 @@ def get_embedder(settings: Settings) -> Embedder | None:
             batch_timeout=settings.timeouts.embed_batch, single_timeout=settings.timeouts.embed_single,
             retry_attempts=config.retry_attempts, retry_max_seconds=config.retry_max_seconds,
             query_retry_attempts=config.query_retry_attempts, query_retry_max_seconds=config.query_retry_max_seconds,
+            breakers=settings.breakers,
         )
     from lode.embedding.export import MODEL_NAME
+
+    if settings.embedder == "static":
+        from lode.embedding.static import StaticEmbedder
+
+        return StaticEmbedder(settings.home / "models")
     from lode.embedding.local import DIMENSION, LocalEmbedder
 
     if config.model != MODEL_NAME:
         raise EmbeddingError(f"the local embedder has only {MODEL_NAME}; use LODE_EMBEDDER=http for {config.model}")
     if config.dimension not in (None, DIMENSION):
         raise EmbeddingError(f"{MODEL_NAME} has {DIMENSION} dimensions, not LODE_EMBED_DIMENSION={config.dimension}")
-    return LocalEmbedder(settings.home / "models", quantize=config.quantize, threads=config.threads)
+    return LocalEmbedder(settings.home / "models", quantize=config.quantize, threads=config.threads,
+                         breakers=settings.breakers)
