@@ -377,9 +377,10 @@ class _Run:
         with unit_of_work(self.db, synchronous_commit=False) as uow:
             self._ensure_run(uow)
             chunk_delta, length_delta = batch.count, batch.total_length
+            removed_terms: tuple[list[str], list[int]] = ([], [])
             if old is not None:
                 if self.term_stats:
-                    uow.term_stats.remove_file(self.repo.id, old.id)
+                    removed_terms = uow.term_stats.file_terms(self.repo.id, old.id)
                 removed_chunks, removed_length = uow.delete_file(self.repo.id, old.id)
                 chunk_delta, length_delta = chunk_delta - removed_chunks, length_delta - removed_length
             uow.files.insert(
@@ -389,7 +390,7 @@ class _Run:
             uow.chunks.insert(batch)
             with uow.conn.pipeline():  # the last statements in one round trip
                 if self.term_stats:
-                    uow.term_stats.add_file(self.repo.id, file_id)
+                    uow.term_stats.count_file(self.repo.id, file_id, removed_terms)
                 if outcome.graph is not None:  # None under LODE_GRAPH=false
                     GraphStore(uow.conn).insert(outcome.graph)
                 uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
@@ -400,9 +401,10 @@ class _Run:
     def _delete(self, row: FileRow) -> None:
         with unit_of_work(self.db, synchronous_commit=False) as uow:
             self._ensure_run(uow)
-            if self.term_stats:
-                uow.term_stats.remove_file(self.repo.id, row.id)
+            removed_terms = uow.term_stats.file_terms(self.repo.id, row.id) if self.term_stats else None
             removed_chunks, removed_length = uow.delete_file(self.repo.id, row.id)
+            if removed_terms is not None:
+                uow.term_stats.count_file(self.repo.id, None, removed_terms)
             uow.repos.record_change(self.repo.id, -removed_chunks, -removed_length)
         self.report.files_deleted += 1
 

@@ -169,21 +169,30 @@ class TermStats:
         ).fetchone()
         return bool(row and row[0])
 
-    def add_file(self, repo_id: int, file_id: int) -> None:
-        """Count a file's postings, just inserted."""
+    def file_terms(self, repo_id: int, file_id: int) -> tuple[list[str], list[int]]:
+        """A file's terms and the chunks holding each: read before its postings are deleted, for count_file."""
+        rows = self.conn.execute(
+            "SELECT term, length(chunk_ids) / %s FROM postings WHERE repo_id = %s AND file_id = %s",
+            (CHUNK_ID_DTYPE.itemsize, repo_id, file_id),
+        ).fetchall()
+        return [row[0] for row in rows], [int(row[1]) for row in rows]
+
+    def count_file(self, repo_id: int, file_id: int | None, removed: tuple[list[str], list[int]]) -> None:
+        """Count the postings of `file_id` (just inserted; None for none) and uncount `removed` (the file_terms
+        of the file it replaces, or of a deleted file). Only terms whose df changes are written: an edit that
+        keeps most of a file's terms rewrites few rows."""
+        terms, counts = removed
         self.conn.execute(
             """INSERT INTO term_stats (repo_id, term, df)
-               SELECT repo_id, term, length(chunk_ids) / %s FROM postings WHERE repo_id = %s AND file_id = %s
+               SELECT %(repo)s, term, sum(n) FROM (
+                   SELECT term, length(chunk_ids) / %(width)s FROM postings
+                    WHERE repo_id = %(repo)s AND file_id = %(file)s
+                   UNION ALL
+                   SELECT * FROM unnest(%(terms)s::text[], %(counts)s::bigint[])) AS delta(term, n)
+                GROUP BY term HAVING sum(n) <> 0
                ON CONFLICT (repo_id, term) DO UPDATE SET df = term_stats.df + excluded.df""",
-            (CHUNK_ID_DTYPE.itemsize, repo_id, file_id),
-        )
-
-    def remove_file(self, repo_id: int, file_id: int) -> None:
-        """Uncount a file's postings, before they are deleted."""
-        self.conn.execute(
-            """UPDATE term_stats s SET df = s.df - length(p.chunk_ids) / %s
-                 FROM postings p WHERE p.repo_id = %s AND p.file_id = %s AND s.repo_id = %s AND s.term = p.term""",
-            (CHUNK_ID_DTYPE.itemsize, repo_id, file_id, repo_id),
+            {"repo": repo_id, "file": file_id, "width": CHUNK_ID_DTYPE.itemsize, "terms": terms,
+             "counts": [-count for count in counts]},
         )
 
     def rebuild(self, repo_id: int, table: str) -> None:
