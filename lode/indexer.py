@@ -253,6 +253,7 @@ class _Run:
         self.should_stop = should_stop or (lambda: False)  # checked between files
         self.progress = Progress()
         self.run_id: int | None = None  # created lazily: a no-op run writes nothing
+        self.term_stats = False  # whether each file's write keeps term_stats (not in a first load), see execute
 
     def execute(self) -> None:
         """Index the changed files; the caller then calls maintain() (done here if indexing fails)."""
@@ -262,6 +263,7 @@ class _Run:
             stored_skips = uow.skipped.all(self.repo.id)
             if not known:  # a first load: inserting without indexes and building them once is much cheaper
                 uow.postings_partition(self.repo.id).drop_indexes()
+            self.term_stats = uow.term_stats.ready([self.repo.id])
         try:
             self._index(known, stored_skips)
         except DatabaseUnavailable:
@@ -397,7 +399,10 @@ class _Run:
         with unit_of_work(self.db, synchronous_commit=False) as uow:
             self._ensure_run(uow)
             chunk_delta, length_delta = batch.count, batch.total_length
+            removed_terms: tuple[list[str], list[int]] = ([], [])
             if old is not None:
+                if self.term_stats:
+                    removed_terms = uow.term_stats.file_terms(self.repo.id, old.id)
                 removed_chunks, removed_length = uow.delete_file(self.repo.id, old.id)
                 chunk_delta, length_delta = chunk_delta - removed_chunks, length_delta - removed_length
             uow.files.insert(
@@ -405,7 +410,9 @@ class _Run:
                 outcome.content_hash, outcome.fallback,
             )
             uow.chunks.insert(batch)
-            with uow.conn.pipeline():  # the last two statements in one round trip
+            with uow.conn.pipeline():  # the last statements in one round trip
+                if self.term_stats:
+                    uow.term_stats.count_file(self.repo.id, file_id, removed_terms)
                 if outcome.graph is not None:  # None under LODE_GRAPH=false
                     GraphStore(uow.conn).insert(outcome.graph)
                 uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
@@ -416,7 +423,10 @@ class _Run:
     def _delete(self, row: FileRow) -> None:
         with unit_of_work(self.db, synchronous_commit=False) as uow:
             self._ensure_run(uow)
+            removed_terms = uow.term_stats.file_terms(self.repo.id, row.id) if self.term_stats else None
             removed_chunks, removed_length = uow.delete_file(self.repo.id, row.id)
+            if removed_terms is not None:
+                uow.term_stats.count_file(self.repo.id, None, removed_terms)
             uow.repos.record_change(self.repo.id, -removed_chunks, -removed_length)
         self.report.files_deleted += 1
 

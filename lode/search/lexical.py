@@ -2,8 +2,16 @@
 
 Documents are chunks. A chunk's terms are its content plus its name (weighted NAME_WEIGHT, a BM25F-style
 field boost) and its qualifier (the enclosing name path, or the file path for windows). Scoring is Okapi
-BM25 with the Lucene/bm25s idf. One statement fetches each query term's postings, concatenated; numpy scores
-them, so the cost per matching chunk is a few nanoseconds rather than a SQL executor row.
+BM25 with the Lucene/bm25s idf; numpy scores fetched postings, so the cost per matching chunk is a few
+nanoseconds rather than a SQL executor row.
+
+Top k without reading every posting (MaxScore, Turtle & Flood 1995): no chunk gets more than
+qtf * idf * (K1 + 1) from a term, and term_stats gives every term's df (so its idf and that bound) up front.
+Terms are read whole rarest first while the bounds of the terms not yet read add up to at least the k-th best
+partial score; once they add up to less, no chunk outside the ones seen can reach the top k, and the remaining
+(common, long) terms are read only for the files of the chunks that still can, through the (term, file_id)
+index. The result is the exhaustive ranking: same chunks, same order, the same float scores (every chunk's
+terms are summed in the same order, sorted by term, on both paths).
 """
 
 from __future__ import annotations
@@ -17,7 +25,12 @@ import psycopg
 from lode.model import Chunk
 from lode.search.filters import Filters
 from lode.search.tokens import term_counts, tokenize
-from lode.store.repositories import CHUNK_ID_DTYPE, COUNT_DTYPE, ChunkPostings
+from lode.store.repositories import (
+    CHUNK_ID_BITS,
+    CHUNK_ID_DTYPE,
+    COUNT_DTYPE,
+    ChunkPostings,
+)
 
 K1 = 1.5
 B = 0.75
@@ -50,42 +63,214 @@ def search(
     limit: int,
 ) -> list[tuple[int, float]]:
     """Return (chunk_id, score) pairs, best first. The caller sets the statement timeout."""
+    terms = query_terms(query)
+    if not terms or corpus_size == 0 or limit <= 0:
+        return []
+    unfiltered = filters.sql("c")[0] == "TRUE"
+    if unfiltered and (pruned := top_k(conn, terms, repo_ids, corpus_size, total_length, limit)) is not None:
+        return pruned[0]
     postings = term_scores(conn, query, repo_ids, corpus_size, total_length)
     if postings is None:
         return []
     chunk_ids, scores = accumulate(*postings)
-    if filters.sql("c")[0] == "TRUE":
+    if unfiltered:
         return [(int(chunk_ids[i]), float(scores[i])) for i in best(chunk_ids, scores, limit)]
     order = best(chunk_ids, scores, len(scores))
     return _filtered(conn, chunk_ids[order], scores[order], filters, limit)
 
 
+def idf(df: int, corpus_size: int) -> float:
+    return math.log(1 + (corpus_size - df + 0.5) / (df + 0.5))
+
+
+def _fetch(
+    conn: psycopg.Connection, terms: list[str], repo_ids: list[int], files: np.ndarray | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each term's postings, as (chunk ids, term frequencies, chunk lengths); only `files`' when given."""
+    where = "term = ANY(%s) AND repo_id = ANY(%s)"
+    params: list[object] = [terms, repo_ids]
+    if files is not None:  # as one array literal: psycopg dumps a list of thousands of ints element by element
+        where += " AND file_id = ANY(%s::bigint[])"
+        params.append("{" + ",".join(map(str, files.tolist())) + "}")
+    rows = conn.execute(
+        "SELECT term, string_agg(chunk_ids, ''::bytea), string_agg(tfs, ''::bytea), string_agg(lengths, ''::bytea)"
+        f" FROM postings WHERE {where} GROUP BY term",
+        params,
+    ).fetchall()
+    return {
+        term: (
+            np.frombuffer(ids, dtype=CHUNK_ID_DTYPE),
+            np.frombuffer(tfs, dtype=COUNT_DTYPE).astype(np.float64),
+            np.frombuffer(lengths, dtype=COUNT_DTYPE).astype(np.float64),
+        )
+        for term, ids, tfs, lengths in rows
+    }
+
+
+def _bm25(weight: float, tf: np.ndarray, length: np.ndarray, avg_length: float) -> np.ndarray:
+    """A term's BM25 scores; `weight` is its query count times its idf."""
+    return weight * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length))
+
+
 def term_scores(
     conn: psycopg.Connection, query: str, repo_ids: list[int], corpus_size: int, total_length: float
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Fetch the query terms' postings; return (chunk ids, BM25 term scores), one entry per posting, or None
-    when no term matches."""
+    """Fetch every posting of the query terms; return (chunk ids, BM25 term scores), one entry per posting, or
+    None when no term matches. Terms are concatenated in sorted order, the order top_k sums them in."""
     terms = query_terms(query)
     if not terms or corpus_size == 0:
         return None
-    rows = conn.execute(
-        """SELECT term, string_agg(chunk_ids, ''::bytea), string_agg(tfs, ''::bytea), string_agg(lengths, ''::bytea)
-             FROM postings WHERE term = ANY(%s) AND repo_id = ANY(%s) GROUP BY term""",
-        (list(terms), repo_ids),
-    ).fetchall()
-    if not rows:
+    fetched = _fetch(conn, list(terms), repo_ids)
+    if not fetched:
         return None
     avg_length = total_length / corpus_size
     ids_parts, score_parts = [], []
-    for term, ids_blob, tfs_blob, lengths_blob in rows:
-        ids = np.frombuffer(ids_blob, dtype=CHUNK_ID_DTYPE)
-        tf = np.frombuffer(tfs_blob, dtype=COUNT_DTYPE).astype(np.float64)
-        length = np.frombuffer(lengths_blob, dtype=COUNT_DTYPE).astype(np.float64)
-        df = len(ids)
-        idf = math.log(1 + (corpus_size - df + 0.5) / (df + 0.5))
+    for term in sorted(fetched):
+        ids, tf, length = fetched[term]
         ids_parts.append(ids)
-        score_parts.append(terms[term] * idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length)))
+        score_parts.append(_bm25(terms[term] * idf(len(ids), corpus_size), tf, length, avg_length))
     return np.concatenate(ids_parts), np.concatenate(score_parts)
+
+
+# Below this many candidate files, the remaining terms are read in one statement: a round trip then costs more
+# than the files that reading them one at a time would prune.
+_FEW_FILES = 64
+
+# Bounds and thresholds are compared with this relative slack, so that float rounding in a sum can never prune
+# a chunk whose exact score reaches the k-th best.
+_SLACK = 1e-9
+
+
+def _kth_best(scores: np.ndarray, limit: int) -> float:
+    """The limit-th highest score, or 0 when there are fewer scores: a lower bound of the final k-th best
+    when the scores are lower bounds of chunks' scores."""
+    if len(scores) < limit:
+        return 0.0
+    return float(np.partition(scores, len(scores) - limit)[len(scores) - limit])
+
+
+def top_k(
+    conn: psycopg.Connection, terms: Counter[str], repo_ids: list[int], corpus_size: int, total_length: float,
+    limit: int,
+) -> tuple[list[tuple[int, float]], int] | None:
+    """The exhaustive ranking's first `limit` entries, reading common terms only where they can matter
+    (MaxScore; see the module docstring), and how many postings it read; None, having read nothing, unless
+    term_stats is ready for every repository searched."""
+    stats = _stats_and_first_read(conn, terms, repo_ids, corpus_size)
+    if stats is None:
+        return None
+    dfs, first = stats
+    if not dfs:
+        return [], 0
+    avg_length = total_length / corpus_size
+    weight = {term: terms[term] * idf(df, corpus_size) for term, df in dfs.items()}
+    bound = {term: w * (K1 + 1) for term, w in weight.items()}  # tf/(tf + ...) < 1: no chunk gets more
+    unread = sorted(set(dfs) - set(first), key=lambda term: (dfs[term], term), reverse=True)  # popped rarest first
+    unread_bound = sum(bound[term] for term in unread)
+    scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    postings_read = 0
+
+    def read(fetched: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+        nonlocal postings_read
+        for term, (ids, tf, length) in fetched.items():
+            scored[term] = (ids, _bm25(weight[term], tf, length, avg_length))
+            postings_read += len(ids)
+
+    # Essential terms, read whole, rarest first, until no chunk that none of them holds can reach the top k.
+    read(first)
+    seen, partial, threshold = np.empty(0, CHUNK_ID_DTYPE), np.empty(0), 0.0
+    while True:
+        if scored:
+            seen, partial = accumulate(*_joined(scored))
+            threshold = _kth_best(partial, limit)
+        if not unread or unread_bound * (1 + _SLACK) < threshold:
+            break
+        term = unread.pop()
+        read(_fetch(conn, [term], repo_ids))
+        unread_bound -= bound[term]
+    # The other terms, for the chunks whose partial score plus what they could still get reaches the threshold:
+    # one term a statement while that prunes many files, the rest together once few are left.
+    candidates = partial + unread_bound * (1 + _SLACK) >= threshold * (1 - _SLACK)
+    seen, partial = seen[candidates], partial[candidates]
+    while unread and len(seen):
+        files = np.unique(seen >> CHUNK_ID_BITS)
+        if len(files) > _FEW_FILES:
+            batch = [unread.pop()]
+        else:
+            batch, unread = unread, []
+        read(_fetch(conn, batch, repo_ids, files))
+        for term in batch:
+            unread_bound -= bound[term]
+            if term in scored:
+                ids, scores = scored[term]
+                inside = np.isin(ids, seen)
+                scored[term] = ids, scores = ids[inside], scores[inside]
+                partial = partial + _sum_into(seen, ids, scores)
+        threshold = max(threshold, _kth_best(partial, limit))
+        keep = partial + unread_bound * (1 + _SLACK) >= threshold * (1 - _SLACK)
+        seen, partial = seen[keep], partial[keep]
+    if not len(seen):
+        return [], postings_read
+    # Exact scores of what is left, summed term by term in sorted order, as the exhaustive path sums them.
+    ids, scores = _joined(scored)
+    inside = np.isin(ids, seen)
+    chunk_ids, sums = accumulate(ids[inside], scores[inside])
+    return [(int(chunk_ids[i]), float(sums[i])) for i in best(chunk_ids, sums, limit)], postings_read
+
+
+def _stats_and_first_read(
+    conn: psycopg.Connection, terms: Counter[str], repo_ids: list[int], corpus_size: int
+) -> tuple[dict[str, int], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None:
+    """None if term_stats is not ready for every repository; else each query term's df, with the postings of
+    the terms that top_k reads whole in any case, all in one round trip: rarest first, each term whose rarer
+    terms' bounds add up to at most half of all the bounds (the threshold never exceeds the bounds of the terms
+    read, so until then the unread ones may still reach it).
+    The weight is idf() times the query count, in SQL; a rounding difference changes only what is read first."""
+    rows = conn.execute(
+        """WITH ready AS (
+               SELECT count(*) = cardinality(%(repos)s::int[]) AS ok FROM repositories
+                WHERE id = ANY(%(repos)s) AND term_stats_ready),
+           s AS (
+               SELECT q.term, sum(t.df) AS df, q.qtf * ln(1 + (%(n)s - sum(t.df) + 0.5) / (sum(t.df) + 0.5)) AS w
+                 FROM unnest(%(terms)s::text[], %(qtfs)s::int[]) AS q(term, qtf)
+                 JOIN term_stats t ON t.term = q.term AND t.repo_id = ANY(%(repos)s)
+                GROUP BY q.term, q.qtf HAVING sum(t.df) > 0),
+           o AS (
+               SELECT term, df, coalesce(sum(w) OVER (ORDER BY df, term ROWS BETWEEN UNBOUNDED PRECEDING
+                                                      AND 1 PRECEDING), 0) AS rarer, sum(w) OVER () AS total
+                 FROM s)
+           SELECT ready.ok, o.term, o.df, p.ids, p.tfs, p.lengths FROM ready LEFT JOIN o ON ready.ok
+             LEFT JOIN LATERAL (
+               SELECT string_agg(chunk_ids, ''::bytea) AS ids, string_agg(tfs, ''::bytea) AS tfs,
+                      string_agg(lengths, ''::bytea) AS lengths
+                 FROM postings WHERE term = o.term AND repo_id = ANY(%(repos)s) AND o.rarer <= o.total / 2
+           ) p ON true""",
+        {"terms": list(terms), "qtfs": list(terms.values()), "repos": repo_ids, "n": corpus_size},
+    ).fetchall()
+    if not rows[0][0]:
+        return None
+    matched = [row[1:] for row in rows if row[1] is not None]
+    first = {
+        term: (
+            np.frombuffer(ids, dtype=CHUNK_ID_DTYPE),
+            np.frombuffer(tfs, dtype=COUNT_DTYPE).astype(np.float64),
+            np.frombuffer(lengths, dtype=COUNT_DTYPE).astype(np.float64),
+        )
+        for term, _, ids, tfs, lengths in matched
+        if ids is not None
+    }
+    return {term: int(df) for term, df, *_ in matched}, first
+
+
+def _joined(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The scored terms' (ids, scores) concatenated in sorted term order."""
+    parts = [scored[term] for term in sorted(scored)]
+    return np.concatenate([ids for ids, _ in parts]), np.concatenate([scores for _, scores in parts])
+
+
+def _sum_into(targets: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Per entry of the sorted, distinct `targets`, the sum of `scores` of its entries in `ids` (all in targets)."""
+    return np.bincount(np.searchsorted(targets, ids), weights=scores, minlength=len(targets))
 
 
 def accumulate(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,7 @@ class RepoRow:
     updated_at: datetime
     embedding_model: int | None  # the model whose vectors serve searches
     next_embedding_model: int | None  # the model being filled during a switch
+    term_stats_ready: bool  # term_stats holds this repository's dfs (migration 0016)
 
 
 @dataclass(slots=True)
@@ -96,6 +97,7 @@ class Repositories:
 
     def delete(self, repo_id: int) -> None:
         self.conn.execute(f"DROP TABLE IF EXISTS {postings_partition(repo_id)}")
+        TermStats(self.conn).delete_repository(repo_id)
         self.conn.execute("DELETE FROM chunks WHERE repo_id = %s", (repo_id,))
         self.conn.execute("DELETE FROM repositories WHERE id = %s", (repo_id,))  # cascades to files
 
@@ -114,15 +116,20 @@ class PostingsPartition:
         self.table = postings_partition(repo_id)
 
     def drop_indexes(self) -> None:
-        self.conn.execute(f"DROP INDEX IF EXISTS {self.table}_term_idx, {self.table}_file_idx")
+        """Before a first load: its rows go in unindexed, and term_stats is rebuilt at its end."""
+        self.conn.execute(
+            f"DROP INDEX IF EXISTS {self.table}_term_idx, {self.table}_term_file_idx, {self.table}_file_idx"
+        )
+        TermStats(self.conn).set_ready(self.repo_id, False)
 
     def finish_load(self) -> bool:
-        """Sort, index and swap in the partition if a load left it unindexed; return whether it did.
+        """Sort, index and swap in the partition unless it is ready (term_stats_ready is set in the swap's
+        transaction and cleared with drop_indexes); return whether it did. A partition from before migration
+        0016 (no (term, file_id) index, no term_stats) is rewritten the same way at its next run.
 
         Needs an autocommit connection: the swap is its own transaction, and VACUUM cannot run in one.
         """
-        present = self.conn.execute("SELECT to_regclass(%s)", (f"{self.table}_term_idx",)).fetchone()
-        if present and present[0] is not None:
+        if TermStats(self.conn).ready([self.repo_id]):
             return False
         sorted_table = f"{self.table}_sorted"
         self.conn.execute(f"DROP TABLE IF EXISTS {sorted_table}")
@@ -130,19 +137,79 @@ class PostingsPartition:
             f"CREATE TABLE {sorted_table} (LIKE postings INCLUDING STORAGE, CHECK (repo_id = {self.repo_id}))"
         )
         self.conn.execute(f"INSERT INTO {sorted_table} SELECT * FROM {self.table} ORDER BY term, file_id")
-        self.conn.execute(f"CREATE INDEX {sorted_table}_term_idx ON {sorted_table} (term)")
+        # (term, file_id): a pruned search reads a common term's rows for given files only
+        self.conn.execute(f"CREATE INDEX {sorted_table}_term_file_idx ON {sorted_table} (term, file_id)")
         self.conn.execute(f"CREATE INDEX {sorted_table}_file_idx ON {sorted_table} (file_id)")
         with self.conn.transaction():
             self.conn.execute(f"ALTER TABLE postings DETACH PARTITION {self.table}")
             self.conn.execute(f"DROP TABLE {self.table}")
             self.conn.execute(f"ALTER TABLE {sorted_table} RENAME TO {self.table}")
-            for suffix in ("term_idx", "file_idx"):
+            for suffix in ("term_file_idx", "file_idx"):
                 self.conn.execute(f"ALTER INDEX {sorted_table}_{suffix} RENAME TO {self.table}_{suffix}")
             self.conn.execute(
                 f"ALTER TABLE postings ATTACH PARTITION {self.table} FOR VALUES IN ({self.repo_id})"
             )
+            TermStats(self.conn).rebuild(self.repo_id, self.table)
         self.conn.execute(f"VACUUM (ANALYZE) {self.table}")  # visibility map and statistics
         return True
+
+
+class TermStats:
+    """Each term's df per repository (migration 0016), for pruned lexical search. Kept per file in the file's
+    transaction while a repository's stats are ready; a first load skips that and rebuilds them at its end."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def ready(self, repo_ids: list[int]) -> bool:
+        row = self.conn.execute(
+            "SELECT count(*) = cardinality(%(ids)s::int[]) FROM repositories"
+            " WHERE id = ANY(%(ids)s) AND term_stats_ready",
+            {"ids": repo_ids},
+        ).fetchone()
+        return bool(row and row[0])
+
+    def file_terms(self, repo_id: int, file_id: int) -> tuple[list[str], list[int]]:
+        """A file's terms and the chunks holding each: read before its postings are deleted, for count_file."""
+        rows = self.conn.execute(
+            "SELECT term, length(chunk_ids) / %s FROM postings WHERE repo_id = %s AND file_id = %s",
+            (CHUNK_ID_DTYPE.itemsize, repo_id, file_id),
+        ).fetchall()
+        return [row[0] for row in rows], [int(row[1]) for row in rows]
+
+    def count_file(self, repo_id: int, file_id: int | None, removed: tuple[list[str], list[int]]) -> None:
+        """Count the postings of `file_id` (just inserted; None for none) and uncount `removed` (the file_terms
+        of the file it replaces, or of a deleted file). Only terms whose df changes are written: an edit that
+        keeps most of a file's terms rewrites few rows."""
+        terms, counts = removed
+        self.conn.execute(
+            """INSERT INTO term_stats (repo_id, term, df)
+               SELECT %(repo)s, term, sum(n) FROM (
+                   SELECT term, length(chunk_ids) / %(width)s FROM postings
+                    WHERE repo_id = %(repo)s AND file_id = %(file)s
+                   UNION ALL
+                   SELECT * FROM unnest(%(terms)s::text[], %(counts)s::bigint[])) AS delta(term, n)
+                GROUP BY term HAVING sum(n) <> 0
+               ON CONFLICT (repo_id, term) DO UPDATE SET df = term_stats.df + excluded.df""",
+            {"repo": repo_id, "file": file_id, "width": CHUNK_ID_DTYPE.itemsize, "terms": terms,
+             "counts": [-count for count in counts]},
+        )
+
+    def rebuild(self, repo_id: int, table: str) -> None:
+        """Recount a repository's stats from its postings partition `table` and mark them ready."""
+        self.conn.execute("DELETE FROM term_stats WHERE repo_id = %s", (repo_id,))
+        self.conn.execute(
+            f"INSERT INTO term_stats (repo_id, term, df) SELECT %s, term, sum(length(chunk_ids) / %s) FROM {table}"
+            " GROUP BY term",
+            (repo_id, CHUNK_ID_DTYPE.itemsize),
+        )
+        self.set_ready(repo_id, True)
+
+    def set_ready(self, repo_id: int, ready: bool) -> None:
+        self.conn.execute("UPDATE repositories SET term_stats_ready = %s WHERE id = %s", (ready, repo_id))
+
+    def delete_repository(self, repo_id: int) -> None:
+        self.conn.execute("DELETE FROM term_stats WHERE repo_id = %s", (repo_id,))
 
 
 class Files:

@@ -10,8 +10,16 @@ import psycopg
 
 from lode.graph.store import GraphStore
 from lode.store.db import Database
+from lode.store.repositories import (
+    Chunks,
+    Files,
+    IndexRuns,
+    PostingsPartition,
+    Repositories,
+    SkippedFiles,
+    TermStats,
+)
 from lode.store.vectors import Vectors
-from lode.store.repositories import Chunks, Files, IndexRuns, PostingsPartition, Repositories, SkippedFiles
 
 
 @dataclass(slots=True)
@@ -23,6 +31,7 @@ class UnitOfWork:
     skipped: SkippedFiles
     runs: IndexRuns
     vectors: Vectors
+    term_stats: TermStats
 
     def delete_file(self, repo_id: int, file_id: int) -> tuple[int, int]:
         """Remove a file and everything derived from it; return the (chunks, BM25 length) it took away.
@@ -62,4 +71,5 @@ def unit_of_work(db: Database, *, synchronous_commit: bool = True) -> Iterator[U
             skipped=SkippedFiles(conn),
             runs=IndexRuns(conn),
             vectors=Vectors(conn),
+            term_stats=TermStats(conn),
         )

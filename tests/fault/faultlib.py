@@ -200,6 +200,13 @@ def orphan_counts(lode: Lode) -> dict[str, int]:
             SELECT count(*) FROM repositories r CROSS JOIN LATERAL
                    (SELECT count(*) AS n, coalesce(sum(length), 0) AS total FROM chunks c WHERE c.repo_id = r.id) t
              WHERE (r.chunk_count, r.total_length) IS DISTINCT FROM (t.n, t.total)""",
+        # the pruned lexical search's idf comes from term_stats: it must count exactly what the postings hold
+        "terms whose df in term_stats disagrees with the postings": """
+            SELECT count(*) FROM (SELECT repo_id, term, df FROM term_stats WHERE df <> 0) s
+              FULL JOIN (SELECT repo_id, term, sum(length(chunk_ids) / 8) AS df FROM postings GROUP BY 1, 2) p
+                USING (repo_id, term)
+             WHERE coalesce(s.repo_id, p.repo_id) IN (SELECT id FROM repositories WHERE term_stats_ready)
+               AND s.df IS DISTINCT FROM p.df""",
     }
     with lode.db.connection() as conn:
         counts = {name: conn.execute(sql).fetchone()[0] for name, sql in queries.items()}
