@@ -1,4 +1,8 @@
-"""The `lode` command. Thin: parse arguments, call the engine, render (rich on a terminal, JSON with --json)."""
+"""The `lode` command. Thin: parse arguments, call the engine, render (rich on a terminal, JSON with --json).
+
+Startup is part of the interface: `lode --help` and `--version` import nothing beyond typer, and every heavy module
+(the engine, numpy, psycopg, rich's renderers, settings) is imported by the command that needs it.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,24 @@ import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
-from lode import background
+from lode import __version__
 from lode.api import commands as api_commands
-from lode.engine import Lode
 from lode.errors import InputError, LodeError
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lode.config import Settings
+    from lode.engine import Lode
+
 app = typer.Typer(
-    name="lode", help="Index a repository, then search it.", no_args_is_help=True, add_completion=False,
-    pretty_exceptions_enable=False,
+    name="lode", help="Index a repository, then search it.", no_args_is_help=True,
+    pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain help: flags shown as flags (rich's panels print `--wait <bool>`), and no rich import
 )
 repos_app = typer.Typer(help="List indexed repositories, or remove one.", invoke_without_command=True)
 app.add_typer(repos_app, name="repos")
@@ -42,24 +43,73 @@ app.add_typer(jobs_app, name="jobs")
 app.command()(api_commands.serve)
 app.command()(api_commands.health)
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console created on first use: importing rich costs more than a `lode --help` may take."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.")]
 T = TypeVar("T")
 
 
+def _show_version(show: bool) -> None:
+    if show:
+        sys.stdout.write(f"lode {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Index a repository, then search it."""
+
+
+def load_settings() -> Settings:
+    """The settings of this process, with logging configured; an invalid one is a one-line error and exit 2.
+    Every command calls this before its work, so that only commands that need settings import them."""
+    from pydantic import ValidationError
+
+    from lode.config import describe_invalid, get_settings
+    from lode.logs import configure_logging
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        if "--json" in sys.argv:
+            _print_json({"error": {"message": describe_invalid(exc), "exit_code": 2}})
+        err.print(f"lode: error: {describe_invalid(exc)}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
 def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], None]) -> None:
     """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
+    settings = load_settings()
+    from lode.engine import Lode
+
     try:
-        with Lode() as lode:
+        with Lode(settings) as lode:
             result = action(lode)
     except LodeError as exc:
-        if as_json:
-            _print_json({"error": {"message": str(exc), "exit_code": exc.exit_code}})
-        err.print(f"lode: error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(exc.exit_code) from None
+        _fail(exc, as_json)
     except KeyboardInterrupt:
         err.print("lode: interrupted; the index is consistent and the next run resumes", markup=False)
         raise typer.Exit(130) from None
@@ -67,6 +117,14 @@ def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], None]
         _print_json(result)
     else:
         render(result)
+
+
+def _fail(exc: LodeError, as_json: bool) -> NoReturn:
+    """Report a Lode error as one line (and the error document with --json); exit with its code."""
+    if as_json:
+        _print_json({"error": {"message": str(exc), "exit_code": exc.exit_code}})
+    err.print(f"lode: error: {exc}", markup=False, highlight=False)
+    raise typer.Exit(exc.exit_code) from None
 
 
 def _print_json(document: Any) -> None:
@@ -82,10 +140,20 @@ def index(
 ) -> None:
     """Index a directory (incrementally: unchanged files are skipped)."""
 
+    from lode import background
+
     def action(lode: Lode) -> dict[str, Any]:
         if as_json or not err.is_terminal:
             report = lode.index(path, repo, defer_graph=not wait)
         else:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
             with Progress(
                 TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
                 TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]}"),
@@ -136,6 +204,14 @@ def index(
 def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = False) -> Any:
     if quiet or not err.is_terminal:
         return lode.embed(repo, switch=switch)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     with Progress(
         TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
         TimeRemainingColumn(), console=err, transient=True,
@@ -174,6 +250,8 @@ def evaluate(
     from lode.evaluate import evaluate as run_eval
 
     def render(result: dict[str, Any]) -> None:
+        from rich.table import Table
+
         table = Table("mode", *METRICS, "degraded", title=f"{result['queries']} queries")
         for name, row in result["modes"].items():
             table.add_row(name, *(f"{row[m]:.3f}" for m in METRICS), ", ".join(row["degraded"]))
@@ -293,6 +371,26 @@ def status(
     _run(as_json, lambda lode: lode.status(repo, skipped=skipped), render)
 
 
+@app.command()
+def stop(as_json: JsonOption = False) -> None:
+    """Stop the embedded PostgreSQL now (it otherwise stops LODE_EMBEDDED_IDLE_SECONDS after its last user)."""
+    from lode.store import embedded
+
+    settings = load_settings()
+    if settings.database_url:
+        result = {"stopped": False, "reason": "LODE_DATABASE_URL selects an external server; Lode does not stop it"}
+    else:
+        try:
+            stopped = embedded.stop(settings.home)
+        except LodeError as exc:
+            _fail(exc, as_json)
+        result = {"stopped": stopped, "reason": None if stopped else "the embedded server was not running"}
+    if as_json:
+        _print_json(result)
+    else:
+        out.print("stopped the embedded server" if result["stopped"] else str(result["reason"]), markup=False)
+
+
 @repos_app.callback()
 def repos(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List indexed repositories."""
@@ -300,6 +398,8 @@ def repos(ctx: typer.Context, as_json: JsonOption = False) -> None:
         return
 
     def render(result: list[dict[str, Any]]) -> None:
+        from rich.table import Table
+
         table = Table("repo", "root", "chunks", "generation", "updated")
         for row in result:
             table.add_row(row["repo"], row["root"], str(row["chunks"]), str(row["generation"]), row["updated_at"])
@@ -438,6 +538,8 @@ def cache_stats(as_json: JsonOption = False) -> None:
     """Hits, misses, hit rate, bytes and evictions per layer (L1 counts are this process's own)."""
 
     def render(result: dict[str, Any]) -> None:
+        from rich.table import Table
+
         table = Table("layer", "hits", "misses", "errors", "skips", "hit rate", "bytes", "evictions")
         for name, layer in result["layers"].items():
             table.add_row(name, str(layer["hits"]), str(layer["misses"]), str(layer["errors"]), str(layer["skips"]),
@@ -465,10 +567,12 @@ def worker(
     or Ctrl-C; a running job then finishes within LODE_QUEUE_SHUTDOWN_GRACE_SECONDS or goes back to the queue."""
     import asyncio
 
+    from lode.engine import Lode
     from lode.queue import run_worker, worker_name
 
+    settings = load_settings()
     try:
-        with Lode() as lode:
+        with Lode(settings) as lode:
             _ = lode.db  # connect and migrate before taking jobs
             err.print(f"lode: worker {worker_name()} consuming queue {lode.settings.queue.name!r} with concurrency "
                       f"{concurrency}; Ctrl-C stops", markup=False, highlight=False)
@@ -533,6 +637,7 @@ def jobs_cancel(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json:
 @app.command()
 def mcp() -> None:
     """Serve the MCP tools (search, symbols, graph, context) over stdio, for Claude Code, Cursor and others."""
+    load_settings()
     from lode.mcp import run_stdio
 
     run_stdio()
@@ -581,22 +686,10 @@ def alerts(
 
 
 def main() -> None:
-    from pydantic import ValidationError
-
-    from lode.config import describe_invalid, get_settings
-    from lode.logs import configure_logging
-
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        if "--json" in sys.argv:
-            _print_json({"error": {"message": describe_invalid(exc), "exit_code": 2}})
-        err.print(f"lode: error: {describe_invalid(exc)}", markup=False, highlight=False)
-        raise SystemExit(2) from None
-    configure_logging(settings.log_level)
     try:
         app()
     finally:
-        from lode.errorlog import flush_sentry
+        if "lode.errorlog" in sys.modules:  # only a process that recorded errors has any to send
+            from lode.errorlog import flush_sentry
 
-        flush_sentry()
+            flush_sentry()

@@ -89,7 +89,7 @@ class Lode:
             if not url:
                 from lode.store import embedded
 
-                url = embedded.start(self.settings.home)
+                url = embedded.start(self.settings.home, self.settings.embedded_idle_seconds)
                 if self._revive_database:
                     revive = functools.partial(embedded.restart_if_stopped, self.settings.home)
             self._db = Database(url, self.settings, revive).open()

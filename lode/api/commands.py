@@ -1,18 +1,18 @@
 """CLI commands around the server: `lode serve`, `lode health`, `lode keys create|list|rm`.
 
-Registered in lode/cli.py; the web framework is imported only when `lode serve` runs.
+Registered in lode/cli.py; like every command, each imports what it needs when it runs (`lode --help` stays fast),
+and the web framework only when `lode serve` runs.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lode.api.keys import ApiKeys
-from lode.engine import Lode
-from lode.store.servers import Servers
+if TYPE_CHECKING:
+    from lode.engine import Lode
 
 keys_app = typer.Typer(help="API keys for `lode serve` (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -24,15 +24,17 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8765,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs), health probes and metrics."""
+    from lode.cli import err, load_settings
+
+    settings = load_settings()
     import uvicorn
 
     from lode.api.app import create_app
     from lode.api.hosts import is_loopback
-    from lode.cli import err
-    from lode.config import get_settings
+    from lode.api.keys import ApiKeys
+    from lode.engine import Lode
     from lode.errors import LodeError
 
-    settings = get_settings()
     if not is_loopback(host):
         try:
             with Lode(settings) as lode:
@@ -54,10 +56,13 @@ def serve(
 
 def health(as_json: JsonOption = False) -> None:
     """Check the database, Redis, the embedding provider, circuit breakers and the embedding backlog."""
-    from lode.cli import _print_json, out
+    from lode.cli import _print_json, load_settings, out
+
+    settings = load_settings()
+    from lode.engine import Lode
     from lode.health import health_report
 
-    with Lode() as lode:
+    with Lode(settings) as lode:
         report = health_report(lode)
     if as_json:
         _print_json(report)
@@ -78,6 +83,7 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
+    from lode.api.keys import ApiKeys
     from lode.cli import _run, out
 
     def render(result: dict[str, Any]) -> None:
@@ -92,6 +98,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: JsonOption = False) -> None:
     """List key names, their repositories and creation dates (never the keys)."""
+    from lode.api.keys import ApiKeys
     from lode.cli import _run, out
 
     def action(lode: Lode) -> dict[str, Any]:
@@ -111,7 +118,9 @@ def keys_list(as_json: JsonOption = False) -> None:
 @keys_app.command("rm")
 def keys_rm(name: Annotated[str, typer.Argument(help="Key name.")], as_json: JsonOption = False) -> None:
     """Remove a key: requests with it are refused from then on."""
+    from lode.api.keys import ApiKeys
     from lode.cli import _run, out
+    from lode.store.servers import Servers
 
     def action(lode: Lode) -> dict[str, Any]:
         keys = ApiKeys(lode.db)
