@@ -7,6 +7,7 @@ Startup is part of the interface: `lode --help` and `--version` import nothing b
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
@@ -56,7 +57,15 @@ class _LazyConsole:
             from rich.console import Console
 
             self._console = Console(stderr=self._stderr, soft_wrap=True)
+            self._console.on_broken_pipe = _reader_took_enough  # type: ignore[method-assign]
         return getattr(self._console, name)
+
+
+def _reader_took_enough() -> NoReturn:
+    """A closed pipe (`lode search x | head -1`): the reader took what it wanted, which is success; stop quietly
+    (stdout goes to /dev/null, so the interpreter's last flush has nowhere to fail)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    raise SystemExit(0)
 
 
 out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
@@ -101,22 +110,26 @@ def load_settings() -> Settings:
 
 
 def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], None]) -> None:
+    """Run one engine action, then print its result as JSON or render it."""
+    result = _engine_result(as_json, action, load_settings())
+    if as_json:
+        _print_json(result)
+    else:
+        render(result)
+
+
+def _engine_result(as_json: bool, action: Callable[[Lode], T], settings: Settings) -> T:
     """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
-    settings = load_settings()
     from lode.engine import Lode
 
     try:
         with Lode(settings) as lode:
-            result = action(lode)
+            return action(lode)
     except LodeError as exc:
         _fail(exc, as_json)
     except KeyboardInterrupt:
         err.print("lode: interrupted; the index is consistent and the next run resumes", markup=False)
         raise typer.Exit(130) from None
-    if as_json:
-        _print_json(result)
-    else:
-        render(result)
 
 
 def _fail(exc: LodeError, as_json: bool) -> NoReturn:
@@ -286,34 +299,80 @@ def search(
     repo: RepoOption = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid | lexical | semantic")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
-    lang: Annotated[list[str] | None, typer.Option("--lang", help="Language filter (repeatable).")] = None,
-    path: Annotated[str | None, typer.Option("--path", help="Path glob, e.g. 'src/**/*.py'.")] = None,
-    kind: Annotated[list[str] | None, typer.Option("--kind", help="Chunk kind filter (repeatable).")] = None,
+    lang: Annotated[list[str] | None, typer.Option(
+        "--lang", help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, "
+                       "csharp, ruby, php, markdown...; aliases such as py or Python work.")] = None,
+    path: Annotated[str | None, typer.Option(
+        "--path", help="Path glob, e.g. 'src/**/*.py'; a leading ! excludes: '!tests/**'.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(
+        "--kind", help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, "
+                       "module, window.")] = None,
     expand: Annotated[bool, typer.Option("--expand", help="Attach each hit's direct callers and callees.")] = False,
     as_json: JsonOption = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Print one JSON hit per line, as each is ready.")] = False,
+    vimgrep: Annotated[bool, typer.Option("--vimgrep", help="Print `path:line:col: text` lines, one per hit, "
+                                          "for editors' quickfix lists.")] = False,
 ) -> None:
-    """Search indexed code."""
+    """Search indexed code (through a running `lode serve` when there is one: see README "Fast CLI")."""
+    params = {"q": query, "repo": repo, "mode": mode, "k": k, "lang": lang or [], "path": path, "kind": kind or [],
+              "expand": str(expand).lower()}
+    from lode import local_server
 
-    def action(lode: Lode) -> dict[str, Any]:
-        return lode.search(query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path,
-                           kinds=tuple(kind or ()), expand=expand)
-
-    def render(result: dict[str, Any]) -> None:
-        if result["degraded"]:
-            err.print(f"[yellow]degraded legs: {', '.join(result['degraded'])}[/]")
+    server = local_server.find()
+    result = local_server.search(server, params) if server else None
+    if result is None:
+        settings = load_settings()
+        result = _engine_result(as_json, lambda lode: lode.search(
+            query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path, kinds=tuple(kind or ()),
+            expand=expand), settings)
         if not result["hits"]:
-            out.print("no hits")
+            _say_if_nothing_indexed(settings, repo)
+    if as_json:
+        _print_json(result)
+        return
+    if result["degraded"]:
+        err.print(f"[yellow]degraded legs: {', '.join(result['degraded'])}[/]")
+    if jsonl:
         for hit in result["hits"]:
-            label = hit["name_path"] or hit["kind"]
-            out.print(f"[bold cyan]{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}[/] "
-                      f"[green]{label}[/] [dim]{hit['score']:.3f}[/]", highlight=False)
-            out.print(hit["snippet"], markup=False, highlight=False)
-            for relation in ("callers", "callees"):
-                if hit.get(relation):
-                    out.print(f"  [dim]{relation}:[/] " + ", ".join(_place(n) for n in hit[relation]), highlight=False)
-            out.print()
+            sys.stdout.write(json.dumps(hit, default=str, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        return
+    if vimgrep:
+        for hit in result["hits"]:
+            line, column, text = _match_position(hit)
+            sys.stdout.write(f"{hit['path']}:{line}:{column}: {text}\n")
+        return
+    if not result["hits"]:
+        out.print("no hits")
+    for hit in result["hits"]:
+        label = hit["name_path"] or hit["kind"]
+        out.print(f"[bold cyan]{hit['path']}:{hit['start_line']}[/] [green]{label}[/] "
+                  f"[dim]lines {hit['start_line']}-{hit['end_line']} of {hit['repo']}, score {hit['score']:.3f}[/]",
+                  highlight=False)
+        out.print(hit["snippet"], markup=False, highlight=False)
+        for relation in ("callers", "callees"):
+            if hit.get(relation):
+                out.print(f"  [dim]{relation}:[/] " + ", ".join(_place(n) for n in hit[relation]), highlight=False)
+        out.print()
 
-    _run(as_json, action, render)
+
+def _match_position(hit: dict[str, Any]) -> tuple[int, int, str]:
+    """The line, 1-based column and text of a hit's first highlighted match (its snippet's first line without one)."""
+    lines = hit["snippet"].split("\n")
+    index, start = (hit["highlights"][0][0], hit["highlights"][0][1]) if hit.get("highlights") else (0, 0)
+    first = hit.get("snippet_line", hit["start_line"])
+    return first + index, start + 1, lines[index] if index < len(lines) else ""
+
+
+def _say_if_nothing_indexed(settings: Settings, repo: str | None) -> None:
+    """An empty result on an empty index says what to run, rather than "no hits" (on stderr: stdout stays data)."""
+    from lode.engine import Lode
+
+    if repo is None:
+        with Lode(settings) as lode:
+            if not lode.repositories():
+                err.print("lode: nothing is indexed yet: run `lode index PATH` first", markup=False,
+                          highlight=False)
 
 
 @app.command()
@@ -530,7 +589,7 @@ def graph_export(
 
     filters = ExportFilters(kinds=_kinds(kinds), min_confidence=min_confidence, include_external=include_external,
                             path_glob=path, limit=limit)
-    _run(False, lambda lode: lode.graph_export(fmt, filters, repo), lambda text: sys.stdout.write(text + "\n"))
+    _run(False, lambda lode: lode.graph_export(fmt, filters, repo), print)
 
 
 @cache_app.command("stats")
@@ -685,9 +744,23 @@ def alerts(
          else list_alerts(lode.db, include_acknowledged=show_all), render)
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has exited (`lode search x | head -1`): poll reports POLLERR."""
+    import select
+
+    poller = select.poll()
+    poller.register(sys.__stdout__.fileno() if sys.__stdout__ else 1, select.POLLERR)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
 def main() -> None:
     try:
         app()
+    except SystemExit as exc:
+        # click turns a write to a closed pipe into exit 1; for a reader that took what it wanted, it is success
+        if exc.code == 1 and _stdout_reader_gone():
+            _reader_took_enough()
+        raise
     finally:
         if "lode.errorlog" in sys.modules:  # only a process that recorded errors has any to send
             from lode.errorlog import flush_sentry

@@ -47,6 +47,9 @@ class Candidate:
     mtime_ns: int
 
 
+CHUNK_KINDS = ("function", "method", "class", "struct", "interface", "trait", "enum", "module", "window")
+
+
 @dataclass(slots=True)
 class Chunk:
     """One searchable unit of a file: a definition, a part of one, module-level code or a line window."""
@@ -87,4 +90,5 @@ class Hit:
     legs: dict[str, int | None] = field(default_factory=dict)
     snippet: str = ""
     highlights: list[list[int]] = field(default_factory=list)  # [line, start, end] over the snippet (search/highlight.py)
+    snippet_line: int = 0  # the file's line number of the snippet's first line
     chunk_id: int = 0
