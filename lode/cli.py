@@ -279,7 +279,7 @@ def evaluate_generate(
     source: Annotated[Path, typer.Argument(help="A Python tree, e.g. CPython's Lib/.")],
     out_dir: Annotated[Path, typer.Argument(help="Where to write tree/ (docstrings blanked) and queries.jsonl.")],
     limit: Annotated[int, typer.Option("--limit", help="Number of queries.")] = 500,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the query sample.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Generate the self-supervised docstring benchmark: query = a docstring's first sentence."""
@@ -379,7 +379,7 @@ def _say_if_nothing_indexed(settings: Settings, repo: str | None) -> None:
 def symbols(
     name: Annotated[str, typer.Argument(help="A name, a qualified name or a qualified suffix (Class.method).")],
     repo: RepoOption = None,
-    limit: Annotated[int, typer.Option("--limit")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many definitions.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
     """Find definitions by exact or qualified name."""
@@ -539,7 +539,7 @@ def graph_path(
     source: Annotated[str, typer.Argument(help="From this symbol...")],
     target: Annotated[str, typer.Argument(help="...to this one (or back).")],
     repo: RepoOption = None,
-    max_depth: Annotated[int, typer.Option("--max-depth")] = 6,
+    max_depth: Annotated[int, typer.Option("--max-depth", help="Give up beyond this many hops.")] = 6,
     as_json: JsonOption = False,
 ) -> None:
     """The shortest chain of edges between two symbols, in either direction."""
@@ -571,7 +571,24 @@ def graph_resolve(
 @graph_app.command("stats")
 def graph_stats(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """Counts by kind, top fan-in and fan-out, and import cycles."""
-    _run(as_json, lambda lode: lode.graph_stats(repo), lambda result: out.print_json(json.dumps(result, default=str)))
+
+    def render(result: dict[str, Any]) -> None:
+        nodes = ", ".join(f"{n} {kind}" for kind, n in result["nodes"].items())
+        out.print(f"nodes: {nodes or 'none'}; {result['external_nodes']} external names", highlight=False)
+        for kind, counts in result["edges"].items():
+            out.print(f"{kind}: {counts['internal']} resolved, {counts['external']} to external names",
+                      highlight=False)
+        for title, key, count in (("most called", "top_fan_in", "callers"), ("most calling", "top_fan_out", "callees")):
+            if result[key]:
+                out.print(f"{title}:")
+                for entry in result[key]:
+                    out.print(f"  {entry[count]:>5}  {_place(entry['symbol'])}", markup=False, highlight=False)
+        cycles = result["import_cycles"]
+        out.print(f"import cycles: {len(cycles) or 'none'}")
+        for cycle in cycles:
+            out.print("  " + " → ".join(cycle), markup=False, highlight=False)
+
+    _run(as_json, lambda lode: lode.graph_stats(repo), render)
 
 
 @graph_app.command("export")
@@ -580,7 +597,8 @@ def graph_export(
     fmt: Annotated[str, typer.Option("--format", help="json | dot | mermaid")] = "json",
     kinds: EdgeKinds = "calls,imports,inherits",
     min_confidence: MinConfidence = 0.0,
-    include_external: Annotated[bool, typer.Option("--include-external")] = False,
+    include_external: Annotated[bool, typer.Option(
+        "--include-external", help="Keep edges to names outside the index (library calls, builtins).")] = False,
     path: Annotated[str | None, typer.Option("--path", help="Only edges from files matching this glob.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many edges.")] = 5000,
 ) -> None:
@@ -657,7 +675,7 @@ def jobs(
     repo: RepoOption = None,
     state: Annotated[list[str] | None, typer.Option("--state", help="queued, running, succeeded, failed or "
                                                     "cancelled (repeatable).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List index jobs, newest first."""
@@ -706,7 +724,7 @@ def mcp() -> None:
 def errors(
     since: Annotated[float, typer.Option("--since", help="Errors seen within this many hours.")] = 24.0,
     severity: Annotated[str | None, typer.Option("--severity", help="warning | error | critical")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 100,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many errors.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
     """Handled errors recorded by any lode process (error_logs), newest first, with the 24-hour summary."""
@@ -755,7 +773,7 @@ def _stdout_reader_gone() -> bool:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="lode")  # also under `python -m lode`
     except SystemExit as exc:
         # click turns a write to a closed pipe into exit 1; for a reader that took what it wanted, it is success
         if exc.code == 1 and _stdout_reader_gone():

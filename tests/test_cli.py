@@ -12,7 +12,7 @@ from lode.engine import Lode
 from test_indexing import base_tree, write_tree
 
 SEARCH_HIT_KEYS = {"repo", "path", "start_line", "end_line", "kind", "name", "name_path", "language", "score",
-                   "legs", "snippet"} | {"highlights"}  # the contract's, extended additively (issue 19)
+                   "legs", "snippet"} | {"highlights", "snippet_line"}  # the contract's, extended additively (issue 19)
 
 
 def test_index_and_search_json_contracts(lode: Lode, tmp_path: Path, repo_name: str) -> None:
