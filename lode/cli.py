@@ -152,66 +152,109 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Index a directory (incrementally: unchanged files are skipped)."""
+    _run(as_json, lambda lode: _index_once(lode, path, repo, wait, as_json), lambda r: _render_index(r, wait))
 
+
+def _index_once(lode: Lode, path: str, repo: str | None, wait: bool, quiet: bool) -> dict[str, Any]:
+    """One incremental index run; the graph resolution and embedding backfill it leaves go to the background."""
     from lode import background
 
-    def action(lode: Lode) -> dict[str, Any]:
-        if as_json or not err.is_terminal:
-            report = lode.index(path, repo, defer_graph=not wait)
-        else:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            with Progress(
-                TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(), console=err, transient=True,
-            ) as bar:
-                task = bar.add_task("index", total=None, chunks=0, rate="")
-
-                def on_progress(progress: Any) -> None:
-                    elapsed = bar.tasks[task].elapsed or 0
-                    rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
-                    bar.update(task, total=progress.files_total, completed=progress.files_done,
-                               chunks=progress.chunks, rate=rate)
-
-                report = lode.index(path, repo, on_progress, defer_graph=not wait)
-        if report.graph_pending:
-            background.spawn_graph_resolution(lode.settings, report.repo)
-        embeddings = {"done": 0, "pending": 0, "failed": 0}
-        if lode.settings.embedder != "none" and report.chunks:
-            if wait:
-                embeddings = asdict(_embed_with_progress(lode, report.repo, as_json))
-            else:
-                embeddings = lode.embedding_counts(report.repo)
-                if embeddings["pending"]:
-                    background.spawn_backfill(lode.settings, report.repo)
-        return {
-            "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
-            "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
-            "chunks_written": report.chunks_written, "seconds": report.seconds,
-            "graph_pending": report.graph_pending, "embeddings": embeddings, "warnings": report.warnings,
-        }
-
-    def render(result: dict[str, Any]) -> None:
-        emb = result["embeddings"]
-        out.print(
-            f"[bold]{result['repo']}[/]: {result['files_indexed']} indexed, {result['files_unchanged']} unchanged, "
-            f"{result['files_deleted']} deleted, {result['files_skipped']} skipped; "
-            f"{result['chunks']} chunks in {result['seconds']:.2f}s; embeddings: {emb['done']} done, "
-            f"{emb['pending']} pending{' (filling in the background)' if emb['pending'] and not wait else ''}, "
-            f"{emb['failed']} failed"
-            + ("; the code graph is resolving in the background" if result["graph_pending"] else "")
+    if quiet or not err.is_terminal:
+        report = lode.index(path, repo, defer_graph=not wait)
+    else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
         )
-        for warning in result["warnings"]:
-            err.print(f"[bold red]warning:[/] {warning}")
 
-    _run(as_json, action, render)
+        with Progress(
+            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+            TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=err, transient=True,
+        ) as bar:
+            task = bar.add_task("index", total=None, chunks=0, rate="")
+
+            def on_progress(progress: Any) -> None:
+                elapsed = bar.tasks[task].elapsed or 0
+                rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
+                bar.update(task, total=progress.files_total, completed=progress.files_done,
+                           chunks=progress.chunks, rate=rate)
+
+            report = lode.index(path, repo, on_progress, defer_graph=not wait)
+    if report.graph_pending:
+        background.spawn_graph_resolution(lode.settings, report.repo)
+    embeddings = {"done": 0, "pending": 0, "failed": 0}
+    if lode.settings.embedder != "none" and report.chunks:
+        if wait:
+            embeddings = asdict(_embed_with_progress(lode, report.repo, quiet))
+        else:
+            embeddings = lode.embedding_counts(report.repo)
+            if embeddings["pending"]:
+                background.spawn_backfill(lode.settings, report.repo)
+    return {
+        "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
+        "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
+        "chunks_written": report.chunks_written, "seconds": report.seconds,
+        "graph_pending": report.graph_pending, "embeddings": embeddings, "warnings": report.warnings,
+    }
+
+
+def _render_index(result: dict[str, Any], wait: bool) -> None:
+    emb = result["embeddings"]
+    out.print(
+        f"[bold]{result['repo']}[/]: {result['files_indexed']} indexed, {result['files_unchanged']} unchanged, "
+        f"{result['files_deleted']} deleted, {result['files_skipped']} skipped; "
+        f"{result['chunks']} chunks in {result['seconds']:.2f}s; embeddings: {emb['done']} done, "
+        f"{emb['pending']} pending{' (filling in the background)' if emb['pending'] and not wait else ''}, "
+        f"{emb['failed']} failed"
+        + ("; the code graph is resolving in the background" if result["graph_pending"] else "")
+    )
+    for warning in result["warnings"]:
+        err.print(f"[bold red]warning:[/] {warning}")
+
+
+@app.command()
+def watch(
+    path: Annotated[str, typer.Argument(help="Directory to index, then keep indexed.")],
+    repo: RepoOption = None,
+    debounce: Annotated[int, typer.Option("--debounce", min=50, max=60_000, help="Milliseconds of quiet to wait "
+                                          "for after a change, so a burst of saves is one run.")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each run's report as one JSON line.")] = False,
+) -> None:
+    """Index PATH, then re-index it whenever files under it change (debounced), until Ctrl-C."""
+    import watchfiles
+
+    settings = load_settings()
+    from lode.engine import Lode
+
+    def report(result: dict[str, Any]) -> None:
+        if as_json:
+            _print_json(result)
+            sys.stdout.flush()
+        else:
+            _render_index(result, wait=False)
+
+    try:
+        with Lode(settings) as lode:
+            root, _ = lode.index_target(path, repo)  # a bad PATH or --repo fails before any watching
+            watching = False
+            # The first (empty) yield comes once the watcher runs: the first report follows it, so a change made
+            # after that report is never missed. watchfiles' default filter skips .git, __pycache__,
+            # node_modules and editors' swap files.
+            for changes in watchfiles.watch(root, debounce=debounce, step=50, rust_timeout=200,
+                                            yield_on_timeout=True, raise_interrupt=False):
+                if changes or not watching:
+                    report(_index_once(lode, path, repo, wait=False, quiet=True))
+                if not watching and not as_json:
+                    err.print(f"lode: watching {path}; Ctrl-C stops", markup=False, highlight=False)
+                watching = True
+    except LodeError as exc:
+        _fail(exc, as_json)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how watching ends; every file indexed so far is committed
 
 
 def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = False) -> Any:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -165,3 +166,26 @@ def test_search_goes_through_a_running_lode_serve_with_the_same_document(
     assert re.search(r'lode_http_requests_total\{method="GET",route="/v1/search",status="200"\} 1\.0', metrics)
     assert code_bad == 2 and "unknown language 'klingon'" in stderr
     assert not adverts[0].exists()  # withdrawn at shutdown
+
+
+def test_watch_reindexes_on_change_debounced(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    write_tree(tmp_path, {"a.py": "def first():\n    return 1\n"})
+    watcher = subprocess.Popen([sys.executable, "-m", "lode", "watch", str(tmp_path), "--repo", repo_name,
+                                "--debounce", "300", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=os.environ)
+    try:
+        initial = json.loads(watcher.stdout.readline())
+        assert initial["repo"] == repo_name and initial["files_indexed"] == 1
+        (tmp_path / "b.py").write_text("def zanzibar_marker():\n    return 2\n")
+        (tmp_path / "c.py").write_text("def zanzibar_other():\n    return 3\n")
+        changed = json.loads(watcher.stdout.readline())
+        assert changed["files_indexed"] == 2 and changed["files_unchanged"] == 1  # one run for the burst
+        _, found, _ = run_cli("search", "zanzibar marker", "--repo", repo_name, "--mode", "lexical", "--json")
+        assert found["hits"][0]["path"] == "b.py"
+        (tmp_path / "b.py").unlink()
+        assert json.loads(watcher.stdout.readline())["files_deleted"] == 1
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        assert watcher.wait(timeout=60) == 0, watcher.stderr.read()
+    code, _, stderr = run_cli("watch", str(tmp_path / "missing"), "--repo", repo_name)
+    assert code == 2 and "no such directory" in stderr  # refused before watching anything
