@@ -129,9 +129,9 @@ class RedisLayer:
     def server_stats(self) -> dict[str, Any]:
         """Redis INFO: counts of the whole server (every client, not only Lode); db_keys of the selected db."""
         info = self.reader.info()
-        return {"db_keys": self.reader.dbsize(), "used_memory": info.get("used_memory"), "keyspace_hits": info.get("keyspace_hits"),
-                "keyspace_misses": info.get("keyspace_misses"), "evicted_keys": info.get("evicted_keys"),
-                "expired_keys": info.get("expired_keys")}
+        return {"db_keys": self.reader.dbsize(), "used_memory": info.get("used_memory"),
+                "keyspace_hits": info.get("keyspace_hits"), "keyspace_misses": info.get("keyspace_misses"),
+                "evicted_keys": info.get("evicted_keys"), "expired_keys": info.get("expired_keys")}
 
     def close(self) -> None:
         self.reader.close()
@@ -157,12 +157,14 @@ class QueryVectorTable:
         return bytes(row[0]) if row else None
 
     def put(self, model_id: str, digest: bytes, vector: bytes) -> None:
+        from lode.store.db import scalar  # imported here, as Database is: the cache module stays free of psycopg
+
         self._writes += 1
         with self.database().connection() as conn, conn.transaction():
             conn.execute("INSERT INTO query_vectors (model_id, query_hash, vector) VALUES (%s, %s, %s)"
                          " ON CONFLICT DO NOTHING", (model_id, digest, vector))
             if self._writes % self.PRUNE_EVERY == 0:
-                excess = conn.execute("SELECT count(*) FROM query_vectors").fetchone()[0] - self.max_rows
+                excess = scalar(conn.execute("SELECT count(*) FROM query_vectors")) - self.max_rows
                 if excess > 0:
                     conn.execute("DELETE FROM query_vectors WHERE ctid = ANY(ARRAY("
                                  "SELECT ctid FROM query_vectors LIMIT %s))", (excess,))
@@ -172,9 +174,11 @@ class QueryVectorTable:
             return conn.execute("DELETE FROM query_vectors").rowcount
 
     def stats(self) -> dict[str, int]:
+        from lode.store.db import one_row
+
         with self.database().connection() as conn:
-            rows, size = conn.execute(
-                "SELECT count(*), pg_total_relation_size('query_vectors') FROM query_vectors").fetchone()
+            rows, size = one_row(conn.execute(
+                "SELECT count(*), pg_total_relation_size('query_vectors') FROM query_vectors"))
         return {"entries": int(rows), "bytes": int(size)}
 
 
@@ -307,7 +311,8 @@ class Cache:
         """
         prefix = self.prefix
         if repo is None:
-            prefixes, patterns = (f"{prefix}:",), [f"{prefix}:*"]
+            prefixes: tuple[str, ...] = (f"{prefix}:",)
+            patterns = [f"{prefix}:*"]
         else:
             from lode.store.repositories import Repositories
 

@@ -109,7 +109,7 @@ def load_settings() -> Settings:
     return settings
 
 
-def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], None]) -> None:
+def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], object]) -> None:
     """Run one engine action, then print its result as JSON or render it."""
     result = _engine_result(as_json, action, load_settings())
     if as_json:
@@ -527,7 +527,8 @@ def _place(node: dict[str, Any]) -> str:
     return f"{node['name_path']} ({node['path']}:{node['start_line']})"
 
 
-EdgeKinds = Annotated[str, typer.Option("--kinds", help="Edge kinds, comma-separated: calls,imports,inherits,contains.")]
+EdgeKinds = Annotated[str, typer.Option("--kinds",
+                                        help="Edge kinds, comma-separated: calls,imports,inherits,contains.")]
 MinConfidence = Annotated[float, typer.Option("--min-confidence", help="Drop edges below this confidence (0-1).")]
 
 
@@ -704,8 +705,8 @@ def worker(
 
 def _job_line(job: dict[str, Any]) -> str:
     emb = job["embeddings"]
-    progress = f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} " \
-               f"done {emb['pending']} pending {emb['failed']} failed"
+    progress = (f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} "
+                f"done {emb['pending']} pending {emb['failed']} failed")
     eta = f", eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] is not None else ""
     phase = f" ({job['phase']})" if job["phase"] else ""
     error = f": {job['error']}" if job["error"] else ""

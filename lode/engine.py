@@ -8,7 +8,7 @@ import re
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -35,7 +35,7 @@ from lode.search.filters import Filters, canonical_languages, checked_kinds
 from lode.search.fusion import WEIGHTS, fuse
 from lode.search.highlight import highlights
 from lode.search.tokens import tokenize
-from lode.store.db import Database
+from lode.store.db import Database, one_row, scalar
 from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
 from lode.store.uow import unit_of_work
 from lode.store.vectors import Vectors
@@ -67,6 +67,9 @@ def ef_search(setting: int | str, graph_chunks: int, depth: int) -> int:
 
 
 _UNSET = object()
+
+# what a query reads: every repository (None), one by name, or the names an API key is scoped to (a tuple)
+RepoScope = str | tuple[str, ...] | None
 
 
 class Lode:
@@ -253,9 +256,9 @@ class Lode:
 
     def _switch_over(self, repo_id: int, model: int) -> None:
         with unit_of_work(self.db) as uow:
-            old = uow.conn.execute(
+            old = scalar(uow.conn.execute(
                 "SELECT embedding_model FROM repositories WHERE id = %s FOR UPDATE", (repo_id,)
-            ).fetchone()[0]
+            ))
             uow.repos.set_embedding_models(repo_id, model, None)
             if old is not None and old != model:
                 uow.vectors.delete_repository_model(repo_id, old)
@@ -266,7 +269,7 @@ class Lode:
         self,
         query: str,
         *,
-        repo: str | None = None,
+        repo: RepoScope = None,
         mode: str = "hybrid",
         k: int = 10,
         languages: tuple[str, ...] = (),
@@ -324,7 +327,7 @@ class Lode:
         deadline = time.monotonic() + timeout if mode == "hybrid" else None
         statements = _RunningStatements()
         pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lode-leg")
-        futures = {}
+        futures: dict[str, Future[Any]] = {}  # the lexical leg's ranking; the semantic legs' rankings and gaps
         if mode != "semantic":
             futures["lexical"] = pool.submit(self._lexical_leg, query, repos, filters, depth, statements)
         if mode != "lexical":
@@ -414,7 +417,7 @@ class Lode:
             return unavailable(str(exc))
         if embedder is None:
             return unavailable("no embedding provider (LODE_EMBEDDER=none)")
-        serving = {r.embedding_model for r in repos} - {None}
+        serving = {r.embedding_model for r in repos if r.embedding_model is not None}
         if not serving:
             return unavailable("nothing is embedded yet")
         if len(serving) > 1:
@@ -442,7 +445,7 @@ class Lode:
             for leg in ("text", "code")
         }
         legs = {leg: future.result() for leg, future in futures.items()}
-        missing = {leg: f"{pending} chunks are not embedded yet" for leg in legs} if pending else {}
+        missing = dict.fromkeys(legs, f"{pending} chunks are not embedded yet") if pending else {}
         return legs, missing
 
     def _pending(self, repos: list[RepoRow]) -> int:
@@ -470,7 +473,7 @@ class Lode:
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             return Vectors(conn).nearest(model, leg, vector, repo_ids, filters, depth)
 
-    def symbols(self, name: str, *, repo: str | None = None, limit: int = 20) -> dict[str, Any]:
+    def symbols(self, name: str, *, repo: RepoScope = None, limit: int = 20) -> dict[str, Any]:
         name = name.strip()
         if not name or len(name) > 500:
             raise InputError("a symbol name needs 1 to 500 characters")
@@ -503,7 +506,8 @@ class Lode:
                     row[0]
                     for row in conn.execute(
                         """SELECT name_path FROM chunks
-                            WHERE repo_id = ANY(%(repos)s) AND name_path IS NOT NULL AND similarity(name, %(last)s) > 0.5
+                            WHERE repo_id = ANY(%(repos)s) AND name_path IS NOT NULL
+                              AND similarity(name, %(last)s) > 0.5
                             GROUP BY name_path ORDER BY max(similarity(name, %(last)s)) DESC, name_path LIMIT 10""",
                         params,
                     )
@@ -564,7 +568,7 @@ class Lode:
     # ---- graph ----------------------------------------------------------------------------------------
 
     def graph_neighbours(
-        self, direction: str, symbol: str, *, repo: str | None = None, depth: int = 1,
+        self, direction: str, symbol: str, *, repo: RepoScope = None, depth: int = 1,
         kinds: tuple[str, ...] = ("calls",), min_confidence: float = 0.0, limit: int = 200,
     ) -> dict[str, Any]:
         """Callers (direction "callers") or callees of a symbol, up to `depth` hops."""
@@ -573,7 +577,7 @@ class Lode:
                                   lambda: self._graph_neighbours(direction, symbol, repo, depth, kinds,
                                                                  min_confidence, limit))
 
-    def _graph_neighbours(self, direction: str, symbol: str, repo: str | None, depth: int, kinds: tuple[str, ...],
+    def _graph_neighbours(self, direction: str, symbol: str, repo: RepoScope, depth: int, kinds: tuple[str, ...],
                           min_confidence: float, limit: int) -> dict[str, Any]:
         walk = graph.callers if direction == "callers" else graph.callees
         with self._read() as conn, conn.transaction():
@@ -585,13 +589,13 @@ class Lode:
         return {"symbol": _node_json(traversal.start, names), "direction": direction, "depth": depth,
                 "truncated": traversal.truncated, "results": [_hop_json(h, names) for h in traversal.hops]}
 
-    def graph_path(self, source: str, target: str, *, repo: str | None = None, max_depth: int = 6) -> dict[str, Any]:
+    def graph_path(self, source: str, target: str, *, repo: RepoScope = None, max_depth: int = 6) -> dict[str, Any]:
         _check_text("the source symbol", source)
         _check_text("the target symbol", target)
         return self._graph_cached(repo, ("path", source, target, max_depth),
                                   lambda: self._graph_path(source, target, repo, max_depth))
 
-    def _graph_path(self, source: str, target: str, repo: str | None, max_depth: int) -> dict[str, Any]:
+    def _graph_path(self, source: str, target: str, repo: RepoScope, max_depth: int) -> dict[str, Any]:
         with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
@@ -602,10 +606,10 @@ class Lode:
         return {"from": _node_json(found.start, names), "to": _node_json(found.end, names), "found": True,
                 "direction": found.direction, "path": [_hop_json(h, names) for h in found.hops]}
 
-    def graph_stats(self, repo: str | None = None) -> dict[str, Any]:
+    def graph_stats(self, repo: RepoScope = None) -> dict[str, Any]:
         return self._graph_cached(repo, ("stats",), lambda: self._graph_stats(repo))
 
-    def _graph_stats(self, repo: str | None) -> dict[str, Any]:
+    def _graph_stats(self, repo: RepoScope) -> dict[str, Any]:
         with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
@@ -615,16 +619,17 @@ class Lode:
             entry["symbol"] = _node_json(entry["symbol"], names)
         return result
 
-    def graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None = None) -> str:
-        return self._graph_cached(repo, ("export", fmt, asdict(filters)), lambda: self._graph_export(fmt, filters, repo))
+    def graph_export(self, fmt: str, filters: graph.ExportFilters, repo: RepoScope = None) -> str:
+        return self._graph_cached(repo, ("export", fmt, asdict(filters)),
+                                  lambda: self._graph_export(fmt, filters, repo))
 
-    def _graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None) -> str:
+    def _graph_export(self, fmt: str, filters: graph.ExportFilters, repo: RepoScope) -> str:
         with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
             return graph.export(conn, [r.id for r in repos], fmt, filters)
 
-    def _graph_cached(self, repo: str | None, params: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    def _graph_cached(self, repo: RepoScope, params: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         with self._read() as conn:
             repos = self._repos_for(conn, repo)
         settled = self._settle_graph(repos)
@@ -649,7 +654,8 @@ class Lode:
         with self._read() as conn:
             queued = GraphStore(conn).queued([r.id for r in repos])
         indexer = Indexer(self.db, self.settings)
-        return all([indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued])
+        resolved = [indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued]
+        return all(resolved)  # every queued repository is resolved, not only those before the first that times out
 
     def _require_graph(self) -> None:
         """The one check of LODE_GRAPH for queries: with it off there is no graph to answer from."""
@@ -690,14 +696,18 @@ class Lode:
                 raise NotFound(f"no repository named {name!r}")
             uow.delete_repository(row.id)
 
-    def status(self, repo: str | None = None, *, skipped: bool = False) -> dict[str, Any]:
+    def status(self, repo: RepoScope = None, *, skipped: bool = False) -> dict[str, Any]:
         out = []
         with self.db.connection() as conn:
             models = Vectors(conn).models()
+
+            def model_name(model: int | None) -> str | None:
+                return None if model is None else models[model][0]
+
             for row in self._repos_for(conn, repo):
-                files, fallbacks = conn.execute(
+                files, fallbacks = one_row(conn.execute(
                     "SELECT count(*), count(fallback) FROM files WHERE repo_id = %s", (row.id,)
-                ).fetchone()  # type: ignore[misc]
+                ))
                 languages = dict(conn.execute(
                     "SELECT language, count(*) FROM files WHERE repo_id = %s GROUP BY 1 ORDER BY 2 DESC", (row.id,)
                 ).fetchall())
@@ -713,8 +723,8 @@ class Lode:
                     "empty": row.chunk_count == 0,
                     "last_run": IndexRuns(conn).latest(row.id),
                     "embeddings": Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model),
-                    "embedding_model": models.get(row.embedding_model, (None,))[0],
-                    "switching_to": models.get(row.next_embedding_model, (None,))[0],
+                    "embedding_model": model_name(row.embedding_model),
+                    "switching_to": model_name(row.next_embedding_model),
                     "graph": {"enabled": self.settings.graph, **GraphStore(conn).summary(row.id)},
                 }
                 if skipped:
@@ -726,7 +736,7 @@ class Lode:
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
-    def _repos_for(self, conn: psycopg.Connection, name: str | tuple[str, ...] | None) -> list[RepoRow]:
+    def _repos_for(self, conn: psycopg.Connection, name: RepoScope) -> list[RepoRow]:
         """Every repository (None), one by name, or those of a tuple of names that exist (an API key's scope)."""
         repos = Repositories(conn)
         if name is None:

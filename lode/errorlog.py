@@ -21,7 +21,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
 
@@ -29,6 +29,8 @@ from lode.config import Settings, get_settings
 from lode.logs import get_logger
 
 if TYPE_CHECKING:
+    from sentry_sdk.types import Event
+
     from lode.store.db import Database
 
 __all__ = [
@@ -234,10 +236,11 @@ def init_sentry(dsn: str | None = None) -> bool:
         return True
 
 
-def scrub_sentry_event(event: dict[str, Any]) -> dict[str, Any]:
+def scrub_sentry_event(event: Event) -> Event:
+    fields = cast(dict[str, Any], event)  # a TypedDict of plain dicts, scrubbed in place
     for key in ("extra", "contexts", "tags"):
-        if isinstance(event.get(key), dict):
-            event[key] = scrub(event[key])
+        if isinstance(fields.get(key), dict):
+            fields[key] = scrub(fields[key])
     return event
 
 
@@ -347,6 +350,8 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
     """Apply the rules to the last hour of occurrences; store breaches (one alert per rule and hour), notify the
     webhook of every alert it has not accepted yet, and return the alerts raised by this evaluation."""
+    from lode.store.db import one_row
+
     raised = []
     with db.connection() as conn:
         counts = dict(conn.execute(
@@ -358,7 +363,7 @@ def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
             value = int(counts.get(severity, 0))
             if value <= threshold:
                 continue
-            row = conn.execute(
+            row = one_row(conn.execute(
                 f"""INSERT INTO alerts (rule, window_start, severity, value, threshold, message)
                     VALUES (%s, date_trunc('hour', now()), %s, %s, %s, %s)
                     ON CONFLICT (rule, window_start) DO UPDATE
@@ -366,7 +371,7 @@ def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
                     RETURNING {_ALERT_COLUMNS}, (xmax = 0)""",
                 (rule, severity, value, threshold,
                  f"{value} {severity} errors in the last hour (threshold: more than {threshold})"),
-            ).fetchone()
+            ))
             if row[-1]:
                 raised.append(_jsonable(dict(zip(_ALERT_KEYS, row[:-1]))))
                 record_log = getattr(log, "critical" if severity == "critical" else "error")

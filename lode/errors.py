@@ -13,5 +13,9 @@ class InputError(LodeError):
     exit_code = 2
 
 
+class DatabaseUnavailable(LodeError):
+    """The server went away (or cannot be reached). Every committed unit of work is whole; a re-run resumes."""
+
+
 class NotFound(InputError):
     pass

@@ -141,7 +141,8 @@ def _docstring_ranges(node: Any) -> Iterable[tuple[int, int]]:
         body = current if current.type == "module" else current.child_by_field_name("body")
         if body is not None and body.named_children:
             first = body.named_children[0]
-            if first.type == "expression_statement" and first.named_children and first.named_children[0].type == "string":
+            if (first.type == "expression_statement" and first.named_children
+                    and first.named_children[0].type == "string"):
                 content = [c for c in first.named_children[0].named_children if c.type == "string_content"]
                 for piece in content:
                     yield piece.start_byte, piece.end_byte

@@ -108,13 +108,13 @@ def process_file(tree: SourceTree, job: FileJob, settings: Settings) -> FileOutc
         outcome.unchanged = True
         return outcome
     path = job.candidate.path
-    chunked, tree = chunk_file_with_tree(path, source.text, language_for_path(path), job.module, settings)
+    chunked, syntax = chunk_file_with_tree(path, source.text, language_for_path(path), job.module, settings)
     outcome.language = chunked.language
     outcome.fallback = chunked.fallback
     items = [chunk_postings(chunk, path) for chunk in chunked.chunks]
     outcome.batch = Chunks.format(job.repo_id, job.file_id, path, chunked.language, items)
     if settings.graph:  # LODE_GRAPH=false: no graph rows; the next run with it on builds them (_Run._index)
-        facts = extract_facts(path, source.text, chunked.language, job.module, chunked, tree)
+        facts = extract_facts(path, source.text, chunked.language, job.module, chunked, syntax)
         outcome.graph = GraphBatch.of(job.repo_id, job.file_id, facts)
     return outcome
 
@@ -269,7 +269,7 @@ class _Run:
             with self.db.connection() as conn:
                 unbuilt = GraphStore(conn).files_without_graph(self.repo.id)
         rebuild: set[str] = set()  # their jobs get known_hash None: re-read, re-chunked and replaced
-        changed = []
+        changed: list[tuple[Candidate, FileRow | None]] = []
         for candidate in candidates:
             row = known.get(candidate.path)
             if row and row.id in unbuilt:

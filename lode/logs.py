@@ -15,7 +15,7 @@ from structlog.contextvars import clear_contextvars as clear_context
 
 __all__ = ["bind_context", "clear_context", "configure_logging", "get_logger"]
 
-_SHARED = [
+_SHARED: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,

@@ -21,6 +21,7 @@ import anyio.from_thread
 import anyio.to_thread
 from pydantic import Field
 from starlette.applications import Starlette
+from starlette.requests import Request
 from starlette.types import ASGIApp
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -89,8 +90,8 @@ def _hop_line(hop: dict[str, Any]) -> str:
 
 def _neighbours_text(result: dict[str, Any]) -> str:
     start = result["symbol"]
-    lines = [f"{result['direction']} of {start['name_path']} {_cite(start)} (depth {result['depth']}): "
-             f"{len(result['results'])} found"]
+    lines = [(f"{result['direction']} of {start['name_path']} {_cite(start)} (depth {result['depth']}): "
+              f"{len(result['results'])} found")]
     lines += [_hop_line(hop) for hop in result["results"]]
     if result["truncated"]:
         lines.append("(truncated: lower depth or raise min_confidence)")
@@ -247,8 +248,10 @@ class ContextBuilder:
             neighbours = {node["name_path"]: callers}
             header = f"Context for symbol {node['name_path']}"
         else:
+            assert query is not None  # exactly one of them, checked above
             found = self.lode.search(query, repo=repo, mode=mode, k=5)
-            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"]) for hit in found["hits"]]
+            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"])
+                     for hit in found["hits"]]
             if not seeds:
                 return f"No code matches {query!r}." + (f" (legs not used: {', '.join(found['degraded'])})"
                                                         if found["degraded"] else "")
@@ -327,6 +330,13 @@ class Access:
         return (*lode.index_target(path, repo), None)
 
 
+def _http_request(ctx: Context) -> Request:
+    request = ctx.request_context.request
+    if request is None:  # HttpAccess serves the HTTP transport, where every tool call comes with its request
+        raise RuntimeError("a tool call over HTTP without its request")
+    return request
+
+
 class HttpAccess(Access):
     """Over HTTP, the REST rules for the request's API key: its repository scope, and LODE_ALLOWED_ROOTS for
     the directories it may index (lode/api/security.py)."""
@@ -335,14 +345,14 @@ class HttpAccess(Access):
         from lode.api.security import repo_scope
 
         super().repos(ctx, repo)
-        return _http_rule(lambda: repo_scope(ctx.request_context.request, repo))
+        return _http_rule(lambda: repo_scope(_http_request(ctx), repo))
 
     def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
         from lode.api.keys import ApiKeys
         from lode.api.security import check_index_path, require_repo
 
         _check_text_arguments(path=path, repo=repo)
-        request = ctx.request_context.request
+        request = _http_request(ctx)
         if repo is not None:  # the key's scope first, as POST /v1/index does
             _http_rule(lambda: require_repo(request, repo))
         open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
@@ -385,7 +395,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
     def engine() -> Lode:
         lode = get_lode()
         with database_lock:  # tools run in worker threads: start the database once
-            lode.db
+            _ = lode.db
         return lode
 
     @server.tool(structured_output=False, annotations=READ_ONLY)
@@ -524,8 +534,10 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         symbol: Annotated[str | None, Field(description="A symbol to centre on (or pass query).")] = None,
         repo: Repo = None,
         budget_tokens: Annotated[int, Field(ge=MIN_BUDGET, le=MAX_BUDGET,
-                                            description="The answer stays within this many tokens (estimated).")] = 4000,
-        mode: Annotated[Literal["hybrid", "lexical", "semantic"], Field(description="Search mode for query.")] = "hybrid",
+                                            description="The answer stays within this many tokens (estimated).")
+                                 ] = 4000,
+        mode: Annotated[Literal["hybrid", "lexical", "semantic"],
+                        Field(description="Search mode for query.")] = "hybrid",
     ) -> str:
         """Code to read before a change, within a token budget: the definitions found, then their callers,
         callees and related tests, each cited path:start-end; what did not fit is listed at the end."""

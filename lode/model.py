@@ -89,6 +89,7 @@ class Hit:
     score: float
     legs: dict[str, int | None] = field(default_factory=dict)
     snippet: str = ""
-    highlights: list[list[int]] = field(default_factory=list)  # [line, start, end] over the snippet (search/highlight.py)
+    # [line, start, end] over the snippet (search/highlight.py)
+    highlights: list[list[int]] = field(default_factory=list)
     snippet_line: int = 0  # the file's line number of the snippet's first line
     chunk_id: int = 0

@@ -13,13 +13,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import TracebackType
 
 from circuitbreaker import STATE_HALF_OPEN, STATE_OPEN, CircuitBreaker, CircuitBreakerError
 
 from lode.config import get_settings
+from lode.errors import DatabaseUnavailable
 
 __all__ = [
-    "Breaker", "CircuitBreakerError", "breaker", "breaker_states", "database_failure", "guard", "reset_breakers", "wait_for_recovery",
+    "Breaker", "CircuitBreakerError", "breaker", "breaker_states", "database_failure", "guard", "reset_breakers",
+    "wait_for_recovery",
 ]
 
 FailurePredicate = Callable[[type, BaseException], bool]
@@ -46,9 +49,9 @@ class Breaker(CircuitBreaker):
                     raise CircuitBreakerError(self)
                 self._probes += 1
             self._probing.active = True
-        return None
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:  # type: ignore[no-untyped-def]
+    def __exit__(self, exc_type: type[BaseException] | None, exc_value: BaseException | None,
+                 traceback: TracebackType | None) -> bool:
         if getattr(self._probing, "active", False):
             self._probing.active = False
             with self._probe_lock:
@@ -98,8 +101,6 @@ def guard(name: str, expected_exception: type[BaseException] | tuple | FailurePr
 def database_failure(exc_type: type, exc: BaseException) -> bool:
     """What counts against the "database" breaker: a lost or refused connection, not a cancelled statement."""
     import psycopg
-
-    from lode.store.db import DatabaseUnavailable
 
     if issubclass(exc_type, DatabaseUnavailable):
         return True

@@ -22,8 +22,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lode.api.app import create_app
 from lode.config import Settings
 from lode.engine import Lode
-from test_api import SHOP, api, index_via_api, settings_for
-from test_indexing import write_tree
+from tests.support.api_server import SHOP, api, index_via_api, settings_for
+from tests.support.trees import write_tree
 
 MAX_EXAMPLES = 15  # per operation and mode: the run stays around a minute on the 2-core machine
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -65,7 +65,8 @@ def test_every_operation_conforms(served: Settings, path: str, method: str) -> N
 
     operation = api_schema[path][method.upper()]
 
-    @given(case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE)))
+    @given(case=st.one_of(operation.as_strategy(GenerationMode.POSITIVE),
+                          operation.as_strategy(GenerationMode.NEGATIVE)))
     @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     def conforms(case: schemathesis.Case) -> None:
         case.call_and_validate(checks=CHECKS)

@@ -16,23 +16,25 @@ import pytest
 from prometheus_client import generate_latest
 from psycopg.conninfo import make_conninfo
 
-from conftest import run_cli
+from tests.support.cli import run_cli
 from lode.cache import PREFIX, QueryVectorTable
 from lode.config import CacheSettings, Settings, Timeouts
 from lode.engine import Lode
 from lode.errors import NotFound
 from lode.indexer import _REPO_LOCK_CLASS
-from lode.resilience import breaker_states, reset_breakers
+from lode.resilience import breaker_states, reset_breakers, wait_for_recovery
 from lode.store.db import Database, migrate
 from lode.store.repositories import Repositories
 from redis_server import RedisServer, running_redis
 from resilience_stubs import breaker_settings
-from test_indexing import write_tree
-from test_semantic import start_stub
+from tests.support.trees import write_tree
+from tests.support.embedding_stub import start_stub
+from tests.support.polling import wait_until
 
 CORPUS = {
     "pkg/__init__.py": '"""Readers, senders and strings."""\n',
-    "pkg/readers.py": ('def slurp(fh):\n    """Return every row of the handle."""\n    return [parse_row(r) for r in fh]\n'
+    "pkg/readers.py": ('def slurp(fh):\n    """Return every row of the handle."""\n'
+                       "    return [parse_row(r) for r in fh]\n"
                        "\n\ndef parse_row(row):\n    return row.strip()\n"),
     "pkg/net.py": ("from pkg.readers import slurp\n\n\ndef send_request(url, payload):\n"
                    '    """Post the payload to the url."""\n    return slurp(open(url))\n'),
@@ -124,8 +126,7 @@ def test_l2_entries_expire_after_their_ttl(lode: Lode, lode_home: Path, tmp_path
     short = engine(lode_home, redis_url, ttl_search=1)
     short.search("parse row", repo=repo_name, mode="lexical")
     assert len(redis_keys(redis_server, "search")) == 1
-    time.sleep(1.2)
-    assert redis_keys(redis_server, "search") == []
+    wait_until(lambda: redis_keys(redis_server, "search") == [], 10, "the entry outlived its 1 s TTL")
     later = engine(lode_home, redis_url)
     later.search("parse row", repo=repo_name, mode="lexical")
     assert counts(later)["l2"]["miss"] == 1
@@ -283,7 +284,7 @@ def test_redis_killed_frozen_and_restarted_never_fails_a_search(lode: Lode, lode
         assert counts(killed)["l1"]["hit"] == len(QUERIES)  # L1 keeps working without L2
 
         server.start()  # the same port, empty
-        time.sleep(1.1)  # the breaker's recovery time: the next call probes
+        assert wait_for_recovery("redis", time.monotonic() + 10)  # the next call probes
         restarted = check("restarted")
         assert breaker_states()["redis"]["state"] == "closed" and counts(restarted)["l2"]["error"] == 0
         assert len(redis_keys(server, "search")) == len(QUERIES)
@@ -293,7 +294,7 @@ def test_redis_killed_frozen_and_restarted_never_fails_a_search(lode: Lode, lode
         assert breaker_states()["redis"]["state"] == "open"
         assert counts(frozen)["l2"]["error"] >= 3 and counts(frozen)["l2"]["skip"] > 0
         server.thaw()
-        time.sleep(1.1)
+        assert wait_for_recovery("redis", time.monotonic() + 10)
         recovered = check("thawed")
         assert counts(recovered)["l2"]["hit"] == len(QUERIES) and breaker_states()["redis"]["state"] == "closed"
     finally:
@@ -360,7 +361,7 @@ def test_l3_query_vectors_are_kept_to_their_bound(lode: Lode, lode_home: Path) -
     bounded.cache.flush()
     per_write = QueryVectorTable.PRUNE_EVERY
     for i in range(per_write):
-        vector = bounded.cache.query_vector("bench-model", f"query {i}", lambda: np.full(4, i, dtype=np.float32))
+        vector = bounded.cache.query_vector("bench-model", f"query {i}", lambda i=i: np.full(4, i, dtype=np.float32))
         assert vector.tolist() == [float(i)] * 4
     assert bounded.cache.stats()["layers"]["l3"]["entries"] == 30  # pruned at the last write
     with lode.db.connection() as conn:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 from lode.api.app import create_app
 from lode.config import ServerSettings, Settings
-from conftest import local_client
+from tests.support.api_client import local_client
 from lode.engine import Lode
 from redis_server import running_redis
 from test_cache import CORPUS, PREFIX
-from test_indexing import write_tree
+from tests.support.trees import write_tree
 
 
 def test_stats_flush_and_metrics(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str) -> None:

@@ -11,10 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_cli
 from lode.engine import Lode
 from serve_process import lode_serve
-from test_indexing import write_tree
+from tests.support.cli import run_cli
+from tests.support.trees import write_tree
 
 HEAVY = ("numpy", "psycopg", "pydantic_settings", "lode.engine", "lode.config", "rich.console", "fastapi", "torch")
 

@@ -19,7 +19,8 @@ from lode.config import AlertSettings, Settings, Timeouts
 from lode.errorlog import AlertMonitor, evaluate_alerts, record_error, scrub
 from lode.resilience import reset_breakers
 from lode.store.db import Database
-from tests.conftest import local_client, run_cli
+from tests.support.api_client import local_client
+from tests.support.cli import run_cli
 from tests.resilience_stubs import Receiver
 
 SECRET = "hunter2-s3cret"
@@ -138,9 +139,11 @@ def test_views_summarise_recent_errors(lode):
         summary = conn.execute(
             "SELECT occurrences, distinct_errors FROM error_summary_24h WHERE component = %s", (component,)
         ).fetchall()
-        critical = conn.execute("SELECT count FROM recent_critical_errors WHERE component = %s", (component,)).fetchall()
+        critical = conn.execute("SELECT count FROM recent_critical_errors WHERE component = %s",
+                                (component,)).fetchall()
         hourly = conn.execute(
-            "SELECT sum(occurrences) FROM error_rate_hourly WHERE severity = 'critical' AND hour = date_trunc('hour', now())"
+            "SELECT sum(occurrences) FROM error_rate_hourly"
+            " WHERE severity = 'critical' AND hour = date_trunc('hour', now())"
         ).fetchone()[0]
     assert summary == [(2, 1)] and critical == [(2,)] and hourly >= 2
 

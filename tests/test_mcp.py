@@ -186,8 +186,8 @@ def test_stdio_stdout_carries_only_json_rpc(lode_home: Path, shop: str, tmp_path
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search_code", "arguments":
                                                                         {"query": "total", "repo": shop}}},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "index_repository", "arguments":
-                                                                        {"path": str(tmp_path), "repo": f"mcp-raw-{uuid.uuid4().hex[:8]}"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "index_repository", "arguments": {
+            "path": str(tmp_path), "repo": f"mcp-raw-{uuid.uuid4().hex[:8]}"}}},
         {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "get_callers", "arguments":
                                                                         {"symbol": "nothing_like_this"}}},
     ]
@@ -217,7 +217,8 @@ def test_stdio_stdout_carries_only_json_rpc(lode_home: Path, shop: str, tmp_path
     messages = [json.loads(line) for line in lines]
     assert all(m["jsonrpc"] == "2.0" for m in messages)
     answers = {m["id"]: m for m in messages if "id" in m}
-    assert answers[2]["result"]["isError"] is False and "shop/pricing.py:29-33" in answers[2]["result"]["content"][0]["text"]
+    assert answers[2]["result"]["isError"] is False
+    assert "shop/pricing.py:29-33" in answers[2]["result"]["content"][0]["text"]
     assert answers[3]["result"]["isError"] is False
     assert answers[4]["result"]["isError"] is True
     assert "nothing_like_this" in answers[4]["result"]["content"][0]["text"]
@@ -284,7 +285,8 @@ def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
 
 def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> None:
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     port = http_server.rsplit(":", 1)[1]
     with httpx.Client(base_url=http_server, timeout=30) as client:
@@ -298,7 +300,7 @@ def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> No
 
 
 def test_allowed_hosts_and_origins_are_configurable(lode: Lode, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import local_client
+    from tests.support.api_client import local_client
 
     from lode.api.app import create_app
 
@@ -306,12 +308,14 @@ def test_allowed_hosts_and_origins_are_configurable(lode: Lode, monkeypatch: pyt
     monkeypatch.setenv("LODE_MCP_ALLOWED_ORIGINS", '["https://ui.internal"]')
     settings = Settings(home=lode.settings.home, embedder="none")
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
     headers = {"Accept": "application/json, text/event-stream"}
     with local_client(create_app(settings), base_url="http://lode.internal") as client:
         assert client.post("/mcp", json=init, headers={**headers, "Origin": "https://ui.internal"}).status_code == 200
         assert client.post("/mcp", json=init, headers={**headers, "Host": "ui.internal"}).status_code == 421
-        assert client.post("/mcp", json=init, headers={**headers, "Origin": "https://attacker.example"}).status_code == 403
+        foreign = {**headers, "Origin": "https://attacker.example"}
+        assert client.post("/mcp", json=init, headers=foreign).status_code == 403
         # the older LODE_MCP_* names widen the defaults, as LODE_ALLOWED_HOSTS does: loopback names still pass
         assert client.post("/mcp", json=init, headers={**headers, "Host": "localhost:8765"}).status_code == 200
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import socket
 import threading
 import time
 import uuid
@@ -19,6 +18,7 @@ from lode.engine import Lode
 from lode.errors import LodeError
 from lode.resilience import CircuitBreakerError, breaker, breaker_states, guard, reset_breakers, wait_for_recovery
 from lode.workers import Lost, map_killable
+from tests.support.tcp_proxy import TcpProxy
 from tests.resilience_stubs import FaultyEmbedder, breaker_settings, sleep_then_echo
 
 
@@ -60,10 +60,9 @@ def test_breaker_opens_fails_fast_and_closes_after_a_successful_probe():
         with pytest.raises(Boom):
             call(False)
     assert breaker_states()[name]["state"] == "open"
-    started = time.perf_counter()
     with pytest.raises(CircuitBreakerError):
         call(True)
-    assert time.perf_counter() - started < 0.05 and len(calls) == 2, "an open breaker never reaches the dependency"
+    assert len(calls) == 2, "an open breaker never reaches the dependency"
     assert wait_for_recovery(name, time.monotonic() + 5)
     assert breaker_states()[name]["state"] == "half_open"
     assert call(True) == "up" and breaker_states()[name] == {"state": "closed", "failures": 0, "open_remaining": 0.0}
@@ -159,61 +158,6 @@ def _waiting_on_postings(locker: psycopg.Connection) -> int:
 # ---- database breaker on read paths ---------------------------------------------------------------------
 
 
-class TcpProxy:
-    """A real TCP forwarder to PostgreSQL that can be cut (connections dropped, port closed) and restored."""
-
-    def __init__(self, unix_socket: str) -> None:
-        self.target = unix_socket
-        self.port = 0
-        self._sockets: list[socket.socket] = []
-        self._listener: socket.socket | None = None
-        self.restore()
-
-    def restore(self) -> None:
-        listener = socket.socket()
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
-        listener.listen(16)
-        self.port = listener.getsockname()[1]
-        self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
-
-    def cut(self) -> None:
-        for sock in [self._listener, *self._sockets]:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-        self._sockets.clear()
-
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = listener.accept()
-            except OSError:
-                return
-            upstream = socket.socket(socket.AF_UNIX)
-            upstream.connect(self.target)
-            self._sockets += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket) -> None:
-        try:
-            while data := source.recv(65536):
-                sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                try:
-                    sock.close()
-                except OSError:
-                    pass
-
-
 def test_an_open_database_breaker_fails_reads_fast_with_a_clear_error(lode, caplog):
     socket_dir = psycopg.conninfo.conninfo_to_dict(lode.db.url)["host"]  # the embedded server's unix socket
     [unix_socket] = [str(p) for p in Path(socket_dir).glob(".s.PGSQL.*") if not p.name.endswith(".lock")]
@@ -232,10 +176,9 @@ def test_an_open_database_breaker_fails_reads_fast_with_a_clear_error(lode, capl
                    and r.msg.get("severity") == "critical" for r in caplog.records), "the outage is recorded"
         for read in (lambda: engine.symbols("read_lines"), lambda: engine.graph_stats(),
                      lambda: engine.search("anything", mode="lexical")):
-            started = time.perf_counter()
-            with pytest.raises(LodeError, match="database is unavailable"):
+            with pytest.raises(LodeError, match="database is unavailable") as refused:
                 read()
-            assert time.perf_counter() - started < 0.1, "an open breaker fails at once"
+            assert isinstance(refused.value.__cause__, CircuitBreakerError), "the breaker refused it: no connection"
         proxy.restore()
         deadline = time.monotonic() + 20
         while True:

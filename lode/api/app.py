@@ -140,7 +140,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         if _has_nul(scope):
-            await models.error_response(400, "bad_request", "the request contains a NUL character")(scope, receive, send)
+            refusal = models.error_response(400, "bad_request", "the request contains a NUL character")
+            await refusal(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
@@ -276,15 +277,16 @@ def _document_errors(app: FastAPI) -> None:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for methods in schema["paths"].values():
-                for operation in methods.values():
-                    for status, spec in ERRORS.items():
-                        operation["responses"].setdefault(str(status), {"description": spec["description"],
-                                                                        "content": error})
-                    operation["responses"]["422"] = {"description": ERRORS[422]["description"], "content": error}
-        return app.openapi_schema
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # FastAPI keeps it as app.openapi_schema: the edits below are made once
+        for methods in schema["paths"].values():
+            for operation in methods.values():
+                for status, spec in ERRORS.items():
+                    operation["responses"].setdefault(str(status), {"description": spec["description"],
+                                                                    "content": error})
+                operation["responses"]["422"] = {"description": ERRORS[422]["description"], "content": error}
+        return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 

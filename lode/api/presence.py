@@ -2,8 +2,9 @@
 
 Commands read it to know what is listening: `lode keys rm` warns when the last key goes while a server is bound
 beyond loopback. A loopback server also advertises itself under LODE_HOME/run/ (lode/local_server.py), where
-`lode search` finds it without connecting to the database. The heartbeat also reaches the database when no request does, so a dead embedded PostgreSQL is
-found and restarted by this process (lode/store/db.py) within one interval.
+`lode search` finds it without connecting to the database. The heartbeat also reaches the database when no
+request does, so a dead embedded PostgreSQL is found and restarted by this process (lode/store/db.py) within one
+interval.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class Presence:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if not self.servers.beat(self.server_id):
+                if self.server_id is None or not self.servers.beat(self.server_id):
                     self._register()  # forgotten as dead after an outage: there again
             except (LodeError, psycopg.Error, PoolTimeout) as exc:  # the database is down: beat at the next interval
                 log.warning("server heartbeat failed", error=f"{type(exc).__name__}: {exc}")

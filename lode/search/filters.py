@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from lode.chunking.languages import LANGUAGES
 from lode.errors import InputError
@@ -106,7 +107,8 @@ class Filters:
 
     def sql(self, alias: str) -> tuple[str, dict]:
         """A WHERE clause over a chunks alias, with named parameters."""
-        clauses, params = [], {}
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
         if self.languages:
             clauses.append(f"{alias}.language = ANY(%(f_languages)s)")
             params["f_languages"] = list(self.languages)
