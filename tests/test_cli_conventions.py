@@ -62,8 +62,8 @@ print("\\n".join(walk(typer.main.get_command(app), ["lode"])))
 
 
 def test_shell_completion_completes_commands() -> None:
-    code, script, _ = run_cli("--show-completion", "bash")
-    assert code == 0 and "_LODE_COMPLETE" in script
+    code, script, stderr = run_cli("--show-completion", "bash")
+    assert code == 0 and "_LODE_COMPLETE" in script, stderr
     code, words, _ = run_cli(env={"_LODE_COMPLETE": "complete_bash", "COMP_WORDS": "lode gr", "COMP_CWORD": "1"})
     assert code == 0 and words.split() == ["graph"]
 
