@@ -44,7 +44,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from lode import resilience
 from lode.config import Settings
-from lode.errors import LodeError, NotFound
+from lode.errors import LodeError, unknown_repository
 
 if TYPE_CHECKING:
     from lode.store.db import Database
@@ -95,11 +95,12 @@ class RedisLayer:
         self.writer = redis.Redis.from_url(url, socket_timeout=timeouts.cache_put,
                                            socket_connect_timeout=timeouts.cache_put, retry=no_retries)
         self.put_attempts = settings.cache.put_attempts
+        self.breakers = settings.breakers
 
     @property
     def breaker(self) -> Any:
         """The process-wide "redis" breaker (looked up per call: tests and settings reloads reset breakers)."""
-        return resilience.breaker("redis", REDIS_TROUBLE)
+        return resilience.breaker("redis", REDIS_TROUBLE, config=self.breakers)
 
     def get(self, key: str) -> bytes | None:
         return self.breaker.call(self.reader.get, key)
@@ -319,7 +320,7 @@ class Cache:
             with self._database().connection() as conn:
                 row = Repositories(conn).get(repo)
             if row is None:
-                raise NotFound(f"no repository named {repo!r}; `lode repos` lists them")
+                raise unknown_repository(repo)
             prefixes = tuple(f"{prefix}:{kind}:{scope}:" for kind in ("search", "graph") for scope in
                              (f"r{row.id}", "multi"))
             patterns = [f"{prefix}:*:r{row.id}:*", f"{prefix}:*:multi:*"]

@@ -756,12 +756,16 @@ def jobs_cancel(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json:
 
 
 @app.command()
-def mcp() -> None:
+def mcp(
+    repo: Annotated[str | None, typer.Option(
+        "--repo", help="The repository tools use when a call names none (default: the one holding the working "
+                       "directory).")] = None,
+) -> None:
     """Serve the MCP tools (search, symbols, graph, context) over stdio, for Claude Code, Cursor and others."""
     load_settings()
     from lode.mcp import run_stdio
 
-    run_stdio()
+    run_stdio(repo=repo)
 
 
 @app.command()

@@ -10,7 +10,7 @@ import time
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from collections.abc import Callable, Iterator
@@ -22,7 +22,7 @@ from lode.cache import Cache
 from lode.config import Settings, get_settings
 from lode.discover import RootError, RootUnavailable, SourceTree, ensure_indexable_root
 from lode import graph
-from lode.errors import InputError, LodeError, NotFound
+from lode.errors import InputError, LodeError, NotFound, unknown_repository
 from lode import errorlog
 from lode.errorlog import record_error
 from lode.resilience import CircuitBreakerError, database_failure, guard
@@ -34,6 +34,7 @@ from lode.search import lexical
 from lode.search.filters import Filters, canonical_languages, checked_kinds
 from lode.search.fusion import WEIGHTS, fuse
 from lode.search.highlight import highlights
+from lode.search.pattern import PatternSearch, compile_pattern
 from lode.search.tokens import tokenize
 from lode.store.db import Database, one_row, scalar
 from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
@@ -49,6 +50,9 @@ MODES = ("hybrid", "lexical", "semantic")
 MAX_QUERY_CHARS = 2000
 MAX_K = 200
 LAST_LINE = 2**31 - 1  # past the end of any file (line numbers are PostgreSQL integers)
+MAX_OUTLINE = 2000  # definitions in one outline
+MAX_GREP_MATCHES = 1000
+OUTLINE_SKIPPED_KINDS = ("window", "module")  # text windows and whole-module chunks are not definitions
 LEG_DEPTH = 100  # candidates each leg contributes to hybrid fusion
 # hnsw.ef_search under LODE_EF_SEARCH=auto: one candidate per CHUNKS_PER_EF chunks of the model's HNSW graphs,
 # within pgvector's range; calibrated for recall@10 >= 0.95 (docs/benchmarks.md, bench/ef_search.py)
@@ -79,6 +83,7 @@ class Lode:
     def __init__(self, settings: Settings | None = None, *, revive_database: bool = False) -> None:
         self.settings = settings or get_settings()
         self._revive_database = revive_database
+        errorlog.init_sentry(self.settings.sentry_dsn)  # when set, handled errors go to Sentry too
         self._db: Database | None = None
         self._embedder: object = _UNSET
         self.cache = Cache(self.settings, lambda: self.db,
@@ -106,7 +111,7 @@ class Lode:
             from lode.embedding import get_embedder
 
             self._embedder = get_embedder(self.settings)
-        return self._embedder  # type: ignore[return-value]
+        return self._embedder  # type: ignore[return-value]  # no longer _UNSET: set just above
 
     def close(self) -> None:
         self.cache.close()
@@ -141,9 +146,9 @@ class Lode:
         with self.db.connection() as conn:
             existing = Repositories(conn).get(name)
         if existing and Path(existing.root) != root:
-            raise InputError(
-                f"repository {name!r} is indexed from {existing.root}; pass --repo to index {root} under another name"
-            )
+            raise InputError(f"repository {name!r} is indexed from {existing.root}",
+                             cli=f"pass --repo to index {root} under another name",
+                             tools=f"pass repo= to index {root} under another name")
         return root, name
 
     def index(self, path: str | Path, repo: str | None = None, on_progress: ProgressCallback | None = None,
@@ -375,7 +380,7 @@ class Lode:
         """A pooled connection for a read path, through the "database" circuit breaker: while the database is
         unreachable, reads fail at once with a clear error instead of each waiting for the pool."""
         try:
-            with guard("database", database_failure):
+            with guard("database", database_failure, config=self.settings.breakers):
                 with self.db.pool.connection(timeout=self.settings.timeouts.db_query) as conn:
                     yield conn
         except CircuitBreakerError as exc:
@@ -565,6 +570,78 @@ class Lode:
                 "start_line": start_line, "end_line": start_line + len(lines) - 1,
                 "origin": "index" if text is None else "file", "stale": stale, "lines": lines}
 
+    def outline(self, repo: str, path: str = "", limit: int = MAX_OUTLINE) -> dict[str, Any]:
+        """The definitions (name, kind, signature, lines) of an indexed file, or of every indexed file below a
+        folder ("" for the whole repository), in path and line order; a definition split over several chunks
+        (a long class) is one entry."""
+        path = path.strip().strip("/")
+        _check_text("the path", path)
+        if not 1 <= limit <= MAX_OUTLINE:
+            raise InputError(f"the limit must be between 1 and {MAX_OUTLINE}")
+        below = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%" if path else "%"
+        with self._read() as conn, conn.transaction():
+            row = self._repos_for(conn, repo)[0]
+            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.symbol_lookup * 1000)}")
+            params = {"repo": row.id, "path": path, "below": below, "limit": limit + 1}
+            rows = conn.execute(
+                """SELECT path, min(start_line), max(end_line), kind, name, name_path, min(signature)
+                     FROM chunks
+                    WHERE repo_id = %(repo)s AND (path = %(path)s OR path LIKE %(below)s)
+                      AND name IS NOT NULL AND kind <> ALL(%(skip)s)
+                    GROUP BY path, kind, name, name_path
+                    ORDER BY path, min(start_line), max(end_line) DESC
+                    LIMIT %(limit)s""",
+                params | {"skip": list(OUTLINE_SKIPPED_KINDS)},
+            ).fetchall()
+            files = conn.execute(
+                "SELECT count(*) FROM files WHERE repo_id = %(repo)s AND (path = %(path)s OR path LIKE %(below)s)",
+                params,
+            ).fetchone()[0]  # type: ignore[index]
+        if not files:
+            raise NotFound(f"{path!r} is neither an indexed file nor a folder of indexed files of repository "
+                           f"{row.name!r}")
+        keys = ("path", "start_line", "end_line", "kind", "name", "name_path", "signature")
+        return {"repo": row.name, "path": path, "files": files, "truncated": len(rows) > limit,
+                "symbols": [dict(zip(keys, r)) for r in rows[:limit]]}
+
+    def grep(self, pattern: str, *, repo: str | tuple[str, ...] | None = None, regex: bool = False,
+             ignore_case: bool = False, path: str | None = None, languages: tuple[str, ...] = (),
+             limit: int = 100) -> dict[str, Any]:
+        """Lines of the indexed files that match a pattern, exactly or as an RE2 regular expression
+        (lode/search/pattern.py), read from the files while their bytes are those indexed."""
+        compiled = compile_pattern(pattern, regex=regex, ignore_case=ignore_case)
+        if not 1 <= limit <= MAX_GREP_MATCHES:
+            raise InputError(f"the limit must be between 1 and {MAX_GREP_MATCHES}")
+        for label, values in (("the path glob", (path,) if path else ()), ("the language", languages)):
+            for value in values:
+                _check_text(label, value)
+        filters = Filters(languages=languages, path_glob=path)
+        clause, params = filters.sql("f")
+        with self._read() as conn:
+            repos = {r.id: r for r in self._repos_for(conn, repo)}
+            indexed = conn.execute(
+                f"""SELECT repo_id, id, path, size, mtime_ns, content_hash FROM files f
+                     WHERE repo_id = ANY(%(repos)s) AND {clause} ORDER BY repo_id, path""",
+                params | {"repos": list(repos)},
+            ).fetchall()
+
+        def texts() -> Iterator[tuple[str, str, str | None]]:
+            with ExitStack() as roots:
+                trees: dict[int, SourceTree | None] = {}
+                for repo_id, file_id, file_path, size, mtime_ns, content_hash in indexed:
+                    if repo_id not in trees:  # one open root per repository; None when it cannot be opened
+                        try:
+                            trees[repo_id] = roots.enter_context(SourceTree(repos[repo_id].root))
+                        except (OSError, RootUnavailable):
+                            trees[repo_id] = None
+                    tree = trees[repo_id]
+                    indexed_file = FileRow(file_id, file_path, size, mtime_ns, content_hash)
+                    text = None if tree is None else _indexed_text_in(tree, indexed_file, self.settings)[0]
+                    yield repos[repo_id].name, file_path, text
+
+        search = PatternSearch(compiled, limit, self.settings.timeouts.pattern_search)
+        return {"pattern": pattern, "regex": regex, "ignore_case": ignore_case} | search.run(texts(), len(indexed))
+
     # ---- graph ----------------------------------------------------------------------------------------
 
     def graph_neighbours(
@@ -745,7 +822,7 @@ class Lode:
             return [row for row in repos.all() if row.name in name]
         row = repos.get(name)
         if row is None:
-            raise NotFound(f"no repository named {name!r}; `lode repos` lists them")
+            raise unknown_repository(name)
         return [row]
 
     def _hits(self, conn: psycopg.Connection, ranked: list[tuple[int, float, dict[str, int | None]]],
@@ -864,9 +941,17 @@ def _indexed_file_text(root: str, indexed: FileRow, settings: Settings) -> tuple
     else None and why not."""
     try:
         with SourceTree(root) as tree:
-            read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
+            return _indexed_text_in(tree, indexed, settings)
     except (OSError, RootUnavailable) as exc:
         return None, f"the repository root cannot be opened: {exc}"
+
+
+def _indexed_text_in(tree: SourceTree, indexed: FileRow, settings: Settings) -> tuple[str | None, str | None]:
+    """As _indexed_file_text, in a root already open (many files of one repository)."""
+    try:
+        read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
+    except (OSError, RootUnavailable) as exc:
+        return None, f"the file cannot be read now: {exc}"
     if isinstance(read, Skipped):
         return None, f"the file cannot be read now: {read.detail or read.reason}"
     if read.content_hash != indexed.content_hash:

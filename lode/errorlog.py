@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 import httpx
+from pydantic import SecretStr
 
 from lode.config import Settings, get_settings
 from lode.logs import get_logger
@@ -179,13 +180,13 @@ def _category(exc: BaseException | None) -> str:
 
 
 def _store(event: dict[str, Any]) -> None:
-    from lode.resilience import CircuitBreakerError, breaker, database_failure
+    from lode.resilience import CircuitBreakerError, find_breaker
 
     own = [db for pid, db in _databases if pid == os.getpid()]  # a forked child must not use its parent's pool
     if not own:
         return
     db = own[-1]
-    if breaker("database", database_failure).opened:
+    if (database := find_breaker("database")) is not None and database.opened:
         return  # the log line is all there is while the database is unreachable
     try:
         with db.pool.connection(timeout=2.0) as conn, conn.transaction():
@@ -214,15 +215,15 @@ def _store(event: dict[str, Any]) -> None:
 # ---- Sentry ------------------------------------------------------------------------------------------------
 
 
-def init_sentry(dsn: str | None = None) -> bool:
-    """Initialise sentry-sdk once per process when a DSN is given (or LODE_SENTRY_DSN is set)."""
+def init_sentry(dsn: SecretStr | str | None) -> bool:
+    """Send this process's handled errors to Sentry too, when `dsn` (a Lode's settings.sentry_dsn) is set. The SDK
+    keeps one client per process: the first DSN given is the one used."""
     global _sentry_ready
     with _sentry_lock:
         if _sentry_ready:
             return True
-        if dsn is None:
-            secret = get_settings().sentry_dsn
-            dsn = secret.get_secret_value() if secret else None
+        if isinstance(dsn, SecretStr):
+            dsn = dsn.get_secret_value()
         if not dsn:
             return False
         import sentry_sdk
@@ -245,7 +246,7 @@ def scrub_sentry_event(event: Event) -> Event:
 
 
 def _send_to_sentry(event: dict[str, Any], exc: BaseException | None) -> None:
-    if not init_sentry():
+    if not _sentry_ready:
         return
     import sentry_sdk
 

@@ -54,7 +54,7 @@ CHUNK_KINDS = ("function", "method", "class", "struct", "interface", "trait", "e
 class Chunk:
     """One searchable unit of a file: a definition, a part of one, module-level code or a line window."""
 
-    kind: str  # function | method | class | struct | interface | trait | enum | module | window
+    kind: str  # one of CHUNK_KINDS
     name: str | None
     name_path: str | None  # qualified, e.g. "pkg.module.Class.method"
     start_line: int  # 1-based, inclusive

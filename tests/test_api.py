@@ -137,6 +137,29 @@ def test_search_filters_and_pagination(client: TestClient, shop: dict[str, Any])
     assert "LODE_EMBEDDER is 'none'" in error_of(semantic, 400)["message"]  # this server cannot, ever
 
 
+def test_outline_and_pattern_search_routes(client: TestClient, shop: dict[str, Any]) -> None:
+    """The REST side of the MCP tools get_symbols_overview and search_pattern (issue 19)."""
+    outline = client.get("/v1/repositories/api-shop/outline", params={"path": "shop/cart.py"})
+    assert outline.status_code == 200, outline.text
+    symbols = [(s["kind"], s["name"], s["start_line"], s["signature"]) for s in outline.json()["symbols"]]
+    assert symbols[:2] == [("class", "Cart", 5, "class Cart"), ("method", "__init__", 8, "def __init__(self)")]
+    assert ("method", "total", 15, "def total(self)") in symbols
+    whole = client.get("/v1/repositories/api-shop/outline").json()
+    assert whole["path"] == "" and whole["files"] == len(SHOP) and not whole["truncated"]
+    assert error_of(client.get("/v1/repositories/api-shop/outline", params={"path": "nope"}), 404)["message"] == (
+        "'nope' is neither an indexed file nor a folder of indexed files of repository 'api-shop'")
+
+    found = client.get("/v1/pattern", params={"q": r"def \w+\(amount\)", "regex": "true", "repo": "api-shop"})
+    assert found.status_code == 200, found.text
+    assert [(m["path"], m["line"], m["column"]) for m in found.json()["matches"]] == [
+        ("shop/pricing.py", 1, 1), ("shop/pricing.py", 6, 1)]
+    exact = client.get("/v1/pattern", params={"q": "APPLY_DISCOUNT(", "ignore_case": "true", "repo": "api-shop",
+                                              "path": "shop/cart.py"}).json()
+    assert [m["text"] for m in exact["matches"]] == ["        return apply_discount(sum(p for _, p in self.items))"]
+    bad = error_of(client.get("/v1/pattern", params={"q": "(?<=x)", "regex": "true"}), 400)
+    assert bad["message"].startswith("invalid regular expression '(?<=x)': invalid perl operator: (?<")
+
+
 def test_search_hits_mark_the_query_terms_as_the_tokenizer_matched_them(client: TestClient,
                                                                       shop: dict[str, Any]) -> None:
     result = client.get("/v1/search", params={"q": "the discount of this cart", "repo": "api-shop",
@@ -447,7 +470,7 @@ def test_health_warns_on_redis_down_and_open_circuits_and_fails_without_database
             assert hung["status"] == "warn" and "Timeout" in hung["error"] and time.monotonic() - started < 3
             redis_server.thaw()
             redis_server.kill()
-            failing = breaker("embedder")
+            failing = breaker("embedder", config=degraded.settings.breakers)
             for _ in range(failing._failure_threshold):
                 with pytest.raises(ZeroDivisionError):
                     failing.call(lambda: 1 / 0)

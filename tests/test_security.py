@@ -19,8 +19,7 @@ from lode.api.keys import ApiKeys
 from lode.engine import Lode
 from lode.errors import InputError, NotFound
 from tests.support.api_server import SHOP, api, error_of, index_via_api, settings_for, wait_job
-from test_discover import git_tree_through_symlinked_directories
-from tests.support.trees import write_tree
+from tests.support.trees import git_tree_through_symlinked_directories, write_tree
 from tests.support.queue_worker import queue_settings, worker_process
 
 

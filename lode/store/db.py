@@ -88,7 +88,7 @@ class Database:
         Only getting the connection is guarded: a long block (an advisory lock held for a whole run) must not
         hold the half-open probe."""
         try:
-            with guard("database", database_failure):
+            with guard("database", database_failure, config=self.settings.breakers):
                 return self._getconn()
         except CircuitBreakerError as exc:
             retry = max(1, round(exc._circuit_breaker.open_remaining))  # the library keeps the breaker there
