@@ -203,7 +203,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
     database_url: str | None = None
     redis_url: str | None = None
-    embedder: Literal["local", "http", "none"] = "local"
+    embedder: Literal["local", "static", "http", "none"] = "local"
 
     # discovery and read guards
     max_file_bytes: int = Field(default=1024 * 1024, ge=1)

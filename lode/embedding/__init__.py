@@ -1,4 +1,5 @@
-"""Embedding providers: `local` (ONNX Runtime on the CPU), `http` (an OpenAI-compatible service) or `none`."""
+"""Embedding providers: `local` (ONNX Runtime on the CPU), `static` (a token table distilled from it, for very large
+repositories), `http` (an OpenAI-compatible service) or `none`."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def get_embedder(settings: Settings) -> Embedder | None:
             breakers=settings.breakers,
         )
     from lode.embedding.export import MODEL_NAME
+
+    if settings.embedder == "static":
+        from lode.embedding.static import StaticEmbedder
+
+        return StaticEmbedder(settings.home / "models")
     from lode.embedding.local import DIMENSION, LocalEmbedder
 
     if config.model != MODEL_NAME:

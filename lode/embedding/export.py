@@ -62,13 +62,13 @@ def onnx_model(cache_dir: Path, quantize: bool) -> Path:
         return target
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        with _file_lock(cache_dir / f"{target.stem}.lock"):
+        with file_lock(cache_dir / f"{target.stem}.lock"):
             if target.exists():  # another process exported it while we waited
                 return target
             # the default log level is WARNING, and the user would otherwise see a silent 10 s pause
             log.warning("exporting %s to ONNX fp32 in %s (once, about 10 s)", MODEL_NAME, cache_dir)
             started = time.monotonic()
-            with _atomic(target) as tmp:
+            with atomic_path(target) as tmp:
                 _export_fp32(bundled_model_dir(), tmp)
             log.info("exported %s to %s in %.1f s", MODEL_NAME, target, time.monotonic() - started)
     except OSError as exc:
@@ -145,7 +145,7 @@ class _DropMessage(logging.Filter):
 
 
 @contextmanager
-def _atomic(target: Path) -> Iterator[Path]:
+def atomic_path(target: Path) -> Iterator[Path]:
     """A temporary path beside target that replaces it only if the block succeeds."""
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
@@ -156,7 +156,7 @@ def _atomic(target: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock between processes, released when the block ends or the process dies."""
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"differ from the build: {', '.join(differ)}" if differ else "the shipped files are the build's")
             return 1 if differ else 0
         for name in (SHIPPED_INT8.name, TOKENIZER.name):
-            with _atomic(DATA / name) as target:
+            with atomic_path(DATA / name) as target:
                 shutil.copyfile(Path(tmp) / name, target)
             print(f"wrote {DATA / name}")
     return 0
