@@ -819,7 +819,16 @@ def _stdout_reader_gone() -> bool:
     return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    # SIGTERM (`kill`, `timeout`, a supervisor) unwinds like Ctrl-C instead of ending the process on the spot, so
+    # the exit hooks run: among them leaving the embedded server's list of users (lode/store/embedded.py)
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         app(prog_name="lode")  # also under `python -m lode`
     except SystemExit as exc:

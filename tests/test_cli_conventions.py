@@ -192,3 +192,15 @@ def test_watch_reindexes_on_change_debounced(lode: Lode, tmp_path: Path, repo_na
         assert watcher.wait(timeout=60) == 0, watcher.stderr.read()
     code, _, stderr = run_cli("watch", str(tmp_path / "missing"), "--repo", repo_name)
     assert code == 2 and "no such directory" in stderr  # refused before watching anything
+
+
+def test_sigterm_leaves_the_embedded_server_s_list_of_users(lode: Lode, tmp_path: Path, repo_name: str) -> None:
+    write_tree(tmp_path, {"a.py": "def first():\n    return 1\n"})
+    watcher = subprocess.Popen([sys.executable, "-m", "lode", "watch", str(tmp_path), "--repo", repo_name, "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+    assert json.loads(watcher.stdout.readline())["files_indexed"] == 1
+    holders = Path(os.environ["LODE_HOME"]) / "pgdata" / ".handle_pids.json"
+    assert watcher.pid in json.loads(holders.read_text())
+    watcher.terminate()  # SIGTERM, as `kill` and `timeout` send
+    assert watcher.wait(timeout=60) == 0  # for `lode watch`, like Ctrl-C, how watching ends
+    assert watcher.pid not in json.loads(holders.read_text())  # else the server would wait for a dead user
