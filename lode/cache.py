@@ -52,7 +52,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMAT = "c2"  # bump when the shape of a cached value changes (c2: search hits carry highlights)
+FORMAT = "c3"  # bump when the shape of a cached value changes (c2: search hits carry highlights; c3: snippet_line)
 PREFIX = f"lode:{FORMAT}"  # then the database's identity: see Cache.prefix
 KINDS = ("search", "graph", "vector")
 LAYERS = ("l1", "l2", "l3")

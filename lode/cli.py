@@ -1,34 +1,36 @@
-"""The `lode` command. Thin: parse arguments, call the engine, render (rich on a terminal, JSON with --json)."""
+"""The `lode` command. Thin: parse arguments, call the engine, render (rich on a terminal, JSON with --json).
+
+Startup is part of the interface: `lode --help` and `--version` import nothing beyond typer, and every heavy module
+(the engine, numpy, psycopg, rich's renderers, settings) is imported by the command that needs it.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.table import Table
 
-from lode import background
+from lode import __version__
 from lode.api import commands as api_commands
-from lode.engine import Lode
 from lode.errors import InputError, LodeError
 from lode.graph.queries import EDGE_KINDS
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from lode.config import Settings
+    from lode.engine import Lode
+
 app = typer.Typer(
-    name="lode", help="Index a repository, then search it.", no_args_is_help=True, add_completion=False,
-    pretty_exceptions_enable=False,
+    name="lode", help="Index a repository, then search it.", no_args_is_help=True,
+    pretty_exceptions_enable=False, context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=None,  # plain help: flags shown as flags (rich's panels print `--wait <bool>`), and no rich import
 )
 repos_app = typer.Typer(help="List indexed repositories, or remove one.", invoke_without_command=True)
 app.add_typer(repos_app, name="repos")
@@ -44,31 +46,100 @@ app.add_typer(jobs_app, name="jobs")
 app.command()(api_commands.serve)
 app.command()(api_commands.health)
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console created on first use: importing rich costs more than a `lode --help` may take."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, soft_wrap=True)
+            self._console.on_broken_pipe = _reader_took_enough  # type: ignore[method-assign]
+        return getattr(self._console, name)
+
+
+def _reader_took_enough() -> NoReturn:
+    """A closed pipe (`lode search x | head -1`): the reader took what it wanted, which is success; stop quietly
+    (stdout goes to /dev/null, so the interpreter's last flush has nowhere to fail)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno() if sys.__stdout__ else 1)
+    raise SystemExit(0)
+
+
+out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
+err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.")]
 T = TypeVar("T")
 
 
-def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], object]) -> None:
-    """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
+def _show_version(show: bool) -> None:
+    if show:
+        sys.stdout.write(f"lode {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_show_version,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """Index a repository, then search it."""
+
+
+def load_settings() -> Settings:
+    """The settings of this process, with logging configured; an invalid one is a one-line error and exit 2.
+    Every command calls this before its work, so that only commands that need settings import them."""
+    from pydantic import ValidationError
+
+    from lode.config import describe_invalid, get_settings
+    from lode.logs import configure_logging
+
     try:
-        with Lode() as lode:
-            result = action(lode)
-    except LodeError as exc:
-        if as_json:
-            _print_json({"error": {"message": str(exc), "exit_code": exc.exit_code}})
-        err.print(f"lode: error: {exc}", markup=False, highlight=False)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print("lode: interrupted; the index is consistent and the next run resumes", markup=False)
-        raise typer.Exit(130) from None
+        settings = get_settings()
+    except ValidationError as exc:
+        if "--json" in sys.argv:
+            _print_json({"error": {"message": describe_invalid(exc), "exit_code": 2}})
+        err.print(f"lode: error: {describe_invalid(exc)}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], object]) -> None:
+    """Run one engine action, then print its result as JSON or render it."""
+    result = _engine_result(as_json, action, load_settings())
     if as_json:
         _print_json(result)
     else:
         render(result)
+
+
+def _engine_result(as_json: bool, action: Callable[[Lode], T], settings: Settings) -> T:
+    """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
+    from lode.engine import Lode
+
+    try:
+        with Lode(settings) as lode:
+            return action(lode)
+    except LodeError as exc:
+        _fail(exc, as_json)
+    except KeyboardInterrupt:
+        err.print("lode: interrupted; the index is consistent and the next run resumes", markup=False)
+        raise typer.Exit(130) from None
+
+
+def _fail(exc: LodeError, as_json: bool) -> NoReturn:
+    """Report a Lode error as one line (and the error document with --json); exit with its code."""
+    if as_json:
+        _print_json({"error": {"message": str(exc), "exit_code": exc.exit_code}})
+    err.print(f"lode: error: {exc}", markup=False, highlight=False)
+    raise typer.Exit(exc.exit_code) from None
 
 
 def _print_json(document: Any) -> None:
@@ -83,61 +154,122 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Index a directory (incrementally: unchanged files are skipped)."""
+    _run(as_json, lambda lode: _index_once(lode, path, repo, wait, as_json), lambda r: _render_index(r, wait))
 
-    def action(lode: Lode) -> dict[str, Any]:
-        if as_json or not err.is_terminal:
-            report = lode.index(path, repo, defer_graph=not wait)
-        else:
-            with Progress(
-                TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-                TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]}"),
-                TimeRemainingColumn(), console=err, transient=True,
-            ) as bar:
-                task = bar.add_task("index", total=None, chunks=0, rate="")
 
-                def on_progress(progress: Any) -> None:
-                    elapsed = bar.tasks[task].elapsed or 0
-                    rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
-                    bar.update(task, total=progress.files_total, completed=progress.files_done,
-                               chunks=progress.chunks, rate=rate)
+def _index_once(lode: Lode, path: str, repo: str | None, wait: bool, quiet: bool) -> dict[str, Any]:
+    """One incremental index run; the graph resolution and embedding backfill it leaves go to the background."""
+    from lode import background
 
-                report = lode.index(path, repo, on_progress, defer_graph=not wait)
-        if report.graph_pending:
-            background.spawn_graph_resolution(lode.settings, report.repo)
-        embeddings = {"done": 0, "pending": 0, "failed": 0}
-        if lode.settings.embedder != "none" and report.chunks:
-            if wait:
-                embeddings = asdict(_embed_with_progress(lode, report.repo, as_json))
-            else:
-                embeddings = lode.embedding_counts(report.repo)
-                if embeddings["pending"]:
-                    background.spawn_backfill(lode.settings, report.repo)
-        return {
-            "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
-            "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
-            "chunks_written": report.chunks_written, "seconds": report.seconds,
-            "graph_pending": report.graph_pending, "embeddings": embeddings, "warnings": report.warnings,
-        }
-
-    def render(result: dict[str, Any]) -> None:
-        emb = result["embeddings"]
-        out.print(
-            f"[bold]{result['repo']}[/]: {result['files_indexed']} indexed, {result['files_unchanged']} unchanged, "
-            f"{result['files_deleted']} deleted, {result['files_skipped']} skipped; "
-            f"{result['chunks']} chunks in {result['seconds']:.2f}s; embeddings: {emb['done']} done, "
-            f"{emb['pending']} pending{' (filling in the background)' if emb['pending'] and not wait else ''}, "
-            f"{emb['failed']} failed"
-            + ("; the code graph is resolving in the background" if result["graph_pending"] else "")
+    if quiet or not err.is_terminal:
+        report = lode.index(path, repo, defer_graph=not wait)
+    else:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
         )
-        for warning in result["warnings"]:
-            err.print(f"[bold red]warning:[/] {warning}")
 
-    _run(as_json, action, render)
+        with Progress(
+            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+            TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=err, transient=True,
+        ) as bar:
+            task = bar.add_task("index", total=None, chunks=0, rate="")
+
+            def on_progress(progress: Any) -> None:
+                elapsed = bar.tasks[task].elapsed or 0
+                rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
+                bar.update(task, total=progress.files_total, completed=progress.files_done,
+                           chunks=progress.chunks, rate=rate)
+
+            report = lode.index(path, repo, on_progress, defer_graph=not wait)
+    if report.graph_pending:
+        background.spawn_graph_resolution(lode.settings, report.repo)
+    embeddings = {"done": 0, "pending": 0, "failed": 0}
+    if lode.settings.embedder != "none" and report.chunks:
+        if wait:
+            embeddings = asdict(_embed_with_progress(lode, report.repo, quiet))
+        else:
+            embeddings = lode.embedding_counts(report.repo)
+            if embeddings["pending"]:
+                background.spawn_backfill(lode.settings, report.repo)
+    return {
+        "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
+        "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
+        "chunks_written": report.chunks_written, "seconds": report.seconds,
+        "graph_pending": report.graph_pending, "embeddings": embeddings, "warnings": report.warnings,
+    }
+
+
+def _render_index(result: dict[str, Any], wait: bool) -> None:
+    emb = result["embeddings"]
+    out.print(
+        f"[bold]{result['repo']}[/]: {result['files_indexed']} indexed, {result['files_unchanged']} unchanged, "
+        f"{result['files_deleted']} deleted, {result['files_skipped']} skipped; "
+        f"{result['chunks']} chunks in {result['seconds']:.2f}s; embeddings: {emb['done']} done, "
+        f"{emb['pending']} pending{' (filling in the background)' if emb['pending'] and not wait else ''}, "
+        f"{emb['failed']} failed"
+        + ("; the code graph is resolving in the background" if result["graph_pending"] else "")
+    )
+    for warning in result["warnings"]:
+        err.print(f"[bold red]warning:[/] {warning}")
+
+
+@app.command()
+def watch(
+    path: Annotated[str, typer.Argument(help="Directory to index, then keep indexed.")],
+    repo: RepoOption = None,
+    debounce: Annotated[int, typer.Option("--debounce", min=50, max=60_000, help="Milliseconds of quiet to wait "
+                                          "for after a change, so a burst of saves is one run.")] = 500,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each run's report as one JSON line.")] = False,
+) -> None:
+    """Index PATH, then re-index it whenever files under it change (debounced), until Ctrl-C."""
+    import watchfiles
+
+    settings = load_settings()
+    from lode.engine import Lode
+
+    def report(result: dict[str, Any]) -> None:
+        if as_json:
+            _print_json(result)
+            sys.stdout.flush()
+        else:
+            _render_index(result, wait=False)
+
+    try:
+        with Lode(settings) as lode:
+            root, _ = lode.index_target(path, repo)  # a bad PATH or --repo fails before any watching
+            watching = False
+            # The first (empty) yield comes once the watcher runs: the first report follows it, so a change made
+            # after that report is never missed. watchfiles' default filter skips .git, __pycache__,
+            # node_modules and editors' swap files.
+            for changes in watchfiles.watch(root, debounce=debounce, step=50, rust_timeout=200,
+                                            yield_on_timeout=True, raise_interrupt=False):
+                if changes or not watching:
+                    report(_index_once(lode, path, repo, wait=False, quiet=True))
+                if not watching and not as_json:
+                    err.print(f"lode: watching {path}; Ctrl-C stops", markup=False, highlight=False)
+                watching = True
+    except LodeError as exc:
+        _fail(exc, as_json)
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how watching ends; every file indexed so far is committed
 
 
 def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = False) -> Any:
     if quiet or not err.is_terminal:
         return lode.embed(repo, switch=switch)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     with Progress(
         TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
         TimeRemainingColumn(), console=err, transient=True,
@@ -176,6 +308,8 @@ def evaluate(
     from lode.evaluate import evaluate as run_eval
 
     def render(result: dict[str, Any]) -> None:
+        from rich.table import Table
+
         table = Table("mode", *METRICS, "degraded", title=f"{result['queries']} queries")
         for name, row in result["modes"].items():
             table.add_row(name, *(f"{row[m]:.3f}" for m in METRICS), ", ".join(row["degraded"]))
@@ -190,7 +324,7 @@ def evaluate_generate(
     source: Annotated[Path, typer.Argument(help="A Python tree, e.g. CPython's Lib/.")],
     out_dir: Annotated[Path, typer.Argument(help="Where to write tree/ (docstrings blanked) and queries.jsonl.")],
     limit: Annotated[int, typer.Option("--limit", help="Number of queries.")] = 500,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the query sample.")] = 0,
     as_json: JsonOption = False,
 ) -> None:
     """Generate the self-supervised docstring benchmark: query = a docstring's first sentence."""
@@ -210,41 +344,87 @@ def search(
     repo: RepoOption = None,
     mode: Annotated[str, typer.Option("--mode", help="hybrid | lexical | semantic")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
-    lang: Annotated[list[str] | None, typer.Option("--lang", help="Language filter (repeatable).")] = None,
-    path: Annotated[str | None, typer.Option("--path", help="Path glob, e.g. 'src/**/*.py'.")] = None,
-    kind: Annotated[list[str] | None, typer.Option("--kind", help="Chunk kind filter (repeatable).")] = None,
+    lang: Annotated[list[str] | None, typer.Option(
+        "--lang", help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, "
+                       "csharp, ruby, php, markdown...; aliases such as py or Python work.")] = None,
+    path: Annotated[str | None, typer.Option(
+        "--path", help="Path glob, e.g. 'src/**/*.py'; a leading ! excludes: '!tests/**'.")] = None,
+    kind: Annotated[list[str] | None, typer.Option(
+        "--kind", help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, "
+                       "module, window.")] = None,
     expand: Annotated[bool, typer.Option("--expand", help="Attach each hit's direct callers and callees.")] = False,
     as_json: JsonOption = False,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="Print one JSON hit per line, as each is ready.")] = False,
+    vimgrep: Annotated[bool, typer.Option("--vimgrep", help="Print `path:line:col: text` lines, one per hit, "
+                                          "for editors' quickfix lists.")] = False,
 ) -> None:
-    """Search indexed code."""
+    """Search indexed code (through a running `lode serve` when there is one: see README "Fast CLI")."""
+    params = {"q": query, "repo": repo, "mode": mode, "k": k, "lang": lang or [], "path": path, "kind": kind or [],
+              "expand": str(expand).lower()}
+    from lode import local_server
 
-    def action(lode: Lode) -> dict[str, Any]:
-        return lode.search(query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path,
-                           kinds=tuple(kind or ()), expand=expand)
-
-    def render(result: dict[str, Any]) -> None:
-        if result["degraded"]:
-            err.print(f"[yellow]degraded legs: {', '.join(result['degraded'])}[/]")
+    server = local_server.find()
+    result = local_server.search(server, params) if server else None
+    if result is None:
+        settings = load_settings()
+        result = _engine_result(as_json, lambda lode: lode.search(
+            query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path, kinds=tuple(kind or ()),
+            expand=expand), settings)
         if not result["hits"]:
-            out.print("no hits")
+            _say_if_nothing_indexed(settings, repo)
+    if as_json:
+        _print_json(result)
+        return
+    if result["degraded"]:
+        err.print(f"[yellow]degraded legs: {', '.join(result['degraded'])}[/]")
+    if jsonl:
         for hit in result["hits"]:
-            label = hit["name_path"] or hit["kind"]
-            out.print(f"[bold cyan]{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}[/] "
-                      f"[green]{label}[/] [dim]{hit['score']:.3f}[/]", highlight=False)
-            out.print(hit["snippet"], markup=False, highlight=False)
-            for relation in ("callers", "callees"):
-                if hit.get(relation):
-                    out.print(f"  [dim]{relation}:[/] " + ", ".join(_place(n) for n in hit[relation]), highlight=False)
-            out.print()
+            sys.stdout.write(json.dumps(hit, default=str, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+        return
+    if vimgrep:
+        for hit in result["hits"]:
+            line, column, text = _match_position(hit)
+            sys.stdout.write(f"{hit['path']}:{line}:{column}: {text}\n")
+        return
+    if not result["hits"]:
+        out.print("no hits")
+    for hit in result["hits"]:
+        label = hit["name_path"] or hit["kind"]
+        out.print(f"[bold cyan]{hit['path']}:{hit['start_line']}[/] [green]{label}[/] "
+                  f"[dim]lines {hit['start_line']}-{hit['end_line']} of {hit['repo']}, score {hit['score']:.3f}[/]",
+                  highlight=False)
+        out.print(hit["snippet"], markup=False, highlight=False)
+        for relation in ("callers", "callees"):
+            if hit.get(relation):
+                out.print(f"  [dim]{relation}:[/] " + ", ".join(_place(n) for n in hit[relation]), highlight=False)
+        out.print()
 
-    _run(as_json, action, render)
+
+def _match_position(hit: dict[str, Any]) -> tuple[int, int, str]:
+    """The line, 1-based column and text of a hit's first highlighted match (its snippet's first line without one)."""
+    lines = hit["snippet"].split("\n")
+    index, start = (hit["highlights"][0][0], hit["highlights"][0][1]) if hit.get("highlights") else (0, 0)
+    first = hit.get("snippet_line", hit["start_line"])
+    return first + index, start + 1, lines[index] if index < len(lines) else ""
+
+
+def _say_if_nothing_indexed(settings: Settings, repo: str | None) -> None:
+    """An empty result on an empty index says what to run, rather than "no hits" (on stderr: stdout stays data)."""
+    from lode.engine import Lode
+
+    if repo is None:
+        with Lode(settings) as lode:
+            if not lode.repositories():
+                err.print("lode: nothing is indexed yet: run `lode index PATH` first", markup=False,
+                          highlight=False)
 
 
 @app.command()
 def symbols(
     name: Annotated[str, typer.Argument(help="A name, a qualified name or a qualified suffix (Class.method).")],
     repo: RepoOption = None,
-    limit: Annotated[int, typer.Option("--limit")] = 20,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many definitions.")] = 20,
     as_json: JsonOption = False,
 ) -> None:
     """Find definitions by exact or qualified name."""
@@ -295,6 +475,26 @@ def status(
     _run(as_json, lambda lode: lode.status(repo, skipped=skipped), render)
 
 
+@app.command()
+def stop(as_json: JsonOption = False) -> None:
+    """Stop the embedded PostgreSQL now (it otherwise stops LODE_EMBEDDED_IDLE_SECONDS after its last user)."""
+    from lode.store import embedded
+
+    settings = load_settings()
+    if settings.database_url:
+        result = {"stopped": False, "reason": "LODE_DATABASE_URL selects an external server; Lode does not stop it"}
+    else:
+        try:
+            stopped = embedded.stop(settings.home)
+        except LodeError as exc:
+            _fail(exc, as_json)
+        result = {"stopped": stopped, "reason": None if stopped else "the embedded server was not running"}
+    if as_json:
+        _print_json(result)
+    else:
+        out.print("stopped the embedded server" if result["stopped"] else str(result["reason"]), markup=False)
+
+
 @repos_app.callback()
 def repos(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """List indexed repositories."""
@@ -302,6 +502,8 @@ def repos(ctx: typer.Context, as_json: JsonOption = False) -> None:
         return
 
     def render(result: list[dict[str, Any]]) -> None:
+        from rich.table import Table
+
         table = Table("repo", "root", "chunks", "generation", "updated")
         for row in result:
             table.add_row(row["repo"], row["root"], str(row["chunks"]), str(row["generation"]), row["updated_at"])
@@ -408,7 +610,7 @@ def graph_path(
     source: Annotated[str, typer.Argument(help="From this symbol...")],
     target: Annotated[str, typer.Argument(help="...to this one (or back).")],
     repo: RepoOption = None,
-    max_depth: Annotated[int, typer.Option("--max-depth")] = 6,
+    max_depth: Annotated[int, typer.Option("--max-depth", help="Give up beyond this many hops.")] = 6,
     as_json: JsonOption = False,
 ) -> None:
     """The shortest chain of edges between two symbols, in either direction."""
@@ -442,7 +644,24 @@ def graph_resolve(
 @graph_app.command("stats")
 def graph_stats(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """Counts by kind, top fan-in and fan-out, and import cycles."""
-    _run(as_json, lambda lode: lode.graph_stats(repo), lambda result: out.print_json(json.dumps(result, default=str)))
+
+    def render(result: dict[str, Any]) -> None:
+        nodes = ", ".join(f"{n} {kind}" for kind, n in result["nodes"].items())
+        out.print(f"nodes: {nodes or 'none'}; {result['external_nodes']} external names", highlight=False)
+        for kind, counts in result["edges"].items():
+            out.print(f"{kind}: {counts['internal']} resolved, {counts['external']} to external names",
+                      highlight=False)
+        for title, key, count in (("most called", "top_fan_in", "callers"), ("most calling", "top_fan_out", "callees")):
+            if result[key]:
+                out.print(f"{title}:")
+                for entry in result[key]:
+                    out.print(f"  {entry[count]:>5}  {_place(entry['symbol'])}", markup=False, highlight=False)
+        cycles = result["import_cycles"]
+        out.print(f"import cycles: {len(cycles) or 'none'}")
+        for cycle in cycles:
+            out.print("  " + " → ".join(cycle), markup=False, highlight=False)
+
+    _run(as_json, lambda lode: lode.graph_stats(repo), render)
 
 
 @graph_app.command("export")
@@ -451,7 +670,8 @@ def graph_export(
     fmt: Annotated[str, typer.Option("--format", help="json | dot | mermaid")] = "json",
     kinds: EdgeKinds = "calls,imports,inherits",
     min_confidence: MinConfidence = 0.0,
-    include_external: Annotated[bool, typer.Option("--include-external")] = False,
+    include_external: Annotated[bool, typer.Option(
+        "--include-external", help="Keep edges to names outside the index (library calls, builtins).")] = False,
     path: Annotated[str | None, typer.Option("--path", help="Only edges from files matching this glob.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many edges.")] = 5000,
 ) -> None:
@@ -460,7 +680,7 @@ def graph_export(
 
     filters = ExportFilters(kinds=_kinds(kinds), min_confidence=min_confidence, include_external=include_external,
                             path_glob=path, limit=limit)
-    _run(False, lambda lode: lode.graph_export(fmt, filters, repo), lambda text: sys.stdout.write(text + "\n"))
+    _run(False, lambda lode: lode.graph_export(fmt, filters, repo), print)
 
 
 @cache_app.command("stats")
@@ -468,6 +688,8 @@ def cache_stats(as_json: JsonOption = False) -> None:
     """Hits, misses, hit rate, bytes and evictions per layer (L1 counts are this process's own)."""
 
     def render(result: dict[str, Any]) -> None:
+        from rich.table import Table
+
         table = Table("layer", "hits", "misses", "errors", "skips", "hit rate", "bytes", "evictions")
         for name, layer in result["layers"].items():
             table.add_row(name, str(layer["hits"]), str(layer["misses"]), str(layer["errors"]), str(layer["skips"]),
@@ -495,10 +717,12 @@ def worker(
     or Ctrl-C; a running job then finishes within LODE_QUEUE_SHUTDOWN_GRACE_SECONDS or goes back to the queue."""
     import asyncio
 
+    from lode.engine import Lode
     from lode.queue import run_worker, worker_name
 
+    settings = load_settings()
     try:
-        with Lode() as lode:
+        with Lode(settings) as lode:
             _ = lode.db  # connect and migrate before taking jobs
             err.print(f"lode: worker {worker_name()} consuming queue {lode.settings.queue.name!r} with concurrency "
                       f"{concurrency}; Ctrl-C stops", markup=False, highlight=False)
@@ -524,7 +748,7 @@ def jobs(
     repo: RepoOption = None,
     state: Annotated[list[str] | None, typer.Option("--state", help="queued, running, succeeded, failed or "
                                                     "cancelled (repeatable).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000)] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List index jobs, newest first."""
@@ -567,6 +791,7 @@ def mcp(
                        "directory).")] = None,
 ) -> None:
     """Serve the MCP tools (search, symbols, graph, context) over stdio, for Claude Code, Cursor and others."""
+    load_settings()
     from lode.mcp import run_stdio
 
     run_stdio(repo=repo)
@@ -576,7 +801,7 @@ def mcp(
 def errors(
     since: Annotated[float, typer.Option("--since", help="Errors seen within this many hours.")] = 24.0,
     severity: Annotated[str | None, typer.Option("--severity", help="warning | error | critical")] = None,
-    limit: Annotated[int, typer.Option("--limit")] = 100,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many errors.")] = 100,
     as_json: JsonOption = False,
 ) -> None:
     """Handled errors recorded by any lode process (error_logs), newest first, with the 24-hour summary."""
@@ -614,23 +839,34 @@ def alerts(
          else list_alerts(lode.db, include_acknowledged=show_all), render)
 
 
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has exited (`lode search x | head -1`): poll reports POLLERR."""
+    import select
+
+    poller = select.poll()
+    poller.register(sys.__stdout__.fileno() if sys.__stdout__ else 1, select.POLLERR)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
+
+
+def _terminated(signum: int, frame: object) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
-    from pydantic import ValidationError
+    # SIGTERM (`kill`, `timeout`, a supervisor) unwinds like Ctrl-C instead of ending the process on the spot, so
+    # the exit hooks run: among them leaving the embedded server's list of users (lode/store/embedded.py)
+    import signal
 
-    from lode.config import describe_invalid, get_settings
-    from lode.logs import configure_logging
-
+    signal.signal(signal.SIGTERM, _terminated)
     try:
-        settings = get_settings()
-    except ValidationError as exc:
-        if "--json" in sys.argv:
-            _print_json({"error": {"message": describe_invalid(exc), "exit_code": 2}})
-        err.print(f"lode: error: {describe_invalid(exc)}", markup=False, highlight=False)
-        raise SystemExit(2) from None
-    configure_logging(settings.log_level)
-    try:
-        app()
+        app(prog_name="lode")  # also under `python -m lode`
+    except SystemExit as exc:
+        # click turns a write to a closed pipe into exit 1; for a reader that took what it wanted, it is success
+        if exc.code == 1 and _stdout_reader_gone():
+            _reader_took_enough()
+        raise
     finally:
-        from lode.errorlog import flush_sentry
+        if "lode.errorlog" in sys.modules:  # only a process that recorded errors has any to send
+            from lode.errorlog import flush_sentry
 
-        flush_sentry()
+            flush_sentry()

@@ -219,6 +219,8 @@ class Settings(BaseSettings):
     graph_inline_files: int = Field(default=200, ge=0)  # `lode index` resolves a larger change in the background
     # database
     pool_max_size: int = Field(default=8, ge=1)
+    # the embedded server outlives its last user by this long, so the next command finds it running (0: stop at once)
+    embedded_idle_seconds: float = Field(default=300.0, ge=0)
     # HNSW candidate list of a vector leg (pgvector's 1..1000); auto grows with the index (lode.engine.ef_search)
     ef_search: Literal["auto"] | Annotated[int, Field(ge=1, le=1000)] = "auto"
     # error tracking

@@ -31,7 +31,7 @@ from lode.indexer import Indexer, IndexReport, ProgressCallback
 from lode.model import Candidate, Hit, Skipped
 from lode.embedding.backfill import BackfillProgress, backfill, counts, pending_ranges, through_outages
 from lode.search import lexical
-from lode.search.filters import Filters
+from lode.search.filters import Filters, canonical_languages, checked_kinds
 from lode.search.fusion import WEIGHTS, fuse
 from lode.search.highlight import highlights
 from lode.search.pattern import PatternSearch, compile_pattern
@@ -97,7 +97,7 @@ class Lode:
             if not url:
                 from lode.store import embedded
 
-                url = embedded.start(self.settings.home)
+                url = embedded.start(self.settings.home, self.settings.embedded_idle_seconds)
                 if self._revive_database:
                     revive = functools.partial(embedded.restart_if_stopped, self.settings.home)
             self._db = Database(url, self.settings, revive).open()
@@ -292,6 +292,7 @@ class Lode:
             raise InputError("--mode semantic needs an embedding provider; LODE_EMBEDDER is 'none'")
         if not 1 <= k <= MAX_K:
             raise InputError(f"-k must be between 1 and {MAX_K}")
+        languages, kinds = canonical_languages(languages), checked_kinds(kinds)
         filters = Filters(languages=languages, kinds=kinds, path_glob=path)
         filters.sql("c")  # validates the glob before any database work
         with self._read() as conn:
@@ -860,11 +861,11 @@ class Lode:
             if row is None:  # replaced between the two statements
                 continue
             _, repo_id, path, start, end, kind, name, name_path, language, content = row
-            excerpt = snippet(content, terms)
+            first, excerpt = snippet(content, terms)
             hits.append(Hit(
                 repo=repo_names[repo_id], path=path, start_line=start, end_line=end, kind=kind, name=name,
                 name_path=name_path, language=language, score=round(score, 6),
-                legs=legs, snippet=excerpt, highlights=highlights(excerpt, terms),
+                legs=legs, snippet=excerpt, highlights=highlights(excerpt, terms), snippet_line=start + first,
                 chunk_id=chunk_id,
             ))
         return hits
@@ -915,14 +916,15 @@ class _RunningStatements:
                     log.warning("cannot cancel a search leg's statement: %s", exc)
 
 
-def snippet(content: str, terms: set[str], lines: int = 6) -> str:
-    """The window of `lines` lines that mentions the most query terms (stems match as substrings)."""
+def snippet(content: str, terms: set[str], lines: int = 6) -> tuple[int, str]:
+    """The window of `lines` lines that mentions the most query terms (stems match as substrings), and the index
+    of its first line within `content`."""
     all_lines = content.splitlines()
     if len(all_lines) <= lines:
-        return content.rstrip()
+        return 0, content.rstrip()
     scores = [sum(term in line for term in terms) for line in content.lower().splitlines()]
     best = max(range(len(all_lines) - lines + 1), key=lambda i: (sum(scores[i : i + lines]), -i))
-    return "\n".join(all_lines[best : best + lines])
+    return best, "\n".join(all_lines[best : best + lines])
 
 
 def _check_query(query: str) -> None:

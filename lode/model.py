@@ -92,4 +92,5 @@ class Hit:
     snippet: str = ""
     # [line, start, end] over the snippet (search/highlight.py)
     highlights: list[list[int]] = field(default_factory=list)
+    snippet_line: int = 0  # the file's line number of the snippet's first line
     chunk_id: int = 0

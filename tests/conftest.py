@@ -12,6 +12,10 @@ import pytest
 from lode.config import Settings
 from lode.engine import Lode
 
+# Embedded servers of tests stop with their last user, not LODE_EMBEDDED_IDLE_SECONDS later (the tests of the idle
+# period set their own): a test's server in its own LODE_HOME must not outlive the test.
+os.environ.setdefault("LODE_EMBEDDED_IDLE_SECONDS", "0")
+
 
 @pytest.fixture(scope="session")
 def lode_home(tmp_path_factory: pytest.TempPathFactory) -> Path:

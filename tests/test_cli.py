@@ -12,7 +12,7 @@ from lode.engine import Lode
 from tests.support.trees import base_tree, write_tree
 
 SEARCH_HIT_KEYS = {"repo", "path", "start_line", "end_line", "kind", "name", "name_path", "language", "score",
-                   "legs", "snippet"} | {"highlights"}  # the contract's, extended additively (issue 19)
+                   "legs", "snippet"} | {"highlights", "snippet_line"}  # the contract's, extended additively (issue 19)
 
 
 def test_index_and_search_json_contracts(lode: Lode, tmp_path: Path, repo_name: str) -> None:
@@ -148,7 +148,7 @@ def test_graph_commands(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     ("LODE_TIMEOUT_DB_QUERY", "soon", "valid number"),
     ("LODE_INDEX_WORKERS", "-3", "greater than or equal to 1"),
     ("LODE_QUEUE_STALL_SECONDS", "0", "greater than or equal to 1"),
-    ("LODE_EMBEDDER", "gpu", "'local', 'http' or 'none'"),
+    ("LODE_EMBEDDER", "gpu", "'local', 'static', 'http' or 'none'"),
 ])
 def test_an_invalid_setting_is_one_clear_line_and_exit_2(variable: str, value: str, says: str) -> None:
     code, payload, stderr = run_cli("status", "--json", env={variable: value})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.support.trees import base_tree, write_tree
 
@@ -105,3 +107,78 @@ def test_a_restart_only_setting_waits_while_another_process_uses_the_server(tmp_
     alone = _user(home, "shared_buffers=256MB")  # the next process to start it alone applies it
     assert _settings(alone)[0] == "256MB"
     assert _finish(alone) == "alive"
+
+
+def _gone(home: Path, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while _servers_for(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _servers_for(home)
+
+
+def _lode(home: Path, *args: str, idle: float) -> subprocess.CompletedProcess:
+    env = {**os.environ, "LODE_HOME": str(home), "LODE_EMBEDDER": "none", "LODE_EMBEDDED_IDLE_SECONDS": str(idle)}
+    env.pop("LODE_DATABASE_URL", None)
+    return subprocess.run([sys.executable, "-m", "lode", *args], env=env, capture_output=True, text=True, timeout=120,
+                          check=False)
+
+
+def _postmaster_pid(home: Path) -> int:
+    return int((home / "pgdata" / "postmaster.pid").read_text().split()[0])
+
+
+def _reapers(home: Path) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["cmdline"])
+            if "lode.store.embedded" in (p.info["cmdline"] or []) and str(home) in " ".join(p.info["cmdline"])]
+
+
+def _reapers_gone(home: Path, within: float = 15) -> bool:
+    deadline = time.monotonic() + within
+    while _reapers(home) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not _reapers(home)
+
+
+@pytest.mark.slow
+def test_the_server_outlives_its_last_user_for_the_idle_period_then_stops(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    idle = 15  # longer than a command takes to start on a loaded machine
+    assert _lode(home, "status", "--json", idle=idle).returncode == 0
+    assert _servers_for(home), "the server stopped with its last user despite the idle period"
+    postmaster = _postmaster_pid(home)
+    assert _lode(home, "repos", "--json", idle=idle).returncode == 0
+    assert _postmaster_pid(home) == postmaster, "the next command started a new server"
+    assert len(_reapers(home)) == 1  # one reaper per server, however many commands came and went
+    assert _gone(home, idle + 30), "the idle server was never stopped"
+    assert _reapers_gone(home), "the reaper outlived the server it stopped"
+
+
+def test_lode_stop_stops_an_idle_server_now_and_refuses_while_it_is_in_use(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    assert _lode(home, "stop", idle=600).stdout.strip() == "the embedded server was not running"
+    holder = _user(home)
+    _settings(holder)
+    busy = _lode(home, "stop", "--json", idle=600)
+    assert busy.returncode == 1 and f"in use by {holder.pid}" in busy.stderr
+    assert json.loads(busy.stdout)["error"]["exit_code"] == 1 and _servers_for(home)
+    assert _finish(holder) == "alive"  # the refusal left its connection alone
+    assert _gone(home, 30)  # the holder ran without an idle period: it stopped the server as its last user
+    assert _lode(home, "status", "--json", idle=600).returncode == 0
+    assert _servers_for(home) and _reapers(home)
+    stopped = _lode(home, "stop", "--json", idle=600)
+    assert stopped.returncode == 0 and json.loads(stopped.stdout) == {"stopped": True, "reason": None}
+    assert _gone(home, 15)
+    assert _reapers_gone(home), "the reaper outlived the server it was waiting to stop"
+    assert _lode(home, "status", "--json", idle=600).returncode == 0  # and it starts again on demand
+    assert _lode(home, "stop", idle=600).returncode == 0 and _gone(home, 15)
+
+
+def test_a_client_killed_with_sigkill_does_not_keep_an_idle_server_alive(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    victim = _user(home)
+    _settings(victim)
+    victim.kill()  # SIGKILL: it never leaves the list of users
+    victim.wait(timeout=30)
+    assert _servers_for(home)
+    assert _lode(home, "status", "--json", idle=2).returncode == 0  # the next user prunes it, then leaves last
+    assert _gone(home, 2 + 30), "a dead client's pid kept the server from stopping"

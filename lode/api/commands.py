@@ -1,6 +1,7 @@
 """CLI commands around the server: `lode serve`, `lode health`, `lode keys create|list|rm`.
 
-Registered in lode/cli.py; the web framework is imported only when `lode serve` runs.
+Registered in lode/cli.py; like every command, each imports what it needs when it runs (`lode --help` stays fast),
+and the web framework only when `lode serve` runs.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import re
 import signal
 import socket
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from lode.api.keys import ApiKeys
-from lode.engine import Lode
 from lode.errors import InputError, LodeError
-from lode.store.servers import Servers
+
+if TYPE_CHECKING:
+    from lode.engine import Lode
 
 keys_app = typer.Typer(help="API keys for `lode serve` (stored hashed; a key is shown once).",
                        no_args_is_help=True)
@@ -27,10 +28,10 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind; not loopback needs an API key.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535)] = 8765,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8765,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs), health probes and metrics."""
-    from lode.cli import err
+    from lode.cli import err, load_settings
 
     try:
         address, listener = _bind(host, port)  # before anything starts: a busy port is one line, not a traceback
@@ -41,10 +42,11 @@ def serve(
 
     from lode.api.app import create_app
     from lode.api.hosts import is_loopback
-    from lode.config import get_settings
+    from lode.api.keys import ApiKeys
+    from lode.engine import Lode
 
     with listener:
-        settings = get_settings()
+        settings = load_settings()
         if not is_loopback(address):
             try:
                 with Lode(settings) as lode:
@@ -104,10 +106,13 @@ def _bind(host: str, port: int) -> tuple[str, socket.socket]:
 
 def health(as_json: JsonOption = False) -> None:
     """Check the database, Redis, the embedding provider, circuit breakers and the embedding backlog."""
-    from lode.cli import _print_json, out
+    from lode.cli import _print_json, load_settings, out
+
+    settings = load_settings()
+    from lode.engine import Lode
     from lode.health import health_report
 
-    with Lode() as lode:
+    with Lode(settings) as lode:
         report = health_report(lode)
     if as_json:
         _print_json(report)
@@ -128,6 +133,7 @@ def keys_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
+    from lode.api.keys import ApiKeys
     from lode.cli import _run, out
 
     def render(result: dict[str, Any]) -> None:
@@ -142,6 +148,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: JsonOption = False) -> None:
     """List key names, their repositories and creation dates (never the keys)."""
+    from lode.api.keys import ApiKeys
     from lode.cli import _run, out
 
     def action(lode: Lode) -> dict[str, Any]:
@@ -161,7 +168,9 @@ def keys_list(as_json: JsonOption = False) -> None:
 @keys_app.command("rm")
 def keys_rm(name: Annotated[str, typer.Argument(help="Key name.")], as_json: JsonOption = False) -> None:
     """Remove a key: requests with it are refused from then on."""
+    from lode.api.keys import ApiKeys
     from lode.cli import _run, out
+    from lode.store.servers import Servers
 
     def action(lode: Lode) -> dict[str, Any]:
         keys = ApiKeys(lode.db)

@@ -235,6 +235,7 @@ class SearchHit(Located):
         description="Where the snippet matches the query as the tokenizer matched it (stems, camelCase and "
                     "snake_case parts; no stopwords): [line, start, end], line 0-based among the snippet's "
                     "\\n-separated lines, [start, end) in code points.", examples=[[[0, 4, 9], [2, 11, 19]]])
+    snippet_line: int = Field(description="The file's line number of the snippet's first line.")
     callers: list[HopOut] | None = None
     callees: list[HopOut] | None = None
 

@@ -1,17 +1,21 @@
 """This server's row in the servers table (lode/store/servers.py), kept fresh by a daemon thread.
 
 Commands read it to know what is listening: `lode keys rm` warns when the last key goes while a server is bound
-beyond loopback. The heartbeat also reaches the database when no request does, so a dead embedded PostgreSQL is
-found and restarted by this process (lode/store/db.py) within one interval.
+beyond loopback. A loopback server also advertises itself under LODE_HOME/run/ (lode/local_server.py), where
+`lode search` finds it without connecting to the database. The heartbeat also reaches the database when no
+request does, so a dead embedded PostgreSQL is found and restarted by this process (lode/store/db.py) within one
+interval.
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from lode import local_server
 from lode.api.hosts import is_loopback
 from lode.config import Settings
 from lode.errors import LodeError
@@ -28,15 +32,22 @@ class Presence:
         self.host, self.port, self.loopback = host, port, is_loopback(host)
         self.interval = settings.server.server_heartbeat_seconds
         self.server_id: int | None = None
+        self.settings = settings
+        self._advert: Path | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lode-presence", daemon=True)
 
     def start(self) -> Presence:
         self._register()
         self._thread.start()
+        if self.loopback and self.port:
+            self._advert = local_server.advertise(self.settings.home, self.settings.database_url,
+                                                  self.settings.embedder, self.port)
         return self
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self._advert is not None:
+            local_server.withdraw(self._advert)
         self._stop.set()
         self._thread.join(timeout)
         try:

