@@ -212,23 +212,43 @@ def search(
     path: Annotated[str | None, typer.Option("--path", help="Path glob, e.g. 'src/**/*.py'.")] = None,
     kind: Annotated[list[str] | None, typer.Option("--kind", help="Chunk kind filter (repeatable).")] = None,
     expand: Annotated[bool, typer.Option("--expand", help="Attach each hit's direct callers and callees.")] = False,
+    files: Annotated[bool, typer.Option("--files", help="Rank files (-k of them), each with its best hits; "
+                                                        "--json adds `files`.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Print each hit's leg ranks, fused score and the "
+                                                            "factor of each ranking prior.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Search indexed code."""
+    """Search indexed code. QUERY may be a name, a question or a whole issue text (up to 64 KiB)."""
 
     def action(lode: Lode) -> dict[str, Any]:
         return lode.search(query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path,
-                           kinds=tuple(kind or ()), expand=expand)
+                           kinds=tuple(kind or ()), expand=expand, group="files" if files else "chunks")
+
+    def render_hit(hit: dict[str, Any], indent: str = "") -> None:
+        label = hit["name_path"] or hit["kind"]
+        out.print(f"{indent}[bold cyan]{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}[/] "
+                  f"[green]{label}[/] [dim]{hit['score']:.3f}[/]", highlight=False)
+        if explain:
+            out.print(f"{indent}  {_explanation(hit['legs'])}", markup=False, highlight=False)
 
     def render(result: dict[str, Any]) -> None:
         if result["degraded"]:
             err.print(f"[yellow]degraded legs: {', '.join(result['degraded'])}[/]")
+        if explain and result.get("query_kind"):
+            out.print(f"query kind: {result['query_kind']}", highlight=False)
+        if files:
+            if not result["files"]:
+                out.print("no files")
+            for number, found in enumerate(result["files"], start=1):
+                out.print(f"{number}. [bold cyan]{found['repo']}:{found['path']}[/] [dim]{found['score']:.3f}[/]",
+                          highlight=False)
+                for hit in found["hits"]:
+                    render_hit(hit, indent="   ")
+            return
         if not result["hits"]:
             out.print("no hits")
         for hit in result["hits"]:
-            label = hit["name_path"] or hit["kind"]
-            out.print(f"[bold cyan]{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}[/] "
-                      f"[green]{label}[/] [dim]{hit['score']:.3f}[/]", highlight=False)
+            render_hit(hit)
             out.print(hit["snippet"], markup=False, highlight=False)
             for relation in ("callers", "callees"):
                 if hit.get(relation):
@@ -236,6 +256,19 @@ def search(
             out.print()
 
     _run(as_json, action, render)
+
+
+def _explanation(legs: dict[str, Any]) -> str:
+    """One line: where each leg ranked the hit, the fused score, and each prior's factor."""
+    ranks = ", ".join(f"{leg} #{legs[leg]}" if legs.get(leg) else f"{leg} -" for leg in ("lexical", "text", "code"))
+    parts = [f"legs: {ranks}"]
+    if legs.get("injected"):
+        parts.append(f"added by the {legs['injected']} lookup")
+    if legs.get("fused") is not None:
+        parts.append(f"fused {legs['fused']:.3f}")
+    priors = legs.get("priors") or {}
+    parts.append("priors: " + (", ".join(f"{name} x{factor:g}" for name, factor in priors.items()) or "none"))
+    return "; ".join(parts)
 
 
 @app.command()

@@ -33,6 +33,7 @@ from lode.chunking.languages import language_for_path
 from lode.config import Settings
 from lode.engine import MAX_K, Lode
 from lode.errors import InputError, LodeError
+from lode.search.paths import is_test_path
 
 INSTRUCTIONS = (
     "Lode indexes code repositories. Use search_code to find where something is done, find_symbol for a "
@@ -99,7 +100,7 @@ def _neighbours_text(result: dict[str, Any]) -> str:
 
 def _search_text(result: dict[str, Any]) -> str:
     hits = result["hits"]
-    head = f"{len(hits)} hits for {result['query']!r} ({result['mode']})"
+    head = f"{len(hits)} hits for {_shown_query(result['query'])} ({result['mode']})"
     if result["degraded"]:
         head += f"; legs not used: {', '.join(result['degraded'])}"
     lines = [head]
@@ -111,17 +112,27 @@ def _search_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _files_text(result: dict[str, Any]) -> str:
+    found = result["files"]
+    head = f"{len(found)} files for {_shown_query(result['query'])} ({result['mode']})"
+    if result["degraded"]:
+        head += f"; legs not used: {', '.join(result['degraded'])}"
+    lines = [head]
+    for number, file in enumerate(found, start=1):
+        lines.append(f"{number}. {file['path']}  [repo {file['repo']}, {file['language']}, score {file['score']:.3f}]")
+        for hit in file["hits"]:
+            lines.append(f"   - {_cite(hit)}  {hit['kind']} {hit['name_path'] or hit['name'] or ''}")
+            lines.append(_indent(hit["snippet"], "       "))
+    return "\n".join(lines)
+
+
+def _shown_query(query: str) -> str:
+    """The query as a header shows it: a long one (an issue body) by its first line and its size."""
+    first = query.strip().splitlines()[0] if query.strip() else ""
+    return repr(query) if len(query) <= 200 and "\n" not in query else f"{first[:120]!r}... ({len(query)} characters)"
+
+
 # ---- get_context ------------------------------------------------------------------------------------------
-
-_TEST_PATH = re.compile(
-    r"(^|/)(tests?|__tests__|spec|specs|testing)/|(^|/)test_[^/]*$|_tests?\.[^/.]+$|\.(test|spec)\.[^/]+$"
-    r"|Tests?\.(java|cs|kt|php)$|_spec\.rb$"
-)
-
-
-def is_test_path(path: str) -> bool:
-    return bool(_TEST_PATH.search(path))
-
 
 @dataclass
 class _Item:
@@ -398,14 +409,18 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         lang: Annotated[str | None, Field(description="Only this language, e.g. python.")] = None,
         path: Annotated[str | None, Field(description="Only files matching this glob, e.g. src/**/*.py.")] = None,
         kind: Annotated[str | None, Field(description="Only this chunk kind: function, method, class, ...")] = None,
+        files: Annotated[bool, Field(description="Rank files instead (k of them), each with its best hits: "
+                                                 "which files to open or edit.")] = False,
     ) -> str:
-        """Search the indexed code (BM25 + embeddings). Each hit: path:start-end, kind, qualified name, snippet."""
+        """Search the indexed code (BM25 + embeddings, then priors: definitions first, tests last). The query may
+        be a name, a question or a whole issue with its traceback (up to 64 KiB). Each hit: path:start-end, kind,
+        qualified name, snippet; with files=true, files best first with their best hits."""
         _check_text_arguments(path=path)
         scope = access.repos(ctx, repo)
         result = _engine_call(lambda: engine().search(
             query, repo=scope, mode=mode, k=k, languages=(lang,) if lang else (), path=path,
-            kinds=(kind,) if kind else ()))
-        return _search_text(result)
+            kinds=(kind,) if kind else (), group="files" if files else "chunks"))
+        return _files_text(result) if files else _search_text(result)
 
     @server.tool(structured_output=False, annotations=READ_ONLY)
     def find_symbol(

@@ -26,7 +26,8 @@ from mcp.client.stdio import StdioServerParameters
 
 from lode.config import ServerSettings, Settings
 from lode.engine import Lode
-from lode.mcp import count_tokens, create_server, is_test_path
+from lode.mcp import count_tokens, create_server
+from lode.search.paths import is_test_path
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
 TOOLS = {"search_code", "find_symbol", "get_callers", "get_callees", "find_path", "index_repository",

@@ -15,7 +15,7 @@ from lode.api import models
 from lode.api.keys import ApiKeys
 from lode.api.security import check_index_path, principal, repo_scope, require_repo
 from lode.api.staleness import staleness
-from lode.engine import LAST_LINE, MAX_K, Lode
+from lode.engine import LAST_LINE, MAX_K, MAX_QUERY_BYTES, Lode
 from lode.errors import InputError
 from lode.graph import ExportFilters
 from lode.jobs import ACTIVE, JobConflict, Jobs as JobsService
@@ -144,7 +144,8 @@ def cancel_job(request: Request, job_id: UUID, runner: Jobs) -> dict[str, Any]:
 def search(
     request: Request,
     lode: Engine,
-    q: Annotated[str, Query(min_length=1, max_length=2000, description="Plain text.")],
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_BYTES,
+                            description="Plain text, up to 64 KiB (POST a JSON body for a long one).")],
     repo: RepoParam = None,
     mode: Literal["hybrid", "lexical", "semantic"] = "hybrid",
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Hits per page.")] = 10,
@@ -153,16 +154,30 @@ def search(
     path: Annotated[str | None, Query(max_length=500, description="Path glob, e.g. src/**/*.py")] = None,
     kind: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
     expand: bool = False,
+    group: Annotated[Literal["chunks", "files"], Query(description="files: also rank files, each with its best "
+                                                                   "hits (paged like the hits)")] = "chunks",
 ) -> dict[str, Any]:
-    if offset + k > MAX_K:
+    return _search(request, lode, models.SearchIn(q=q, repo=repo, mode=mode, k=k, offset=offset, lang=lang,
+                                                  path=path, kind=kind, expand=expand, group=group))
+
+
+@router.post("/search", response_model=models.SearchOut, tags=["search"])
+def search_post(request: Request, lode: Engine, body: Annotated[models.SearchIn, Body()]) -> dict[str, Any]:
+    """The same search with its parameters in a JSON body: for long queries (an issue with its traceback)."""
+    return _search(request, lode, body)
+
+
+def _search(request: Request, lode: Lode, p: models.SearchIn) -> dict[str, Any]:
+    if p.offset + p.k > MAX_K:
         raise InputError(f"offset + k must be at most {MAX_K}")
-    window = min(offset + k + 1, MAX_K)  # one more than the page tells whether another page exists
-    result = lode.search(q, repo=repo_scope(request, repo), mode=mode, k=window, languages=tuple(lang),
-                         path=path, kinds=tuple(kind), expand=expand)
-    found = result["hits"]
-    result["hits"] = found[offset:offset + k]
-    result["offset"] = offset
-    result["next_offset"] = offset + k if len(found) > offset + k else None
+    window = min(p.offset + p.k + 1, MAX_K)  # one more than the page tells whether another page exists
+    result = lode.search(p.q, repo=repo_scope(request, p.repo), mode=p.mode, k=window, languages=tuple(p.lang),
+                         path=p.path, kinds=tuple(p.kind), expand=p.expand, group=p.group)
+    primary = "files" if p.group == "files" else "hits"  # what the page counts
+    result["next_offset"] = p.offset + p.k if len(result[primary]) > p.offset + p.k else None
+    for key in ("hits", "files") if p.group == "files" else ("hits",):
+        result[key] = result[key][p.offset:p.offset + p.k]
+    result["offset"] = p.offset
     return result
 
 

@@ -48,9 +48,11 @@ def search(
     total_length: float,
     filters: Filters,
     limit: int,
+    terms: Counter[str] | None = None,
 ) -> list[tuple[int, float]]:
-    """Return (chunk_id, score) pairs, best first. The caller sets the statement timeout."""
-    postings = term_scores(conn, query, repo_ids, corpus_size, total_length)
+    """Return (chunk_id, score) pairs, best first. The caller sets the statement timeout. `terms`: the query's
+    terms when the caller chose them (a long query's), else all of the query's."""
+    postings = term_scores(conn, query, repo_ids, corpus_size, total_length, terms)
     if postings is None:
         return []
     chunk_ids, scores = accumulate(*postings)
@@ -61,11 +63,12 @@ def search(
 
 
 def term_scores(
-    conn: psycopg.Connection, query: str, repo_ids: list[int], corpus_size: int, total_length: float
+    conn: psycopg.Connection, query: str, repo_ids: list[int], corpus_size: int, total_length: float,
+    terms: Counter[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Fetch the query terms' postings; return (chunk ids, BM25 term scores), one entry per posting, or None
     when no term matches."""
-    terms = query_terms(query)
+    terms = query_terms(query) if terms is None else terms
     if not terms or corpus_size == 0:
         return None
     rows = conn.execute(
@@ -86,6 +89,16 @@ def term_scores(
         ids_parts.append(ids)
         score_parts.append(terms[term] * idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length)))
     return np.concatenate(ids_parts), np.concatenate(score_parts)
+
+
+def document_frequencies(conn: psycopg.Connection, terms: list[str], repo_ids: list[int]) -> dict[str, int]:
+    """Chunks containing each term (terms in no chunk are left out): sizes of the postings, not their contents."""
+    rows = conn.execute(
+        "SELECT term, sum(octet_length(chunk_ids)) FROM postings WHERE term = ANY(%s) AND repo_id = ANY(%s) "
+        "GROUP BY term",
+        (terms, repo_ids),
+    ).fetchall()
+    return {term: int(size) // CHUNK_ID_DTYPE.itemsize for term, size in rows}
 
 
 def accumulate(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
