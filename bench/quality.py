@@ -50,6 +50,7 @@ from typing import Any
 
 from bench import quality_metrics as qm
 from bench.common import SHARED, machine, median, percentile
+from lode.errors import LodeError
 
 DATA = SHARED / "bench"
 DEFAULT_CACHE = Path("/work/cache/bench")
@@ -129,8 +130,8 @@ class Corpus:
     queries: list[Query] = field(default_factory=list)
 
 
-def semble_repos() -> dict[str, dict[str, str]]:
-    return json.loads((DATA / "semble-dev" / "repos.json").read_text())
+def semble_repos(data: Path) -> dict[str, dict[str, str]]:
+    return json.loads((data / "semble-dev" / "repos.json").read_text())
 
 
 def git_dir(github: str, mirrors: Path) -> Path:
@@ -142,7 +143,7 @@ def git_dir(github: str, mirrors: Path) -> Path:
 
 def has_commit(repo_git: Path, commit: str) -> bool:
     return subprocess.run(["git", "--git-dir", str(repo_git), "cat-file", "-e", f"{commit}^{{commit}}"],
-                          capture_output=True).returncode == 0
+                          check=False, capture_output=True).returncode == 0
 
 
 def checkout(repo_git: Path, commit: str, target: Path, keep: Callable[[str], bool]) -> int:
@@ -165,10 +166,10 @@ def checkout(repo_git: Path, commit: str, target: Path, keep: Callable[[str], bo
     return count
 
 
-def semble_corpora(cache: Path, mirrors: Path, names: list[str] | None) -> list[Corpus]:
+def semble_corpora(data: Path, cache: Path, mirrors: Path, names: list[str] | None) -> list[Corpus]:
     """The reproducible semble-dev repositories, checked out once under cache/src/semble/NAME."""
     corpora = []
-    for name, spec in semble_repos().items():
+    for name, spec in semble_repos(data).items():
         if names and name not in names:
             continue
         gd = mirrors / spec["repo"].replace("/", "+") / "repo"
@@ -186,7 +187,7 @@ def semble_corpora(cache: Path, mirrors: Path, names: list[str] | None) -> list[
             marker.write_text(spec["revision"])
             log.info("semble %s: %d files checked out at %s", name, count, spec["revision"][:12])
         corpus = Corpus("semble", name, f"semble-{name}", root, spec["language"])
-        entries = json.loads((DATA / "semble-dev" / "annotations" / f"{name}.json").read_text())
+        entries = json.loads((data / "semble-dev" / "annotations" / f"{name}.json").read_text())
         for number, entry in enumerate(entries):
             targets = [t if isinstance(t, str) else t["path"] for t in entry["relevant"] + entry.get("secondary", [])]
             corpus.queries.append(Query("semble", name, f"{name}/{number}", entry["query"], targets,
@@ -195,8 +196,8 @@ def semble_corpora(cache: Path, mirrors: Path, names: list[str] | None) -> list[
     return corpora
 
 
-def swebench_instances() -> list[dict[str, Any]]:
-    return [i for i in json.loads((DATA / "swebench-dev" / "instances.json").read_text())
+def swebench_instances(data: Path) -> list[dict[str, Any]]:
+    return [i for i in json.loads((data / "swebench-dev" / "instances.json").read_text())
             if i["repo"] == "sympy/sympy"]
 
 
@@ -208,10 +209,10 @@ def commits_by_date(repo_git: Path, commits: list[str]) -> list[str]:
     return [h for _, h in dated]
 
 
-def cosqa_corpus(cache: Path) -> Corpus:
+def cosqa_corpus(data: Path, cache: Path) -> Corpus:
     root = cache / "src" / "cosqa"
     marker = root.with_name("cosqa.complete")
-    functions = json.loads((DATA / "cosqa-dev" / "corpus.json").read_text())
+    functions = json.loads((data / "cosqa-dev" / "corpus.json").read_text())
     if not marker.exists():
         if root.exists():
             shutil.rmtree(root)
@@ -220,7 +221,7 @@ def cosqa_corpus(cache: Path) -> Corpus:
             (root / f"f{ident}.py").write_text(code)
         marker.write_text(str(len(functions)))
     corpus = Corpus("cosqa", "cosqa", "cosqa", root, "python")
-    for q in json.loads((DATA / "cosqa-dev" / "queries-dev-500.json").read_text()):
+    for q in json.loads((data / "cosqa-dev" / "queries-dev-500.json").read_text()):
         corpus.queries.append(Query("cosqa", "cosqa", str(q["id"]), q["query"], [f"f{q['target']}.py"], "python",
                                     "cosqa"))
     return corpus
@@ -261,8 +262,8 @@ class FileBM25:
     so a tree re-read at the next commit tokenizes only the files that changed."""
 
     def __init__(self) -> None:
-        import Stemmer
-        from bm25s.stopwords import STOPWORDS_EN
+        import Stemmer  # type: ignore[import-not-found]
+        from bm25s.stopwords import STOPWORDS_EN  # type: ignore[import-untyped]
 
         self._stem = Stemmer.Stemmer("english").stemWord
         self._stop = frozenset(STOPWORDS_EN)
@@ -287,7 +288,7 @@ class FileBM25:
         return out
 
     def index(self, root: Path, paths: list[str]) -> None:
-        import bm25s
+        import bm25s  # type: ignore[import-untyped]
 
         documents = []
         for rel in paths:
@@ -303,7 +304,7 @@ class FileBM25:
         self.paths = list(paths)
 
     def search(self, query: str, k: int = 10) -> list[str]:
-        import bm25s
+        import bm25s  # type: ignore[import-untyped]
 
         encoded = [self._vocab[t] for t in self.tokens(query) if t in self._vocab]
         if not encoded or not self.paths:
@@ -331,11 +332,11 @@ def run_query(engine: Any, bm25: FileBM25 | None, corpus: Corpus, query: Query, 
         else:
             try:
                 hits = engine.search(query.text, repo=corpus.lode_repo, mode=mode, k=HITS_PER_QUERY)["hits"]
-            except Exception as exc:  # a refused query (e.g. too long) scores 0 and is counted
+            except LodeError as exc:  # a refused query (e.g. too long) scores 0 and is counted
                 error = f"{type(exc).__name__}: {exc}"
             files = qm.distinct_files((h["path"] for h in hits), 10)
         ms = (time.perf_counter() - started) * 1000
-        row = {"set": query.set, "repo": query.repo, "id": query.id, "mode": mode, "kind": query.kind,
+        row: dict[str, Any] = {"set": query.set, "repo": query.repo, "id": query.id, "mode": mode, "kind": query.kind,
                "category": query.category, "language": query.language, "ms": round(ms, 2), "error": error,
                "files": files, "targets": query.targets, **score(query, files, hits if mode != "bm25s" else None)}
         if hits:
@@ -362,6 +363,17 @@ def score(query: Query, files: list[str], hits: list[dict] | None) -> dict[str, 
     return out
 
 
+def progress_logger(repo: str, every_s: float = 60.0) -> Callable[[Any], None]:
+    """Log an embedding backfill's progress at most once a minute (a large corpus takes a while on CPU)."""
+    last = [time.monotonic()]
+
+    def report(progress: Any) -> None:
+        if time.monotonic() - last[0] >= every_s:
+            last[0] = time.monotonic()
+            log.info("%s: embedding, %d done, %d pending", repo, progress.done, progress.pending)
+    return report
+
+
 def prepare_index(engine: Any, corpus: Corpus, embed: bool) -> dict[str, Any]:
     started = time.perf_counter()
     report = engine.index(corpus.root, corpus.lode_repo)
@@ -370,7 +382,7 @@ def prepare_index(engine: Any, corpus: Corpus, embed: bool) -> dict[str, Any]:
                              "index_s": round(time.perf_counter() - started, 1)}
     if embed:
         started = time.perf_counter()
-        progress = engine.embed(corpus.lode_repo)
+        progress = engine.embed(corpus.lode_repo, on_progress=progress_logger(corpus.lode_repo))
         facts.update(embedded=progress.done, embed_pending=progress.pending, embed_failed=progress.failed,
                      embed_s=round(time.perf_counter() - started, 1))
     return facts
@@ -383,15 +395,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     cache: Path = args.cache
     engine_modes = [m for m in args.modes if m in ENGINE_MODES]
     embed = any(m in ("semantic", "hybrid") for m in engine_modes)
-    os.environ["LODE_HOME"] = str(cache / "home")
-    engine = Lode(Settings(home=cache / "home", embedder="local" if embed else "none",
+    os.environ["LODE_HOME"] = str(args.home)
+    engine = Lode(Settings(home=args.home, embedder="local" if embed else "none",
                            cache=CacheSettings(enabled=False)))
     rows: list[dict] = []
     indexes: dict[str, Any] = {}
     bm25 = FileBM25() if "bm25s" in args.modes else None
     try:
         if "semble" in args.sets or "symbols" in args.sets:
-            for corpus in semble_corpora(cache, args.mirrors, args.repo):
+            for corpus in semble_corpora(args.data, cache, args.mirrors, args.repo):
                 indexes[corpus.lode_repo] = facts = prepare_index(engine, corpus, embed)
                 log.info("%s: %s", corpus.lode_repo, facts)
                 if bm25:
@@ -404,7 +416,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if "swebench" in args.sets and (not args.repo or "sympy" in args.repo):
             rows += run_swebench(engine, bm25, args, embed, indexes)
         if "cosqa" in args.sets and (not args.repo or "cosqa" in args.repo):
-            corpus = cosqa_corpus(cache)
+            corpus = cosqa_corpus(args.data, cache)
             indexes["cosqa"] = prepare_index(engine, corpus, embed)
             if bm25:
                 bm25.index(corpus.root, files_under(corpus.root))
@@ -428,12 +440,12 @@ def run_swebench(engine: Any, bm25: FileBM25 | None, args: argparse.Namespace, e
                  indexes: dict[str, Any]) -> list[dict]:
     """Each instance at its base commit: one working tree, re-indexed incrementally, commits oldest first."""
     repo_git = git_dir("sympy/sympy", args.mirrors)
-    instances = swebench_instances()
+    instances = swebench_instances(args.data)
     order = {c: n for n, c in enumerate(commits_by_date(repo_git, [i["base_commit"] for i in instances]))}
     instances.sort(key=lambda i: (order[i["base_commit"]], i["instance_id"]))
     if args.limit:
         instances = instances[:args.limit]
-    root = args.cache / "src" / "swebench" / "sympy"
+    root = args.cache / "src" / "swebench" / args.home.name / "sympy"  # one working tree per LODE_HOME
     corpus = Corpus("swebench", "sympy", "swebench-sympy", root, "python")
     rows: list[dict] = []
     current = (root.with_name("sympy.commit").read_text() if root.with_name("sympy.commit").exists() else "")
@@ -502,6 +514,17 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
             "limit": args.limit, "symbols_per_repo": args.symbols_per_repo}
 
 
+def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result from several runs (e.g. one per set): their queries together, their facts side by side."""
+    rows = [row for result in results for row in result["queries"]]
+    first = results[0]["meta"]
+    meta = {**first, "command": "; ".join(r["meta"]["command"] for r in results),
+            "date": ", ".join(dict.fromkeys(r["meta"]["date"] for r in results)),
+            "load_average": first["load_average"], "merged": [r["meta"] for r in results]}
+    indexes = {k: v for r in results for k, v in r["indexes"].items()}
+    return {"meta": meta, "indexes": indexes, "summary": summarize(rows), "queries": rows}
+
+
 # ---- markdown ---------------------------------------------------------------------------------------------
 
 
@@ -509,6 +532,13 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "–"
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def row(label: str, cells: list[dict[str, Any]], modes: list[str], metrics: tuple[str, ...]) -> str:
+    """A table row: the label, the query count, each mode's metrics, then the refusals of Lode's modes."""
+    values = [label, str(cells[0]["n"])] + [_fmt(c[metric]) for c in cells for metric in metrics] + \
+        [str(c["refused"]) for mode, c in zip(modes, cells) if mode != "bm25s"]
+    return "| " + " | ".join(values) + " |"
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -528,21 +558,18 @@ def markdown(result: dict[str, Any]) -> str:
             [f"{mode} refused" for mode in modes if mode != "bm25s"]
         lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
 
-        def row(label: str, cells: list[dict[str, Any]]) -> str:
-            values = [label, str(cells[0]["n"])] + [_fmt(c[metric]) for c in cells for metric in metrics] + \
-                [str(c["refused"]) for mode, c in zip(modes, cells) if mode != "bm25s"]
-            return "| " + " | ".join(values) + " |"
 
         overall = [per_mode[mode]["overall"] for mode in modes]
         if set_name == "semble":
-            lines.append(row("mean of repositories", [dict(o, **{metrics[0]: o["mean_of_repos"]}) for o in overall]))
-        lines.append(row("all queries", overall))
+            lines.append(row("mean of repositories", [dict(o, **{metrics[0]: o["mean_of_repos"]}) for o in overall],
+                             modes, metrics))
+        lines.append(row("all queries", overall, modes, metrics))
         for facet in ("language", "kind", "category", "repo"):
             keys = list(per_mode[modes[0]][facet])
             if len(keys) < 2 and facet != "repo":
                 continue
             for key in keys:
-                lines.append(row(f"{facet}: {key}", [per_mode[mode][facet][key] for mode in modes]))
+                lines.append(row(f"{facet}: {key}", [per_mode[mode][facet][key] for mode in modes], modes, metrics))
         timing = ", ".join(f"{mode} {per_mode[mode]['overall']['p50_ms']:.0f}/{per_mode[mode]['overall']['p95_ms']:.0f}"
                            for mode in modes)
         lines += ["", f"Per-query time, P50/P95 ms: {timing}.", ""]
@@ -574,6 +601,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"add NAME to {ABLATION_VARIABLE} and to the label; repeatable")
     parser.add_argument("--label", default="", help="a name for the run, in the results' file name")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="sources, LODE_HOME and results")
+    parser.add_argument("--home", type=Path, default=None,
+                        help="LODE_HOME of the indexed corpora (default: CACHE/home); another one for a parallel run")
+    parser.add_argument("--data", type=Path, default=DATA, help="the dev sets (semble-dev/, swebench-dev/, cosqa-dev/)")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="RESULTS.json",
+                        help="no run: merge these results files into one summary (e.g. one per set)")
     parser.add_argument("--mirrors", type=Path, default=MIRRORS, help="git snapshots as owner+name/repo")
     parser.add_argument("--write-docs", action="store_true", help="replace the section in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -597,6 +629,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.label and not re.fullmatch(r"[\w.,=-]+", args.label):
         parser.error("--label: letters, digits and . , = - _ only")
     args.env = pairs
+    args.home = args.home or args.cache / "home"
     return args
 
 
@@ -606,10 +639,11 @@ def main(argv: list[str] | None = None) -> Path:
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     for key, value in args.env:
         os.environ[key] = value
-    result = run(args)
+    result = merge([json.loads(p.read_text()) for p in args.report]) if args.report else run(args)
     results = args.cache / "results"
     results.mkdir(parents=True, exist_ok=True)
-    stem = "quality-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + (f"-{args.label}" if args.label else "")
+    stem = "quality-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + (f"-{args.label}" if args.label else "") + \
+        ("-merged" if args.report else "")
     path = results / f"{stem}.json"
     path.write_text(json.dumps(result, indent=1))
     text = markdown(result)
