@@ -534,42 +534,60 @@ def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def row(label: str, cells: list[dict[str, Any]], modes: list[str], metrics: tuple[str, ...]) -> str:
-    """A table row: the label, the query count, each mode's metrics, then the refusals of Lode's modes."""
-    values = [label, str(cells[0]["n"])] + [_fmt(c[metric]) for c in cells for metric in metrics] + \
-        [str(c["refused"]) for mode, c in zip(modes, cells) if mode != "bm25s"]
-    return "| " + " | ".join(values) + " |"
+# In the tables: each set's headline metrics (the JSON has every metric of METRICS).
+TABLE_METRICS = {"semble": ("ndcg10",), "symbols": ("def1", "hit1"), "swebench": ("acc1", "acc3", "acc5", "mrr10"),
+                 "cosqa": ("mrr10", "hit1", "hit10")}
+TITLES = {"semble": "semble-dev: file nDCG@10",
+          "symbols": "symbol set: def@1 (the definition's chunk first), file hit@1",
+          "swebench": "swebench-dev (sympy), the whole issue text as the query: file Acc@1, Acc@3, Acc@5, MRR@10",
+          "cosqa": "CoSQA dev-500: MRR@10, hit@1, hit@10 of the target file"}
+FACETS = ("language", "kind", "category", "repo")
 
 
-def markdown(result: dict[str, Any]) -> str:
+def facet_rows(per_mode: dict[str, Any], set_name: str) -> Iterator[tuple[str, dict[str, dict[str, Any]]]]:
+    """(label, {mode: aggregate}) for the overall rows, then each facet with more than one value (repo always)."""
+    modes = list(per_mode)
+    if set_name == "semble":
+        key = METRICS["semble"][0]
+        yield "mean of repositories", {m: dict(per_mode[m]["overall"], **{key: per_mode[m]["overall"]["mean_of_repos"]})
+                                       for m in modes}
+    yield "all queries", {m: per_mode[m]["overall"] for m in modes}
+    for facet in FACETS:
+        keys = list(per_mode[modes[0]][facet])
+        if len(keys) < 2 and facet != "repo":
+            continue
+        for key in keys:
+            yield f"{facet}: {key}", {m: per_mode[m][facet].get(key, {}) for m in modes}
+
+
+def markdown(result: dict[str, Any], base: dict[str, Any] | None = None) -> str:
+    """Per set: one row per facet, each mode's headline metrics, then the queries Lode refused per mode. With
+    `base`, each cell also gives the change against the base run's same cell."""
     m, summary = result["meta"], result["summary"]
     lines = [f"Command: `{m['command']}`; {m['machine']}; {m['date']}; load average at start "
              f"{' '.join(f'{x:.1f}' for x in m['load_average'])}"
-             + (f"; env {m['env']}" if m["env"] else "") + ".", ""]
-    titles = {"semble": "semble-dev, file nDCG@10 (first column: mean of the repositories' means)",
-              "symbols": "symbol set: def@1 (definition first), file hit@1, MRR@10",
-              "swebench": "swebench-dev (sympy), whole issue text as the query: file Acc@1/3/5, MRR@10",
-              "cosqa": "CoSQA dev-500: MRR@10, hit@1, hit@10 of the target file"}
+             + (f"; env {m['env']}" if m.get("env") else "") + ".", ""]
+    if base:
+        lines += [f"Changes (in brackets) against `{base['meta']['command']}` of {base['meta']['date']}.", ""]
     for set_name, per_mode in summary.items():
-        modes = list(per_mode)
-        metrics = METRICS[set_name]
-        lines += [f"**{titles[set_name]}**", ""]
-        head = ["facet", "queries"] + [f"{mode} {metric}" for mode in modes for metric in metrics] + \
-            [f"{mode} refused" for mode in modes if mode != "bm25s"]
-        lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-
-
-        overall = [per_mode[mode]["overall"] for mode in modes]
-        if set_name == "semble":
-            lines.append(row("mean of repositories", [dict(o, **{metrics[0]: o["mean_of_repos"]}) for o in overall],
-                             modes, metrics))
-        lines.append(row("all queries", overall, modes, metrics))
-        for facet in ("language", "kind", "category", "repo"):
-            keys = list(per_mode[modes[0]][facet])
-            if len(keys) < 2 and facet != "repo":
-                continue
-            for key in keys:
-                lines.append(row(f"{facet}: {key}", [per_mode[mode][facet][key] for mode in modes], modes, metrics))
+        modes, metrics = list(per_mode), TABLE_METRICS[set_name]
+        lode_modes = [mode for mode in modes if mode != "bm25s"]
+        head = ["facet", "queries"] + [f"{mode} {metric}" for mode in modes for metric in metrics]
+        head += [f"refused ({'/'.join(lode_modes)})"] if lode_modes else []
+        lines += [f"**{TITLES[set_name]}**", "", "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        base_rows = dict(facet_rows(base["summary"][set_name], set_name)) if base and set_name in base["summary"] \
+            else {}
+        for label, cells in facet_rows(per_mode, set_name):
+            values = [label, str(next(iter(cells.values())).get("n", 0))]
+            for mode in modes:
+                for metric in metrics:
+                    value = cells[mode].get(metric)
+                    before = base_rows.get(label, {}).get(mode, {}).get(metric)
+                    delta = f" ({value - before:+.3f})" if value is not None and before is not None else ""
+                    values.append(_fmt(value) + delta)
+            if lode_modes:
+                values.append("/".join(str(cells[mode].get("refused", 0)) for mode in lode_modes))
+            lines.append("| " + " | ".join(values) + " |")
         timing = ", ".join(f"{mode} {per_mode[mode]['overall']['p50_ms']:.0f}/{per_mode[mode]['overall']['p95_ms']:.0f}"
                            for mode in modes)
         lines += ["", f"Per-query time, P50/P95 ms: {timing}.", ""]
@@ -606,6 +624,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=DATA, help="the dev sets (semble-dev/, swebench-dev/, cosqa-dev/)")
     parser.add_argument("--report", type=Path, nargs="+", metavar="RESULTS.json",
                         help="no run: merge these results files into one summary (e.g. one per set)")
+    parser.add_argument("--compare", type=Path, metavar="BASE.json",
+                        help="show each figure's change against this earlier results file")
     parser.add_argument("--mirrors", type=Path, default=MIRRORS, help="git snapshots as owner+name/repo")
     parser.add_argument("--write-docs", action="store_true", help="replace the section in docs/benchmarks.md")
     args = parser.parse_args(argv)
@@ -646,7 +666,7 @@ def main(argv: list[str] | None = None) -> Path:
         ("-merged" if args.report else "")
     path = results / f"{stem}.json"
     path.write_text(json.dumps(result, indent=1))
-    text = markdown(result)
+    text = markdown(result, json.loads(args.compare.read_text()) if args.compare else None)
     path.with_suffix(".md").write_text(text)
     print(text)
     print(f"\nresults: {path}", file=sys.stderr)

@@ -128,6 +128,17 @@ def test_summary_means_per_repository_then_over_repositories() -> None:
     assert merged["summary"]["semble"]["hybrid"]["overall"]["mean_of_repos"] == pytest.approx(0.5)
 
 
+def test_markdown_gives_each_cell_and_its_change_against_a_base_run() -> None:
+    meta = {"command": "python -m bench.quality", "machine": "m", "date": "d", "load_average": [1.0, 1.0, 1.0]}
+    base = {"meta": meta, "summary": quality.summarize([_row("a", 0.25), _row("b", 0.5)])}
+    now = {"meta": meta, "summary": quality.summarize([_row("a", 0.75), _row("b", 0.5, "InputError: long")])}
+    text = quality.markdown(now, base)
+    assert "| repo: a | 1 | 0.750 (+0.500) | 0 |" in text
+    assert "| repo: b | 1 | 0.500 (+0.000) | 1 |" in text
+    assert "| mean of repositories | 2 | 0.625 (+0.250) | 1 |" in text
+    assert "(+" not in quality.markdown(now)
+
+
 # ---- a whole run ------------------------------------------------------------------------------------------
 
 ROUTER = '''"""Routing."""
