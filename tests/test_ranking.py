@@ -163,6 +163,7 @@ def test_path_prior_matches_stems_and_folders_with_morphology() -> None:
     assert ranking.path_factor(words, "fastapi/dependency.py") == 1 + ranking.PATH_STEM_WEIGHT
     assert ranking.path_factor(words, "fastapi/dependencies/utils.py") == 1 + ranking.PATH_FOLDER_WEIGHT
     assert ranking.path_factor(words, "fastapi/routing.py") == 1.0
+    assert ranking.path_factor(words, "src/dependencies/mod.rs") == 1 + ranking.PATH_STEM_WEIGHT  # named by its folder
     other = chunk(1, "app/routing.py", 1.0)
     named = chunk(2, "app/dependency.py", 0.9)
     assert order("resolve the dependencies", [other, named]) == [2, 1]
@@ -202,12 +203,15 @@ def test_coherence_lifts_a_file_with_several_good_chunks() -> None:
 def test_saturation_keeps_one_file_from_filling_the_page() -> None:
     same = [chunk(i, "a/big.py", 1.0 - i / 100) for i in range(1, 6)]
     other = chunk(9, "a/other.py", 0.8)
-    ranked = order("big things", [*same, other], frozenset({"coherence"}))
+    ranked = order("some things", [*same, other], frozenset({"coherence"}))
     assert ranked[:2] == [1, 9]
-    assert order("big things", [*same, other], frozenset({"coherence", "saturation"})).index(9) == 5
-    files = ranking.files(rank(parse("big things"), [*same, other]), evidence=2)
+    assert order("some things", [*same, other], frozenset({"coherence", "saturation"})).index(9) == 5
+    files = ranking.files(rank(parse("some things"), [*same, other]), evidence=2)
     assert [f.path for f in files] == ["a/big.py", "a/other.py"]
     assert [r.candidate.chunk_id for r in files[0].evidence] == [1, 2]
+    many = [chunk(i, "a/huge.py", 1.0) for i in range(40)]  # damped far below any shown precision
+    assert [f.score for f in ranking.files(rank(parse("enormous"), many))] == [
+        pytest.approx(1 + ranking.COHERENCE_WEIGHT)]
 
 
 # ---- end to end on a small real tree ------------------------------------------------------------------------

@@ -37,8 +37,10 @@ DEFINITION_FACTORS: dict[QueryKind, tuple[float, float, float]] = {
 }
 ROLE_FACTORS = {"test": 0.5, "example": 0.6, "docs": 0.6, "compat": 0.8, "vendored": 0.5, "generated": 0.5,
                 "declaration": 0.7}
-PATH_STEM_WEIGHT = 0.25  # per query term in the file's stem (at most PATH_MAX_TERMS of them)
-PATH_FOLDER_WEIGHT = 0.1  # per query term in the parent folder's name
+PATH_STEM_WEIGHT = 0.5  # per query term in the file's stem (at most PATH_MAX_TERMS of them)
+PATH_FOLDER_WEIGHT = 0.2  # per query term in the parent folder's name
+# a module's file named for its folder: the folder's name is its stem (`middleware/mod.rs`, `routing/__init__.py`)
+FOLDER_MODULE_STEMS = frozenset({"mod", "__init__", "index", "lib", "main", "init", "package-info"})
 PATH_MAX_TERMS = 2
 FRAME_FACTOR = 2.0  # the file is in a traceback of the query
 FRAME_LINE_FACTOR = 1.5  # ... and the chunk holds the frame's line
@@ -67,7 +69,8 @@ class Candidate:
 class Ranked:
     candidate: Candidate
     score: float
-    factors: dict[str, float] = field(default_factory=dict)
+    factors: dict[str, float] = field(default_factory=dict)  # rounded, for display
+    unsaturated: float = 0.0  # the score before saturation: what ranks the chunk's file
 
     @property
     def file(self) -> tuple[int, str]:
@@ -120,6 +123,8 @@ def definition_factor(query: Query, c: Candidate) -> float:
 def path_factor(words: set[str], path: str) -> float:
     """Query terms (tokenizer terms: stemmed, identifier parts) found in the file's stem and parent folder."""
     pure = PurePosixPath(path)
+    if pure.name.split(".", 1)[0] in FOLDER_MODULE_STEMS:
+        pure = pure.parent
     stem = set(tokenize(pure.name.split(".", 1)[0]))
     folder = set(tokenize(pure.parent.name))
     in_stem = min(len(words & stem), PATH_MAX_TERMS)
@@ -162,6 +167,7 @@ def _apply_coherence(ranked: list[Ranked]) -> None:
     by_file: dict[tuple[int, str], list[Ranked]] = defaultdict(list)
     for r in ranked:
         by_file[r.file].append(r)
+    lifts: list[tuple[Ranked, float]] = []
     for group in by_file.values():
         if len(group) < 2:
             continue
@@ -169,22 +175,22 @@ def _apply_coherence(ranked: list[Ranked]) -> None:
         for r in group:
             others = list(scores)
             others.remove(r.score)
-            factor = round(1.0 + COHERENCE_WEIGHT * min(sum(others[:3]) / top, 1.0), 4)
-            if factor != 1.0:
-                r.factors["coherence"] = factor
-        for r in group:
-            r.score *= r.factors.get("coherence", 1.0)
+            lifts.append((r, 1.0 + COHERENCE_WEIGHT * min(sum(others[:3]) / top, 1.0)))
+    for r, factor in lifts:
+        _put(r.factors, "coherence", factor)
+        r.score *= factor
 
 
 def saturate(ranked: list[Ranked]) -> list[Ranked]:
     """Damp a file's later chunks by SATURATION per chunk of the same file ranked before them; re-sort."""
     seen: dict[tuple[int, str], int] = defaultdict(int)
     for r in ranked:
+        r.unsaturated = r.score
         before = seen[r.file]
         seen[r.file] += 1
         if before:
             factor = SATURATION**before
-            r.factors["saturation"] = round(factor, 4)
+            r.factors["saturation"] = _shown(factor)
             r.score *= factor
     return sorted(ranked, key=_order)
 
@@ -204,14 +210,18 @@ def files(ranked: list[Ranked], evidence: int = 3) -> list[RankedFile]:
         by_file.setdefault(r.file, []).append(r)
     out = []
     for (repo_id, path), group in by_file.items():
-        best = max(r.score / r.factors.get("saturation", 1.0) for r in group)
+        best = max(r.unsaturated or r.score for r in group)
         out.append(RankedFile(repo_id, path, best, group[:evidence]))
     return sorted(out, key=lambda f: (-f.score, f.path))
 
 
 def _put(factors: dict[str, float], name: str, value: float) -> None:
     if value != 1.0:
-        factors[name] = round(value, 4)
+        factors[name] = _shown(value)
+
+
+def _shown(factor: float) -> float:
+    return float(f"{factor:.4g}")
 
 
 def _order(r: Ranked) -> tuple[float, int]:
