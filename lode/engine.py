@@ -332,16 +332,15 @@ class Lode:
             if expand:
                 self._expand(hits, repos)
             return {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
-        with self._read() as conn:
+        with self._read() as conn:  # one connection for the candidates and the hits: a pool checkout is not free
             candidates = self._candidates(conn, fused, plan, repos, filters)
-        if plan is None:
-            ordered = [ranking.Ranked(c, c.score) for c in candidates]
-        else:
-            ordered = ranking.rank(plan, candidates, self._ranking_disabled)
-        grouped = ranking.files(ordered, EVIDENCE_PER_FILE)[:k] if group == "files" else []
-        shown = {r.candidate.chunk_id: r for r in ordered[:k]}
-        shown.update((r.candidate.chunk_id, r) for f in grouped for r in f.evidence)
-        with self._read() as conn:
+            if plan is None:
+                ordered = [ranking.Ranked(c, c.score) for c in candidates]
+            else:
+                ordered = ranking.rank(plan, candidates, self._ranking_disabled)
+            grouped = ranking.files(ordered, EVIDENCE_PER_FILE)[:k] if group == "files" else []
+            shown = {r.candidate.chunk_id: r for r in ordered[:k]}
+            shown.update((r.candidate.chunk_id, r) for f in grouped for r in f.evidence)
             found = {h.chunk_id: h for h in self._hits(conn, [_ranked_row(r) for r in shown.values()], names, query)}
         hits = [_hit_json(found[r.candidate.chunk_id]) for r in ordered[:k] if r.candidate.chunk_id in found]
         if expand:
@@ -361,33 +360,32 @@ class Lode:
     def _candidates(self, conn: psycopg.Connection, fused: list[tuple[int, float, dict[str, int | None]]],
                     plan: Query | None, repos: list[RepoRow], filters: Filters) -> list[ranking.Candidate]:
         """The fused chunks with what the priors read (path, kind, names, lines), and the chunks the legs missed
-        that the query names: definitions of its identifiers (symbol table) and chunks of files it names."""
+        that the query names: definitions of its identifiers (symbol table) and chunks of files it names. One
+        statement: a round trip costs more than these index lookups."""
         columns = "c.id, c.repo_id, c.path, c.kind, c.name, c.name_path, c.start_line, c.end_line"
-        rows = {row[0]: row for row in conn.execute(
-            f"SELECT {columns} FROM chunks c WHERE c.id = ANY(%s)", ([cid for cid, _, _ in fused],))}
-        candidates = [_candidate(rows[cid], score, legs) for cid, score, legs in fused if cid in rows]
-        if plan is None:
-            return candidates
+        parts = [f"SELECT {columns}, NULL FROM chunks c WHERE c.id = ANY(%(ids)s)"]
         where, params = filters.sql("c")
-        params["repos"] = [r.id for r in repos]
-        extra: dict[int, tuple[Any, str]] = {}
-        if plan.names and "definition" not in self._ranking_disabled:
-            params["names"] = plan.names
-            params["def_kinds"] = sorted(ranking.DEFINITION_KINDS)
-            for row in conn.execute(
-                f"""SELECT {columns} FROM chunks c
-                     WHERE lower(c.name) = ANY(%(names)s) AND c.repo_id = ANY(%(repos)s)
-                       AND c.kind = ANY(%(def_kinds)s) AND {where}
-                     ORDER BY c.id LIMIT {DEFINITIONS_LOOKED_UP}""", params):
-                extra.setdefault(row[0], (row, "definition"))
-        named = [f.path for f in plan.frames] + plan.paths
+        params.update(ids=[cid for cid, _, _ in fused], repos=[r.id for r in repos])
+        if plan is not None and plan.names and "definition" not in self._ranking_disabled:
+            params.update(names=plan.names, def_kinds=sorted(ranking.DEFINITION_KINDS))
+            parts.append(f"""(SELECT {columns}, 'definition' FROM chunks c
+                               WHERE lower(c.name) = ANY(%(names)s) AND c.repo_id = ANY(%(repos)s)
+                                 AND c.kind = ANY(%(def_kinds)s) AND {where}
+                               ORDER BY c.id LIMIT {DEFINITIONS_LOOKED_UP})""")
+        named = [f.path for f in plan.frames] + plan.paths if plan is not None else []
         if named and "frame" not in self._ranking_disabled:
             params["paths"] = sorted({tail for p in named for tail in ranking.path_suffixes(p)})
-            for row in conn.execute(
-                f"""SELECT {columns} FROM chunks c
-                     WHERE c.path = ANY(%(paths)s) AND c.repo_id = ANY(%(repos)s) AND {where}
-                     ORDER BY c.id LIMIT {FRAME_CHUNKS_LOOKED_UP}""", params):
-                extra.setdefault(row[0], (row, "frame"))
+            parts.append(f"""(SELECT {columns}, 'frame' FROM chunks c
+                               WHERE c.path = ANY(%(paths)s) AND c.repo_id = ANY(%(repos)s) AND {where}
+                               ORDER BY c.id LIMIT {FRAME_CHUNKS_LOOKED_UP})""")
+        rows: dict[int, tuple] = {}
+        extra: dict[int, tuple[tuple, str]] = {}
+        for *row, why in conn.execute(" UNION ALL ".join(parts), params):
+            if why is None:
+                rows[row[0]] = tuple(row)
+            else:
+                extra.setdefault(row[0], (tuple(row), why))
+        candidates = [_candidate(rows[cid], score, legs) for cid, score, legs in fused if cid in rows]
         empty: dict[str, int | None] = {"lexical": None, "text": None, "code": None}
         candidates.extend(_candidate(row, 0.0, dict(empty), why) for cid, (row, why) in extra.items()
                           if cid not in rows)
