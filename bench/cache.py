@@ -132,7 +132,8 @@ def main() -> None:
     for label, latencies, failed in rows:
         p50 = median(latencies)
         print(f"| {label} | {p50:.2f} | {percentile(latencies, 95):.2f} | {cold / p50:.1f}x | {failed} |")
-    print("\n| Redis | failed searches | slowest of the 5 opening searches ms | breaker after | P50 broken / baseline ms"
+    print("\n| Redis | failed searches | slowest of the 5 opening searches ms | breaker after "
+          "| P50 broken / baseline ms"
           " | added P50 (paired) ms | added P95 ms | cascade miss µs broken / baseline |\n"
           "| --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, f in faults.items():

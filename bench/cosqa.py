@@ -36,7 +36,7 @@ def bm25s_rankings(corpus: dict[int, str], queries: list[dict], tokenizer: str) 
         corpus_tokens = [tokenize(corpus[i]) for i in ids]
         retriever = bm25s.BM25()
         retriever.index(bm25s.tokenization.Tokenized(*_vocab(corpus_tokens)), show_progress=False)
-        query_tokens = [[t for t in tokenize(q["query"])] for q in queries]
+        query_tokens = [list(tokenize(q["query"])) for q in queries]
         vocab = _vocab(corpus_tokens)[1]
         encoded = [[vocab[t] for t in toks if t in vocab] or [0] for toks in query_tokens]
         docs, _ = retriever.retrieve(bm25s.tokenization.Tokenized(encoded, vocab), k=10, show_progress=False)
@@ -93,13 +93,15 @@ def main() -> None:
     corpus, queries = load(args.limit)
     rows = {
         "lode lexical": quality(lode_rankings(corpus, queries)),
-        "bm25s (its tokenizer, English stop words, Snowball stemmer)": quality(bm25s_rankings(corpus, queries, "bm25s")),
+        "bm25s (its tokenizer, English stop words, Snowball stemmer)":
+            quality(bm25s_rankings(corpus, queries, "bm25s")),
         "bm25s (Lode's tokens: identifiers split, stemmed)": quality(bm25s_rankings(corpus, queries, "lode")),
     }
     print(f"CoSQA dev-500, {len(queries)} queries, {len(corpus)} functions; {machine()}")
     print("| system | MRR@10 | nDCG@10 | R@1 | R@5 | R@10 |\n| --- | --- | --- | --- | --- | --- |")
     for name, m in rows.items():
-        print(f"| {name} | {m['MRR@10']:.3f} | {m['nDCG@10']:.3f} | {m['R@1']:.3f} | {m['R@5']:.3f} | {m['R@10']:.3f} |")
+        print(f"| {name} | {m['MRR@10']:.3f} | {m['nDCG@10']:.3f} | {m['R@1']:.3f} | {m['R@5']:.3f} "
+              f"| {m['R@10']:.3f} |")
 
 
 if __name__ == "__main__":

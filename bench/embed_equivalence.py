@@ -45,10 +45,12 @@ def main() -> None:
         exported = Path(tmp) / "exported-int8.onnx"
         build_int8(exported)
         reference = LocalEmbedder(Path(tmp), quantize=True, threads=shipped.threads, model=exported)
-        same_bytes = hashlib.sha256(exported.read_bytes()).digest() == hashlib.sha256(SHIPPED_INT8.read_bytes()).digest()
+        same_bytes = (hashlib.sha256(exported.read_bytes()).digest()
+                      == hashlib.sha256(SHIPPED_INT8.read_bytes()).digest())
         vectors = {}
         for name, embedder in (("shipped", shipped), ("torch export", reference)):
-            vectors[name] = (np.stack(embedder.embed(texts).vectors), np.stack([embedder.embed_query(q) for q in questions]))
+            vectors[name] = (np.stack(embedder.embed(texts).vectors),
+                             np.stack([embedder.embed_query(q) for q in questions]))
             print(f"embedded with {name}", file=sys.stderr, flush=True)
 
     (new_f, new_q), (old_f, old_q) = vectors["shipped"], vectors["torch export"]
@@ -61,7 +63,8 @@ def main() -> None:
     print("| texts | n | min cosine | texts below 0.999 |\n| --- | --- | --- | --- |")
     for label, cosines in (("functions", cos_f), ("queries", cos_q)):
         print(f"| {label} | {len(cosines):,} | {cosines.min():.6f} | {int((cosines < 0.999).sum())} |")
-    print(f"\nDense-only MRR@10: shipped {mrr_new:.4f}, torch export {mrr_old:.4f}, difference {mrr_new - mrr_old:+.4f}")
+    print(f"\nDense-only MRR@10: shipped {mrr_new:.4f}, torch export {mrr_old:.4f}, "
+          f"difference {mrr_new - mrr_old:+.4f}")
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def main() -> None:
 
     def quality(rank_ids) -> dict[str, float]:  # type: ignore[no-untyped-def]
         rows = []
-        for (legs, target), ids in zip(runs, map(rank_ids, runs)):
+        for (_, target), ids in zip(runs, map(rank_ids, runs)):
             ranked_paths = list(dict.fromkeys(paths[c] for c in ids))[:10]
             rows.append(score([0 if p == target else None for p in ranked_paths], 1))
         return mean(rows)
@@ -75,8 +75,9 @@ def main() -> None:
     results = []
     for wl, wt in itertools.product(grid, grid):
         weights = {"lexical": wl, "text": wt, "code": 1.0}
-        results.append(("min-max", weights, quality(lambda run: [f.chunk_id for f in fuse(run[0], weights)])))
-        results.append(("weighted RRF", weights, quality(lambda run: rrf(run[0], weights))))
+        min_max = quality(lambda run, weights=weights: [f.chunk_id for f in fuse(run[0], weights)])
+        results.append(("min-max", weights, min_max))
+        results.append(("weighted RRF", weights, quality(lambda run, weights=weights: rrf(run[0], weights))))
     equal = quality(lambda run: rrf(run[0], {"lexical": 1.0, "text": 1.0, "code": 1.0}))
     print(f"| RRF, equal weights | 1 | 1 | 1 | {equal['MRR@10']:.3f} | {equal['nDCG@10']:.3f} | {equal['R@10']:.3f} |")
     for method in ("min-max", "weighted RRF"):

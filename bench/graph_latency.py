@@ -69,7 +69,8 @@ def main() -> None:
                 result = engine.graph_neighbours(direction, symbol, repo=REPO, depth=args.depth)
                 times.append((time.perf_counter() - started) * 1000)
                 sizes.append(len(result["results"]))
-        print(f"| {direction} | {len(symbols)} | {median(sizes):.0f} | {median(times):.1f} | {percentile(times, 95):.1f} |")
+        print(f"| {direction} | {len(symbols)} | {median(sizes):.0f} | {median(times):.1f} "
+              f"| {percentile(times, 95):.1f} |")
     engine.close()
 
 

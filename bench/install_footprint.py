@@ -6,7 +6,8 @@ Each commit is cloned afresh; one untimed install per commit warms pip's cache, 
 (`python3 -m venv .venv && .venv/bin/pip install -q -c constraints.txt -e .`, from an empty .venv) alternate
 between the commits; CPU time (user + system of pip and its children) is given beside the wall time because this
 machine is shared. Size: `du -sm .venv` (MiB, as `du -sh` shows it) and per installed distribution (its RECORD's
-files inside the venv, MB = 10^6 bytes). `pip show torch` must fail in the new venv. Then, in a fresh LODE_HOME, `lode index --wait --json`
+files inside the venv, MB = 10^6 bytes). `pip show torch` must fail in the new venv. Then, in a fresh LODE_HOME,
+`lode index --wait --json`
 of tests/fixtures/graph/pyshop: wall time (embedded PostgreSQL start included) and what it left under
 LODE_HOME/models.
 """
@@ -107,7 +108,8 @@ def main() -> None:
             venv = clone / ".venv"
             sizes = json.loads(subprocess.run([str(venv / "bin" / "python"), "-c", DIST_SIZES], capture_output=True,
                                               text=True, check=True).stdout)
-            torch = subprocess.run([str(venv / "bin" / "pip"), "show", "torch"], capture_output=True, text=True, check=False)
+            torch = subprocess.run([str(venv / "bin" / "pip"), "show", "torch"], capture_output=True, text=True,
+                                   check=False)
             facts[name] = {"venv_mib": du_mib(venv), "sizes": sizes, "torch": torch.returncode == 0,
                            "first_index": first_index(clone)}
             print(f"{name}: first index {facts[name]['first_index']['seconds']:.1f} s", file=sys.stderr, flush=True)
@@ -116,7 +118,8 @@ def main() -> None:
           f"per commit, alternating; {machine()}; 1-minute load average {load_before:.1f} before, "
           f"{os.getloadavg()[0]:.1f} after\n")
     print("| commit | `du -sm .venv` | install s (median) | installs s | CPU s (median) | `pip show torch` "
-          "| first `lode index --wait` s | left in LODE_HOME/models |\n| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "| first `lode index --wait` s | left in LODE_HOME/models |\n"
+          "| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, commit in commits.items():
         fact, first = facts[name], facts[name]["first_index"]
         left = f"{len(first['models'])} files, {first['models_mib']} MiB" if first["models"] else "nothing"
@@ -124,7 +127,8 @@ def main() -> None:
               f"{', '.join(f'{t:.1f}' for t in times[name])} | {median(cpu[name]):.1f} | "
               f"{'found' if fact['torch'] else 'not found'} | {first['seconds']:.1f} | {left} |")
     print(f"\nnew/baseline: install wall {median(times['new']) / median(times['baseline']):.2f}, install CPU "
-          f"{median(cpu['new']) / median(cpu['baseline']):.2f}, venv {facts['new']['venv_mib'] / facts['baseline']['venv_mib']:.2f}\n")
+          f"{median(cpu['new']) / median(cpu['baseline']):.2f}, "
+          f"venv {facts['new']['venv_mib'] / facts['baseline']['venv_mib']:.2f}\n")
     for name in commits:
         sizes = facts[name]["sizes"]
         top = sorted(sizes.items(), key=lambda kv: -kv[1])[:args.top]

@@ -46,7 +46,8 @@ request = function()
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %%d %%d %%d %%f %%f %%f\\n", summary.requests,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout,
     summary.duration, latency:percentile(50) / 1000, latency:percentile(95) / 1000, latency:percentile(99) / 1000))
 end
 """

@@ -95,8 +95,8 @@ def sections(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> dict[str,
                       [p["peak_rss_postgres_mb"] for p in curve])
     body += _fit_line("Database size against source bytes", [p["source_bytes"] for p in curve],
                       [p["db_bytes_lexical_graph"] for p in curve])
-    body += f"\n![index time](./{rel_img}/index_time.png) ![memory](./{rel_img}/peak_rss.png) " \
-            f"![database size](./{rel_img}/db_size.png)\n"
+    body += (f"\n![index time](./{rel_img}/index_time.png) ![memory](./{rel_img}/peak_rss.png) "
+             f"![database size](./{rel_img}/db_size.png)\n")
     out["scaling-index"] = ("Scaling: full index, memory and database size", body)
 
     embedded = [p for p in points if "embed_s" in p]
@@ -134,7 +134,8 @@ def sections(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> dict[str,
         body += _fit_line(f"{mode} P50 against chunks (Lib/ replicas)", [p["chunks"] for p in have],
                           [p["latency"][mode]["p50_ms"] for p in have]) if have else ""
     body += ("\nEach query runs once per mode with the query cache off, so semantic and hybrid include embedding "
-             "the query. `real` vectors come from the bundled model; `synthetic` ones are made from the largest embedded corpus's "
+             "the query. `real` vectors come from the bundled model; `synthetic` ones are made from the largest "
+             "embedded corpus's "
              "real vectors (each real vector moved a random 0–50 % of the way towards another, normalised; "
              "`bench/scaling.py` says why not noisy copies or a Gaussian), to time vector search at sizes too large to "
              "embed here (HNSW indexes rebuilt once after the load, then ANALYZE).\n")
@@ -144,7 +145,8 @@ def sections(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> dict[str,
     swept = [p for p in points if "hnsw" in p]
     if swept:
         body = ("Every size with vectors: HNSW recall@10 against exact numpy cosine over the same stored vectors "
-                f"({swept[0]['hnsw']['queries']} sampled queries, both legs), at the ef_search the engine uses at that size "
+                f"({swept[0]['hnsw']['queries']} sampled queries, both legs), "
+                "at the ef_search the engine uses at that size "
                 "and at the smallest ef_search tried "
                 f"({', '.join(str(r['ef_search']) for r in swept[0]['hnsw']['sweep'])}) that holds recall@10 ≥ 0.95 "
                 "on both legs.\n\n")

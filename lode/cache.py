@@ -44,7 +44,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from lode import resilience
 from lode.config import Settings
-from lode.errors import LodeError, NotFound
+from lode.errors import LodeError, unknown_repository
 
 if TYPE_CHECKING:
     from lode.store.db import Database
@@ -95,11 +95,12 @@ class RedisLayer:
         self.writer = redis.Redis.from_url(url, socket_timeout=timeouts.cache_put,
                                            socket_connect_timeout=timeouts.cache_put, retry=no_retries)
         self.put_attempts = settings.cache.put_attempts
+        self.breakers = settings.breakers
 
     @property
     def breaker(self) -> Any:
         """The process-wide "redis" breaker (looked up per call: tests and settings reloads reset breakers)."""
-        return resilience.breaker("redis", REDIS_TROUBLE)
+        return resilience.breaker("redis", REDIS_TROUBLE, config=self.breakers)
 
     def get(self, key: str) -> bytes | None:
         return self.breaker.call(self.reader.get, key)
@@ -129,9 +130,9 @@ class RedisLayer:
     def server_stats(self) -> dict[str, Any]:
         """Redis INFO: counts of the whole server (every client, not only Lode); db_keys of the selected db."""
         info = self.reader.info()
-        return {"db_keys": self.reader.dbsize(), "used_memory": info.get("used_memory"), "keyspace_hits": info.get("keyspace_hits"),
-                "keyspace_misses": info.get("keyspace_misses"), "evicted_keys": info.get("evicted_keys"),
-                "expired_keys": info.get("expired_keys")}
+        return {"db_keys": self.reader.dbsize(), "used_memory": info.get("used_memory"),
+                "keyspace_hits": info.get("keyspace_hits"), "keyspace_misses": info.get("keyspace_misses"),
+                "evicted_keys": info.get("evicted_keys"), "expired_keys": info.get("expired_keys")}
 
     def close(self) -> None:
         self.reader.close()
@@ -157,12 +158,14 @@ class QueryVectorTable:
         return bytes(row[0]) if row else None
 
     def put(self, model_id: str, digest: bytes, vector: bytes) -> None:
+        from lode.store.db import scalar  # imported here, as Database is: the cache module stays free of psycopg
+
         self._writes += 1
         with self.database().connection() as conn, conn.transaction():
             conn.execute("INSERT INTO query_vectors (model_id, query_hash, vector) VALUES (%s, %s, %s)"
                          " ON CONFLICT DO NOTHING", (model_id, digest, vector))
             if self._writes % self.PRUNE_EVERY == 0:
-                excess = conn.execute("SELECT count(*) FROM query_vectors").fetchone()[0] - self.max_rows
+                excess = scalar(conn.execute("SELECT count(*) FROM query_vectors")) - self.max_rows
                 if excess > 0:
                     conn.execute("DELETE FROM query_vectors WHERE ctid = ANY(ARRAY("
                                  "SELECT ctid FROM query_vectors LIMIT %s))", (excess,))
@@ -172,9 +175,11 @@ class QueryVectorTable:
             return conn.execute("DELETE FROM query_vectors").rowcount
 
     def stats(self) -> dict[str, int]:
+        from lode.store.db import one_row
+
         with self.database().connection() as conn:
-            rows, size = conn.execute(
-                "SELECT count(*), pg_total_relation_size('query_vectors') FROM query_vectors").fetchone()
+            rows, size = one_row(conn.execute(
+                "SELECT count(*), pg_total_relation_size('query_vectors') FROM query_vectors"))
         return {"entries": int(rows), "bytes": int(size)}
 
 
@@ -307,14 +312,15 @@ class Cache:
         """
         prefix = self.prefix
         if repo is None:
-            prefixes, patterns = (f"{prefix}:",), [f"{prefix}:*"]
+            prefixes: tuple[str, ...] = (f"{prefix}:",)
+            patterns = [f"{prefix}:*"]
         else:
             from lode.store.repositories import Repositories
 
             with self._database().connection() as conn:
                 row = Repositories(conn).get(repo)
             if row is None:
-                raise NotFound(f"no repository named {repo!r}; `lode repos` lists them")
+                raise unknown_repository(repo)
             prefixes = tuple(f"{prefix}:{kind}:{scope}:" for kind in ("search", "graph") for scope in
                              (f"r{row.id}", "multi"))
             patterns = [f"{prefix}:*:r{row.id}:*", f"{prefix}:*:multi:*"]

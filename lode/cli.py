@@ -50,7 +50,7 @@ RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.
 T = TypeVar("T")
 
 
-def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], None]) -> None:
+def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], object]) -> None:
     """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
     try:
         with Lode() as lode:
@@ -358,7 +358,8 @@ def _place(node: dict[str, Any]) -> str:
     return f"{node['name_path']} ({node['path']}:{node['start_line']})"
 
 
-EdgeKinds = Annotated[str, typer.Option("--kinds", help="Edge kinds, comma-separated: calls,imports,inherits,contains.")]
+EdgeKinds = Annotated[str, typer.Option("--kinds",
+                                        help="Edge kinds, comma-separated: calls,imports,inherits,contains.")]
 MinConfidence = Annotated[float, typer.Option("--min-confidence", help="Drop edges below this confidence (0-1).")]
 
 
@@ -513,8 +514,8 @@ def worker(
 
 def _job_line(job: dict[str, Any]) -> str:
     emb = job["embeddings"]
-    progress = f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} " \
-               f"done {emb['pending']} pending {emb['failed']} failed"
+    progress = (f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} "
+                f"done {emb['pending']} pending {emb['failed']} failed")
     eta = f", eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] is not None else ""
     phase = f" ({job['phase']})" if job["phase"] else ""
     error = f": {job['error']}" if job["error"] else ""
@@ -564,11 +565,15 @@ def jobs_cancel(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json:
 
 
 @app.command()
-def mcp() -> None:
+def mcp(
+    repo: Annotated[str | None, typer.Option(
+        "--repo", help="The repository tools use when a call names none (default: the one holding the working "
+                       "directory).")] = None,
+) -> None:
     """Serve the MCP tools (search, symbols, graph, context) over stdio, for Claude Code, Cursor and others."""
     from lode.mcp import run_stdio
 
-    run_stdio()
+    run_stdio(repo=repo)
 
 
 @app.command()

@@ -55,6 +55,7 @@ class Timeouts(BaseSettings):
     index_file: Seconds = 120.0  # one file's worker (read, chunk, graph facts): killed after this, file skipped
     cache_get: Seconds = 0.1  # Redis (L2) connect and read timeout of a cache lookup
     cache_put: Seconds = 0.1  # Redis (L2) timeout of a cache write
+    pattern_search: Seconds = 10.0  # a whole exact/regex search over the indexed files (MCP search_pattern)
 
 
 class EmbeddingSettings(BaseSettings):

@@ -8,9 +8,9 @@ import re
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from collections.abc import Callable, Iterator
@@ -22,7 +22,7 @@ from lode.cache import Cache
 from lode.config import Settings, get_settings
 from lode.discover import RootError, RootUnavailable, SourceTree, ensure_indexable_root
 from lode import graph
-from lode.errors import InputError, LodeError, NotFound
+from lode.errors import InputError, LodeError, NotFound, unknown_repository
 from lode import errorlog
 from lode.errorlog import record_error
 from lode.resilience import CircuitBreakerError, database_failure, guard
@@ -35,9 +35,10 @@ from lode.search.filters import Filters
 from lode.search import ranking
 from lode.search.fusion import KIND_WEIGHTS, WEIGHTS, fuse
 from lode.search.highlight import highlights
+from lode.search.pattern import PatternSearch, compile_pattern
 from lode.search.query import Query, QueryKind, parse
 from lode.search.tokens import tokenize
-from lode.store.db import Database
+from lode.store.db import Database, one_row, scalar
 from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
 from lode.store.uow import unit_of_work
 from lode.store.vectors import Vectors
@@ -55,6 +56,9 @@ DEFINITIONS_LOOKED_UP = 200  # definition chunks the symbol table may add to a q
 FRAME_CHUNKS_LOOKED_UP = 200  # chunks of files named in the query that may be added
 MAX_K = 200
 LAST_LINE = 2**31 - 1  # past the end of any file (line numbers are PostgreSQL integers)
+MAX_OUTLINE = 2000  # definitions in one outline
+MAX_GREP_MATCHES = 1000
+OUTLINE_SKIPPED_KINDS = ("window", "module")  # text windows and whole-module chunks are not definitions
 LEG_DEPTH = 100  # candidates each leg contributes to hybrid fusion
 # hnsw.ef_search under LODE_EF_SEARCH=auto: one candidate per CHUNKS_PER_EF chunks of the model's HNSW graphs,
 # within pgvector's range; calibrated for recall@10 >= 0.95 (docs/benchmarks.md, bench/ef_search.py)
@@ -74,6 +78,9 @@ def ef_search(setting: int | str, graph_chunks: int, depth: int) -> int:
 
 _UNSET = object()
 
+# what a query reads: every repository (None), one by name, or the names an API key is scoped to (a tuple)
+RepoScope = str | tuple[str, ...] | None
+
 
 class Lode:
     """`revive_database`: a long-running server (`lode serve`) restarts the embedded PostgreSQL itself when it
@@ -82,6 +89,7 @@ class Lode:
     def __init__(self, settings: Settings | None = None, *, revive_database: bool = False) -> None:
         self.settings = settings or get_settings()
         self._revive_database = revive_database
+        errorlog.init_sentry(self.settings.sentry_dsn)  # when set, handled errors go to Sentry too
         self._db: Database | None = None
         self._embedder: object = _UNSET
         self._ranking_disabled = _ranking_disabled(self.settings)
@@ -113,7 +121,7 @@ class Lode:
             from lode.embedding import get_embedder
 
             self._embedder = get_embedder(self.settings)
-        return self._embedder  # type: ignore[return-value]
+        return self._embedder  # type: ignore[return-value]  # no longer _UNSET: set just above
 
     def close(self) -> None:
         self.cache.close()
@@ -148,9 +156,9 @@ class Lode:
         with self.db.connection() as conn:
             existing = Repositories(conn).get(name)
         if existing and Path(existing.root) != root:
-            raise InputError(
-                f"repository {name!r} is indexed from {existing.root}; pass --repo to index {root} under another name"
-            )
+            raise InputError(f"repository {name!r} is indexed from {existing.root}",
+                             cli=f"pass --repo to index {root} under another name",
+                             tools=f"pass repo= to index {root} under another name")
         return root, name
 
     def index(self, path: str | Path, repo: str | None = None, on_progress: ProgressCallback | None = None,
@@ -263,9 +271,9 @@ class Lode:
 
     def _switch_over(self, repo_id: int, model: int) -> None:
         with unit_of_work(self.db) as uow:
-            old = uow.conn.execute(
+            old = scalar(uow.conn.execute(
                 "SELECT embedding_model FROM repositories WHERE id = %s FOR UPDATE", (repo_id,)
-            ).fetchone()[0]
+            ))
             uow.repos.set_embedding_models(repo_id, model, None)
             if old is not None and old != model:
                 uow.vectors.delete_repository_model(repo_id, old)
@@ -276,7 +284,7 @@ class Lode:
         self,
         query: str,
         *,
-        repo: str | None = None,
+        repo: RepoScope = None,
         mode: str = "hybrid",
         k: int = 10,
         languages: tuple[str, ...] = (),
@@ -401,7 +409,7 @@ class Lode:
         deadline = time.monotonic() + timeout if mode == "hybrid" else None
         statements = _RunningStatements()
         pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lode-leg")
-        futures = {}
+        futures: dict[str, Future[Any]] = {}  # the lexical leg's ranking; the semantic legs' rankings and gaps
         if mode != "semantic":
             futures["lexical"] = pool.submit(self._lexical_leg, query, plan, repos, filters, depth, statements)
         if mode != "lexical":
@@ -450,7 +458,7 @@ class Lode:
         """A pooled connection for a read path, through the "database" circuit breaker: while the database is
         unreachable, reads fail at once with a clear error instead of each waiting for the pool."""
         try:
-            with guard("database", database_failure):
+            with guard("database", database_failure, config=self.settings.breakers):
                 with self.db.pool.connection(timeout=self.settings.timeouts.db_query) as conn:
                     yield conn
         except CircuitBreakerError as exc:
@@ -496,7 +504,7 @@ class Lode:
             return unavailable(str(exc))
         if embedder is None:
             return unavailable("no embedding provider (LODE_EMBEDDER=none)")
-        serving = {r.embedding_model for r in repos} - {None}
+        serving = {r.embedding_model for r in repos if r.embedding_model is not None}
         if not serving:
             return unavailable("nothing is embedded yet")
         if len(serving) > 1:
@@ -524,7 +532,7 @@ class Lode:
             for leg in ("text", "code")
         }
         legs = {leg: future.result() for leg, future in futures.items()}
-        missing = {leg: f"{pending} chunks are not embedded yet" for leg in legs} if pending else {}
+        missing = dict.fromkeys(legs, f"{pending} chunks are not embedded yet") if pending else {}
         return legs, missing
 
     def _pending(self, repos: list[RepoRow]) -> int:
@@ -552,7 +560,7 @@ class Lode:
             conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
             return Vectors(conn).nearest(model, leg, vector, repo_ids, filters, depth)
 
-    def symbols(self, name: str, *, repo: str | None = None, limit: int = 20) -> dict[str, Any]:
+    def symbols(self, name: str, *, repo: RepoScope = None, limit: int = 20) -> dict[str, Any]:
         name = name.strip()
         if not name or len(name) > 500:
             raise InputError("a symbol name needs 1 to 500 characters")
@@ -585,7 +593,8 @@ class Lode:
                     row[0]
                     for row in conn.execute(
                         """SELECT name_path FROM chunks
-                            WHERE repo_id = ANY(%(repos)s) AND name_path IS NOT NULL AND similarity(name, %(last)s) > 0.5
+                            WHERE repo_id = ANY(%(repos)s) AND name_path IS NOT NULL
+                              AND similarity(name, %(last)s) > 0.5
                             GROUP BY name_path ORDER BY max(similarity(name, %(last)s)) DESC, name_path LIMIT 10""",
                         params,
                     )
@@ -643,10 +652,82 @@ class Lode:
                 "start_line": start_line, "end_line": start_line + len(lines) - 1,
                 "origin": "index" if text is None else "file", "stale": stale, "lines": lines}
 
+    def outline(self, repo: str, path: str = "", limit: int = MAX_OUTLINE) -> dict[str, Any]:
+        """The definitions (name, kind, signature, lines) of an indexed file, or of every indexed file below a
+        folder ("" for the whole repository), in path and line order; a definition split over several chunks
+        (a long class) is one entry."""
+        path = path.strip().strip("/")
+        _check_text("the path", path)
+        if not 1 <= limit <= MAX_OUTLINE:
+            raise InputError(f"the limit must be between 1 and {MAX_OUTLINE}")
+        below = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%" if path else "%"
+        with self._read() as conn, conn.transaction():
+            row = self._repos_for(conn, repo)[0]
+            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.symbol_lookup * 1000)}")
+            params = {"repo": row.id, "path": path, "below": below, "limit": limit + 1}
+            rows = conn.execute(
+                """SELECT path, min(start_line), max(end_line), kind, name, name_path, min(signature)
+                     FROM chunks
+                    WHERE repo_id = %(repo)s AND (path = %(path)s OR path LIKE %(below)s)
+                      AND name IS NOT NULL AND kind <> ALL(%(skip)s)
+                    GROUP BY path, kind, name, name_path
+                    ORDER BY path, min(start_line), max(end_line) DESC
+                    LIMIT %(limit)s""",
+                params | {"skip": list(OUTLINE_SKIPPED_KINDS)},
+            ).fetchall()
+            files = conn.execute(
+                "SELECT count(*) FROM files WHERE repo_id = %(repo)s AND (path = %(path)s OR path LIKE %(below)s)",
+                params,
+            ).fetchone()[0]  # type: ignore[index]
+        if not files:
+            raise NotFound(f"{path!r} is neither an indexed file nor a folder of indexed files of repository "
+                           f"{row.name!r}")
+        keys = ("path", "start_line", "end_line", "kind", "name", "name_path", "signature")
+        return {"repo": row.name, "path": path, "files": files, "truncated": len(rows) > limit,
+                "symbols": [dict(zip(keys, r)) for r in rows[:limit]]}
+
+    def grep(self, pattern: str, *, repo: str | tuple[str, ...] | None = None, regex: bool = False,
+             ignore_case: bool = False, path: str | None = None, languages: tuple[str, ...] = (),
+             limit: int = 100) -> dict[str, Any]:
+        """Lines of the indexed files that match a pattern, exactly or as an RE2 regular expression
+        (lode/search/pattern.py), read from the files while their bytes are those indexed."""
+        compiled = compile_pattern(pattern, regex=regex, ignore_case=ignore_case)
+        if not 1 <= limit <= MAX_GREP_MATCHES:
+            raise InputError(f"the limit must be between 1 and {MAX_GREP_MATCHES}")
+        for label, values in (("the path glob", (path,) if path else ()), ("the language", languages)):
+            for value in values:
+                _check_text(label, value)
+        filters = Filters(languages=languages, path_glob=path)
+        clause, params = filters.sql("f")
+        with self._read() as conn:
+            repos = {r.id: r for r in self._repos_for(conn, repo)}
+            indexed = conn.execute(
+                f"""SELECT repo_id, id, path, size, mtime_ns, content_hash FROM files f
+                     WHERE repo_id = ANY(%(repos)s) AND {clause} ORDER BY repo_id, path""",
+                params | {"repos": list(repos)},
+            ).fetchall()
+
+        def texts() -> Iterator[tuple[str, str, str | None]]:
+            with ExitStack() as roots:
+                trees: dict[int, SourceTree | None] = {}
+                for repo_id, file_id, file_path, size, mtime_ns, content_hash in indexed:
+                    if repo_id not in trees:  # one open root per repository; None when it cannot be opened
+                        try:
+                            trees[repo_id] = roots.enter_context(SourceTree(repos[repo_id].root))
+                        except (OSError, RootUnavailable):
+                            trees[repo_id] = None
+                    tree = trees[repo_id]
+                    indexed_file = FileRow(file_id, file_path, size, mtime_ns, content_hash)
+                    text = None if tree is None else _indexed_text_in(tree, indexed_file, self.settings)[0]
+                    yield repos[repo_id].name, file_path, text
+
+        search = PatternSearch(compiled, limit, self.settings.timeouts.pattern_search)
+        return {"pattern": pattern, "regex": regex, "ignore_case": ignore_case} | search.run(texts(), len(indexed))
+
     # ---- graph ----------------------------------------------------------------------------------------
 
     def graph_neighbours(
-        self, direction: str, symbol: str, *, repo: str | None = None, depth: int = 1,
+        self, direction: str, symbol: str, *, repo: RepoScope = None, depth: int = 1,
         kinds: tuple[str, ...] = ("calls",), min_confidence: float = 0.0, limit: int = 200,
     ) -> dict[str, Any]:
         """Callers (direction "callers") or callees of a symbol, up to `depth` hops."""
@@ -655,7 +736,7 @@ class Lode:
                                   lambda: self._graph_neighbours(direction, symbol, repo, depth, kinds,
                                                                  min_confidence, limit))
 
-    def _graph_neighbours(self, direction: str, symbol: str, repo: str | None, depth: int, kinds: tuple[str, ...],
+    def _graph_neighbours(self, direction: str, symbol: str, repo: RepoScope, depth: int, kinds: tuple[str, ...],
                           min_confidence: float, limit: int) -> dict[str, Any]:
         walk = graph.callers if direction == "callers" else graph.callees
         with self._read() as conn, conn.transaction():
@@ -667,13 +748,13 @@ class Lode:
         return {"symbol": _node_json(traversal.start, names), "direction": direction, "depth": depth,
                 "truncated": traversal.truncated, "results": [_hop_json(h, names) for h in traversal.hops]}
 
-    def graph_path(self, source: str, target: str, *, repo: str | None = None, max_depth: int = 6) -> dict[str, Any]:
+    def graph_path(self, source: str, target: str, *, repo: RepoScope = None, max_depth: int = 6) -> dict[str, Any]:
         _check_text("the source symbol", source)
         _check_text("the target symbol", target)
         return self._graph_cached(repo, ("path", source, target, max_depth),
                                   lambda: self._graph_path(source, target, repo, max_depth))
 
-    def _graph_path(self, source: str, target: str, repo: str | None, max_depth: int) -> dict[str, Any]:
+    def _graph_path(self, source: str, target: str, repo: RepoScope, max_depth: int) -> dict[str, Any]:
         with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
@@ -684,10 +765,10 @@ class Lode:
         return {"from": _node_json(found.start, names), "to": _node_json(found.end, names), "found": True,
                 "direction": found.direction, "path": [_hop_json(h, names) for h in found.hops]}
 
-    def graph_stats(self, repo: str | None = None) -> dict[str, Any]:
+    def graph_stats(self, repo: RepoScope = None) -> dict[str, Any]:
         return self._graph_cached(repo, ("stats",), lambda: self._graph_stats(repo))
 
-    def _graph_stats(self, repo: str | None) -> dict[str, Any]:
+    def _graph_stats(self, repo: RepoScope) -> dict[str, Any]:
         with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
@@ -697,16 +778,17 @@ class Lode:
             entry["symbol"] = _node_json(entry["symbol"], names)
         return result
 
-    def graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None = None) -> str:
-        return self._graph_cached(repo, ("export", fmt, asdict(filters)), lambda: self._graph_export(fmt, filters, repo))
+    def graph_export(self, fmt: str, filters: graph.ExportFilters, repo: RepoScope = None) -> str:
+        return self._graph_cached(repo, ("export", fmt, asdict(filters)),
+                                  lambda: self._graph_export(fmt, filters, repo))
 
-    def _graph_export(self, fmt: str, filters: graph.ExportFilters, repo: str | None) -> str:
+    def _graph_export(self, fmt: str, filters: graph.ExportFilters, repo: RepoScope) -> str:
         with self._read() as conn, conn.transaction():
             repos = self._repos_for(conn, repo)
             self._graph_timeout(conn)
             return graph.export(conn, [r.id for r in repos], fmt, filters)
 
-    def _graph_cached(self, repo: str | None, params: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    def _graph_cached(self, repo: RepoScope, params: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
         with self._read() as conn:
             repos = self._repos_for(conn, repo)
         settled = self._settle_graph(repos)
@@ -731,7 +813,8 @@ class Lode:
         with self._read() as conn:
             queued = GraphStore(conn).queued([r.id for r in repos])
         indexer = Indexer(self.db, self.settings)
-        return all([indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued])
+        resolved = [indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued]
+        return all(resolved)  # every queued repository is resolved, not only those before the first that times out
 
     def _require_graph(self) -> None:
         """The one check of LODE_GRAPH for queries: with it off there is no graph to answer from."""
@@ -772,14 +855,18 @@ class Lode:
                 raise NotFound(f"no repository named {name!r}")
             uow.delete_repository(row.id)
 
-    def status(self, repo: str | None = None, *, skipped: bool = False) -> dict[str, Any]:
+    def status(self, repo: RepoScope = None, *, skipped: bool = False) -> dict[str, Any]:
         out = []
         with self.db.connection() as conn:
             models = Vectors(conn).models()
+
+            def model_name(model: int | None) -> str | None:
+                return None if model is None else models[model][0]
+
             for row in self._repos_for(conn, repo):
-                files, fallbacks = conn.execute(
+                files, fallbacks = one_row(conn.execute(
                     "SELECT count(*), count(fallback) FROM files WHERE repo_id = %s", (row.id,)
-                ).fetchone()  # type: ignore[misc]
+                ))
                 languages = dict(conn.execute(
                     "SELECT language, count(*) FROM files WHERE repo_id = %s GROUP BY 1 ORDER BY 2 DESC", (row.id,)
                 ).fetchall())
@@ -795,8 +882,8 @@ class Lode:
                     "empty": row.chunk_count == 0,
                     "last_run": IndexRuns(conn).latest(row.id),
                     "embeddings": Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model),
-                    "embedding_model": models.get(row.embedding_model, (None,))[0],
-                    "switching_to": models.get(row.next_embedding_model, (None,))[0],
+                    "embedding_model": model_name(row.embedding_model),
+                    "switching_to": model_name(row.next_embedding_model),
                     "graph": {"enabled": self.settings.graph, **GraphStore(conn).summary(row.id)},
                 }
                 if skipped:
@@ -808,7 +895,7 @@ class Lode:
 
     # ---- helpers ----------------------------------------------------------------------------------------
 
-    def _repos_for(self, conn: psycopg.Connection, name: str | tuple[str, ...] | None) -> list[RepoRow]:
+    def _repos_for(self, conn: psycopg.Connection, name: RepoScope) -> list[RepoRow]:
         """Every repository (None), one by name, or those of a tuple of names that exist (an API key's scope)."""
         repos = Repositories(conn)
         if name is None:
@@ -817,7 +904,7 @@ class Lode:
             return [row for row in repos.all() if row.name in name]
         row = repos.get(name)
         if row is None:
-            raise NotFound(f"no repository named {name!r}; `lode repos` lists them")
+            raise unknown_repository(name)
         return [row]
 
     def _hits(self, conn: psycopg.Connection, ranked: list[tuple[int, float, dict[str, int | None]]],
@@ -969,9 +1056,17 @@ def _indexed_file_text(root: str, indexed: FileRow, settings: Settings) -> tuple
     else None and why not."""
     try:
         with SourceTree(root) as tree:
-            read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
+            return _indexed_text_in(tree, indexed, settings)
     except (OSError, RootUnavailable) as exc:
         return None, f"the repository root cannot be opened: {exc}"
+
+
+def _indexed_text_in(tree: SourceTree, indexed: FileRow, settings: Settings) -> tuple[str | None, str | None]:
+    """As _indexed_file_text, in a root already open (many files of one repository)."""
+    try:
+        read = tree.read(Candidate(indexed.path, indexed.size, indexed.mtime_ns), settings)
+    except (OSError, RootUnavailable) as exc:
+        return None, f"the file cannot be read now: {exc}"
     if isinstance(read, Skipped):
         return None, f"the file cannot be read now: {read.detail or read.reason}"
     if read.content_hash != indexed.content_hash:

@@ -21,14 +21,17 @@ import threading
 import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import httpx
+from pydantic import SecretStr
 
 from lode.config import Settings, get_settings
 from lode.logs import get_logger
 
 if TYPE_CHECKING:
+    from sentry_sdk.types import Event
+
     from lode.store.db import Database
 
 __all__ = [
@@ -177,13 +180,13 @@ def _category(exc: BaseException | None) -> str:
 
 
 def _store(event: dict[str, Any]) -> None:
-    from lode.resilience import CircuitBreakerError, breaker, database_failure
+    from lode.resilience import CircuitBreakerError, find_breaker
 
     own = [db for pid, db in _databases if pid == os.getpid()]  # a forked child must not use its parent's pool
     if not own:
         return
     db = own[-1]
-    if breaker("database", database_failure).opened:
+    if (database := find_breaker("database")) is not None and database.opened:
         return  # the log line is all there is while the database is unreachable
     try:
         with db.pool.connection(timeout=2.0) as conn, conn.transaction():
@@ -212,15 +215,15 @@ def _store(event: dict[str, Any]) -> None:
 # ---- Sentry ------------------------------------------------------------------------------------------------
 
 
-def init_sentry(dsn: str | None = None) -> bool:
-    """Initialise sentry-sdk once per process when a DSN is given (or LODE_SENTRY_DSN is set)."""
+def init_sentry(dsn: SecretStr | str | None) -> bool:
+    """Send this process's handled errors to Sentry too, when `dsn` (a Lode's settings.sentry_dsn) is set. The SDK
+    keeps one client per process: the first DSN given is the one used."""
     global _sentry_ready
     with _sentry_lock:
         if _sentry_ready:
             return True
-        if dsn is None:
-            secret = get_settings().sentry_dsn
-            dsn = secret.get_secret_value() if secret else None
+        if isinstance(dsn, SecretStr):
+            dsn = dsn.get_secret_value()
         if not dsn:
             return False
         import sentry_sdk
@@ -234,15 +237,16 @@ def init_sentry(dsn: str | None = None) -> bool:
         return True
 
 
-def scrub_sentry_event(event: dict[str, Any]) -> dict[str, Any]:
+def scrub_sentry_event(event: Event) -> Event:
+    fields = cast(dict[str, Any], event)  # a TypedDict of plain dicts, scrubbed in place
     for key in ("extra", "contexts", "tags"):
-        if isinstance(event.get(key), dict):
-            event[key] = scrub(event[key])
+        if isinstance(fields.get(key), dict):
+            fields[key] = scrub(fields[key])
     return event
 
 
 def _send_to_sentry(event: dict[str, Any], exc: BaseException | None) -> None:
-    if not init_sentry():
+    if not _sentry_ready:
         return
     import sentry_sdk
 
@@ -347,6 +351,8 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
     """Apply the rules to the last hour of occurrences; store breaches (one alert per rule and hour), notify the
     webhook of every alert it has not accepted yet, and return the alerts raised by this evaluation."""
+    from lode.store.db import one_row
+
     raised = []
     with db.connection() as conn:
         counts = dict(conn.execute(
@@ -358,7 +364,7 @@ def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
             value = int(counts.get(severity, 0))
             if value <= threshold:
                 continue
-            row = conn.execute(
+            row = one_row(conn.execute(
                 f"""INSERT INTO alerts (rule, window_start, severity, value, threshold, message)
                     VALUES (%s, date_trunc('hour', now()), %s, %s, %s, %s)
                     ON CONFLICT (rule, window_start) DO UPDATE
@@ -366,7 +372,7 @@ def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
                     RETURNING {_ALERT_COLUMNS}, (xmax = 0)""",
                 (rule, severity, value, threshold,
                  f"{value} {severity} errors in the last hour (threshold: more than {threshold})"),
-            ).fetchone()
+            ))
             if row[-1]:
                 raised.append(_jsonable(dict(zip(_ALERT_KEYS, row[:-1]))))
                 record_log = getattr(log, "critical" if severity == "critical" else "error")

@@ -38,8 +38,8 @@ def score(ranked: Sequence[int | None], n_expected: int) -> dict[str, float]:
     gains = []
     for item in ranked:
         fresh = item is not None and item not in seen  # an expected item counts once, at its best rank
-        if fresh:
-            seen.add(item)  # type: ignore[arg-type]
+        if item is not None:
+            seen.add(item)
         gains.append(1.0 if fresh else 0.0)
     first = next((i for i, g in enumerate(gains[:10]) if g), None)
     ideal = sum(1 / math.log2(i + 2) for i in range(min(n_expected, 10)))
@@ -141,7 +141,8 @@ def _docstring_ranges(node: Any) -> Iterable[tuple[int, int]]:
         body = current if current.type == "module" else current.child_by_field_name("body")
         if body is not None and body.named_children:
             first = body.named_children[0]
-            if first.type == "expression_statement" and first.named_children and first.named_children[0].type == "string":
+            if (first.type == "expression_statement" and first.named_children
+                    and first.named_children[0].type == "string"):
                 content = [c for c in first.named_children[0].named_children if c.type == "string_content"]
                 for piece in content:
                     yield piece.start_byte, piece.end_byte

@@ -12,6 +12,7 @@ from typing import Any
 
 from lode.engine import Lode
 from lode.resilience import breaker_states
+from lode.store.db import one_row
 
 PROBE_TIMEOUT = 2.0  # seconds any one check may take
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
@@ -94,7 +95,7 @@ def _queue(lode: Lode) -> dict[str, Any]:
     started = time.monotonic()
     try:
         with lode.db.connection() as conn:
-            workers, waiting, oldest = conn.execute(
+            workers, waiting, oldest = one_row(conn.execute(
                 """SELECT (SELECT count(*) FROM procrastinate_workers
                             WHERE last_heartbeat > now() - make_interval(secs => %(stall)s)),
                           count(*), extract(epoch FROM now() - min(scheduled_at))
@@ -104,7 +105,7 @@ def _queue(lode: Lode) -> dict[str, Any]:
                             WHERE j.status = 'todo' AND j.queue_name = %(queue)s
                               AND coalesce(scheduled_at, now()) <= now()) waiting""",
                 {"stall": lode.settings.queue.stall_seconds, "queue": lode.settings.queue.name},
-            ).fetchone()
+            ))
     except Exception as exc:  # a failed count degrades the report; the database check tells why
         return _timed("warn", started, error=f"{type(exc).__name__}: {exc}")
     oldest = None if oldest is None else round(float(oldest), 1)

@@ -32,7 +32,7 @@ from lode.model import Candidate, SkipReason, Skipped
 from lode.search.lexical import chunk_postings
 from lode.store.db import Database, DatabaseUnavailable
 from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsPartition, RepoRow
-from lode.store.uow import unit_of_work
+from lode.store.uow import UnitOfWork, unit_of_work
 from lode.workers import Lost, map_killable
 
 log = logging.getLogger(__name__)
@@ -108,13 +108,13 @@ def process_file(tree: SourceTree, job: FileJob, settings: Settings) -> FileOutc
         outcome.unchanged = True
         return outcome
     path = job.candidate.path
-    chunked, tree = chunk_file_with_tree(path, source.text, language_for_path(path), job.module, settings)
+    chunked, syntax = chunk_file_with_tree(path, source.text, language_for_path(path), job.module, settings)
     outcome.language = chunked.language
     outcome.fallback = chunked.fallback
     items = [chunk_postings(chunk, path) for chunk in chunked.chunks]
     outcome.batch = Chunks.format(job.repo_id, job.file_id, path, chunked.language, items)
     if settings.graph:  # LODE_GRAPH=false: no graph rows; the next run with it on builds them (_Run._index)
-        facts = extract_facts(path, source.text, chunked.language, job.module, chunked, tree)
+        facts = extract_facts(path, source.text, chunked.language, job.module, chunked, syntax)
         outcome.graph = GraphBatch.of(job.repo_id, job.file_id, facts)
     return outcome
 
@@ -126,6 +126,7 @@ _worker_tree: SourceTree | None = None
 def _init_worker(root: str, within: Path | None, settings: Settings, indexer_pid: int) -> None:
     global _worker_context
     _worker_context = (root, within, settings)
+    errorlog.init_sentry(settings.sentry_dsn)  # a worker's handled errors reach Sentry as the indexer's do
     threading.Thread(target=_exit_with_indexer, args=(indexer_pid,), daemon=True).start()
 
 
@@ -257,7 +258,8 @@ class _Run:
         if not found and known:  # a listing never lies that every file is gone: an unmounted disk lists empty too
             raise RootUnavailable(
                 f"{self.tree.root} lists no files now, but the index of {self.repo.name!r} holds {len(known):,}: "
-                f"unmounted or emptied? Nothing was deleted; `lode repos rm {self.repo.name}` drops the index")
+                f"unmounted or emptied? Nothing was deleted", cli=f"`lode repos rm {self.repo.name}` drops the index",
+                tools=f"clear_index(repo={self.repo.name!r}) drops the index")
         candidates = [item for item in found if isinstance(item, Candidate)]
         skipped = [item for item in found if isinstance(item, Skipped)]
         all_paths = frozenset(item.path for item in found)
@@ -269,7 +271,7 @@ class _Run:
             with self.db.connection() as conn:
                 unbuilt = GraphStore(conn).files_without_graph(self.repo.id)
         rebuild: set[str] = set()  # their jobs get known_hash None: re-read, re-chunked and replaced
-        changed = []
+        changed: list[tuple[Candidate, FileRow | None]] = []
         for candidate in candidates:
             row = known.get(candidate.path)
             if row and row.id in unbuilt:
@@ -363,7 +365,7 @@ class _Run:
                 result = FileOutcome(job.candidate, skipped=Skipped(job.candidate.path, reason, result.detail))
             yield result
 
-    def _ensure_run(self, uow) -> None:  # type: ignore[no-untyped-def]
+    def _ensure_run(self, uow: UnitOfWork) -> None:
         if self.run_id is None:
             self.run_id = uow.runs.start(self.repo.id, os.getpid())
 

@@ -28,7 +28,8 @@ from lode.engine import Lode
 from lode.errors import InputError, LodeError, NotFound
 from lode.indexer import IndexCancelled, Progress
 from lode.logs import get_logger
-from lode.queue import Queue, worker_name
+from lode.queue_client import Queue, worker_name
+from lode.store.db import one_row, scalar
 
 log = get_logger(__name__)
 
@@ -84,8 +85,8 @@ class Jobs:
                                  (job_id, repo, str(root), str(within) if within else None, worker_name()))
                     queue_job_id = self.queue.defer("index_repository", conn=conn, lock=f"lode-index:{repo}",
                                                     job_id=job_id)
-                    row = conn.execute(f"UPDATE jobs SET queue_job_id = %s WHERE id = %s RETURNING {_COLUMNS}",
-                                       (queue_job_id, job_id)).fetchone()
+                    row = one_row(conn.execute(f"UPDATE jobs SET queue_job_id = %s WHERE id = %s RETURNING {_COLUMNS}",
+                                               (queue_job_id, job_id)))
                 return job_json(row), False
             except psycopg.errors.UniqueViolation:
                 active = self._active(repo)
@@ -128,7 +129,8 @@ class Jobs:
             if row[0] not in ACTIVE:
                 raise JobConflict(f"index job {job_id} has finished: {row[0]}")
             conn.execute(
-                """UPDATE jobs SET cancel_requested = true, state = CASE state WHEN 'queued' THEN 'cancelled' ELSE state END,
+                """UPDATE jobs SET cancel_requested = true,
+                          state = CASE state WHEN 'queued' THEN 'cancelled' ELSE state END,
                           error = CASE state WHEN 'queued' THEN 'cancelled by request' END,
                           finished_at = CASE state WHEN 'queued' THEN now() END
                     WHERE id = %s""",
@@ -333,7 +335,8 @@ def collect_garbage(lode: Lode) -> dict[str, int]:
     removed: dict[str, int] = {}
     with lode.db.connection() as conn:
         removed["jobs"] = conn.execute(
-            "DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND finished_at < now() - make_interval(hours => %s)",
+            "DELETE FROM jobs WHERE state NOT IN ('queued', 'running')"
+            " AND finished_at < now() - make_interval(hours => %s)",
             (hours,)).rowcount
         removed["queue_jobs"] = conn.execute(
             """DELETE FROM procrastinate_jobs p WHERE p.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
@@ -356,7 +359,7 @@ def collect_garbage(lode: Lode) -> dict[str, int]:
                    SELECT 1 FROM embedding_models m JOIN repositories r
                        ON m.id IN (r.embedding_model, r.next_embedding_model) WHERE m.model_id = q.model_id)""",
         ).rowcount
-        excess = conn.execute("SELECT count(*) FROM query_vectors").fetchone()[0] - lode.settings.cache.l3_vectors
+        excess = scalar(conn.execute("SELECT count(*) FROM query_vectors")) - lode.settings.cache.l3_vectors
         if excess > 0:
             removed["query_vectors"] += conn.execute(
                 "DELETE FROM query_vectors WHERE ctid = ANY(ARRAY(SELECT ctid FROM query_vectors LIMIT %s))",

@@ -15,7 +15,7 @@ from structlog.contextvars import clear_contextvars as clear_context
 
 __all__ = ["bind_context", "clear_context", "configure_logging", "get_logger"]
 
-_SHARED = [
+_SHARED: list[structlog.types.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -45,7 +45,7 @@ def configure_logging(level: str | int = "WARNING") -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_lode", False)]:
         root.removeHandler(old)
-    handler._lode = True  # type: ignore[attr-defined]
+    handler._lode = True  # type: ignore[attr-defined]  # marks the handler a later call replaces
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
 

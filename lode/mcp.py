@@ -14,35 +14,53 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
 import anyio
 import anyio.from_thread
 import anyio.to_thread
-from pydantic import Field
-from starlette.applications import Starlette
-from starlette.types import ASGIApp
-
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import CallToolResult, TextContent, ToolAnnotations
+from pydantic import Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.types import ASGIApp
 
 from lode import __version__, background
-from lode.chunking.languages import language_for_path
+from lode.api import models
+from lode.api.models import Doc
+from lode.chunking.languages import LANGUAGES, language_for_path
 from lode.config import Settings
-from lode.engine import MAX_K, Lode
+from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, MODES, Lode
 from lode.errors import InputError, LodeError
+from lode.model import CHUNK_KINDS
 from lode.search.paths import is_test_path
+from lode.search.pattern import MAX_PATTERN_CHARS
 
 INSTRUCTIONS = (
-    "Lode indexes code repositories. Use search_code to find where something is done, find_symbol for a "
-    "definition by name, get_callers/get_callees/find_path to walk the call graph, and get_context for a "
-    "token-budgeted bundle (definition, callers, callees, tests) to read before editing. Results cite "
-    "path:start-end relative to the repository root."
+    "Lode indexes code repositories. Use search_code to find where something is done, search_pattern for exact "
+    "text or a regex, find_symbol for a definition by name, get_symbols_overview for the definitions of a file or "
+    "folder, read_code for lines of a file, get_callers/get_callees/find_path to walk the call graph, and "
+    "get_context for a token-budgeted bundle (definition, callers, callees, tests) to read before editing. "
+    "Results cite path:start-end relative to the repository root. index_status lists the repositories; "
+    "index_repository indexes a directory and clear_index drops one's index."
 )
 
-Repo = Annotated[str | None, Field(description="Repository name (see index_status); all repositories when omitted.")]
+ALL_REPOS = "*"
+Repo = Annotated[str | None, Field(max_length=128, description=(
+    "Repository name (index_status lists them). When omitted: the server's default repository (`lode mcp "
+    "--repo`, or the one holding its working directory), else all; '*' for all."))]
+if TYPE_CHECKING:  # the schemas list the values; to mypy they are strings
+    Language: TypeAlias = str
+    Kind: TypeAlias = str
+else:
+    Language = Literal[tuple(LANGUAGES)]
+    Kind = Literal[CHUNK_KINDS]
+SearchMode = Annotated[Literal[MODES], Field(description="hybrid (words and meaning), lexical (BM25 only) or "  # type: ignore[valid-type]
+                                                          "semantic (embeddings only).")]
 Symbol = Annotated[str, Field(description="A qualified name (pkg.mod.Class.method), a suffix (Class.method) or a "
                                           "unique short name.")]
 Depth = Annotated[int, Field(ge=1, le=10, description="Hops to follow, 1-10.")]
@@ -51,6 +69,8 @@ RepoScope = str | tuple[str, ...] | None  # one repository, an API key's reposit
 
 READ_ONLY = ToolAnnotations(read_only_hint=True)
 WRITES_INDEX = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
+DROPS_INDEX = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False)
+MAX_READ_LINES = 1000  # lines in one read_code answer
 MIN_BUDGET = 100
 MAX_BUDGET = 100_000
 T = TypeVar("T")
@@ -90,8 +110,8 @@ def _hop_line(hop: dict[str, Any]) -> str:
 
 def _neighbours_text(result: dict[str, Any]) -> str:
     start = result["symbol"]
-    lines = [f"{result['direction']} of {start['name_path']} {_cite(start)} (depth {result['depth']}): "
-             f"{len(result['results'])} found"]
+    lines = [(f"{result['direction']} of {start['name_path']} {_cite(start)} (depth {result['depth']}): "
+              f"{len(result['results'])} found")]
     lines += [_hop_line(hop) for hop in result["results"]]
     if result["truncated"]:
         lines.append("(truncated: lower depth or raise min_confidence)")
@@ -154,6 +174,10 @@ class _Item:
     def cite(self) -> str:
         return f"{self.path}:{self.start_line}-{self.end_line}"
 
+    def piece(self) -> dict[str, Any]:
+        return {"role": self.role, "name": self.name, "repo": self.repo, "path": self.path,
+                "start_line": self.start_line, "end_line": self.end_line}
+
     def render(self, max_lines: int | None = None) -> str:
         lines = self.text.splitlines()
         shown = f"{self.cite()}"
@@ -181,6 +205,7 @@ class ContextPacker:
         self.blocks: list[str] = []
         self.chars = self.pieces = 0
         self.dropped: list[_Item] = []
+        self.included: list[_Item] = []
         self.placeholder = 10 ** len(str(budget)) - 1  # as many digits as any count within the budget
         self.reserve = self._footer(dropped_count=99_999)  # the longest unlisted footer
         if not self._fits(header, self.reserve):
@@ -201,6 +226,7 @@ class ContextPacker:
         whole = item.render()
         if self._fits(whole, self.reserve):
             self._append(whole)
+            self.included.append(item)
             return
         low, high, best = self.min_lines, len(item.text.splitlines()) - 1, None
         while low <= high:  # the most lines around the focus that fit
@@ -213,6 +239,7 @@ class ContextPacker:
             self.dropped.append(item)
         else:
             self._append(item.render(best))
+            self.included.append(item)
 
     def _footer(self, listed: int = 0, dropped_count: int = 0) -> str:
         """The closing lines: the first `listed` dropped items with their citations, then how many more."""
@@ -224,6 +251,13 @@ class ContextPacker:
             lines.append(f"{'And' if listed else 'Dropped for the budget:'} {dropped_count - listed} more items.")
         lines.append(f"[~{self.placeholder} of {self.budget} tokens, estimated at 3 characters per token]")
         return "\n".join(lines)
+
+    def result(self) -> dict[str, Any]:
+        """The text, and (for structured output) every item included and every one dropped."""
+        text = self.text()
+        return {"text": text, "tokens": count_tokens(text), "budget_tokens": self.budget,
+                "included": [item.piece() for item in self.included],
+                "dropped": [item.piece() for item in self.dropped]}
 
     def text(self) -> str:
         listed = len(self.dropped)
@@ -246,7 +280,7 @@ class ContextBuilder:
     def __init__(self, lode: Lode) -> None:
         self.lode = lode
 
-    def build(self, query: str | None, symbol: str | None, repo: RepoScope, budget: int, mode: str) -> str:
+    def build(self, query: str | None, symbol: str | None, repo: RepoScope, budget: int, mode: str) -> dict[str, Any]:
         if (query is None) == (symbol is None):
             raise InputError("pass exactly one of query or symbol")
         if symbol is not None:
@@ -258,11 +292,15 @@ class ContextBuilder:
             neighbours = {node["name_path"]: callers}
             header = f"Context for symbol {node['name_path']}"
         else:
+            assert query is not None  # exactly one of them, checked above
             found = self.lode.search(query, repo=repo, mode=mode, k=5)
-            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"]) for hit in found["hits"]]
+            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"])
+                     for hit in found["hits"]]
             if not seeds:
-                return f"No code matches {query!r}." + (f" (legs not used: {', '.join(found['degraded'])})"
+                text = f"No code matches {query!r}." + (f" (legs not used: {', '.join(found['degraded'])})"
                                                         if found["degraded"] else "")
+                return {"text": text, "tokens": count_tokens(text), "budget_tokens": budget, "included": [],
+                        "dropped": []}
             neighbours = {}
             header = f"Context for query {query!r} ({found['mode']})"
         packer = ContextPacker(header, budget)
@@ -278,7 +316,7 @@ class ContextBuilder:
                     seen.add(item.key)
                     self._fill(item)
                     packer.add(item)
-        return packer.text()
+        return packer.result()
 
     def _expansion(self, seed: _Item, callers: dict[str, Any] | None) -> list[_Item]:
         try:
@@ -325,35 +363,79 @@ def _evidence_line(hop: dict[str, Any]) -> int | None:
 # ---- the server -------------------------------------------------------------------------------------------
 
 
-class Access:
-    """What a caller may touch. Over stdio the caller is the local user: every repository and directory."""
+@dataclass(frozen=True)
+class DefaultRepo:
+    """The repository a call without `repo` uses: the one `lode mcp --repo` names, else the indexed repository
+    whose root holds the server's working directory (the deepest), else none: all repositories."""
 
-    def repos(self, ctx: Context, repo: str | None) -> RepoScope:
+    name: str | None = None
+    directory: Path | None = None
+
+    def resolve(self, lode: Lode) -> str | None:
+        if self.name is not None or self.directory is None:
+            return self.name
+        roots = {r["repo"]: Path(r["root"]) for r in lode.repositories()}
+        holding = [name for name, root in roots.items() if root == self.directory or root in self.directory.parents]
+        return max(holding, key=lambda name: len(roots[name].parts), default=None)
+
+
+class Access:
+    """What a caller may touch. Over stdio the caller is the local user: every repository and directory, with the
+    server's default repository for calls that name none."""
+
+    def __init__(self, default: DefaultRepo | None = None) -> None:
+        self.default = default or DefaultRepo()
+
+    def repos(self, ctx: Context, lode: Lode, repo: str | None) -> RepoScope:
         _check_text_arguments(repo=repo)
-        return repo
+        if repo == ALL_REPOS:
+            return None
+        return repo if repo is not None else self.default.resolve(lode)
+
+    def one_repo(self, ctx: Context, lode: Lode, repo: str | None) -> str:
+        """A single repository: the one named, the default, or the only one the caller can see."""
+        scope = self.repos(ctx, lode, repo)
+        if isinstance(scope, str):
+            return scope
+        visible = [r["repo"] for r in lode.repositories() if scope is None or r["repo"] in scope]
+        if len(visible) == 1:
+            return visible[0]
+        raise ToolError(f"pass repo: {len(visible)} repositories are indexed; index_status lists them"
+                        if visible else "no repositories are indexed yet; call index_repository")
 
     def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
         """(root, repository name, the directory the run is confined to or None)."""
         _check_text_arguments(path=path, repo=repo)
         return (*lode.index_target(path, repo), None)
 
+    def remove(self, ctx: Context, lode: Lode, repo: str) -> None:
+        _check_text_arguments(repo=repo)
+        lode.remove_repository(repo)
+
+
+def _http_request(ctx: Context) -> Request:
+    request = ctx.request_context.request
+    if request is None:  # HttpAccess serves the HTTP transport, where every tool call comes with its request
+        raise RuntimeError("a tool call over HTTP without its request")
+    return request
+
 
 class HttpAccess(Access):
     """Over HTTP, the REST rules for the request's API key: its repository scope, and LODE_ALLOWED_ROOTS for
-    the directories it may index (lode/api/security.py)."""
+    the directories it may index (lode/api/security.py). There is no default repository."""
 
-    def repos(self, ctx: Context, repo: str | None) -> RepoScope:
+    def repos(self, ctx: Context, lode: Lode, repo: str | None) -> RepoScope:
         from lode.api.security import repo_scope
 
-        super().repos(ctx, repo)
-        return _http_rule(lambda: repo_scope(ctx.request_context.request, repo))
+        _check_text_arguments(repo=repo)
+        return _http_rule(lambda: repo_scope(_http_request(ctx), None if repo == ALL_REPOS else repo))
 
     def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
         from lode.api.keys import ApiKeys
         from lode.api.security import check_index_path, require_repo
 
         _check_text_arguments(path=path, repo=repo)
-        request = ctx.request_context.request
+        request = _http_request(ctx)
         if repo is not None:  # the key's scope first, as POST /v1/index does
             _http_rule(lambda: require_repo(request, repo))
         open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
@@ -361,6 +443,12 @@ class HttpAccess(Access):
         root, name = lode.index_target(checked, repo,
                                        authorize=lambda name: _http_rule(lambda: require_repo(request, name)))
         return root, name, within
+
+    def remove(self, ctx: Context, lode: Lode, repo: str) -> None:
+        from lode.api.routes import remove_repository
+
+        _check_text_arguments(repo=repo)
+        _http_rule(lambda: remove_repository(_http_request(ctx), lode, repo))
 
 
 def _check_text_arguments(**arguments: str | None) -> None:
@@ -380,61 +468,185 @@ def _http_rule(check: Callable[[], T]) -> T:
 
 
 def _engine_call(action: Callable[[], T]) -> T:
-    """Run one engine call; Lode's own errors (bad input, unknown names, timeouts) become tool errors."""
+    """Run one engine call; Lode's own errors (bad input, unknown names, timeouts) become tool errors, with the
+    remedy an agent can follow (a tool, not a command)."""
     try:
         return action()
     except LodeError as exc:
-        raise ToolError(str(exc)) from exc
+        raise ToolError(exc.tool_message) from exc
+
+
+# ---- argument errors --------------------------------------------------------------------------------------
+
+
+def _allowed(schema: dict[str, Any]) -> str:
+    """What a parameter's JSON schema accepts, in words."""
+    options = schema.get("anyOf", [schema])
+    words = []
+    for option in options:
+        kind = option.get("type")
+        if "enum" in option:
+            words.append("one of " + ", ".join(map(str, option["enum"])))
+        elif kind in ("integer", "number"):
+            noun = "an integer" if kind == "integer" else "a number"
+            low, high = option.get("minimum", option.get("exclusiveMinimum")), option.get("maximum")
+            words.append(f"{noun} from {low} to {high}" if low is not None and high is not None
+                         else f"{noun} of at least {low}" if low is not None else noun)
+        elif kind == "string":
+            low, high = option.get("minLength"), option.get("maxLength")
+            words.append(f"a string of {low or 0} to {high} characters" if high is not None else "a string")
+        elif kind == "boolean":
+            words.append("true or false")
+        elif kind == "null":
+            words.append("null (or left out)")
+        elif kind:
+            words.append(f"a{'n' if kind[0] in 'aeiou' else ''} {kind}")
+    return " or ".join(words) or "a valid value"
+
+
+def argument_error(tool: str, parameters: dict[str, Any], error: ValidationError) -> str:
+    """One line naming the first bad argument and what it accepts (instead of pydantic's multi-line dump)."""
+    first = error.errors()[0]
+    argument = str(first["loc"][0]) if first["loc"] else "arguments"
+    if first["type"] == "missing":
+        return f"Error executing tool {tool}: the argument {argument!r} is required"
+    got = repr(first.get("input"))
+    got = got if len(got) <= 60 else got[:57] + "..."
+    allowed = _allowed(parameters.get("properties", {}).get(argument, {}))
+    return f"Error executing tool {tool}: the argument {argument!r} must be {allowed}, not {got}"
+
+
+class LodeServer(MCPServer):
+    """The SDK's server, with arguments checked as an agent needs: names outside the schema are refused, and a
+    value the schema does not accept is reported in one line (argument_error)."""
+
+    def forbid_unknown_arguments(self) -> None:
+        for tool in self._tool_manager.list_tools():  # the published schemas say so too
+            tool.parameters["additionalProperties"] = False
+
+    async def call_tool(self, name: str, arguments: dict[str, Any],
+                        context: Context | None = None) -> Any:
+        tool = self._tool_manager.get_tool(name)
+        if tool is None:
+            return await super().call_tool(name, arguments, context)
+        known = tool.parameters.get("properties", {})
+        unknown = sorted(set(arguments) - set(known))
+        if unknown:
+            raise ToolError(f"Error executing tool {name}: unknown argument{'s' if len(unknown) > 1 else ''} "
+                            f"{', '.join(map(repr, unknown))}; {name} takes {', '.join(known) or 'none'}")
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            if isinstance(exc.__cause__, ValidationError):
+                raise ToolError(argument_error(name, tool.parameters, exc.__cause__)) from exc.__cause__
+            raise
+
+
+# ---- structured output ------------------------------------------------------------------------------------
+
+
+class CodeOut(Doc):
+    repo: str
+    path: str
+    start_line: int
+    end_line: int
+    origin: Literal["file", "index"]
+    stale: str | None
+    lines: list[str]
+    more: bool = Field(description="True when the file goes on past end_line.")
+
+
+class IndexOut(Doc):
+    repo: str
+    files_indexed: int
+    files_unchanged: int
+    files_deleted: int
+    files_skipped: int
+    chunks: int
+    seconds: float
+    embeddings: dict[str, int]
+    warnings: list[str]
+
+
+class ClearedOut(Doc):
+    removed: str
+
+
+class ContextPiece(Doc):
+    role: Literal["definition", "caller", "callee", "test", "hit"]
+    name: str
+    repo: str
+    path: str
+    start_line: int
+    end_line: int
+
+
+class ContextOut(Doc):
+    text: str = Field(description="The packed context, as in the text content.")
+    tokens: int = Field(description="count_tokens of the text.")
+    budget_tokens: int
+    included: list[ContextPiece]
+    dropped: list[ContextPiece] = Field(description="Every piece left out for the budget, in priority order.")
+
+
+def _answer(text: str, model: type[Doc], data: dict[str, Any]) -> CallToolResult:
+    """The text an agent reads, with the same answer as JSON (structuredContent) for programs."""
+    structured = model.model_validate(data).model_dump(mode="json", by_alias=True)
+    return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
 
 def create_server(get_lode: Callable[[], Lode], access: Access | None = None) -> MCPServer:
     """The MCP server over the engine that `get_lode` returns (the REST app's own, when mounted there)."""
-    server = MCPServer("lode", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
+    server = LodeServer("lode", instructions=INSTRUCTIONS, version=__version__, log_level="WARNING")
     access = access or Access()
     database_lock = threading.Lock()
 
     def engine() -> Lode:
         lode = get_lode()
         with database_lock:  # tools run in worker threads: start the database once
-            lode.db
+            _ = lode.db
         return lode
 
-    @server.tool(structured_output=False, annotations=READ_ONLY)
+    @server.tool(title="Search code", annotations=READ_ONLY)
     def search_code(
         query: Annotated[str, Field(description="What the code does, or words and names in it.")],
         ctx: Context,
         repo: Repo = None,
-        mode: Annotated[Literal["hybrid", "lexical", "semantic"], Field(description="hybrid by default.")] = "hybrid",
+        mode: SearchMode = "hybrid",
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of hits.")] = 10,
-        lang: Annotated[str | None, Field(description="Only this language, e.g. python.")] = None,
-        path: Annotated[str | None, Field(description="Only files matching this glob, e.g. src/**/*.py.")] = None,
-        kind: Annotated[str | None, Field(description="Only this chunk kind: function, method, class, ...")] = None,
+        lang: Annotated[Language | None, Field(description="Only this language.")] = None,
+        path: Annotated[str | None, Field(min_length=1, max_length=500,
+                                          description="Only files matching this glob, e.g. src/**/*.py.")] = None,
+        kind: Annotated[Kind | None, Field(description="Only this chunk kind.")] = None,
         files: Annotated[bool, Field(description="Rank files instead (k of them), each with its best hits: "
                                                  "which files to open or edit.")] = False,
-    ) -> str:
+    ) -> Annotated[CallToolResult, models.SearchOut]:
         """Search the indexed code (BM25 + embeddings, then priors: definitions first, tests last). The query may
         be a name, a question or a whole issue with its traceback (up to 64 KiB). Each hit: path:start-end, kind,
         qualified name, snippet; with files=true, files best first with their best hits."""
         _check_text_arguments(path=path)
-        scope = access.repos(ctx, repo)
-        result = _engine_call(lambda: engine().search(
+        lode = engine()
+        scope = access.repos(ctx, lode, repo)
+        result = _engine_call(lambda: lode.search(
             query, repo=scope, mode=mode, k=k, languages=(lang,) if lang else (), path=path,
             kinds=(kind,) if kind else (), group="files" if files else "chunks"))
-        return _files_text(result) if files else _search_text(result)
+        text = _files_text(result) if files else _search_text(result)
+        return _answer(text, models.SearchOut, result | {"offset": 0, "next_offset": None})
 
-    @server.tool(structured_output=False, annotations=READ_ONLY)
+    @server.tool(title="Find a symbol's definitions", annotations=READ_ONLY)
     def find_symbol(
         name: Annotated[str, Field(description="Exact name, qualified name or suffix such as Class.method.")],
         ctx: Context,
         repo: Repo = None,
-        limit: Annotated[int, Field(ge=1, le=MAX_K)] = 20,
-    ) -> str:
+        limit: Annotated[int, Field(ge=1, le=MAX_K, description="Definitions at most.")] = 20,
+    ) -> Annotated[CallToolResult, models.SymbolsOut]:
         """Find definitions by name: path:start-end, kind, signature and docstring's first line."""
-        scope = access.repos(ctx, repo)
-        result = _engine_call(lambda: engine().symbols(name, repo=scope, limit=limit))
+        lode = engine()
+        scope = access.repos(ctx, lode, repo)
+        result = _engine_call(lambda: lode.symbols(name, repo=scope, limit=limit))
         if not result["symbols"]:
             hint = f" Close names: {', '.join(result['suggestions'])}." if result["suggestions"] else ""
-            return f"No symbol named {name!r}.{hint}"
+            return _answer(f"No symbol named {name!r}.{hint}", models.SymbolsOut, result)
         lines = [f"{len(result['symbols'])} definitions of {name!r}"]
         for sym in result["symbols"]:
             lines.append(f"{_cite(sym)}  {sym['kind']} {sym['name_path'] or sym['name']}  [repo {sym['repo']}]")
@@ -442,49 +654,118 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
                 lines.append(f"    {sym['signature']}")
             if sym.get("docstring"):
                 lines.append(f"    \"{sym['docstring'].strip().splitlines()[0]}\"")
-        return "\n".join(lines)
+        return _answer("\n".join(lines), models.SymbolsOut, result)
 
-    @server.tool(structured_output=False, annotations=READ_ONLY)
+    @server.tool(title="Outline a file or folder", annotations=READ_ONLY)
+    def get_symbols_overview(
+        ctx: Context,
+        path: Annotated[str, Field(max_length=4096, description="A file or folder relative to the repository "
+                                                                 "root; '' for the whole repository.")] = "",
+        repo: Repo = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_OUTLINE, description="Definitions at most.")] = 300,
+    ) -> Annotated[CallToolResult, models.OutlineOut]:
+        """The definitions in a file or below a folder, nested as in the code, each with its kind, lines and
+        signature: a map of the code to read before opening files."""
+        _check_text_arguments(path=path)
+        lode = engine()
+        name = access.one_repo(ctx, lode, repo)
+        result = _engine_call(lambda: lode.outline(name, path, limit))
+        return _answer(_outline_text(result), models.OutlineOut, result)
+
+    @server.tool(title="Read code", annotations=READ_ONLY)
+    def read_code(
+        path: Annotated[str, Field(min_length=1, max_length=4096,
+                                   description="An indexed file, relative to the repository root.")],
+        ctx: Context,
+        start: Annotated[int, Field(ge=1, le=LAST_LINE, description="First line (1-based).")] = 1,
+        end: Annotated[int | None, Field(ge=1, le=LAST_LINE,
+                                         description=f"Last line, inclusive; at most {MAX_READ_LINES} lines are "
+                                                     "returned.")] = None,
+        repo: Repo = None,
+    ) -> Annotated[CallToolResult, CodeOut]:
+        """Lines start..end of an indexed file, numbered, as the index cites them (path:line). Served from the
+        file while it is as indexed, else from the index's own text of it (said so in the answer)."""
+        _check_text_arguments(path=path)
+        lode = engine()
+        name = access.one_repo(ctx, lode, repo)
+        last = start + MAX_READ_LINES - 1 if end is None else min(end, start + MAX_READ_LINES - 1)
+        result = _engine_call(lambda: lode.file_lines(name, path, start, last + 1))
+        more = len(result["lines"]) > last - start + 1
+        if more:
+            result["lines"] = result["lines"][:last - start + 1]
+            result["end_line"] = last
+        more = more and (end is None or end > last)
+        return _answer(_code_text(result, more), CodeOut, result | {"more": more})
+
+    @server.tool(title="Search by exact text or regex", annotations=READ_ONLY)
+    def search_pattern(
+        pattern: Annotated[str, Field(min_length=1, max_length=MAX_PATTERN_CHARS,
+                                      description="Text to find, or an RE2 regular expression with regex=true.")],
+        ctx: Context,
+        regex: Annotated[bool, Field(description="Treat the pattern as a regular expression (RE2 syntax).")] = False,
+        ignore_case: Annotated[bool, Field(description="Match regardless of case.")] = False,
+        repo: Repo = None,
+        path: Annotated[str | None, Field(min_length=1, max_length=500,
+                                          description="Only files matching this glob, e.g. src/**/*.py.")] = None,
+        lang: Annotated[Language | None, Field(description="Only this language.")] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_GREP_MATCHES, description="Matching lines at most.")] = 100,
+    ) -> Annotated[CallToolResult, models.PatternOut]:
+        """Every line of the indexed files that contains the text (or matches the regex), as grep would: each as
+        path:line:column with the line. Files changed since indexing are listed, not searched."""
+        _check_text_arguments(path=path)
+        lode = engine()
+        scope = access.repos(ctx, lode, repo)
+        result = _engine_call(lambda: lode.grep(pattern, repo=scope, regex=regex, ignore_case=ignore_case,
+                                                path=path, languages=(lang,) if lang else (), limit=limit))
+        return _answer(_pattern_text(result), models.PatternOut, result)
+
+    @server.tool(title="Callers of a symbol", annotations=READ_ONLY)
     def get_callers(symbol: Symbol, ctx: Context, repo: Repo = None, depth: Depth = 1,
-                    min_confidence: MinConfidence = 0.0) -> str:
+                    min_confidence: MinConfidence = 0.0) -> Annotated[CallToolResult, models.NeighboursOut]:
         """Who calls a symbol, up to `depth` hops: each caller with path:start-end and the call site."""
-        scope = access.repos(ctx, repo)
-        return _neighbours_text(_engine_call(lambda: engine().graph_neighbours(
-            "callers", symbol, repo=scope, depth=depth, min_confidence=min_confidence)))
+        lode = engine()
+        scope = access.repos(ctx, lode, repo)
+        result = _engine_call(lambda: lode.graph_neighbours(
+            "callers", symbol, repo=scope, depth=depth, min_confidence=min_confidence))
+        return _answer(_neighbours_text(result), models.NeighboursOut, result)
 
-    @server.tool(structured_output=False, annotations=READ_ONLY)
+    @server.tool(title="Callees of a symbol", annotations=READ_ONLY)
     def get_callees(symbol: Symbol, ctx: Context, repo: Repo = None, depth: Depth = 1,
-                    min_confidence: MinConfidence = 0.0) -> str:
+                    min_confidence: MinConfidence = 0.0) -> Annotated[CallToolResult, models.NeighboursOut]:
         """What a symbol calls, up to `depth` hops; calls outside the repositories show as (external)."""
-        scope = access.repos(ctx, repo)
-        return _neighbours_text(_engine_call(lambda: engine().graph_neighbours(
-            "callees", symbol, repo=scope, depth=depth, min_confidence=min_confidence)))
+        lode = engine()
+        scope = access.repos(ctx, lode, repo)
+        result = _engine_call(lambda: lode.graph_neighbours(
+            "callees", symbol, repo=scope, depth=depth, min_confidence=min_confidence))
+        return _answer(_neighbours_text(result), models.NeighboursOut, result)
 
-    @server.tool(structured_output=False, annotations=READ_ONLY)
+    @server.tool(title="Path between two symbols", annotations=READ_ONLY)
     def find_path(
         source: Annotated[str, Field(description="From this symbol...")],
         target: Annotated[str, Field(description="...to this one (either direction is searched).")],
         ctx: Context,
         repo: Repo = None,
-        max_depth: Annotated[int, Field(ge=1, le=10)] = 6,
-    ) -> str:
+        max_depth: Annotated[int, Field(ge=1, le=10, description="Hops at most.")] = 6,
+    ) -> Annotated[CallToolResult, models.PathOut]:
         """The shortest chain of calls/imports/inheritance between two symbols, each step with its evidence."""
-        scope = access.repos(ctx, repo)
-        result = _engine_call(lambda: engine().graph_path(source, target, repo=scope, max_depth=max_depth))
+        lode = engine()
+        scope = access.repos(ctx, lode, repo)
+        result = _engine_call(lambda: lode.graph_path(source, target, repo=scope, max_depth=max_depth))
         if not result["found"]:
-            return f"No path between {source} and {target} within {max_depth} hops."
+            return _answer(f"No path between {source} and {target} within {max_depth} hops.", models.PathOut,
+                           result)
         start = result["from"]
         lines = [f"{start['name_path']} {_cite(start)} ({result['direction']})"]
         lines += [f"  -> {hop['name_path']} {_cite(hop)}  [{hop['edge']} at {hop['evidence']}]"
                   for hop in result["path"]]
-        return "\n".join(lines)
+        return _answer("\n".join(lines), models.PathOut, result)
 
-    @server.tool(structured_output=False, annotations=WRITES_INDEX)
+    @server.tool(title="Index a directory", annotations=WRITES_INDEX)
     async def index_repository(
         path: Annotated[str, Field(description="Directory to index, on the machine that runs Lode.")],
         ctx: Context,
         repo: Annotated[str | None, Field(description="Repository name; the directory's name by default.")] = None,
-    ) -> str:
+    ) -> Annotated[CallToolResult, IndexOut]:
         """Index (or incrementally re-index) a directory; reports progress. Embeddings fill in afterwards."""
         last = [0.0]
 
@@ -511,43 +792,119 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
                 f"{report.files_deleted} deleted, {report.files_skipped} skipped; {report.chunks} chunks in "
                 f"{report.seconds:.1f}s. Embeddings: {embeddings['done']} done, {embeddings['pending']} pending, "
                 f"{embeddings['failed']} failed.")
-        return "\n".join([text, *(f"warning: {w}" for w in report.warnings)])
+        data = {"repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
+                "files_deleted": report.files_deleted, "files_skipped": report.files_skipped,
+                "chunks": report.chunks, "seconds": report.seconds, "embeddings": embeddings,
+                "warnings": list(report.warnings)}
+        return _answer("\n".join([text, *(f"warning: {w}" for w in report.warnings)]), IndexOut, data)
 
-    @server.tool(structured_output=False, annotations=READ_ONLY)
-    def index_status(ctx: Context, repo: Repo = None) -> str:
-        """Indexed repositories: files, chunks, languages, embeddings, last run and skipped files by reason."""
-        scope = access.repos(ctx, repo)
-        result = _engine_call(lambda: engine().status(scope))
+    @server.tool(title="Drop a repository's index", annotations=DROPS_INDEX)
+    def clear_index(
+        repo: Annotated[str, Field(min_length=1, max_length=128,
+                                   description="The repository whose index to drop (never a default: name it).")],
+        ctx: Context,
+    ) -> Annotated[CallToolResult, ClearedOut]:
+        """Delete a repository's index (chunks, symbols, graph, embeddings) in one transaction; the files on
+        disk are untouched and index_repository rebuilds it."""
+        lode = engine()
+        _engine_call(lambda: access.remove(ctx, lode, repo))
+        return _answer(f"Removed the index of {repo}.", ClearedOut, {"removed": repo})
+
+    @server.tool(title="Index status", annotations=READ_ONLY)
+    def index_status(ctx: Context, repo: Repo = None) -> Annotated[CallToolResult, models.StatusOut]:
+        """Indexed repositories: files, chunks, languages, embeddings, last run and skipped files by reason.
+        Without repo it lists every repository (the default one is marked)."""
+        lode = engine()
+        scope = access.repos(ctx, lode, repo if repo is not None else ALL_REPOS)
+        result = _engine_call(lambda: lode.status(scope))
         if not result["repos"]:
-            return "No repositories are indexed yet; call index_repository."
+            return _answer("No repositories are indexed yet; call index_repository.", models.StatusOut, result)
+        default = access.repos(ctx, lode, None) if repo is None else None
         lines = []
         for r in result["repos"]:
             emb, run = r["embeddings"], r["last_run"] or {}
             languages = ", ".join(f"{lang} {n}" for lang, n in r["languages"].items())
             skipped = ", ".join(f"{reason} {n}" for reason, n in r["skipped"].items()) or "none"
-            lines.append(f"{r['repo']}: {r['root']} — {r['files']} files ({languages}), {r['chunks']} chunks, "
-                         f"generation {r['generation']}, updated {r['updated_at']}")
+            marker = " (default)" if r["repo"] == default else ""
+            lines.append(f"{r['repo']}{marker}: {r['root']} — {r['files']} files ({languages}), {r['chunks']} "
+                         f"chunks, generation {r['generation']}, updated {r['updated_at']}")
             lines.append(f"    embeddings ({r['embedding_model'] or 'no model'}): {emb['done']} done, "
                          f"{emb['pending']} pending, {emb['failed']} failed; last run: {run.get('status', 'none')}; "
                          f"skipped: {skipped}")
-        return "\n".join(lines)
+        return _answer("\n".join(lines), models.StatusOut, result)
 
-    @server.tool(structured_output=False, annotations=READ_ONLY)
+    @server.tool(title="Context for a change", annotations=READ_ONLY)
     def get_context(
         ctx: Context,
         query: Annotated[str | None, Field(description="What you are looking for (or pass symbol).")] = None,
         symbol: Annotated[str | None, Field(description="A symbol to centre on (or pass query).")] = None,
         repo: Repo = None,
         budget_tokens: Annotated[int, Field(ge=MIN_BUDGET, le=MAX_BUDGET,
-                                            description="The answer stays within this many tokens (estimated).")] = 4000,
-        mode: Annotated[Literal["hybrid", "lexical", "semantic"], Field(description="Search mode for query.")] = "hybrid",
-    ) -> str:
+                                            description="The answer stays within this many tokens (estimated).")
+                                 ] = 4000,
+        mode: SearchMode = "hybrid",
+    ) -> Annotated[CallToolResult, ContextOut]:
         """Code to read before a change, within a token budget: the definitions found, then their callers,
-        callees and related tests, each cited path:start-end; what did not fit is listed at the end."""
-        scope = access.repos(ctx, repo)
-        return _engine_call(lambda: ContextBuilder(engine()).build(query, symbol, scope, budget_tokens, mode))
+        callees and related tests, each cited path:start-end; what did not fit is listed at the end (all of it
+        in the structured output's `dropped`)."""
+        lode = engine()
+        scope = access.repos(ctx, lode, repo)
+        packed = _engine_call(lambda: ContextBuilder(lode).build(query, symbol, scope, budget_tokens, mode))
+        return _answer(packed["text"], ContextOut, packed)
 
+    server.forbid_unknown_arguments()
     return server
+
+
+def _outline_text(result: dict[str, Any]) -> str:
+    symbols = result["symbols"]
+    where = result["path"] or "the repository"
+    lines = [f"{len(symbols)} definitions in {where} ({result['files']} files, repo {result['repo']})"
+             + ("; truncated: raise limit or outline a narrower path" if result["truncated"] else "")]
+    current: str | None = None
+    open_ends: list[int] = []  # the enclosing definitions' last lines give the nesting
+    for sym in symbols:
+        if sym["path"] != current:
+            current, open_ends = sym["path"], []
+            lines.append(f"{current}:")
+        while open_ends and sym["start_line"] > open_ends[-1]:
+            open_ends.pop()
+        signature = f"  {sym['signature']}" if sym["signature"] else ""
+        lines.append(f"{'  ' * (len(open_ends) + 1)}{sym['start_line']}-{sym['end_line']} {sym['kind']} "
+                     f"{sym['name']}{signature}")
+        open_ends.append(sym["end_line"])
+    return "\n".join(lines)
+
+
+def _code_text(result: dict[str, Any], more: bool) -> str:
+    head = f"{result['path']}:{result['start_line']}-{result['end_line']} (repo {result['repo']})"
+    if result["origin"] == "index":
+        head += f"; from the index's text, not the file ({result['stale']}): nested bodies are elided"
+    width = len(str(result["end_line"]))
+    body = [f"{number:>{width}}  {line}" for number, line in enumerate(result["lines"], start=result["start_line"])]
+    tail = [f"(more lines follow; call read_code with start={result['end_line'] + 1})"] if more else []
+    return "\n".join([head, *body, *tail])
+
+
+def _pattern_text(result: dict[str, Any]) -> str:
+    matches = result["matches"]
+    head = (f"{len(matches)} matching lines for {result['pattern']!r} in {result['files_searched']} of "
+            f"{result['files_total']} files")
+    notes = []
+    if result["truncated"]:
+        notes.append("stopped at the limit")
+    if result["timed_out"]:
+        notes.append("stopped at the time limit: narrow it with path or lang")
+    if result["stale"]:
+        shown = ", ".join(result["stale"][:10]) + (" ..." if len(result["stale"]) > 10 else "")
+        notes.append(f"{len(result['stale'])} changed since indexing, not searched (index_repository refreshes "
+                     f"them): {shown}")
+    lines = [head + (f"; {'; '.join(notes)}" if notes else "")]
+    repos = {m["repo"] for m in matches}
+    for m in matches:
+        prefix = f"[{m['repo']}] " if len(repos) > 1 else ""
+        lines.append(f"{prefix}{m['path']}:{m['line']}:{m['column']}: {m['text']}")
+    return "\n".join(lines)
 
 
 # ---- transports -------------------------------------------------------------------------------------------
@@ -577,8 +934,10 @@ def mount(app: Starlette, path: str = "/mcp") -> MCPServer:
     return server
 
 
-def run_stdio(settings: Settings | None = None) -> None:
-    """`lode mcp`: serve over stdin/stdout. The SDK points fd 1 at stderr while serving, so nothing but MCP
+def run_stdio(settings: Settings | None = None, repo: str | None = None) -> None:
+    """`lode mcp [--repo NAME]`: serve over stdin/stdout, with `repo` (else the repository holding the working
+    directory) as the default repository. The SDK points fd 1 at stderr while serving, so nothing but MCP
     messages reaches stdout, whatever a library or child process prints."""
+    default = DefaultRepo(repo) if repo is not None else DefaultRepo(directory=Path.cwd().resolve())
     with Lode(settings) as lode:
-        anyio.run(create_server(lambda: lode).run_stdio_async)
+        anyio.run(create_server(lambda: lode, Access(default)).run_stdio_async)

@@ -48,11 +48,14 @@ class Candidate:
     mtime_ns: int
 
 
+CHUNK_KINDS = ("function", "method", "class", "struct", "interface", "trait", "enum", "module", "window")
+
+
 @dataclass(slots=True)
 class Chunk:
     """One searchable unit of a file: a definition, a part of one, module-level code or a line window."""
 
-    kind: str  # function | method | class | struct | interface | trait | enum | module | window
+    kind: str  # one of CHUNK_KINDS
     name: str | None
     name_path: str | None  # qualified, e.g. "pkg.module.Class.method"
     start_line: int  # 1-based, inclusive
@@ -87,5 +90,6 @@ class Hit:
     score: float
     legs: dict[str, Any] = field(default_factory=dict)  # ranks per leg; with ranking, the fused score and priors
     snippet: str = ""
-    highlights: list[list[int]] = field(default_factory=list)  # [line, start, end] over the snippet (search/highlight.py)
+    # [line, start, end] over the snippet (search/highlight.py)
+    highlights: list[list[int]] = field(default_factory=list)
     chunk_id: int = 0

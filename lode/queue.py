@@ -13,58 +13,22 @@ jobs of a worker silent for LODE_QUEUE_STALL_SECONDS. Tasks:
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import threading
 from typing import TYPE_CHECKING, Any
 
 import procrastinate
 from procrastinate import JobContext, RetryStrategy
-from procrastinate.exceptions import AlreadyEnqueued, JobAborted
+from procrastinate.exceptions import JobAborted
 
 from lode.errors import LodeError
 from lode.logs import get_logger
-from lode.store.db import Database, DatabaseUnavailable
+from lode.queue_client import NAMESPACE, Queue, worker_name
+from lode.store.db import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from lode.engine import Lode
 
 log = get_logger(__name__)
-
-NAMESPACE = "lode"
-
-
-def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-class Queue:
-    """Defers and cancels jobs from synchronous code on Lode's own pool, so that a job can be deferred in the
-    transaction that records it."""
-
-    def __init__(self, db: Database) -> None:
-        self.name = db.settings.queue.name
-        self.app = procrastinate.App(connector=procrastinate.SyncPsycopgConnector())
-        self.app.open(db.pool)
-
-    def defer(self, task: str, *, conn: Any = None, lock: str | None = None, queueing_lock: str | None = None,
-              **kwargs: Any) -> int | None:
-        """The new job's id; None when a job with the same queueing lock is already waiting."""
-        try:
-            return self._configure(task, conn, lock, queueing_lock).defer(**kwargs)
-        except AlreadyEnqueued:
-            return None
-
-    def defer_many(self, task: str, arguments: list[dict[str, Any]]) -> list[int]:
-        return self._configure(task, None, None, None).batch_defer(*arguments) if arguments else []
-
-    def cancel(self, queue_job_id: int) -> None:
-        """A waiting job is cancelled; a running one is asked to abort (its task checks between two files)."""
-        self.app.job_manager.cancel_job_by_id(queue_job_id, abort=True)
-
-    def _configure(self, task: str, conn: Any, lock: str | None, queueing_lock: str | None) -> Any:
-        return self.app.configure_task(f"{NAMESPACE}:{task}", queue=self.name, connection=conn, lock=lock,
-                                       queueing_lock=queueing_lock)
 
 
 # ---- tasks (each receives the worker's Lode engine in its context) ---------------------------------------------
@@ -77,7 +41,8 @@ def index_repository(context: JobContext, job_id: str) -> None:
     from lode.jobs import IndexJob, Requeued
 
     try:
-        IndexJob(_lode(context), context.additional_context["queue"], job_id, context.worker_name or worker_name(), context.should_abort,
+        IndexJob(_lode(context), context.additional_context["queue"], job_id, context.worker_name or worker_name(),
+                 context.should_abort,
                  shutting_down=lambda: context.abort_reason() == procrastinate.job_context.AbortReason.SHUTDOWN).run()
     except Requeued:
         raise JobAborted("the worker shut down; the job is retried by the next worker") from None

@@ -3,8 +3,9 @@
 `map_killable` runs fn(job) for each job in a pebble process pool and yields (job, result) in job order. A job
 still running after `timeout` seconds (counted from when a worker took it) has its worker process killed (pebble
 replaces it) and yields a `Lost` instead of a result; so does a job whose worker died (a crash in a native
-parser). Jobs travel in chunks; a chunk that fails is re-run one job at a time, so only the guilty job is lost. Either is logged and recorded in error_logs, and the other jobs go on. Errors recorded inside a worker
-(which has no database) are carried back with its result and stored by the parent.
+parser). Jobs travel in chunks; a chunk that fails is re-run one job at a time, so only the guilty job is lost.
+Either is logged and recorded in error_logs, and the other jobs go on. Errors recorded inside a worker (which has
+no database) are carried back with its result and stored by the parent.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def map_killable(
     workers: int,
     timeout: float,
     chunksize: int = 4,
-    mp_context: multiprocessing.context.BaseContext | None = None,
+    mp_context: multiprocessing.context.BaseContext,  # pebble has no default of its own for None
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
     describe: Callable[[J], dict[str, Any]] = lambda job: {},

@@ -66,5 +66,6 @@ def namespace_host() -> Iterator[NamespaceHost]:
         _ip("-n", namespace, "link", "set", "lo", "up")
         yield NamespaceHost(namespace, here, there)
     finally:
-        subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30, check=False)  # takes its veth end
-        subprocess.run(["ip", "link", "del", near], capture_output=True, timeout=30, check=False)  # gone with it, normally
+        # deleting the namespace takes its veth end, and the near end normally goes with it
+        subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=30, check=False)
+        subprocess.run(["ip", "link", "del", near], capture_output=True, timeout=30, check=False)

@@ -93,8 +93,9 @@ class _EmbedHandler(BaseHTTPRequestHandler):
         if mode == "malformed":
             return self._send(200, b'{"data": [ not json')
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [{"index": i, "embedding": vector(text, stub.dim), "object": "embedding"} for i, text in enumerate(inputs)]
-        self._send(200, json.dumps({"data": data, "model": stub.model, "object": "list"}).encode())
+        data = [{"index": i, "embedding": vector(text, stub.dim), "object": "embedding"}
+                for i, text in enumerate(inputs)]
+        return self._send(200, json.dumps({"data": data, "model": stub.model, "object": "list"}).encode())
 
     def _send(self, status: int, raw: bytes, headers: dict[str, str] | None = None) -> None:
         try:

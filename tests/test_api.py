@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,85 +21,17 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import local_client, run_cli
+from tests.support.cli import run_cli
 from redis_server import running_redis
-from lode.api.app import create_app
-from lode.config import EmbeddingSettings, QueueSettings, ServerSettings, Settings
+from lode.config import EmbeddingSettings, Settings
 from lode.engine import Lode
 from lode.health import health_report
 from lode.indexer import _REPO_LOCK_CLASS  # the indexer's per-repository advisory lock, held to pause a job
 from lode.resilience import breaker, reset_breakers
 from lode.store.db import Database
-from test_indexing import TS_APP, write_tree
-from test_semantic import start_stub
-
-SHOP = {
-    "shop/__init__.py": "\"\"\"A tiny shop.\"\"\"\n",
-    "shop/cart.py": '''"""Shopping cart."""
-from shop.pricing import apply_discount
-
-
-class Cart:
-    """A cart of items."""
-
-    def __init__(self):
-        self.items = []
-
-    def add(self, item, price):
-        """Add an item with its price."""
-        self.items.append((item, price))
-
-    def total(self):
-        """Sum of prices after the discount."""
-        return apply_discount(sum(p for _, p in self.items))
-''',
-    "shop/pricing.py": '''def apply_discount(amount):
-    """Ten percent discount above one hundred."""
-    return amount * 0.9 if amount > 100 else round_price(amount)
-
-
-def round_price(amount):
-    """Round to cents: no discount."""
-    return round(amount, 2)
-''',
-    "web/app.ts": TS_APP,
-    "README.md": "# Shop\n\nA shop used to test the Lode API: every discount is applied once.\n",
-}
-
-
-def settings_for(home: Path, embedder: str = "none", embedding: EmbeddingSettings | None = None,
-                 queue: QueueSettings | None = None, **server: Any) -> Settings:
-    """Each app gets a queue of its own, so that its jobs run on its own in-process worker and configuration."""
-    return Settings(home=home, embedder=embedder, embedding=embedding or EmbeddingSettings(),
-                    queue=queue or QueueSettings(name=f"test-{uuid.uuid4().hex[:12]}", poll_seconds=0.2),
-                    server=ServerSettings(**{"rate_limit": None, **server}))
-
-
-@contextmanager
-def api(home: Path, host: str = "127.0.0.1", **options: Any) -> Iterator[TestClient]:
-    with local_client(create_app(settings_for(home, **options), host=host)) as client:
-        yield client
-
-
-def wait_job(client: TestClient, job_id: str, timeout: float = 120, **headers: str) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        response = client.get(f"/v1/index/{job_id}", headers=headers)
-        assert response.status_code == 200, response.text
-        job = response.json()["job"]
-        if job["state"] not in ("queued", "running"):
-            return job
-        assert time.monotonic() < deadline, f"job still {job['state']}: {job}"
-        time.sleep(0.05)
-
-
-def index_via_api(client: TestClient, path: Path, repo: str, **headers: str) -> dict[str, Any]:
-    response = client.post("/v1/index", json={"path": str(path), "repo": repo}, headers=headers)
-    assert response.status_code == 202, response.text
-    job = wait_job(client, response.json()["job"]["id"], **headers)
-    assert job["state"] == "succeeded", job
-    return job
-
+from tests.support.trees import write_tree
+from tests.support.embedding_stub import start_stub
+from tests.support.api_server import SHOP, api, error_of, index_via_api, wait_job
 
 @pytest.fixture(scope="module")
 def roots(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -118,14 +49,6 @@ def shop(client: TestClient, roots: Path) -> dict[str, Any]:
     root = roots / "shop"
     write_tree(root, SHOP)
     return {"root": root, "repo": "api-shop", "job": index_via_api(client, root, "api-shop")}
-
-
-def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"} and {"message", "code"} <= set(body["error"]), body
-    assert body["error"]["message"]
-    return body["error"]
 
 
 # ---- OpenAPI, repositories, jobs --------------------------------------------------------------------------
@@ -212,6 +135,29 @@ def test_search_filters_and_pagination(client: TestClient, shop: dict[str, Any])
     assert hybrid["mode"] == "hybrid" and hybrid["hits"] and set(hybrid["degraded"]) == {"text", "code"}
     semantic = client.get("/v1/search", params={"q": "discount", "mode": "semantic"})
     assert "LODE_EMBEDDER is 'none'" in error_of(semantic, 400)["message"]  # this server cannot, ever
+
+
+def test_outline_and_pattern_search_routes(client: TestClient, shop: dict[str, Any]) -> None:
+    """The REST side of the MCP tools get_symbols_overview and search_pattern (issue 19)."""
+    outline = client.get("/v1/repositories/api-shop/outline", params={"path": "shop/cart.py"})
+    assert outline.status_code == 200, outline.text
+    symbols = [(s["kind"], s["name"], s["start_line"], s["signature"]) for s in outline.json()["symbols"]]
+    assert symbols[:2] == [("class", "Cart", 5, "class Cart"), ("method", "__init__", 8, "def __init__(self)")]
+    assert ("method", "total", 15, "def total(self)") in symbols
+    whole = client.get("/v1/repositories/api-shop/outline").json()
+    assert whole["path"] == "" and whole["files"] == len(SHOP) and not whole["truncated"]
+    assert error_of(client.get("/v1/repositories/api-shop/outline", params={"path": "nope"}), 404)["message"] == (
+        "'nope' is neither an indexed file nor a folder of indexed files of repository 'api-shop'")
+
+    found = client.get("/v1/pattern", params={"q": r"def \w+\(amount\)", "regex": "true", "repo": "api-shop"})
+    assert found.status_code == 200, found.text
+    assert [(m["path"], m["line"], m["column"]) for m in found.json()["matches"]] == [
+        ("shop/pricing.py", 1, 1), ("shop/pricing.py", 6, 1)]
+    exact = client.get("/v1/pattern", params={"q": "APPLY_DISCOUNT(", "ignore_case": "true", "repo": "api-shop",
+                                              "path": "shop/cart.py"}).json()
+    assert [m["text"] for m in exact["matches"]] == ["        return apply_discount(sum(p for _, p in self.items))"]
+    bad = error_of(client.get("/v1/pattern", params={"q": "(?<=x)", "regex": "true"}), 400)
+    assert bad["message"].startswith("invalid regular expression '(?<=x)': invalid perl operator: (?<")
 
 
 def test_search_hits_mark_the_query_terms_as_the_tokenizer_matched_them(client: TestClient,
@@ -345,7 +291,8 @@ def test_delete_repository(client: TestClient, roots: Path) -> None:
 
 def _changed_tree(root: Path, files: int, version: int) -> None:
     write_tree(root, {f"m{i:03}.py": "".join(
-        f"def f{i}_{j}():\n    # zebramarker V{version}\n    return {j}\n\n\n" for j in range(3)) for i in range(files)})
+        f"def f{i}_{j}():\n    # zebramarker V{version}\n    return {j}\n\n\n" for j in range(3))
+        for i in range(files)})
 
 
 @contextmanager
@@ -458,7 +405,8 @@ def test_error_shapes(client: TestClient, shop: dict[str, Any]) -> None:
     assert error_of(client.get("/v1/search", params={"q": "a\x00b"}), 400)["message"].endswith("NUL character")
     assert error_of(client.get("/v1/search", params={"q": "x", "repo": "bad name"}), 422)
     assert error_of(client.get("/v1/graph/callers", params={"symbol": "no_such_symbol_anywhere"}), 404)
-    assert error_of(client.get("/v1/graph/callers", params={"symbol": "shop.pricing.apply_discount", "kinds": "bogus"}), 400)
+    bad_kinds = {"symbol": "shop.pricing.apply_discount", "kinds": "bogus"}
+    assert error_of(client.get("/v1/graph/callers", params=bad_kinds), 400)
     assert error_of(client.get("/v1/index/not-a-uuid"), 422)
     assert error_of(client.get("/v1/index/00000000-0000-0000-0000-000000000000"), 404)
     assert error_of(client.get("/v1/nothing-here"), 404)
@@ -522,7 +470,7 @@ def test_health_warns_on_redis_down_and_open_circuits_and_fails_without_database
             assert hung["status"] == "warn" and "Timeout" in hung["error"] and time.monotonic() - started < 3
             redis_server.thaw()
             redis_server.kill()
-            failing = breaker("embedder")
+            failing = breaker("embedder", config=degraded.settings.breakers)
             for _ in range(failing._failure_threshold):
                 with pytest.raises(ZeroDivisionError):
                     failing.call(lambda: 1 / 0)

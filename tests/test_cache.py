@@ -16,28 +16,21 @@ import pytest
 from prometheus_client import generate_latest
 from psycopg.conninfo import make_conninfo
 
-from conftest import run_cli
+from tests.support.cli import run_cli
 from lode.cache import PREFIX, QueryVectorTable
 from lode.config import CacheSettings, Settings, Timeouts
 from lode.engine import Lode
 from lode.errors import NotFound
 from lode.indexer import _REPO_LOCK_CLASS
-from lode.resilience import breaker_states, reset_breakers
+from lode.resilience import breaker_states, reset_breakers, wait_for_recovery
 from lode.store.db import Database, migrate
 from lode.store.repositories import Repositories
 from redis_server import RedisServer, running_redis
 from resilience_stubs import breaker_settings
-from test_indexing import write_tree
-from test_semantic import start_stub
+from tests.support.trees import CACHE_CORPUS, write_tree
+from tests.support.embedding_stub import start_stub
+from tests.support.polling import wait_until
 
-CORPUS = {
-    "pkg/__init__.py": '"""Readers, senders and strings."""\n',
-    "pkg/readers.py": ('def slurp(fh):\n    """Return every row of the handle."""\n    return [parse_row(r) for r in fh]\n'
-                       "\n\ndef parse_row(row):\n    return row.strip()\n"),
-    "pkg/net.py": ("from pkg.readers import slurp\n\n\ndef send_request(url, payload):\n"
-                   '    """Post the payload to the url."""\n    return slurp(open(url))\n'),
-    "pkg/strings.py": 'def frobnicate_zq(value):\n    """Reverse a string."""\n    return value[::-1]\n',
-}
 QUERIES = ["frobnicate_zq", "read file lines", "post payload url", "parse row", "reverse a string"]
 
 
@@ -93,7 +86,7 @@ def stub_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 def test_l2_hit_is_promoted_to_l1_and_writes_go_through(lode: Lode, lode_home: Path, tmp_path: Path,
                                                         repo_name: str, redis_server: RedisServer,
                                                         redis_url: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     lode.index(tmp_path, repo_name)
     first = engine(lode_home, redis_url)
     cold = first.search("frobnicate_zq", repo=repo_name, mode="lexical")
@@ -119,13 +112,12 @@ def test_l2_hit_is_promoted_to_l1_and_writes_go_through(lode: Lode, lode_home: P
 
 def test_l2_entries_expire_after_their_ttl(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str,
                                            redis_server: RedisServer, redis_url: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     lode.index(tmp_path, repo_name)
     short = engine(lode_home, redis_url, ttl_search=1)
     short.search("parse row", repo=repo_name, mode="lexical")
     assert len(redis_keys(redis_server, "search")) == 1
-    time.sleep(1.2)
-    assert redis_keys(redis_server, "search") == []
+    wait_until(lambda: redis_keys(redis_server, "search") == [], 10, "the entry outlived its 1 s TTL")
     later = engine(lode_home, redis_url)
     later.search("parse row", repo=repo_name, mode="lexical")
     assert counts(later)["l2"]["miss"] == 1
@@ -136,7 +128,7 @@ def test_l2_entries_expire_after_their_ttl(lode: Lode, lode_home: Path, tmp_path
 def test_reindex_file_delete_and_repository_delete_make_old_entries_unreachable(
     lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str, redis_url: str
 ) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     lode.index(tmp_path, repo_name)
     cached, plain = engine(lode_home, redis_url), engine(lode_home, enabled=False)
 
@@ -180,7 +172,7 @@ def test_reindex_file_delete_and_repository_delete_make_old_entries_unreachable(
 def test_graph_answers_are_not_cached_while_resolution_is_queued(lode: Lode, lode_home: Path, tmp_path: Path,
                                                                  repo_name: str, redis_server: RedisServer,
                                                                  redis_url: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     lode.index(tmp_path, repo_name)
     cached = Lode(Settings(home=lode_home, redis_url=redis_url, timeouts=Timeouts(graph_traversal=0.3)))
     plain = engine(lode_home, enabled=False)
@@ -210,7 +202,7 @@ def test_graph_answers_are_not_cached_while_resolution_is_queued(lode: Lode, lod
 def test_hybrid_from_cache_equals_uncached_and_degraded_answers_are_not_kept(
     lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str, redis_url: str, stub_env: str
 ) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     cached, plain = engine(lode_home, redis_url), engine(lode_home, enabled=False)
     cached.index(tmp_path, repo_name)
     cached.embed(repo_name)
@@ -246,7 +238,7 @@ def _generation(lode: Lode, repo: str) -> int:
 
 
 def test_l1_is_bounded_by_bytes(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     lode.index(tmp_path, repo_name)
     small = engine(lode_home, l1_bytes=1000)
     plain = engine(lode_home, enabled=False)
@@ -261,7 +253,7 @@ def test_l1_is_bounded_by_bytes(lode: Lode, lode_home: Path, tmp_path: Path, rep
 
 def test_redis_killed_frozen_and_restarted_never_fails_a_search(lode: Lode, lode_home: Path, tmp_path: Path,
                                                                 repo_name: str, fast_recovery: None) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     lode.index(tmp_path, repo_name)
     plain = engine(lode_home, enabled=False)
     expected = {q: plain.search(q, repo=repo_name, mode="lexical") for q in QUERIES}
@@ -283,7 +275,7 @@ def test_redis_killed_frozen_and_restarted_never_fails_a_search(lode: Lode, lode
         assert counts(killed)["l1"]["hit"] == len(QUERIES)  # L1 keeps working without L2
 
         server.start()  # the same port, empty
-        time.sleep(1.1)  # the breaker's recovery time: the next call probes
+        assert wait_for_recovery("redis", time.monotonic() + 10)  # the next call probes
         restarted = check("restarted")
         assert breaker_states()["redis"]["state"] == "closed" and counts(restarted)["l2"]["error"] == 0
         assert len(redis_keys(server, "search")) == len(QUERIES)
@@ -293,7 +285,7 @@ def test_redis_killed_frozen_and_restarted_never_fails_a_search(lode: Lode, lode
         assert breaker_states()["redis"]["state"] == "open"
         assert counts(frozen)["l2"]["error"] >= 3 and counts(frozen)["l2"]["skip"] > 0
         server.thaw()
-        time.sleep(1.1)
+        assert wait_for_recovery("redis", time.monotonic() + 10)
         recovered = check("thawed")
         assert counts(recovered)["l2"]["hit"] == len(QUERIES) and breaker_states()["redis"]["state"] == "closed"
     finally:
@@ -303,8 +295,8 @@ def test_redis_killed_frozen_and_restarted_never_fails_a_search(lode: Lode, lode
 
 def test_cli_stats_and_flush(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str,
                              redis_server: RedisServer, redis_url: str) -> None:
-    write_tree(tmp_path / "a", CORPUS)
-    write_tree(tmp_path / "b", CORPUS)
+    write_tree(tmp_path / "a", CACHE_CORPUS)
+    write_tree(tmp_path / "b", CACHE_CORPUS)
     lode.index(tmp_path / "a", repo_name)
     lode.index(tmp_path / "b", repo_name + "-b")
     cached = engine(lode_home, redis_url)
@@ -334,7 +326,7 @@ def test_cli_stats_and_flush(lode: Lode, lode_home: Path, tmp_path: Path, repo_n
 
 def test_bad_redis_url_and_inexact_values_are_not_cached(lode: Lode, lode_home: Path, tmp_path: Path,
                                                          repo_name: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     lode.index(tmp_path, repo_name)
     odd = engine(lode_home, "nonsense://nowhere")  # a malformed LODE_REDIS_URL: no L2, no failed command
     assert odd.search("slurp", repo=repo_name, mode="lexical")["hits"]
@@ -360,7 +352,7 @@ def test_l3_query_vectors_are_kept_to_their_bound(lode: Lode, lode_home: Path) -
     bounded.cache.flush()
     per_write = QueryVectorTable.PRUNE_EVERY
     for i in range(per_write):
-        vector = bounded.cache.query_vector("bench-model", f"query {i}", lambda: np.full(4, i, dtype=np.float32))
+        vector = bounded.cache.query_vector("bench-model", f"query {i}", lambda i=i: np.full(4, i, dtype=np.float32))
         assert vector.tolist() == [float(i)] * 4
     assert bounded.cache.stats()["layers"]["l3"]["entries"] == 30  # pruned at the last write
     with lode.db.connection() as conn:

@@ -6,16 +6,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from lode.api.app import create_app
+from lode.cache import PREFIX
 from lode.config import ServerSettings, Settings
-from conftest import local_client
+from tests.support.api_client import local_client
 from lode.engine import Lode
 from redis_server import running_redis
-from test_cache import CORPUS, PREFIX
-from test_indexing import write_tree
+from tests.support.trees import CACHE_CORPUS, write_tree
 
 
 def test_stats_flush_and_metrics(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, CACHE_CORPUS)
     lode.index(tmp_path, repo_name)
     with running_redis() as server:
         settings = Settings(home=lode_home, embedder="none", redis_url=server.url,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import textwrap
-import time
 from itertools import pairwise
 from typing import Any
 
@@ -379,12 +378,10 @@ def test_syntax_error_falls_back_to_windows() -> None:
     assert [c.kind for c in result.chunks] == ["window"]
 
 
-def test_parse_timeout_on_deep_nesting_returns_quickly() -> None:
+def test_parse_timeout_on_deep_nesting_falls_back_to_windows() -> None:
     settings = make_settings(timeouts=Timeouts(parse=0.005))
     source = "x = " + "(" * 200_000 + ")" * 200_000
-    started = time.monotonic()
     result = chunk_file("deep.py", source, "python", "deep", settings)
-    assert time.monotonic() - started < 1.0
     assert result.fallback == "parse_timeout"
     assert result.chunks and all(c.kind == "window" and len(c.content.encode()) <= 12_000 for c in result.chunks)
     assert "".join(c.content for c in result.chunks) == source  # one line: windows are byte cuts

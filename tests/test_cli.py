@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from tests.support.cli import run_cli
 from lode.engine import Lode
-from test_indexing import base_tree, write_tree
+from tests.support.trees import base_tree, write_tree
 
 SEARCH_HIT_KEYS = {"repo", "path", "start_line", "end_line", "kind", "name", "name_path", "language", "score",
                    "legs", "snippet"} | {"highlights"}  # the contract's, extended additively (issue 19)

@@ -141,7 +141,8 @@ def test_dockerfile_installs_lode_with_the_pinned_constraints() -> None:
 
 
 def test_the_image_installs_the_default_dependencies_only() -> None:
-    installs = [re.search(r"pip install (.*)", run).group(1).split() for run in dockerfile_runs() if "pip install" in run]
+    installs = [re.search(r"pip install (.*)", run).group(1).split()
+                for run in dockerfile_runs() if "pip install" in run]
     assert installs == [["-c", "constraints.txt", "."]]  # no extra, no other index
     assert not [run for run in dockerfile_runs() if "uninstall" in run or "torch" in run]
 

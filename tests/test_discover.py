@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import codecs
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from lode.config import Settings
 from lode.discover import (RootError, RootUnavailable, SourceText, SourceTree, discover, ensure_indexable_root,
                            read_source)
 from lode.model import Candidate, Skipped, SkipReason
+from tests.support.trees import git, git_tree_through_symlinked_directories, write
 
 LIMIT = 64 * 1024
 MAX_LINE = 200
@@ -33,17 +33,6 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def cfg(tmp_path: Path) -> Settings:
     return Settings(home=tmp_path / "lode-home", max_file_bytes=LIMIT, max_line_length=MAX_LINE)
-
-
-def git(repo: Path, *args: str) -> None:
-    subprocess.run(("git", "-C", str(repo), *args), check=True, capture_output=True)
-
-
-def write(root: Path, rel: str, data: bytes | str = "print('hi')\n") -> Path:
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data.encode() if isinstance(data, str) else data)
-    return path
 
 
 def outcome(root: Path, settings: Settings) -> dict[str, SkipReason | str]:
@@ -264,25 +253,6 @@ def test_git_nested_repository_is_not_listed(tmp_path: Path, cfg: Settings) -> N
 
 
 # --- symlinked directories on the way (issue 15, item 1) --------------------------------------
-
-
-def git_tree_through_symlinked_directories(tmp_path: Path) -> Path:
-    """A work tree whose index lists etc/passwd and alias/x.py while etc is a symlink to a directory outside
-    the root and alias one to a directory inside it (committed as plain directories, swapped afterwards)."""
-    root, outside = tmp_path / "work", tmp_path / "outside"
-    write(outside, "passwd", "root:x:0:0:OUTSIDE_SECRET:/root:/bin/sh\n")
-    write(root, "etc/passwd", "committed\n")
-    write(root, "real/x.py", "x = 1\n")
-    write(root, "alias/x.py", "x = 1\n")
-    write(root, "ok.py")
-    git(root, "init", "-q")
-    git(root, "add", ".")
-    for name, target in (("etc", outside), ("alias", root / "real")):
-        for child in (root / name).iterdir():
-            child.unlink()
-        (root / name).rmdir()
-        os.symlink(target, root / name)
-    return root
 
 
 def test_git_listed_paths_through_symlinked_directories_are_skipped(tmp_path: Path, cfg: Settings) -> None:

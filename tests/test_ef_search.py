@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from lode.config import Settings
 from lode.engine import CHUNKS_PER_EF, EF_SEARCH_MAX, EF_SEARCH_MIN, LEG_DEPTH, Lode, ef_search
 from lode.store.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, LEGS, Vectors, vectors_table
-from test_indexing import write_tree
-from test_semantic import CORPUS, http_env, stub  # noqa: F401  (stub is a fixture)
+from tests.support.trees import SEMANTIC_CORPUS, write_tree
+from tests.support.embedding_stub import http_env
 
 
 def test_auto_grows_with_the_index_within_pgvectors_range() -> None:
@@ -50,7 +50,7 @@ def test_searches_run_their_legs_with_the_decided_ef(lode_home: Path, tmp_path: 
     model = f"stub-ef-{uuid.uuid4().hex[:8]}"  # a model, so vector tables, of its own: a known graph size
     for key, value in http_env(stub, model).items():
         monkeypatch.setenv(key, value)
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, SEMANTIC_CORPUS)
     repo = f"t-{uuid.uuid4().hex[:10]}"
     engine = Lode(Settings(home=lode_home))
     try:
@@ -59,7 +59,7 @@ def test_searches_run_their_legs_with_the_decided_ef(lode_home: Path, tmp_path: 
         with engine.db.connection() as conn:
             model_row = conn.execute("SELECT embedding_model FROM repositories WHERE name = %s", (repo,)).fetchone()
             stored = conn.execute(f"SELECT count(*) FROM {vectors_table(model_row[0])}").fetchone()[0]
-            assert Vectors(conn).served_chunks(model_row[0]) == stored == len(CORPUS)
+            assert Vectors(conn).served_chunks(model_row[0]) == stored == len(SEMANTIC_CORPUS)
             built = conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexdef LIKE '%%hnsw%%'",
                                  (vectors_table(model_row[0]),)).fetchall()
             assert len(built) == len(LEGS) and all(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psutil
 
-from test_indexing import base_tree, write_tree
+from tests.support.trees import base_tree, write_tree
 
 
 def _servers_for(home: Path) -> list[psutil.Process]:

@@ -17,9 +17,10 @@ import pytest
 from lode.config import get_settings
 from lode.embedding.base import EmbeddingError, ProviderUnavailable
 from lode.embedding.http import HttpEmbedder
-from lode.resilience import breaker_states, reset_breakers
-from tests.conftest import run_cli
+from lode.resilience import breaker_states, reset_breakers, wait_for_recovery
+from tests.support.cli import run_cli
 from tests.resilience_stubs import FaultyEmbedder, breaker_settings
+from tests.support.polling import wait_until
 
 
 @pytest.fixture(autouse=True)
@@ -108,16 +109,12 @@ def test_the_breaker_opens_and_then_fails_fast_without_reaching_the_service(stub
         with pytest.raises(ProviderUnavailable):
             embedder.embed_query("a")
     assert breaker_states()["embedder"]["state"] == "open" and stub.requests == 2
-    timings = []
     for _ in range(20):
-        started = time.perf_counter()
         with pytest.raises(ProviderUnavailable, match="OPEN"):
             embedder.embed(["a"])
-        timings.append(time.perf_counter() - started)
     assert stub.requests == 2, "an open breaker sends nothing"
-    assert sorted(timings)[10] < 0.005, f"median fail-fast {sorted(timings)[10] * 1000:.2f} ms"
     stub.mode = "ok"
-    time.sleep(1.1)  # recovery: the next call is the half-open probe
+    assert wait_for_recovery("embedder", time.monotonic() + 10)  # the next call is the half-open probe
     assert embedder.embed_query("a") is not None and breaker_states()["embedder"]["state"] == "closed"
 
 
@@ -146,7 +143,8 @@ def test_an_outage_leaves_indexing_lexical_only_and_the_backfill_resumes_by_itse
     stub.mode, stub.retry_after, stub.stall_seconds = mode, "1", 30
     env = {
         "LODE_EMBEDDER": "http", "LODE_EMBED_URL": stub.url, "LODE_EMBED_MODEL": stub.model,
-        "LODE_EMBED_RETRY_ATTEMPTS": "2",  # no LODE_EMBED_DIMENSION: the dimension probe meets the outage too "LODE_EMBED_RETRY_MAX_SECONDS": "3",
+        # no LODE_EMBED_DIMENSION: the dimension probe meets the outage too
+        "LODE_EMBED_RETRY_ATTEMPTS": "2", "LODE_EMBED_RETRY_MAX_SECONDS": "3",
         "LODE_EMBED_QUERY_RETRY_ATTEMPTS": "1", "LODE_EMBED_OUTAGE_WAIT_SECONDS": "120",
         "LODE_TIMEOUT_EMBED_BATCH": "1", "LODE_TIMEOUT_EMBED_SINGLE": "1",
         "LODE_BREAKER_FAILURE_THRESHOLD": "2", "LODE_BREAKER_RECOVERY_SECONDS": "2",
@@ -159,16 +157,17 @@ def test_an_outage_leaves_indexing_lexical_only_and_the_backfill_resumes_by_itse
     assert code == 0, stderr
     assert found["hits"] and set(found["degraded"]) == {"text", "code"}, "search is lexical-only, and says so"
 
-    time.sleep(3)  # the background backfill meets the outage, opens the breaker and waits
+    log_path = Path(os.environ["LODE_HOME"]) / "logs" / f"embed-{repo}.log"
+    wait_until(lambda: log_path.exists() and "breaker open; waiting" in log_path.read_text(), 60,
+               "the background backfill meets the outage, the breaker opens and the backfill waits for it")
     assert lode.embedding_counts(repo)["pending"] == report["chunks"], "nothing is embedded during the outage"
     requests_during_outage = stub.requests
     stub.mode = "ok"
     deadline = time.monotonic() + 60
     while (counts := lode.embedding_counts(repo))["pending"] and time.monotonic() < deadline:
         time.sleep(0.5)
-    log = (Path(os.environ["LODE_HOME"]) / "logs" / f"embed-{repo}.log").read_text()
+    log = log_path.read_text()
     assert counts == {"done": report["chunks"], "pending": 0, "failed": 0}, log
-    assert "breaker open; waiting" in log, "the breaker opened and the backfill waited for it"
     assert requests_during_outage < 40, f"{requests_during_outage} requests: the open breaker should hold them back"
     code, found, _ = run_cli("search", f"read {token} lines", "--repo", repo, "--json", env=env)
     assert code == 0 and found["degraded"] == [] and found["hits"][0]["legs"]["text"] is not None

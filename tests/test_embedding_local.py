@@ -158,7 +158,8 @@ def test_the_shipped_files_are_what_the_export_command_builds() -> None:
     """`python -m lode.embedding.export --check` rebuilds from the weights with the pinned torch and ONNX Runtime."""
     proc = subprocess.run([sys.executable, "-m", "lode.embedding.export", "--check"], capture_output=True, text=True,
                           timeout=300, check=False, cwd=REPO)
-    assert proc.returncode == 0 and "the shipped files are the build's" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert proc.returncode == 0 and "the shipped files are the build's" in proc.stdout, \
+        proc.stdout + proc.stderr[-2000:]
 
 
 _CHILD = textwrap.dedent("""

@@ -19,7 +19,8 @@ from lode.config import AlertSettings, Settings, Timeouts
 from lode.errorlog import AlertMonitor, evaluate_alerts, record_error, scrub
 from lode.resilience import reset_breakers
 from lode.store.db import Database
-from tests.conftest import local_client, run_cli
+from tests.support.api_client import local_client
+from tests.support.cli import run_cli
 from tests.resilience_stubs import Receiver
 
 SECRET = "hunter2-s3cret"
@@ -107,11 +108,15 @@ def test_json_log_lines_carry_bound_context_and_no_secrets(lode_home):
     assert SECRET not in proc.stderr and "print(1)" not in proc.stderr
 
 
-def test_sentry_receives_the_scrubbed_event_when_a_dsn_is_set(lode_home):
+def test_sentry_receives_the_scrubbed_event_when_a_lode_has_a_dsn(lode_home):
     with Receiver() as ingest:
         dsn = f"http://publickey@127.0.0.1:{ingest.httpd.server_address[1]}/42"
         script = textwrap.dedent(f"""
+            from lode.config import Settings
+            from lode.engine import Lode
             from lode.errorlog import flush_sentry, record_error
+
+            Lode(Settings(home={str(lode_home)!r}, embedder="none", sentry_dsn={dsn!r}))  # not the environment's
             try:
                 raise KeyError("missing-thing")
             except KeyError as exc:
@@ -119,8 +124,9 @@ def test_sentry_receives_the_scrubbed_event_when_a_dsn_is_set(lode_home):
                              context={{"path": "a.py", "api_key": "{SECRET}", "content": "source code"}})
             flush_sentry()
         """)
+        environment = {k: v for k, v in os.environ.items() if k != "LODE_SENTRY_DSN"}
         proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                              env={**os.environ, "LODE_SENTRY_DSN": dsn})
+                              env=environment)
         assert proc.returncode == 0, proc.stderr
         assert ingest.wait(1), "no envelope reached the local Sentry endpoint"
     path, headers, body = ingest.received[0]
@@ -138,9 +144,11 @@ def test_views_summarise_recent_errors(lode):
         summary = conn.execute(
             "SELECT occurrences, distinct_errors FROM error_summary_24h WHERE component = %s", (component,)
         ).fetchall()
-        critical = conn.execute("SELECT count FROM recent_critical_errors WHERE component = %s", (component,)).fetchall()
+        critical = conn.execute("SELECT count FROM recent_critical_errors WHERE component = %s",
+                                (component,)).fetchall()
         hourly = conn.execute(
-            "SELECT sum(occurrences) FROM error_rate_hourly WHERE severity = 'critical' AND hour = date_trunc('hour', now())"
+            "SELECT sum(occurrences) FROM error_rate_hourly"
+            " WHERE severity = 'critical' AND hour = date_trunc('hour', now())"
         ).fetchone()[0]
     assert summary == [(2, 1)] and critical == [(2,)] and hourly >= 2
 

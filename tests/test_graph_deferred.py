@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import index_snapshot, run_cli
+from tests.support.snapshot import index_snapshot
+from tests.support.cli import run_cli
 
 import lode.graph.store as graph_store
 from lode.config import Settings

@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
-from conftest import index_snapshot
+from tests.support.snapshot import index_snapshot
 from psycopg.conninfo import make_conninfo
 
 from lode.engine import Lode
@@ -73,7 +73,8 @@ def test_migrations_0010_and_0011_keep_an_older_databases_graph(lode: Lode) -> N
                 cur.executemany("INSERT INTO graph_edges (repo_id, source_id, target_id, target_name, kind,"
                                 " confidence, line) VALUES (%s, %s, %s, %s, %s, %s, %s)", rows)
             facts = ('[[0,"m","a","a.b","import"]]', '[[1,"Base"]]', '[[1,"calls","f",3,null]]')
-            conn.execute("INSERT INTO graph_files (file_id, repo_id, path, language, module, namespace, bindings, bases,"
+            conn.execute("INSERT INTO graph_files"
+                         " (file_id, repo_id, path, language, module, namespace, bindings, bases,"
                          " refs) VALUES (1, 1, 'a.py', 'python', 'a', 'a', %s, %s, %s)", facts)
             for number, _, sql in _migrations():
                 if number >= 10:

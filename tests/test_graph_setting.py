@@ -14,7 +14,9 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import index_snapshot, local_client, run_cli
+from tests.support.snapshot import index_snapshot
+from tests.support.api_client import local_client
+from tests.support.cli import run_cli
 
 from lode.api.app import create_app
 from lode.config import QueueSettings, ServerSettings, Settings

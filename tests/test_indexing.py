@@ -13,59 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import index_snapshot, run_cli
+from tests.support.snapshot import index_snapshot
+from tests.support.trees import PY_UTIL, base_tree, write_tree
+from tests.support.cli import run_cli
 from lode.config import Settings
 from lode.engine import Lode
-
-PY_MODELS = '''"""Models for the tiny package."""
-
-
-class Request:
-    """An HTTP request."""
-
-    def __init__(self, url):
-        self.url = url
-        self.hooks = {}
-
-    def register_hook(self, event, hook):
-        """Register a hook for an event."""
-        self.hooks.setdefault(event, []).append(hook)
-'''
-
-PY_UTIL = '''def parse_header_links(value):
-    """Return a list of parsed link headers."""
-    return [part.strip() for part in value.split(",")]
-'''
-
-TS_APP = '''export class Router {
-  routes: string[] = [];
-  addRoute(path: string): void {
-    this.routes.push(path);
-  }
-}
-
-export function startServer(port: number): Router {
-  return new Router();
-}
-'''
-
-
-def write_tree(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-
-
-def base_tree() -> dict[str, str]:
-    return {
-        "tiny/__init__.py": "from .models import Request\n",
-        "tiny/models.py": PY_MODELS,
-        "tiny/util.py": PY_UTIL,
-        "web/app.ts": TS_APP,
-        "README.md": "# Tiny\n\nA tiny package used to test Lode.\n",
-    }
-
 
 def test_index_then_search_finds_definitions(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     write_tree(tmp_path, base_tree())
@@ -327,7 +279,7 @@ def test_a_directory_swapped_for_a_symlink_during_a_run_is_not_followed(lode: Lo
     root, outside = tmp_path / "root", tmp_path / "outside"
     write_tree(root, {"top.py": "def top():\n    return 1\n", **{f"sub/{n}": "def inside():\n    return 1\n"
                                                                for n in names}})
-    write_tree(outside, {n: "SWAPPED_IN_SECRET = 1\n" for n in names})
+    write_tree(outside, dict.fromkeys(names, "SWAPPED_IN_SECRET = 1\n"))
     swapped: list[bool] = []
 
     def on_progress(progress) -> None:  # discovery is done, nothing is read yet

@@ -31,7 +31,7 @@ from lode.search.paths import is_test_path
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
 TOOLS = {"search_code", "find_symbol", "get_callers", "get_callees", "find_path", "index_repository",
-         "index_status", "get_context"}
+         "index_status", "get_context", "get_symbols_overview", "read_code", "search_pattern", "clear_index"}
 TEST_FILE = '''import shop.pricing as pricing
 from shop.models import Order, Product
 from shop.pricing import Discount, total
@@ -169,9 +169,11 @@ def test_every_tool_over_stdio_answers_from_the_index(lode_home: Path, shop: str
     assert [key for key in errors if not out[key].is_error] == [], errors
     assert "'write' is ambiguous: shop.storage.backends.Backend.write" in errors["ambiguous"]
     assert errors["empty_query"].endswith("the query is empty")
-    assert "k\n  Input should be greater than or equal to 1" in errors["bad_k"]
-    assert errors["bad_glob"].endswith("--path needs a glob of 1 to 500 characters")
-    assert errors["no_repo"].endswith("no repository named 'no-such-repo'; `lode repos` lists them")
+    assert errors["bad_k"] == ("Error executing tool search_code: the argument 'k' must be an integer from 1 to "
+                               "200, not 0")
+    assert errors["bad_glob"].startswith("Error executing tool search_code: the argument 'path' must be a string "
+                                         "of 1 to 500 characters or null (or left out), not 'xxxx")
+    assert errors["no_repo"].endswith("no repository named 'no-such-repo'; index_status lists them")
     assert "not a directory" in errors["not_a_dir"]
     assert errors["both"].endswith("pass exactly one of query or symbol")
     assert "shop/pricing.py:36-37  function shop.pricing.with_tax" in text_of(out["still_alive"])
@@ -187,8 +189,8 @@ def test_stdio_stdout_carries_only_json_rpc(lode_home: Path, shop: str, tmp_path
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "search_code", "arguments":
                                                                         {"query": "total", "repo": shop}}},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "index_repository", "arguments":
-                                                                        {"path": str(tmp_path), "repo": f"mcp-raw-{uuid.uuid4().hex[:8]}"}}},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "index_repository", "arguments": {
+            "path": str(tmp_path), "repo": f"mcp-raw-{uuid.uuid4().hex[:8]}"}}},
         {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "get_callers", "arguments":
                                                                         {"symbol": "nothing_like_this"}}},
     ]
@@ -218,7 +220,8 @@ def test_stdio_stdout_carries_only_json_rpc(lode_home: Path, shop: str, tmp_path
     messages = [json.loads(line) for line in lines]
     assert all(m["jsonrpc"] == "2.0" for m in messages)
     answers = {m["id"]: m for m in messages if "id" in m}
-    assert answers[2]["result"]["isError"] is False and "shop/pricing.py:29-33" in answers[2]["result"]["content"][0]["text"]
+    assert answers[2]["result"]["isError"] is False
+    assert "shop/pricing.py:29-33" in answers[2]["result"]["content"][0]["text"]
     assert answers[3]["result"]["isError"] is False
     assert answers[4]["result"]["isError"] is True
     assert "nothing_like_this" in answers[4]["result"]["content"][0]["text"]
@@ -260,7 +263,11 @@ def serving(settings: Settings) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
+def test_tools_over_streamable_http(lode: Lode, http_server: str, shop: str, tmp_path: Path) -> None:
+    (tmp_path / "scratch.py").write_text("def scratch():\n    return 1\n")
+    scratch = f"mcp-scratch-{uuid.uuid4().hex[:8]}"
+    lode.index(tmp_path, scratch)
+
     async def scenario() -> dict[str, Any]:
         async with Client(f"{http_server}/mcp", read_timeout_seconds=60) as client:
             return {
@@ -271,6 +278,8 @@ def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
                                       budget_tokens=250),
                 "status": await call(client, "index_status"),
                 "unknown": await call(client, "find_symbol", name="x", repo="no-such-repo"),
+                "outline": await call(client, "get_symbols_overview", path="shop/cart.py", repo=shop),
+                "clear": await call(client, "clear_index", repo=scratch),
             }
 
     out = anyio.run(scenario)
@@ -281,11 +290,15 @@ def test_tools_over_streamable_http(http_server: str, shop: str) -> None:
     assert count_tokens(context) <= 250 and "Dropped for the budget:" in context
     assert f"{shop}: " in text_of(out["status"])
     assert out["unknown"].is_error and "no repository named 'no-such-repo'" in text_of(out["unknown"])
+    assert "15-19 method checkout" in text_of(out["outline"])
+    assert out["clear"].structured_content == {"removed": scratch}
+    assert scratch not in {r["repo"] for r in lode.repositories()}
 
 
 def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> None:
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
     headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
     port = http_server.rsplit(":", 1)[1]
     with httpx.Client(base_url=http_server, timeout=30) as client:
@@ -299,7 +312,7 @@ def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> No
 
 
 def test_allowed_hosts_and_origins_are_configurable(lode: Lode, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import local_client
+    from tests.support.api_client import local_client
 
     from lode.api.app import create_app
 
@@ -307,12 +320,14 @@ def test_allowed_hosts_and_origins_are_configurable(lode: Lode, monkeypatch: pyt
     monkeypatch.setenv("LODE_MCP_ALLOWED_ORIGINS", '["https://ui.internal"]')
     settings = Settings(home=lode.settings.home, embedder="none")
     init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "t", "version": "1"}}}
     headers = {"Accept": "application/json, text/event-stream"}
     with local_client(create_app(settings), base_url="http://lode.internal") as client:
         assert client.post("/mcp", json=init, headers={**headers, "Origin": "https://ui.internal"}).status_code == 200
         assert client.post("/mcp", json=init, headers={**headers, "Host": "ui.internal"}).status_code == 421
-        assert client.post("/mcp", json=init, headers={**headers, "Origin": "https://attacker.example"}).status_code == 403
+        foreign = {**headers, "Origin": "https://attacker.example"}
+        assert client.post("/mcp", json=init, headers=foreign).status_code == 403
         # the older LODE_MCP_* names widen the defaults, as LODE_ALLOWED_HOSTS does: loopback names still pass
         assert client.post("/mcp", json=init, headers={**headers, "Host": "localhost:8765"}).status_code == 200
 
@@ -341,6 +356,9 @@ def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server
                 "everywhere": await call(client, "search_code", query="other thing", mode="lexical"),
                 "index": await call(client, "index_repository", path=str(tmp_path), repo=other),
                 "index_unnamed": await call(client, "index_repository", path=str(tmp_path)),
+                "clear_foreign": await call(client, "clear_index", repo=other),
+                "read_foreign": await call(client, "read_code", path="other.py", repo=other),
+                "outline_unnamed": await call(client, "get_symbols_overview", path="shop/cart.py"),
             }
 
     try:
@@ -356,6 +374,10 @@ def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server
     assert text_of(out["everywhere"]).startswith("0 hits")
     assert out["index"].is_error and f"not allowed to use repository {other!r}" in text_of(out["index"])  # first
     assert out["index_unnamed"].is_error and "LODE_ALLOWED_ROOTS" in text_of(out["index_unnamed"])
+    assert out["clear_foreign"].is_error and f"not allowed to use repository {other!r}" in text_of(out["clear_foreign"])
+    assert other in {r["repo"] for r in lode.repositories()}
+    assert out["read_foreign"].is_error and f"not allowed to use repository {other!r}" in text_of(out["read_foreign"])
+    assert "15-19 method checkout" in text_of(out["outline_unnamed"])  # the key's only repository
 
 
 def test_index_repository_checks_the_keys_scope_before_the_repository(lode: Lode, tmp_path: Path) -> None:
@@ -409,6 +431,13 @@ NUL_CALLS = [  # (tool, arguments, the argument the error must name)
     ("get_context", {"query": "total", "repo": "a\x00b"}, "repo"),
     ("index_repository", {"path": "/tmp/\x00x"}, "path"),
     ("index_repository", {"path": "/tmp", "repo": "a\x00b"}, "repo"),
+    ("get_symbols_overview", {"path": "shop\x00"}, "path"),
+    ("get_symbols_overview", {"path": "shop", "repo": "a\x00b"}, "repo"),
+    ("read_code", {"path": "shop/\x00.py"}, "path"),
+    ("read_code", {"path": "shop/pricing.py", "repo": "a\x00b"}, "repo"),
+    ("search_pattern", {"pattern": "total", "path": "shop/\x00"}, "path"),
+    ("search_pattern", {"pattern": "total", "repo": "a\x00b"}, "repo"),
+    ("clear_index", {"repo": "a\x00b"}, "repo"),
 ]
 
 
@@ -472,3 +501,192 @@ def test_test_paths_are_recognised() -> None:
     assert all(map(is_test_path, ["tests/test_x.py", "pkg/test_x.py", "a/b_test.go", "src/x.test.ts",
                                   "spec/models/user_spec.rb", "src/FooTest.java", "web/__tests__/a.js"]))
     assert not any(map(is_test_path, ["src/testing_utils_helper.txt.md", "lode/contest.py", "shop/pricing.py"]))
+
+
+# ---- issue 19 § 3: arguments, new tools, default repository, structured output ------------------------------
+
+
+def stdio_in(lode_home: Path, cwd: Path | None = None, *args: str) -> StdioServerParameters:
+    return StdioServerParameters(command=sys.executable, args=["-m", "lode", "mcp", *args], cwd=cwd,
+                                 env={"LODE_HOME": str(lode_home), "LODE_EMBEDDER": "none"})
+
+
+def test_schemas_have_titles_enums_output_schemas_and_refuse_extra_arguments(lode: Lode) -> None:
+    async def tools() -> list[Any]:
+        async with Client(create_server(lambda: lode)) as client:
+            return (await client.list_tools()).tools
+
+    listed = {tool.name: tool for tool in anyio.run(tools)}
+    assert set(listed) == TOOLS
+    for tool in listed.values():
+        assert tool.title and tool.description and tool.output_schema, tool.name
+        assert tool.input_schema["additionalProperties"] is False, tool.name
+        for name, prop in tool.input_schema["properties"].items():
+            assert prop.get("description"), (tool.name, name)
+    search = listed["search_code"].input_schema["properties"]
+    assert search["mode"]["enum"] == ["hybrid", "lexical", "semantic"]
+    lang = next(option for option in search["lang"]["anyOf"] if "enum" in option)
+    assert "python" in lang["enum"] and "klingon" not in lang["enum"]
+    kind = next(option for option in search["kind"]["anyOf"] if "enum" in option)
+    assert {"function", "method", "class", "window"} <= set(kind["enum"])
+    assert listed["clear_index"].annotations.destructive_hint is True
+    assert listed["read_code"].annotations.read_only_hint is True
+
+
+def test_argument_errors_are_one_line_naming_the_argument_and_its_allowed_values(lode: Lode, shop: str) -> None:
+    calls = {
+        "unknown": ("search_code", {"query": "x", "colour": "red", "repo": shop}),
+        "enum": ("search_code", {"query": "x", "mode": "fuzzy"}),
+        "lang": ("search_code", {"query": "x", "lang": "klingon"}),
+        "range": ("get_callers", {"symbol": "total", "depth": 11}),
+        "missing": ("find_symbol", {"limit": 3}),
+        "type": ("read_code", {"path": "shop/pricing.py", "start": "first"}),
+    }
+
+    async def scenario() -> dict[str, Any]:
+        async with Client(create_server(lambda: lode)) as client:
+            return {key: await client.call_tool(tool, arguments) for key, (tool, arguments) in calls.items()}
+
+    out = {key: text_of(result) for key, result in anyio.run(scenario).items()}
+    assert all("\n" not in text and "pydantic" not in text and "http" not in text for text in out.values()), out
+    assert out["unknown"] == ("Error executing tool search_code: unknown argument 'colour'; search_code takes "
+                              "query, repo, mode, k, lang, path, kind")
+    assert out["enum"] == ("Error executing tool search_code: the argument 'mode' must be one of hybrid, lexical, "
+                           "semantic, not 'fuzzy'")
+    assert out["lang"].startswith("Error executing tool search_code: the argument 'lang' must be one of python, ")
+    assert out["lang"].endswith("or null (or left out), not 'klingon'")
+    assert out["range"] == ("Error executing tool get_callers: the argument 'depth' must be an integer from 1 to "
+                            "10, not 11")
+    assert out["missing"] == "Error executing tool find_symbol: the argument 'name' is required"
+    assert out["type"] == ("Error executing tool read_code: the argument 'start' must be an integer from 1 to "
+                           "2147483647, not 'first'")
+
+
+def test_new_tools_over_stdio_with_the_default_repository(lode_home: Path, shop: str) -> None:
+    """`lode mcp --repo NAME`: calls that name no repository use it; outline, read, pattern search."""
+    async def scenario() -> dict[str, Any]:
+        async with Client(stdio_in(lode_home, None, "--repo", shop), read_timeout_seconds=120) as client:
+            return {
+                "file": await call(client, "get_symbols_overview", path="shop/pricing.py"),
+                "folder": await call(client, "get_symbols_overview", path="shop/"),
+                "missing": await call(client, "get_symbols_overview", path="shop/nothing.py"),
+                "read": await call(client, "read_code", path="shop/pricing.py", start=29, end=33),
+                "past_end": await call(client, "read_code", path="shop/pricing.py", start=10_000),
+                "exact": await call(client, "search_pattern", pattern="with_tax("),
+                "regex": await call(client, "search_pattern", pattern=r"def \w+\(self, amount\)", regex=True,
+                                    path="shop/**"),
+                "ignore_case": await call(client, "search_pattern", pattern="DISCOUNT(", ignore_case=True),
+                "bad_regex": await call(client, "search_pattern", pattern="(unclosed", regex=True),
+                "backtracking": await call(client, "search_pattern", pattern="(a+)+$", regex=True),
+                "search": await call(client, "search_code", query="apply discount", mode="lexical", k=3),
+                "status": await call(client, "index_status"),
+                "everywhere": await call(client, "search_pattern", pattern="def with_tax(", repo="*"),
+            }
+
+    out = anyio.run(scenario)
+    for key in ("file", "folder", "read", "exact", "regex", "ignore_case", "backtracking", "search", "status"):
+        assert not out[key].is_error, (key, text_of(out[key]))
+
+    outline = text_of(out["file"]).splitlines()
+    assert outline[0].startswith(f"10 definitions in shop/pricing.py (1 files, repo {shop})")
+    assert "shop/pricing.py:" in outline
+    # a class, its methods nested under it, with their signatures
+    assert "  17-22 class Discount  class Discount(PriceRule)" in outline
+    assert "    21-22 method apply  def apply(self, amount)" in outline
+    assert "  29-33 function total  def total(order, rules=())" in outline
+    symbols = out["file"].structured_content["symbols"]
+    assert {"path": "shop/pricing.py", "start_line": 36, "end_line": 37, "kind": "function", "name": "with_tax",
+            "name_path": "shop.pricing.with_tax", "signature": "def with_tax(amount)"} in symbols
+    folder = out["folder"].structured_content
+    assert folder["path"] == "shop" and folder["files"] == 7
+    assert {"shop/cart.py", "shop/pricing.py", "shop/storage/backends.py"} <= {s["path"] for s in folder["symbols"]}
+    assert out["missing"].is_error and text_of(out["missing"]).endswith(
+        f"'shop/nothing.py' is neither an indexed file nor a folder of indexed files of repository {shop!r}")
+
+    read = text_of(out["read"]).splitlines()
+    assert read[0] == f"shop/pricing.py:29-33 (repo {shop})"
+    assert read[1:] == ["29  def total(order, rules=()):", "30      amount = subtotal(order)",
+                        "31      for rule in rules:", "32          amount = rule.apply(amount)",
+                        "33      return with_tax(amount)"]
+    assert out["read"].structured_content["lines"][-1] == "    return with_tax(amount)"
+    assert out["past_end"].is_error and "start_line 10000 is past its end" in text_of(out["past_end"])
+
+    exact = out["exact"].structured_content
+    assert {(m["path"], m["line"], m["column"]) for m in exact["matches"]} == {
+        ("shop/pricing.py", 33, 12), ("shop/pricing.py", 36, 5)}
+    assert "shop/pricing.py:36:5: def with_tax(amount):" in text_of(out["exact"])
+    regex = out["regex"].structured_content["matches"]
+    assert {m["line"] for m in regex if m["path"] == "shop/pricing.py"} == {10, 13, 21}
+    assert any(m["text"] == "class Discount(PriceRule):" for m in out["ignore_case"].structured_content["matches"])
+    assert out["bad_regex"].is_error and text_of(out["bad_regex"]).startswith(
+        "Error executing tool search_pattern: invalid regular expression '(unclosed': missing ): (unclosed")
+    assert out["backtracking"].structured_content["files_searched"] == 10
+
+    assert out["search"].structured_content["hits"][0]["repo"] == shop
+    assert f"{shop} (default): " in text_of(out["status"])
+    everywhere = out["everywhere"].structured_content  # '*': every repository, the default one among them
+    every_file = sum(r["files"] for r in out["status"].structured_content["repos"])
+    assert everywhere["files_total"] == every_file and shop in {m["repo"] for m in everywhere["matches"]}
+
+
+def test_the_working_directorys_repository_is_the_default_and_clear_index_drops_it(lode_home: Path,
+                                                                                    tmp_path: Path) -> None:
+    root = tmp_path / "geo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "pkg" / "geometry.py").write_text("def hypotenuse(a, b):\n    return (a * a + b * b) ** 0.5\n")
+    (root / "pkg" / "angles.py").write_text("def right_angle():\n    return 90\n")
+    name = f"mcp-cwd-{uuid.uuid4().hex[:8]}"
+
+    async def scenario() -> dict[str, Any]:
+        async with Client(stdio_in(lode_home, root / "pkg"), read_timeout_seconds=120) as client:
+            out = {"before": await call(client, "get_symbols_overview", path="pkg/geometry.py", repo=name),
+                   "index": await call(client, "index_repository", path=str(root), repo=name)}
+            (root / "pkg" / "angles.py").write_text("def right_angle():\n    return 90.0  # changed\n")
+            out |= {
+                "outline": await call(client, "get_symbols_overview", path="pkg/geometry.py"),
+                "pattern": await call(client, "search_pattern", pattern="return"),
+                "read_stale": await call(client, "read_code", path="pkg/angles.py"),
+                "taken": await call(client, "index_repository", path=str(tmp_path), repo=name),
+                "clear_unnamed": await call(client, "clear_index"),
+                "clear": await call(client, "clear_index", repo=name),
+                "after": await call(client, "index_status", repo=name),
+                "again": await call(client, "clear_index", repo=name),
+            }
+            return out
+
+    out = anyio.run(scenario)
+    assert out["before"].is_error and text_of(out["before"]).endswith(
+        f"no repository named {name!r}; index_status lists them")
+    assert not out["index"].is_error, text_of(out["index"])
+    assert out["index"].structured_content["files_indexed"] == 2
+    assert "1-2 function hypotenuse  def hypotenuse(a, b)" in text_of(out["outline"])
+    pattern = out["pattern"].structured_content
+    assert [m["path"] for m in pattern["matches"]] == ["pkg/geometry.py"] and pattern["stale"] == ["pkg/angles.py"]
+    assert "1 changed since indexing, not searched" in text_of(out["pattern"])
+    stale = out["read_stale"]
+    assert stale.structured_content["origin"] == "index" and "return 90\n" not in text_of(stale)
+    assert "from the index's text, not the file (the file changed since it was indexed)" in text_of(stale)
+    assert out["taken"].is_error and text_of(out["taken"]).endswith(
+        f"repository {name!r} is indexed from {root}; pass repo= to index {tmp_path} under another name")
+    assert out["clear_unnamed"].is_error and "'repo' is required" in text_of(out["clear_unnamed"])
+    assert not out["clear"].is_error and out["clear"].structured_content == {"removed": name}
+    assert out["after"].is_error and "no repository named" in text_of(out["after"])
+    assert out["again"].is_error and text_of(out["again"]).endswith(f"no repository named {name!r}")
+    assert (root / "pkg" / "geometry.py").exists()
+
+
+def test_get_context_structured_output_lists_every_dropped_piece(lode: Lode, shop: str) -> None:
+    async def context() -> Any:
+        async with Client(create_server(lambda: lode)) as client:
+            return await call(client, "get_context", symbol="shop.pricing.total", repo=shop, budget_tokens=140)
+
+    result = anyio.run(context)
+    data = result.structured_content
+    assert data["text"] == text_of(result) and data["tokens"] <= 140 == data["budget_tokens"]
+    assert len(data["dropped"]) >= 4
+    roles = {piece["role"] for piece in data["dropped"]}
+    assert {"caller", "callee"} <= roles
+    checkout = next(p for p in data["dropped"] if p["name"] == "shop.cart.Cart.checkout")
+    assert (checkout["path"], checkout["start_line"], checkout["end_line"]) == ("shop/cart.py", 15, 19)
+    for piece in data["included"]:
+        assert f"{piece['path']}:{piece['start_line']}-{piece['end_line']}" in data["text"]

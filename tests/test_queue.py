@@ -6,57 +6,35 @@ The multi-process scale test (2 APIs, 2 workers, a worker killed mid-job) is tes
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import index_snapshot, run_cli
+from tests.support.snapshot import index_snapshot
+from tests.support.cli import run_cli
 from lode.config import EmbeddingSettings, QueueSettings, Settings
 from lode.engine import Lode
 from lode.errors import InputError, NotFound
 from lode.health import health_report
 from lode.jobs import Jobs, collect_garbage
-from lode.queue import Queue
-from test_api import api, error_of, wait_job
-from test_indexing import write_tree
-from test_semantic import start_stub
+from lode.queue_client import Queue
+from tests.support.api_server import api, error_of, wait_job
+from tests.support.trees import write_tree
+from tests.support.queue_worker import queue_settings, worker_process
+from tests.support.embedding_stub import start_stub
 
 
-def queue_settings(**options: Any) -> QueueSettings:
-    return QueueSettings(**{"name": f"q-{uuid.uuid4().hex[:12]}", "poll_seconds": 0.2, **options})
 
-
-@contextmanager
-def worker_process(queue: QueueSettings, log: Path, concurrency: int = 1,
-                   env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
-    """A real `lode worker` consuming `queue`; stopped with SIGTERM, which must end it cleanly."""
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "lode", "worker", "--concurrency", str(concurrency)], stdout=out, stderr=out,
-            env={**os.environ, "LODE_QUEUE_NAME": queue.name, "LODE_QUEUE_POLL_SECONDS": str(queue.poll_seconds),
-                 "LODE_QUEUE_STALL_SECONDS": str(queue.stall_seconds), **(env or {})},
-        )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
 
 
 def small_tree(root: Path, modules: int) -> None:
     write_tree(root, {f"pkg/m{i:02}.py": "".join(
-        f"def handler_{i}_{j}(request):\n    \"\"\"Handle request {j} of module {i}.\"\"\"\n    return request + {j}\n\n\n"
+        f"def handler_{i}_{j}(request):\n    \"\"\"Handle request {j} of module {i}.\"\"\"\n"
+        f"    return request + {j}\n\n\n"
         for j in range(4)) for i in range(modules)})
 
 

@@ -11,26 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import local_client, run_cli
+from tests.support.api_client import local_client
+from tests.support.cli import run_cli
 from lode.api import keys as keys_module
 from lode.api.app import create_app
 from lode.api.keys import ApiKeys
 from lode.engine import Lode
 from lode.errors import InputError, NotFound
-from test_api import SHOP, api, error_of, index_via_api, settings_for, wait_job
-from test_discover import git_tree_through_symlinked_directories
-from test_indexing import write_tree
-from test_queue import queue_settings, worker_process
-
-
-@pytest.fixture
-def no_keys(lode: Lode) -> Iterator[None]:
-    """Every test here starts and ends without API keys (other tests rely on the open local mode)."""
-    with lode.db.connection() as conn:
-        conn.execute("DELETE FROM api_keys")
-    yield
-    with lode.db.connection() as conn:
-        conn.execute("DELETE FROM api_keys")
+from tests.support.api_server import SHOP, api, error_of, index_via_api, settings_for, wait_job
+from tests.support.trees import git_tree_through_symlinked_directories, write_tree
+from tests.support.queue_worker import queue_settings, worker_process
 
 
 @pytest.fixture(scope="module")
@@ -275,7 +265,8 @@ def test_a_job_whose_directory_became_a_symlink_out_of_its_allowed_root_fails_an
     with pytest.raises(NotFound):
         lode.status(name)
     with lode.db.connection() as conn:
-        assert conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%CONFINEMENT_SECRET%%'").fetchone()[0] == 0
+        leaked = conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%CONFINEMENT_SECRET%%'").fetchone()
+        assert leaked == (0,)
 
 
 def test_a_scoped_key_learns_nothing_about_repositories_outside_its_scope(

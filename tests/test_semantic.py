@@ -9,49 +9,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from tests.support.cli import run_cli
 from lode.config import Settings
 from lode.engine import Lode
-from test_indexing import write_tree
-
-STUB = Path(__file__).with_name("stub_embedder.py")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_stub(*args: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, str(STUB), str(port), *args])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return proc, f"http://127.0.0.1:{port}"
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the stub embedding service did not start")
-
-
-@pytest.fixture
-def stub() -> Iterator[str]:
-    proc, url = start_stub()
-    yield url
-    proc.kill()
-    proc.wait()
-
-
-def http_env(url: str, model: str = "stub-a") -> dict[str, str]:
-    return {"LODE_EMBEDDER": "http", "LODE_EMBED_URL": url, "LODE_EMBED_MODEL": model,
-            "LODE_EMBED_RETRY_ATTEMPTS": "2", "LODE_EMBED_RETRY_MAX_SECONDS": "2"}
+from tests.support.embedding_stub import http_env, start_stub
+from tests.support.trees import SEMANTIC_CORPUS, write_tree
 
 
 def http_engine(lode_home: Path, url: str, model: str = "stub-a") -> Lode:
@@ -67,17 +33,9 @@ def http_engine(lode_home: Path, url: str, model: str = "stub-a") -> Lode:
                 os.environ[key] = value
 
 
-CORPUS = {
-    "io/readers.py": "def slurp(fh):\n    \"\"\"Return every row of the handle.\"\"\"\n    return [r for r in fh]\n",
-    "net/http.py": "def send_request(url, payload):\n    \"\"\"Post the payload to the url.\"\"\"\n    return post(url, payload)\n",
-    "util/strings.py": "def frobnicate_zq(value):\n    \"\"\"Reverse a string.\"\"\"\n    return value[::-1]\n",
-    "util/math.py": "def add(a, b):\n    return a + b\n",
-}
-
-
 def test_hybrid_finds_semantic_only_and_lexical_only_chunks(lode: Lode, lode_home: Path, tmp_path: Path,
                                                             repo_name: str, stub: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, SEMANTIC_CORPUS)
     engine = http_engine(lode_home, stub)
     engine.index(tmp_path, repo_name)
     before = engine.search("read file lines", repo=repo_name, mode="hybrid")
@@ -103,7 +61,7 @@ def test_hybrid_finds_semantic_only_and_lexical_only_chunks(lode: Lode, lode_hom
 
 def test_model_mismatch_is_refused_then_switched(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str,
                                                  stub: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, SEMANTIC_CORPUS)
     code, report, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--wait", "--json", env=http_env(stub))
     assert code == 0 and report["embeddings"] == {"done": 4, "pending": 0, "failed": 0}
 
@@ -126,7 +84,7 @@ def test_model_mismatch_is_refused_then_switched(lode: Lode, lode_home: Path, tm
 
 def test_rejected_chunk_is_marked_failed_and_others_embed(lode: Lode, lode_home: Path, tmp_path: Path,
                                                           repo_name: str, stub: str) -> None:
-    write_tree(tmp_path, {**CORPUS, "bad.py": "def poisoned():\n    return 'POISON'\n"})
+    write_tree(tmp_path, {**SEMANTIC_CORPUS, "bad.py": "def poisoned():\n    return 'POISON'\n"})
     engine = http_engine(lode_home, stub)
     engine.index(tmp_path, repo_name)
     progress = engine.embed(repo_name)
@@ -154,7 +112,8 @@ def test_backfill_resumes_after_sigkill(lode: Lode, lode_home: Path, tmp_path: P
         files = {f"m{i}.py": f"def handler_{i}(request):\n    return request.reply({i})\n" for i in range(300)}
         write_tree(tmp_path, files)
         env = {**os.environ, **http_env(url), "LODE_EMBED_BATCH_SIZE": "8"}
-        assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env={**http_env(url), "LODE_EMBEDDER": "none"})[0] == 0
+        lexical_only = {**http_env(url), "LODE_EMBEDDER": "none"}
+        assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env=lexical_only)[0] == 0
         proc = subprocess.Popen([sys.executable, "-m", "lode", "embed", "--repo", repo_name, "--json"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
@@ -199,7 +158,7 @@ def test_backfill_resumes_after_sigkill(lode: Lode, lode_home: Path, tmp_path: P
 def test_index_returns_at_once_and_embeds_in_the_background(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     slow, url = start_stub("--delay", "0.3")
     try:
-        write_tree(tmp_path, CORPUS)
+        write_tree(tmp_path, SEMANTIC_CORPUS)
         started = time.monotonic()
         code, report, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env=http_env(url))
         assert code == 0 and report["embeddings"]["pending"] == 4 and report["embeddings"]["done"] == 0
@@ -217,7 +176,7 @@ def test_one_backfill_per_repository_at_a_time(lode: Lode, lode_home: Path, tmp_
                                                stub: str) -> None:
     from lode.engine import _BACKFILL_LOCK
 
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, SEMANTIC_CORPUS)
     engine = http_engine(lode_home, stub)
     engine.index(tmp_path, repo_name)
     with lode.db.connection() as conn:
@@ -235,7 +194,7 @@ def test_no_query_embedding_before_the_first_vector_is_stored(lode_home: Path, t
                                                               stub: str) -> None:
     """A backfill that has chosen its model but not stored a vector yet: hybrid answers at once, lexically,
     without asking the provider (on a fresh install the local model would otherwise load inside the deadline)."""
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, SEMANTIC_CORPUS)
     engine = http_engine(lode_home, stub)
     try:
         engine.index(tmp_path, repo_name)

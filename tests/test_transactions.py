@@ -17,9 +17,10 @@ import time
 from pathlib import Path
 
 import psycopg
-from conftest import index_snapshot, run_cli
-from test_indexing import write_tree
-from test_semantic import CORPUS, http_env, stub  # noqa: F401  (stub is a fixture)
+from tests.support.snapshot import index_snapshot
+from tests.support.cli import run_cli
+from tests.support.trees import SEMANTIC_CORPUS, write_tree
+from tests.support.embedding_stub import http_env
 
 from lode.engine import Lode
 
@@ -58,7 +59,7 @@ def _wait_rolled_back(lode: Lode) -> None:
 
 
 def test_a_killed_repository_delete_leaves_the_repository_whole(lode: Lode, tmp_path: Path, repo_name: str) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, SEMANTIC_CORPUS)
     assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json")[0] == 0
     before = index_snapshot(lode, repo_name)
     hits_before = lode.search("payload", repo=repo_name, mode="lexical")["hits"]
@@ -79,7 +80,7 @@ def test_a_killed_repository_delete_leaves_the_repository_whole(lode: Lode, tmp_
 def test_a_killed_model_switch_keeps_serving_the_old_model_then_completes(
     lode: Lode, tmp_path: Path, repo_name: str, stub: str  # noqa: F811
 ) -> None:
-    write_tree(tmp_path, CORPUS)
+    write_tree(tmp_path, SEMANTIC_CORPUS)
     code, report, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--wait", "--json", env=http_env(stub))
     assert code == 0 and report["embeddings"]["pending"] == 0
     with lode.db.connection() as conn:

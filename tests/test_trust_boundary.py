@@ -13,12 +13,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from tests.support.cli import run_cli
 from netns import namespace_host
 from serve_process import lode_serve
-from test_api import SHOP
-from test_indexing import write_tree
-from test_security import no_keys  # noqa: F401 (a fixture: every test here starts and ends without keys)
+from tests.support.api_server import SHOP
+from tests.support.trees import write_tree
 
 from lode.api.hosts import HostPolicy
 from lode.api.keys import ApiKeys
@@ -72,7 +71,8 @@ def test_every_route_refuses_a_foreign_host_and_state_changes_from_a_foreign_ori
         while served.request("GET", f"/v1/index/{job}").json()["job"]["state"] in ("queued", "running"):
             assert time.monotonic() < deadline, "the index job did not finish"
             time.sleep(0.2)
-        assert served.request("DELETE", f"/v1/repositories/{repo}", {"Origin": f"http://localhost:{port}"}).status == 200
+        same_origin = {"Origin": f"http://localhost:{port}"}
+        assert served.request("DELETE", f"/v1/repositories/{repo}", same_origin).status == 200
 
 
 def test_a_keyless_server_beyond_loopback_refuses_remote_callers_and_keys_rm_warns(

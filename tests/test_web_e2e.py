@@ -272,7 +272,8 @@ def test_docs_render_offline_from_the_package(server: str, browser) -> None:
     driver.get(f"{server}/docs")
     title = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#swagger-ui .info .title"), timeout=60)
     assert title[0].text.startswith("Lode")
-    wait_for(driver, lambda d: any("/v1/search" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")))
+    wait_for(driver, lambda d: any("/v1/search" in e.text
+                                   for e in d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")))
     loaded = driver.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert f"{server}/static/vendor/swagger-ui-bundle.js" in loaded and f"{server}/openapi.json" in loaded
     assert [url for url in loaded if not url.startswith(f"{server}/")] == []  # nothing from elsewhere
@@ -343,7 +344,8 @@ def test_no_stale_graph_after_an_unknown_symbol(server: str, shop_repo: str, bro
     assert head == "No symbol named no_such_symbol_anywhere."
     assert driver.execute_script("return window.lodeGraph") is None
     assert driver.find_elements(By.CSS_SELECTOR, "#graph canvas") == []
-    assert driver.find_element(By.ID, "callers").text == "" and not driver.find_elements(By.CSS_SELECTOR, ".source-view")
+    assert driver.find_element(By.ID, "callers").text == ""
+    assert not driver.find_elements(By.CSS_SELECTOR, ".source-view")
     assert not driver.find_element(By.CSS_SELECTOR, ".symbol-body").is_displayed()
     no_console_errors(driver)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,11 +30,11 @@ from lode import __version__
 from lode.api import models
 from lode.api.cache import router as cache_router
 from lode.api.errors import router as errors_router
-from lode.api.hosts import ClientAddress, HostGuard, HostPolicy, is_loopback
+from lode.api.hosts import SAFE_METHODS, ClientAddress, HostGuard, HostPolicy, is_loopback
 from lode.api.keys import ApiKeys
 from lode.api.presence import Presence
 from lode.api.routes import ERRORS, router
-from lode.api.security import AuthMiddleware
+from lode.api.security import PROTECTED, RATE_LIMITED, AuthMiddleware
 from lode.config import Settings, get_settings
 from lode.engine import Lode
 from lode.errorlog import AlertMonitor
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None, *, host: str = "127.0.0.1", por
                        settings.server.cors_origins)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lode = Lode(settings, revive_database=True)  # a dead embedded PostgreSQL is restarted by this process
         app.state.presence = None
         try:
@@ -140,7 +141,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         if _has_nul(scope):
-            await models.error_response(400, "bad_request", "the request contains a NUL character")(scope, receive, send)
+            refusal = models.error_response(400, "bad_request", "the request contains a NUL character")
+            await refusal(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
@@ -270,34 +272,52 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _document_errors(app: FastAPI) -> None:
-    """Every operation may answer with the error document (the middleware's 400/401/413/429 included), and its
-    422 is ours, not FastAPI's default shape. Applied to the generated schema, so every router's routes get it."""
+    """Each operation lists the errors it can answer with: its route's own (`errors(...)` in lode/api/routes.py)
+    and those of the middleware that applies to it (`middleware_errors`), all as the error document; its 422 is
+    ours, not FastAPI's default shape. Applied to the generated schema, so every router's routes get it."""
     generate = app.openapi
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 
     def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = generate()
-            for methods in schema["paths"].values():
-                for operation in methods.values():
-                    for status, spec in ERRORS.items():
-                        operation["responses"].setdefault(str(status), {"description": spec["description"],
-                                                                        "content": error})
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()  # FastAPI keeps it as app.openapi_schema: the edits below are made once
+        for path, methods in schema["paths"].items():
+            for method, operation in methods.items():
+                has_input = bool(operation.get("parameters") or operation.get("requestBody"))
+                for status in middleware_errors(path, method.upper(), has_input):
+                    operation["responses"].setdefault(str(status), {"description": ERRORS[status]["description"],
+                                                                    "content": error})
+                if has_input:
                     operation["responses"]["422"] = {"description": ERRORS[422]["description"], "content": error}
-        return app.openapi_schema
+        return schema
 
-    app.openapi = openapi  # type: ignore[method-assign]
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend the schema
+
+
+def middleware_errors(path: str, method: str, has_input: bool) -> list[int]:
+    """The statuses the middleware can answer an operation with, by the same rules the middleware applies."""
+    statuses = [400, 413, 421]  # every route: a NUL in the URL, a Content-Length over the cap, a Host not allowed
+    if method not in SAFE_METHODS:
+        statuses.append(403)  # an Origin not allowed (HostGuard)
+    if path.startswith(PROTECTED):
+        statuses += [401, 403]  # no or a bad key; a key scoped to other repositories (AuthMiddleware, require_*)
+    if path.startswith(RATE_LIMITED):
+        statuses.append(429)
+    if has_input:
+        statuses.append(422)
+    return sorted(set(statuses))
 
 
 # ---- probes and metrics -------------------------------------------------------------------------------------
 
 def _add_probes(app: FastAPI) -> None:
-    @app.get("/livez", response_model=models.ProbeOut, tags=["health"])
+    @app.get("/livez", response_model=models.ProbeOut, tags=["health"], summary="Liveness probe")
     def livez() -> dict[str, str]:
         """The process is up."""
         return {"status": "pass"}
 
-    @app.get("/readyz", response_model=models.ProbeOut, tags=["health"],
+    @app.get("/readyz", response_model=models.ProbeOut, tags=["health"], summary="Readiness probe",
              responses={503: {"model": models.ProbeOut, "description": "The database is unreachable"}})
     def readyz(request: Request) -> JSONResponse:
         """Ready to serve: the database answers."""
@@ -306,15 +326,16 @@ def _add_probes(app: FastAPI) -> None:
                             {"status": "fail", "error": database.get("error")},
                             status_code=200 if database["status"] == "pass" else 503)
 
-    @app.get("/health", response_model=models.HealthOut, tags=["health"],
+    @app.get("/health", response_model=models.HealthOut, tags=["health"], summary="Component health",
              responses={503: {"model": models.HealthOut, "description": "The database is down"}})
     def health(request: Request) -> JSONResponse:
         """pass / warn / fail per component; 200 unless the database is down (503)."""
         report = health_report(request.app.state.lode)
         return JSONResponse(report, status_code=503 if report["status"] == "fail" else 200)
 
-    @app.get("/metrics", tags=["health"], response_class=Response,
+    @app.get("/metrics", tags=["health"], response_class=Response, summary="Prometheus metrics",
              responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {"schema": {"type": "string"}}},
                               "description": "Prometheus text format"}})
     def metrics() -> Response:
+        """Request counts and latencies by route, search, index and cache counters, in Prometheus text format."""
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -6,22 +6,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from lode.api.routes import ERRORS, Engine
+from lode.api.routes import Engine, errors
 from lode.api.security import principal, require_repo
 
-router = APIRouter(prefix="/v1/cache", tags=["cache"], responses=ERRORS)
+router = APIRouter(prefix="/v1/cache", tags=["cache"])
 
 
-@router.get("/stats")
+@router.get("/stats", summary="Cache statistics", responses=errors(503))
 def cache_stats(lode: Engine) -> dict[str, Any]:
     """Hits, misses, hit rate, bytes and evictions per layer. L1 and the lookup counts are this server process's;
     `layers.l2.server` is Redis INFO."""
     return lode.cache.stats()
 
 
-@router.post("/flush")
+@router.post("/flush", summary="Flush the query cache", responses=errors(404, 503))
 def cache_flush(request: Request, lode: Engine,
-                repo: Annotated[str | None, Query(min_length=1, max_length=128)] = None) -> dict[str, Any]:
+                repo: Annotated[str | None, Query(min_length=1, max_length=128, description="Only this repository's "
+                                                 "answers; everything when omitted.", examples=["shop"])] = None,
+                ) -> dict[str, Any]:
     """Drop one repository's cached answers (404 for an unknown one), or, without `repo`, everything."""
     if repo is not None:
         require_repo(request, repo)

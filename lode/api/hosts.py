@@ -18,6 +18,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from typing import cast
 from urllib.parse import urlsplit
 
 import psutil
@@ -158,8 +159,8 @@ class HostGuard:
                 return
             if (name == b"origin" and scope["method"] not in SAFE_METHODS
                     and not self.policy.allows_origin(text := value.decode("latin-1"))):
-                await error_response(403, "forbidden", f"Invalid Origin header {text!r}: requests that change state are "
-                             "refused from other origins; allow one with LODE_CORS_ORIGINS or LODE_ALLOWED_ORIGINS"
+                await error_response(403, "forbidden", f"Invalid Origin header {text!r}: requests that change state "
+                             "are refused from other origins; allow one with LODE_CORS_ORIGINS or LODE_ALLOWED_ORIGINS"
                              )(scope, receive, send)
                 return
         await self.app(scope, receive, send)
@@ -171,7 +172,8 @@ class ClientAddress:
 
     def __init__(self, app: ASGIApp, trusted_proxies: list[str]) -> None:
         self.app = app
-        self.proxy = ProxyHeadersMiddleware(app, trusted_proxies) if trusted_proxies else None
+        # uvicorn types the ASGI callables with its own, narrower types than starlette's
+        self.proxy = ProxyHeadersMiddleware(app, trusted_proxies) if trusted_proxies else None  # type: ignore[arg-type]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -180,11 +182,12 @@ class ClientAddress:
         peer = (scope.get("client") or ("", 0))[0]
         trusted = self.proxy is not None and peer in self.proxy.trusted_hosts
         scope[_UNTRUSTED_FORWARDING] = not trusted and any(n in FORWARDING_HEADERS for n, _ in scope["headers"])
-        await (self.proxy if trusted else self.app)(scope, receive, send)
+        handler = cast(ASGIApp, self.proxy) if trusted else self.app  # trusted: there is a proxy
+        await handler(scope, receive, send)
 
 
 def caller_is_local(scope: Scope) -> bool:
     """The caller is on this machine's loopback: its address (after a trusted proxy's rewrite) is a loopback
     one, and it did not come through a proxy that is not configured."""
     client = scope.get("client")
-    return bool(client) and is_loopback(client[0]) and not scope.get(_UNTRUSTED_FORWARDING, False)
+    return client is not None and is_loopback(client[0]) and not scope.get(_UNTRUSTED_FORWARDING, False)

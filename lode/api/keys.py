@@ -16,7 +16,7 @@ from datetime import datetime
 import psycopg
 
 from lode.errors import InputError, NotFound
-from lode.store.db import Database
+from lode.store.db import Database, scalar
 
 KEY_PREFIX = "lode_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -67,7 +67,7 @@ class ApiKeys:
 
     def any(self) -> bool:
         with self.db.connection() as conn:
-            return conn.execute("SELECT EXISTS (SELECT 1 FROM api_keys)").fetchone()[0]
+            return scalar(conn.execute("SELECT EXISTS (SELECT 1 FROM api_keys)"))
 
     def all_hashed(self) -> list[tuple[ApiKey, bytes]]:
         with self.db.connection() as conn:

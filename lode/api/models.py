@@ -15,10 +15,20 @@ class Doc(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class ErrorDetail(Doc):
+    location: str = Field(description="The invalid input: where (query, path, body) and its name.",
+                          examples=["query.k"])
+    message: str = Field(examples=["Input should be less than or equal to 200"])
+
+
 class ErrorBody(Doc):
-    message: str
-    code: str
-    request_id: str | None = None
+    message: str = Field(description="One line saying what went wrong.",
+                         examples=["no repository named 'shop'; `lode repos` lists them"])
+    code: str = Field(description="Stable per status: bad_request, unauthorized, forbidden, not_found, conflict, "
+                                  "payload_too_large, misdirected_request, validation_error, rate_limited, "
+                                  "unavailable.", examples=["not_found"])
+    request_id: str | None = Field(default=None, description="As in the X-Request-ID header, for the logs.")
+    details: list[ErrorDetail] | None = Field(default=None, description="With 422: one entry per invalid input.")
 
 
 class ErrorOut(Doc):
@@ -92,6 +102,26 @@ class SourceOut(Doc):
     editor_url: str = Field(description="Opens the file at start_line in an editor (LODE_EDITOR_URL).")
 
 
+class OutlineSymbol(Doc):
+    """A definition: where it is, its kind and its signature (the declaration line, when the language has one)."""
+
+    path: str
+    start_line: int
+    end_line: int
+    kind: str
+    name: str
+    name_path: str | None
+    signature: str | None
+
+
+class OutlineOut(Doc):
+    repo: str
+    path: str = Field(description="The file or folder outlined ('' for the whole repository).")
+    files: int = Field(description="Indexed files at or below the path.")
+    truncated: bool
+    symbols: list[OutlineSymbol]
+
+
 class RemovedOut(Doc):
     removed: str
 
@@ -103,7 +133,8 @@ class StatusOut(Doc):
 # ---- index jobs -------------------------------------------------------------------------------------------
 
 class IndexRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"path": "/srv/code/shop",
+                                                                               "repo": "shop"}]})
 
     path: str = Field(min_length=1, max_length=4096, description="A directory under one of LODE_ALLOWED_ROOTS.")
     repo: str | None = Field(default=None, pattern=REPO_NAME, description="Defaults to the directory's name.")
@@ -247,6 +278,26 @@ class SearchIn(Doc):
     kind: list[str] = Field(default_factory=list, max_length=20)
     expand: bool = False
     group: Literal["chunks", "files"] = "chunks"
+
+
+class PatternMatch(Doc):
+    repo: str
+    path: str
+    line: int
+    column: int
+    text: str
+
+
+class PatternOut(Doc):
+    pattern: str
+    regex: bool
+    ignore_case: bool
+    matches: list[PatternMatch]
+    files_searched: int
+    files_total: int
+    stale: list[str] = Field(description="Files changed since indexing: not searched (re-index them).")
+    truncated: bool = Field(description="The limit of matches was reached.")
+    timed_out: bool = Field(description="LODE_TIMEOUT_PATTERN_SEARCH stopped the search before the last file.")
 
 
 class SymbolOut(Located):

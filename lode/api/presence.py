@@ -51,7 +51,7 @@ class Presence:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if not self.servers.beat(self.server_id):
+                if self.server_id is None or not self.servers.beat(self.server_id):
                     self._register()  # forgotten as dead after an outage: there again
             except (LodeError, psycopg.Error, PoolTimeout) as exc:  # the database is down: beat at the next interval
                 log.warning("server heartbeat failed", error=f"{type(exc).__name__}: {exc}")

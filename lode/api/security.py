@@ -108,7 +108,8 @@ def require_unscoped(request: Request) -> None:
     """Routes about the whole server (recorded errors, alerts) are for keys not limited to repositories."""
     key = principal(request)
     if key is not None and key.repos is not None:
-        raise HTTPException(403, f"the API key {key.name!r} is scoped to repositories; this route needs an unscoped key")
+        raise HTTPException(403, f"the API key {key.name!r} is scoped to repositories; "
+                                 "this route needs an unscoped key")
 
 
 def require_repo(request: Request, repo: str) -> None:

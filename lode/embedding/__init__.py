@@ -25,6 +25,7 @@ def get_embedder(settings: Settings) -> Embedder | None:
             batch_timeout=settings.timeouts.embed_batch, single_timeout=settings.timeouts.embed_single,
             retry_attempts=config.retry_attempts, retry_max_seconds=config.retry_max_seconds,
             query_retry_attempts=config.query_retry_attempts, query_retry_max_seconds=config.query_retry_max_seconds,
+            breakers=settings.breakers,
         )
     from lode.embedding.export import MODEL_NAME
     from lode.embedding.local import DIMENSION, LocalEmbedder
@@ -33,4 +34,5 @@ def get_embedder(settings: Settings) -> Embedder | None:
         raise EmbeddingError(f"the local embedder has only {MODEL_NAME}; use LODE_EMBEDDER=http for {config.model}")
     if config.dimension not in (None, DIMENSION):
         raise EmbeddingError(f"{MODEL_NAME} has {DIMENSION} dimensions, not LODE_EMBED_DIMENSION={config.dimension}")
-    return LocalEmbedder(settings.home / "models", quantize=config.quantize, threads=config.threads)
+    return LocalEmbedder(settings.home / "models", quantize=config.quantize, threads=config.threads,
+                         breakers=settings.breakers)

@@ -16,7 +16,7 @@ import numpy as np
 
 from lode import errorlog
 from lode.embedding.base import BREAKER, Embedder, EmbedResult, ProviderUnavailable
-from lode.resilience import CircuitBreakerError, breaker, wait_for_recovery
+from lode.resilience import CircuitBreakerError, find_breaker, wait_for_recovery
 from lode.embedding.views import code_view, text_view, view_hash
 from lode.store.db import Database
 from lode.store.uow import unit_of_work
@@ -116,8 +116,9 @@ def through_outages(call: Callable[[], T], model_id: str, outage_wait: float,
                 errorlog.record_error("embedding.backfill", exc, severity="error", category="unavailable",
                                       context={"model": model_id, **(context or {})})
             deadline = deadline if deadline is not None else time.monotonic() + outage_wait
+            found = find_breaker(BREAKER)
             log.warning("embedding provider unavailable, breaker %s; waiting up to %.0f s for it to recover: %s",
-                        breaker(BREAKER).state, max(0.0, deadline - time.monotonic()), exc)
+                        found.state if found else "unused", max(0.0, deadline - time.monotonic()), exc)
             if not wait_for_recovery(BREAKER, deadline, should_stop) or time.monotonic() >= deadline:
                 raise
 

@@ -25,6 +25,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from lode.config import BreakerSettings
 from lode.embedding.base import BREAKER, EmbeddingError, EmbedResult, ProviderUnavailable, unit_vector
 from lode.resilience import CircuitBreakerError, guard
 
@@ -69,6 +70,7 @@ class HttpEmbedder:
         retry_max_seconds: float = 60.0,
         query_retry_attempts: int = 2,
         query_retry_max_seconds: float = 5.0,
+        breakers: BreakerSettings | None = None,  # its "embedder" breaker's limits; None: LODE_BREAKER_* now
     ) -> None:
         base = url.rstrip("/")
         self.endpoint = f"{base}/embeddings" if base.endswith("/v1") else f"{base}/v1/embeddings"
@@ -78,6 +80,7 @@ class HttpEmbedder:
         self.batch_timeout = batch_timeout
         self.single_timeout = single_timeout
         self._dimension = dimension
+        self.breakers = breakers or BreakerSettings()
         self._stop = stop_after_attempt(retry_attempts) | stop_before_delay(retry_max_seconds)
         self._query_stop = stop_after_attempt(query_retry_attempts) | stop_before_delay(query_retry_max_seconds)
         self._backoff = wait_random_exponential(multiplier=0.5, max=30)
@@ -154,7 +157,7 @@ class HttpEmbedder:
         return self._vectors(payload, len(texts))
 
     def _guarded_post(self, texts: list[str], timeout: float) -> Any:
-        with guard(BREAKER, _counts_against_breaker):
+        with guard(BREAKER, _counts_against_breaker, config=self.breakers):
             return self._post(texts, timeout)
 
     def _post(self, texts: list[str], timeout: float) -> Any:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lode.config import BreakerSettings
 from lode.embedding.base import BREAKER, EmbeddingError, EmbedResult, ProviderUnavailable
 from lode.embedding.export import MODEL_NAME, TOKENIZER, onnx_model
 from lode.resilience import CircuitBreakerError, guard
@@ -35,8 +36,10 @@ class LocalEmbedder:
     """Loads the model lazily, so building one costs nothing: the shipped int8 file, or the fp32 export (made on
     first use, with the export extra)."""
 
-    def __init__(self, cache_dir: Path, *, quantize: bool, threads: int, model: Path | None = None) -> None:
+    def __init__(self, cache_dir: Path, *, quantize: bool, threads: int, model: Path | None = None,
+                 breakers: BreakerSettings | None = None) -> None:
         self.cache_dir = cache_dir
+        self.breakers = breakers or BreakerSettings()  # its "embedder" breaker's limits; None: LODE_BREAKER_* now
         self.quantize = quantize
         self.threads = threads
         self.model = model  # another ONNX file of this model (benchmarks and reference vectors compare variants)
@@ -49,11 +52,11 @@ class LocalEmbedder:
         return DIMENSION
 
     def embed(self, texts: Sequence[str]) -> EmbedResult:
-        with _breaker():
+        with _breaker(self.breakers):
             return self._embed(texts)
 
     def embed_query(self, text: str) -> np.ndarray:
-        with _breaker():
+        with _breaker(self.breakers):
             session, tokenizer = self._load()
             return _run(session, tokenizer.encode(text))
 
@@ -97,10 +100,10 @@ class LocalEmbedder:
 
 
 @contextmanager
-def _breaker() -> Iterator[None]:
+def _breaker(config: BreakerSettings) -> Iterator[None]:
     """The "embedder" breaker: a failing model counts against it; while it is open, calls fail at once."""
     try:
-        with guard(BREAKER, EmbeddingError):
+        with guard(BREAKER, EmbeddingError, config=config):
             yield
     except CircuitBreakerError as exc:
         raise ProviderUnavailable(f"the local model is unavailable: {exc}") from exc

@@ -325,11 +325,12 @@ def _extract_python(file: _File, root: Node) -> None:
     for node in found.get("call", ()):
         text = data[node.start_byte : node.end_byte]
         if (callee := callees.get(text)) is None:
-            name = _callee(text.decode("utf-8", "replace"))
-            callee = callees[text] = (name, name.partition(".")[0] in builtins and _DOTTED.match(name) is not None)
-        name, builtin = callee
-        if not (builtin and "." not in name):  # `len(x)`: no hint could keep it
-            file.call(node, name, _PYTHON_SELF, hinted_only=builtin)
+            called = _callee(text.decode("utf-8", "replace"))
+            callee = callees[text] = (called,
+                                      called.partition(".")[0] in builtins and _DOTTED.match(called) is not None)
+        called, builtin = callee
+        if not (builtin and "." not in called):  # `len(x)`: no hint could keep it
+            file.call(node, called, _PYTHON_SELF, hinted_only=builtin)
 
 
 def _unshadowed_builtins(facts: FileFacts) -> frozenset[str]:

@@ -33,6 +33,7 @@ from lode.graph.resolve import (
     name_key,
 )
 from lode.store import copy_format
+from lode.store.db import scalar
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
 from lode.store.repositories import chunk_id
 
@@ -257,13 +258,13 @@ class GraphStore:
 
     def backlog(self, repo_id: int) -> int:
         """Files whose graph work is queued for resolve()."""
-        return self.conn.execute(
+        return scalar(self.conn.execute(
             "SELECT count(DISTINCT file_id) FROM graph_dirty_files WHERE repo_id = %s", (repo_id,)
-        ).fetchone()[0]
+        ))
 
     def summary(self, repo_id: int) -> dict[str, int]:
         """The repository's graph nodes, and the files whose resolution is still queued."""
-        nodes = self.conn.execute("SELECT count(*) FROM graph_nodes WHERE repo_id = %s", (repo_id,)).fetchone()[0]
+        nodes = scalar(self.conn.execute("SELECT count(*) FROM graph_nodes WHERE repo_id = %s", (repo_id,)))
         return {"nodes": nodes, "pending_files": self.backlog(repo_id)}
 
     def queued(self, repo_ids: list[int]) -> list[int]:
@@ -286,7 +287,7 @@ class GraphStore:
             return report
         dependencies: list[bytes] = []
         partition = edges_partition(repo_id)
-        new_partition = self.conn.execute("SELECT to_regclass(%s) IS NULL", (partition,)).fetchone()[0]
+        new_partition = scalar(self.conn.execute("SELECT to_regclass(%s) IS NULL", (partition,)))
         if new_partition:  # filled without indexes; attaching it builds them once, sorted
             self.conn.execute(f"CREATE TABLE {partition} (LIKE graph_edges, CHECK (repo_id = {int(repo_id)}))")
         with _collector_paused(), self.conn.cursor() as cur:
@@ -303,8 +304,8 @@ class GraphStore:
                     copy.write(rows)
         if new_partition:  # the CHECK constraint spares the scan that proves its rows belong
             self.conn.execute(f"ALTER TABLE graph_edges ATTACH PARTITION {partition} FOR VALUES IN ({int(repo_id)})")
-        stored = self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (partition,)).fetchone()
-        if report.edges > max(_ANALYZE_AFTER_EDGES, stored[0] // 10):  # a first load's plans need statistics
+        stored = scalar(self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (partition,)))
+        if report.edges > max(_ANALYZE_AFTER_EDGES, stored // 10):  # a first load's plans need statistics
             # traversals join graph_edges itself, and the planner estimates those joins from the parent's own
             # statistics, which autovacuum never gathers; ONLY (PostgreSQL 18) spares re-reading every partition.
             # The parent comes first, as after an ATTACH: two resolutions lock the two tables in the same order.
@@ -320,13 +321,14 @@ class GraphStore:
         whose last resolution looked up a queued name or reached into a queued file.
         """
         params = {"files": queued, "keys": keys, "repo": repo_id}
-        has_history = self.conn.execute(
+        has_history = scalar(self.conn.execute(
             "SELECT EXISTS (SELECT 1 FROM graph_file_dependencies WHERE repo_id = %s)", (repo_id,)
-        ).fetchone()[0]
+        ))
         if has_history:  # a first load has nothing to go stale, and no edges to remove
             rows = self.conn.execute(
                 f"""WITH stale AS (
-                        SELECT file_id FROM graph_file_dependencies WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
+                        SELECT file_id FROM graph_file_dependencies
+                         WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
                         UNION SELECT unnest(%(files)s::bigint[])
                         UNION SELECT DISTINCT e.source_id >> {_BITS} FROM unnest(%(files)s::bigint[]) f(id)
                           JOIN graph_edges e ON e.target_id >= f.id << {_BITS} AND e.target_id < (f.id + 1) << {_BITS}
@@ -334,7 +336,8 @@ class GraphStore:
                     e AS (DELETE FROM graph_edges USING stale
                            WHERE repo_id = %(repo)s
                              AND source_id >= stale.file_id << {_BITS} AND source_id < (stale.file_id + 1) << {_BITS}),
-                    d AS (DELETE FROM graph_file_dependencies USING stale WHERE graph_file_dependencies.file_id = stale.file_id)
+                    d AS (DELETE FROM graph_file_dependencies USING stale
+                           WHERE graph_file_dependencies.file_id = stale.file_id)
                     SELECT g.file_id, g.refs FROM stale JOIN graph_files g ON g.file_id = stale.file_id ORDER BY 1""",
                 params,
             ).fetchall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from lode.errors import InputError
 
@@ -74,7 +75,8 @@ class Filters:
 
     def sql(self, alias: str) -> tuple[str, dict]:
         """A WHERE clause over a chunks alias, with named parameters."""
-        clauses, params = [], {}
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
         if self.languages:
             clauses.append(f"{alias}.language = ANY(%(f_languages)s)")
             params["f_languages"] = list(self.languages)

@@ -39,7 +39,7 @@ def fuse(legs: dict[str, list[tuple[int, float]]], weights: dict[str, float] | N
         for rank, (chunk_id, score) in enumerate(ranking, start=1):
             entry = fused.get(chunk_id)
             if entry is None:
-                entry = fused[chunk_id] = Fused(chunk_id, 0.0, {name: None for name in legs})
+                entry = fused[chunk_id] = Fused(chunk_id, 0.0, dict.fromkeys(legs))
             entry.ranks[leg] = rank
             entry.score += weights.get(leg, 0.0) * ((score - low) / span if span > 0 else 1.0)
     return sorted(fused.values(), key=lambda f: (-f.score, f.chunk_id))

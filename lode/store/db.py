@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from importlib import resources
+from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lode.config import Settings
-from lode.errors import LodeError
+from lode.errors import DatabaseUnavailable, LodeError
 from lode.resilience import CircuitBreakerError, database_failure, guard
 
 log = logging.getLogger(__name__)
@@ -21,10 +22,6 @@ log = logging.getLogger(__name__)
 _MIGRATION_LOCK = 0x4C4F4445  # pg_advisory_lock key for applying migrations ("LODE")
 _PROBE_AFTER = 2.0  # seconds without a pooled connection before the server is probed (a lost server fails fast)
 _PROBE_CONNECT_TIMEOUT = 2  # connect_timeout of that probe
-
-
-class DatabaseUnavailable(LodeError):
-    """The server went away (or cannot be reached). Every committed unit of work is whole; a re-run resumes."""
 
 
 class Database:
@@ -91,7 +88,7 @@ class Database:
         Only getting the connection is guarded: a long block (an advisory lock held for a whole run) must not
         hold the half-open probe."""
         try:
-            with guard("database", database_failure):
+            with guard("database", database_failure, config=self.settings.breakers):
                 return self._getconn()
         except CircuitBreakerError as exc:
             retry = max(1, round(exc._circuit_breaker.open_remaining))  # the library keeps the breaker there
@@ -138,7 +135,7 @@ class Database:
         """This database's random identity (migration 0012), read once: what tells it from any other Lode
         database, e.g. in the keys of a shared cache."""
         with self.connection() as conn:
-            return str(conn.execute("SELECT id FROM instance").fetchone()[0])
+            return str(scalar(conn.execute("SELECT id FROM instance")))
 
     @contextmanager
     def advisory_lock(self, kind: int, key: int, wait: float | None = None) -> Iterator[bool]:
@@ -150,7 +147,7 @@ class Database:
             conn.autocommit = True
             try:
                 if wait == 0:
-                    held = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (kind, key)).fetchone()[0]
+                    held = scalar(conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (kind, key)))
                 else:
                     conn.execute("SET statement_timeout = 0")
                     conn.execute(f"SET lock_timeout = {0 if wait is None else max(1, int(wait * 1000))}")
@@ -212,9 +209,23 @@ def migrate(db: Database) -> int:
             conn.execute(sql)
             conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (number, name))
             version = number
-        if conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()[0] is None:
+        if scalar(conn.execute("SELECT to_regclass('procrastinate_jobs')")) is None:
             from procrastinate.schema import SchemaManager
 
             log.info("applying the job queue's schema (procrastinate)")
             conn.execute(SchemaManager.get_schema())
     return version
+
+
+def one_row(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The row of a statement that always returns exactly one (an aggregate, a function call, EXISTS, an upsert's
+    RETURNING): no row there is a bug, reported as one rather than as a TypeError on None."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("a statement that always returns a row returned none")
+    return row
+
+
+def scalar(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
+    """The single value of a statement that always returns one row (see one_row)."""
+    return one_row(cursor)[0]

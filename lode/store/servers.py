@@ -10,7 +10,7 @@ import os
 import socket
 from dataclasses import dataclass
 
-from lode.store.db import Database
+from lode.store.db import Database, scalar
 
 MISSED_BEATS = 3  # a server silent for this many of its intervals is gone
 
@@ -38,11 +38,11 @@ class Servers:
         """Record this process as a server; forget the rows of servers that stopped beating."""
         with self.db.connection() as conn:
             conn.execute(f"DELETE FROM servers WHERE NOT ({_ALIVE})")
-            return conn.execute(
+            return scalar(conn.execute(
                 """INSERT INTO servers (host, port, loopback, hostname, pid, beat_seconds)
                    VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
                 (host, port, loopback, socket.gethostname(), os.getpid(), beat_seconds),
-            ).fetchone()[0]
+            ))
 
     def beat(self, server_id: int) -> bool:
         """Refresh the heartbeat; False when the row is gone (another process forgot it as dead)."""

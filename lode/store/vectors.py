@@ -10,6 +10,7 @@ import numpy as np
 import psycopg
 
 from lode.search.filters import Filters
+from lode.store.db import scalar
 from lode.store.repositories import chunk_id
 
 LEGS = ("text", "code")
@@ -64,10 +65,12 @@ class Vectors:
     def register_model(self, model_id: str, dimension: int) -> int:
         """The model's id, creating its tables on first use (idempotent under concurrency)."""
         self.conn.execute("SELECT pg_advisory_xact_lock(hashtext('lode.register_model'))")
-        row = self.conn.execute("SELECT id, dimension FROM embedding_models WHERE model_id = %s", (model_id,)).fetchone()
+        row = self.conn.execute("SELECT id, dimension FROM embedding_models WHERE model_id = %s",
+                                (model_id,)).fetchone()
         if row is not None:
             if row[1] != dimension:
-                raise ValueError(f"model {model_id} was recorded with dimension {row[1]}, the provider says {dimension}")
+                raise ValueError(f"model {model_id} was recorded with dimension {row[1]}, "
+                                 f"the provider says {dimension}")
             return int(row[0])
         row = self.conn.execute(
             "INSERT INTO embedding_models (model_id, dimension) VALUES (%s, %s) RETURNING id", (model_id, dimension)
@@ -91,9 +94,8 @@ class Vectors:
 
     def served_chunks(self, model: int) -> int:
         """Chunks of the repositories this model serves: about the size of its HNSW graphs, without a count(*)."""
-        row = self.conn.execute(
-            "SELECT coalesce(sum(chunk_count), 0) FROM repositories WHERE embedding_model = %s", (model,)).fetchone()
-        return int(row[0])
+        return int(scalar(self.conn.execute(
+            "SELECT coalesce(sum(chunk_count), 0) FROM repositories WHERE embedding_model = %s", (model,))))
 
     def models(self) -> dict[int, tuple[str, int]]:
         return {row[0]: (row[1], row[2]) for row in self.conn.execute(
@@ -115,15 +117,15 @@ class Vectors:
         return [PendingChunk(*row) for row in rows]
 
     def counts(self, repo_id: int, model: int | None) -> dict[str, int]:
-        total = self.conn.execute("SELECT chunk_count FROM repositories WHERE id = %s", (repo_id,)).fetchone()[0]
+        total = scalar(self.conn.execute("SELECT chunk_count FROM repositories WHERE id = %s", (repo_id,)))
         if model is None:
             return {"done": 0, "pending": int(total), "failed": 0}
-        done = self.conn.execute(
+        done = scalar(self.conn.execute(
             f"SELECT count(*) FROM {vectors_table(model)} WHERE repo_id = %s", (repo_id,)
-        ).fetchone()[0]
-        failed = self.conn.execute(
+        ))
+        failed = scalar(self.conn.execute(
             "SELECT count(*) FROM embedding_failures WHERE repo_id = %s AND model = %s", (repo_id, model)
-        ).fetchone()[0]
+        ))
         return {"done": int(done), "pending": int(total - done - failed), "failed": int(failed)}
 
     def cached(self, model: int, view_hashes: Sequence[str]) -> dict[str, np.ndarray]:

@@ -106,7 +106,8 @@ def _go_file(rng: random.Random, index: int, package: str) -> str:
         funcs.append(fname)
     verb, noun = _name(rng)
     struct = f"{noun.title()}{verb.title()}er{index}"
-    lines += [f"// {struct} holds {noun} state.", f"type {struct} struct {{", "\tLimit int", "\tItems []string", "}", ""]
+    lines += [f"// {struct} holds {noun} state.", f"type {struct} struct {{", "\tLimit int", "\tItems []string", "}",
+              ""]
     for _ in range(rng.randint(1, 3)):
         verb2, noun2 = _name(rng)
         lines += [f"func (s *{struct}) {verb2.title()}{noun2.title()}({noun2} string) int {{",
@@ -182,7 +183,8 @@ def orphan_counts(lode: Lode) -> dict[str, int]:
                                     "(SELECT 1 FROM files f WHERE f.id = g.file_id)",
         "graph nodes without file": "SELECT count(*) FROM graph_nodes n WHERE NOT EXISTS "
                                     "(SELECT 1 FROM files f WHERE f.id = n.file_id)",
-        "graph references without source node": "SELECT count(*) FROM graph_files g, json_array_elements(g.refs::json) r "
+        "graph references without source node": "SELECT count(*) FROM graph_files g, "
+                                                "json_array_elements(g.refs::json) r "
                                                 "WHERE NOT EXISTS (SELECT 1 FROM graph_nodes n WHERE n.id = "
                                                 "(g.file_id << 20 | (r->>0)::bigint))",
         "graph edges without source node": "SELECT count(*) FROM graph_edges e WHERE NOT EXISTS "

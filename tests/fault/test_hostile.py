@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import index_snapshot, run_cli
+from tests.support.snapshot import index_snapshot
+from tests.support.cli import run_cli
 from lode.config import Settings, Timeouts
 from lode.discover import discover
 from lode.engine import Lode

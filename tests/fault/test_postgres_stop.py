@@ -19,7 +19,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import index_snapshot
+from tests.support.snapshot import index_snapshot
 from faultlib import assert_no_orphans, assert_same_top10, generate_repo, lode_index_process, top10
 from lode.config import Settings
 from lode.engine import Lode
@@ -146,7 +146,7 @@ def test_after_server_stop_no_corruption_and_next_run_equals_clean(stopped_run: 
 
 
 def _attach(engine: Lode, pgdata: Path) -> tuple[str, str]:
-    engine.db  # starts the server under the test's LODE_HOME
+    _ = engine.db  # starts the server under the test's LODE_HOME
     found = _server(pgdata)
     assert found is not None
     return found

@@ -17,8 +17,7 @@ import psutil
 import psycopg
 import pytest
 from serve_process import lode_serve
-from test_resilience import TcpProxy
-from test_security import no_keys  # noqa: F401 (a fixture: the shared database has no key during the test)
+from tests.support.tcp_proxy import TcpProxy
 
 from lode.engine import Lode
 

@@ -28,12 +28,12 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import index_snapshot
+from tests.support.snapshot import index_snapshot
 from lode.config import Settings
 from lode.engine import Lode
 from lode.store import embedded
 from redis_server import RedisServer
-from test_semantic import start_stub
+from tests.support.embedding_stub import start_stub
 
 pytestmark = pytest.mark.slow
 
