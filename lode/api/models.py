@@ -266,7 +266,10 @@ class SearchOut(Doc):
 class SearchIn(Doc):
     """POST /v1/search: the GET parameters as a JSON body, for queries too long for a URL (up to 64 KiB)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"q": "Simplify fails on a product of powers\n\nTraceback (most recent call last):\n  File "
+              "\"sympy/core/mul.py\", line 1203, in _eval_power\nTypeError: bad", "repo": "sympy", "group": "files"},
+    ]})
 
     q: str = Field(min_length=1, description="Plain text: a name, a question, or a whole issue with tracebacks.")
     repo: str | None = Field(default=None, pattern=REPO_NAME)
