@@ -353,14 +353,20 @@ def search(
         "--kind", help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, "
                        "module, window.")] = None,
     expand: Annotated[bool, typer.Option("--expand", help="Attach each hit's direct callers and callees.")] = False,
+    files: Annotated[bool, typer.Option("--files", help="Rank files (-k of them), each with its best hits; "
+                                                        "--json adds `files`.")] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Print each hit's leg ranks, fused score and the "
+                                                            "factor of each ranking prior.")] = False,
     as_json: JsonOption = False,
     jsonl: Annotated[bool, typer.Option("--jsonl", help="Print one JSON hit per line, as each is ready.")] = False,
     vimgrep: Annotated[bool, typer.Option("--vimgrep", help="Print `path:line:col: text` lines, one per hit, "
                                           "for editors' quickfix lists.")] = False,
 ) -> None:
-    """Search indexed code (through a running `lode serve` when there is one: see README "Fast CLI")."""
+    """Search indexed code. QUERY may be a name, a question or a whole issue text (up to 64 KiB). Runs through a
+    running `lode serve` when there is one (see README "Fast CLI")."""
+    group = "files" if files else "chunks"
     params = {"q": query, "repo": repo, "mode": mode, "k": k, "lang": lang or [], "path": path, "kind": kind or [],
-              "expand": str(expand).lower()}
+              "expand": str(expand).lower(), "group": group}
     from lode import local_server
 
     server = local_server.find()
@@ -369,7 +375,7 @@ def search(
         settings = load_settings()
         result = _engine_result(as_json, lambda lode: lode.search(
             query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path, kinds=tuple(kind or ()),
-            expand=expand), settings)
+            expand=expand, group=group), settings)
         if not result["hits"]:
             _say_if_nothing_indexed(settings, repo)
     if as_json:
@@ -387,18 +393,36 @@ def search(
             line, column, text = _match_position(hit)
             sys.stdout.write(f"{hit['path']}:{line}:{column}: {text}\n")
         return
+    if explain and result.get("query_kind"):
+        out.print(f"query kind: {result['query_kind']}", highlight=False)
+    if files:
+        if not result["files"]:
+            out.print("no files")
+        for number, found in enumerate(result["files"], start=1):
+            out.print(f"{number}. [bold cyan]{found['path']}[/] [dim]{found['repo']}, score {found['score']:.3f}[/]",
+                      highlight=False)
+            for hit in found["hits"]:
+                _print_hit_header(hit, explain, indent="   ")
+        return
     if not result["hits"]:
         out.print("no hits")
     for hit in result["hits"]:
-        label = hit["name_path"] or hit["kind"]
-        out.print(f"[bold cyan]{hit['path']}:{hit['start_line']}[/] [green]{label}[/] "
-                  f"[dim]lines {hit['start_line']}-{hit['end_line']} of {hit['repo']}, score {hit['score']:.3f}[/]",
-                  highlight=False)
+        _print_hit_header(hit, explain)
         out.print(hit["snippet"], markup=False, highlight=False)
         for relation in ("callers", "callees"):
             if hit.get(relation):
                 out.print(f"  [dim]{relation}:[/] " + ", ".join(_place(n) for n in hit[relation]), highlight=False)
         out.print()
+
+
+def _print_hit_header(hit: dict[str, Any], explain: bool, indent: str = "") -> None:
+    """`path:line name`, then the lines and repository dimmed (and with --explain, the legs and priors)."""
+    label = hit["name_path"] or hit["kind"]
+    out.print(f"{indent}[bold cyan]{hit['path']}:{hit['start_line']}[/] [green]{label}[/] "
+              f"[dim]lines {hit['start_line']}-{hit['end_line']} of {hit['repo']}, score {hit['score']:.3f}[/]",
+              highlight=False)
+    if explain:
+        out.print(f"{indent}  {_explanation(hit['legs'])}", markup=False, highlight=False)
 
 
 def _match_position(hit: dict[str, Any]) -> tuple[int, int, str]:
@@ -418,6 +442,19 @@ def _say_if_nothing_indexed(settings: Settings, repo: str | None) -> None:
             if not lode.repositories():
                 err.print("lode: nothing is indexed yet: run `lode index PATH` first", markup=False,
                           highlight=False)
+
+
+def _explanation(legs: dict[str, Any]) -> str:
+    """One line: where each leg ranked the hit, the fused score, and each prior's factor."""
+    ranks = ", ".join(f"{leg} #{legs[leg]}" if legs.get(leg) else f"{leg} -" for leg in ("lexical", "text", "code"))
+    parts = [f"legs: {ranks}"]
+    if legs.get("injected"):
+        parts.append(f"added by the {legs['injected']} lookup")
+    if legs.get("fused") is not None:
+        parts.append(f"fused {legs['fused']:.3f}")
+    priors = legs.get("priors") or {}
+    parts.append("priors: " + (", ".join(f"{name} x{factor:g}" for name, factor in priors.items()) or "none"))
+    return "; ".join(parts)
 
 
 @app.command()

@@ -223,6 +223,9 @@ class Settings(BaseSettings):
     embedded_idle_seconds: float = Field(default=300.0, ge=0)
     # HNSW candidate list of a vector leg (pgvector's 1..1000); auto grows with the index (lode.engine.ef_search)
     ef_search: Literal["auto"] | Annotated[int, Field(ge=1, le=1000)] = "auto"
+    # the ranking stage after fusion (lode/search/ranking.py): off for ablations, or some priors off by name
+    ranking: Literal["on", "off"] = "on"  # LODE_RANKING
+    ranking_disable: str = ""  # LODE_RANKING_DISABLE: comma-separated priors, e.g. "path,coherence"
     # error tracking
     sentry_dsn: SecretStr | None = None  # LODE_SENTRY_DSN: handled errors also go to Sentry
     log_level: str = "WARNING"  # LODE_LOG_LEVEL: structured JSON logs on stderr

@@ -31,10 +31,12 @@ from lode.indexer import Indexer, IndexReport, ProgressCallback
 from lode.model import Candidate, Hit, Skipped
 from lode.embedding.backfill import BackfillProgress, backfill, counts, pending_ranges, through_outages
 from lode.search import lexical
+from lode.search import ranking
 from lode.search.filters import Filters, canonical_languages, checked_kinds
-from lode.search.fusion import WEIGHTS, fuse
+from lode.search.fusion import KIND_WEIGHTS, WEIGHTS, fuse
 from lode.search.highlight import highlights
 from lode.search.pattern import PatternSearch, compile_pattern
+from lode.search.query import Query, QueryKind, parse
 from lode.search.tokens import tokenize
 from lode.store.db import Database, one_row, scalar
 from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
@@ -47,7 +49,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "lexical", "semantic")
-MAX_QUERY_CHARS = 2000
+MAX_QUERY_BYTES = 64 * 1024  # an issue body with its traceback fits; UTF-8 bytes
+GROUPS = ("chunks", "files")
+EVIDENCE_PER_FILE = 3  # a file of the file mode comes with its best chunks
+DEFINITIONS_LOOKED_UP = 200  # definition chunks the symbol table may add to a query's candidates
+FRAME_CHUNKS_LOOKED_UP = 200  # chunks of files named in the query that may be added
 MAX_K = 200
 LAST_LINE = 2**31 - 1  # past the end of any file (line numbers are PostgreSQL integers)
 MAX_OUTLINE = 2000  # definitions in one outline
@@ -86,8 +92,12 @@ class Lode:
         errorlog.init_sentry(self.settings.sentry_dsn)  # when set, handled errors go to Sentry too
         self._db: Database | None = None
         self._embedder: object = _UNSET
+        self._ranking_disabled = _ranking_disabled(self.settings)
         self.cache = Cache(self.settings, lambda: self.db,
-                           ranking=(LEG_DEPTH, self.settings.ef_search, sorted(WEIGHTS.items())))
+                           ranking=(LEG_DEPTH, self.settings.ef_search, sorted(WEIGHTS.items()),
+                                    self.settings.ranking, sorted(self._ranking_disabled),
+                                    sorted((kind, sorted(w.items())) for kind, w in KIND_WEIGHTS.items()),
+                                    _ranking_constants()))
         self._complete: set[tuple[int, int, int | None]] = set()  # (repo, generation, model) fully embedded
 
     @property
@@ -281,7 +291,9 @@ class Lode:
         path: str | None = None,
         kinds: tuple[str, ...] = (),
         expand: bool = False,
+        group: str = "chunks",
     ) -> dict[str, Any]:
+        """Hits best first; group="files" adds `files`: the files best first, each with its best hits."""
         _check_query(query)
         for label, values in (("--path", (path,) if path else ()), ("--kind", kinds), ("--lang", languages)):
             for value in values:
@@ -293,36 +305,102 @@ class Lode:
         if not 1 <= k <= MAX_K:
             raise InputError(f"-k must be between 1 and {MAX_K}")
         languages, kinds = canonical_languages(languages), checked_kinds(kinds)
+        if group not in GROUPS:
+            raise InputError(f"group must be one of {', '.join(GROUPS)}, not {group!r}")
         filters = Filters(languages=languages, kinds=kinds, path_glob=path)
         filters.sql("c")  # validates the glob before any database work
         with self._read() as conn:
             repos = self._repos_for(conn, repo)
         settled = not expand or self._settle_graph(repos)
         if not repos:
-            return {"query": query, "mode": mode, "degraded": [], "hits": []}
+            return {"query": query, "mode": mode, "degraded": [], "hits": [],
+                    **({"files": []} if group == "files" else {})}
         return self.cache.through(
-            "search", repos, (query, mode, k, languages, path, kinds, expand),
-            lambda: self._search(query, repos, mode, k, filters, expand),
+            "search", repos, (query, mode, k, languages, path, kinds, expand, group),
+            lambda: self._search(query, repos, mode, k, filters, expand, group),
             cacheable=lambda result: settled and not result["degraded"],  # pending embeddings keep the generation
         )
 
     def _search(self, query: str, repos: list[RepoRow], mode: str, k: int, filters: Filters,
-                expand: bool) -> dict[str, Any]:
-        depth = k if mode == "lexical" else max(LEG_DEPTH, k)
-        legs, degraded = self._run_legs(query, repos, mode, filters, depth)
+                expand: bool, group: str) -> dict[str, Any]:
+        plan = parse(query) if self.settings.ranking == "on" else None
+        staged = plan is not None or group == "files"  # the file mode ranks the candidates even unranked
+        depth = k if mode == "lexical" and not staged else max(LEG_DEPTH, k)
+        legs, degraded = self._run_legs(query, plan, repos, mode, filters, depth)
         if mode == "lexical":
-            ranked = [(cid, score, {"lexical": rank, "text": None, "code": None})
-                      for rank, (cid, score) in enumerate(legs["lexical"], start=1)]
+            fused = [(cid, score, {"lexical": rank, "text": None, "code": None})
+                     for rank, (cid, score) in enumerate(legs["lexical"], start=1)]
         else:
-            ranked = [(f.chunk_id, f.score, {leg: f.ranks.get(leg) for leg in ("lexical", "text", "code")})
-                      for f in fuse(legs)]
-        with self._read() as conn:
-            hits = [_hit_json(h) for h in self._hits(conn, ranked[:k], {r.id: r.name for r in repos}, query)]
+            weights = KIND_WEIGHTS[plan.kind] if plan is not None else WEIGHTS
+            fused = [(f.chunk_id, f.score, {leg: f.ranks.get(leg) for leg in ("lexical", "text", "code")})
+                     for f in fuse(legs, weights)]
+        names = {r.id: r.name for r in repos}
+        if not staged:
+            with self._read() as conn:
+                hits = [_hit_json(h) for h in self._hits(conn, fused[:k], names, query)]
+            if expand:
+                self._expand(hits, repos)
+            return {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
+        with self._read() as conn:  # one connection for the candidates and the hits: a pool checkout is not free
+            candidates = self._candidates(conn, fused, plan, repos, filters)
+            if plan is None:
+                ordered = [ranking.Ranked(c, c.score) for c in candidates]
+            else:
+                ordered = ranking.rank(plan, candidates, self._ranking_disabled)
+            grouped = ranking.files(ordered, EVIDENCE_PER_FILE)[:k] if group == "files" else []
+            shown = {r.candidate.chunk_id: r for r in ordered[:k]}
+            shown.update((r.candidate.chunk_id, r) for f in grouped for r in f.evidence)
+            found = {h.chunk_id: h for h in self._hits(conn, [_ranked_row(r) for r in shown.values()], names, query)}
+        hits = [_hit_json(found[r.candidate.chunk_id]) for r in ordered[:k] if r.candidate.chunk_id in found]
         if expand:
             self._expand(hits, repos)
-        return {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
+        result: dict[str, Any] = {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
+        if plan is not None:
+            result["query_kind"] = plan.kind.value
+        if group == "files":
+            result["files"] = [
+                {"repo": names[f.repo_id], "path": f.path, "language": found[f.evidence[0].candidate.chunk_id].language
+                 if f.evidence[0].candidate.chunk_id in found else None, "score": round(f.score, 6),
+                 "hits": [_hit_json(found[r.candidate.chunk_id]) for r in f.evidence if r.candidate.chunk_id in found]}
+                for f in grouped
+            ]
+        return result
 
-    def _run_legs(self, query: str, repos: list[RepoRow], mode: str, filters: Filters,
+    def _candidates(self, conn: psycopg.Connection, fused: list[tuple[int, float, dict[str, int | None]]],
+                    plan: Query | None, repos: list[RepoRow], filters: Filters) -> list[ranking.Candidate]:
+        """The fused chunks with what the priors read (path, kind, names, lines), and the chunks the legs missed
+        that the query names: definitions of its identifiers (symbol table) and chunks of files it names. One
+        statement: a round trip costs more than these index lookups."""
+        columns = "c.id, c.repo_id, c.path, c.kind, c.name, c.name_path, c.start_line, c.end_line"
+        parts = [f"SELECT {columns}, NULL FROM chunks c WHERE c.id = ANY(%(ids)s)"]
+        where, params = filters.sql("c")
+        params.update(ids=[cid for cid, _, _ in fused], repos=[r.id for r in repos])
+        if plan is not None and plan.names and "definition" not in self._ranking_disabled:
+            params.update(names=plan.names, def_kinds=sorted(ranking.DEFINITION_KINDS))
+            parts.append(f"""(SELECT {columns}, 'definition' FROM chunks c
+                               WHERE lower(c.name) = ANY(%(names)s) AND c.repo_id = ANY(%(repos)s)
+                                 AND c.kind = ANY(%(def_kinds)s) AND {where}
+                               ORDER BY c.id LIMIT {DEFINITIONS_LOOKED_UP})""")
+        named = [f.path for f in plan.frames] + plan.paths if plan is not None else []
+        if named and "frame" not in self._ranking_disabled:
+            params["paths"] = sorted({tail for p in named for tail in ranking.path_suffixes(p)})
+            parts.append(f"""(SELECT {columns}, 'frame' FROM chunks c
+                               WHERE c.path = ANY(%(paths)s) AND c.repo_id = ANY(%(repos)s) AND {where}
+                               ORDER BY c.id LIMIT {FRAME_CHUNKS_LOOKED_UP})""")
+        rows: dict[int, tuple] = {}
+        extra: dict[int, tuple[tuple, str]] = {}
+        for *row, why in conn.execute(" UNION ALL ".join(parts), params):
+            if why is None:
+                rows[row[0]] = tuple(row)
+            else:
+                extra.setdefault(row[0], (tuple(row), why))
+        candidates = [_candidate(rows[cid], score, legs) for cid, score, legs in fused if cid in rows]
+        empty: dict[str, int | None] = {"lexical": None, "text": None, "code": None}
+        candidates.extend(_candidate(row, 0.0, dict(empty), why) for cid, (row, why) in extra.items()
+                          if cid not in rows)
+        return candidates
+
+    def _run_legs(self, query: str, plan: Query | None, repos: list[RepoRow], mode: str, filters: Filters,
                   depth: int) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
         """Run the legs `mode` needs in parallel; return their rankings and the legs degraded.
 
@@ -334,9 +412,10 @@ class Lode:
         pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lode-leg")
         futures: dict[str, Future[Any]] = {}  # the lexical leg's ranking; the semantic legs' rankings and gaps
         if mode != "semantic":
-            futures["lexical"] = pool.submit(self._lexical_leg, query, repos, filters, depth, statements)
+            futures["lexical"] = pool.submit(self._lexical_leg, query, plan, repos, filters, depth, statements)
         if mode != "lexical":
-            futures["semantic"] = pool.submit(self._semantic_legs, pool, query, repos, filters, depth, statements)
+            embedded = plan.focus() if plan is not None else query  # a long query: its prose head and names
+            futures["semantic"] = pool.submit(self._semantic_legs, pool, embedded, repos, filters, depth, statements)
         legs: dict[str, list[tuple[int, float]]] = {}
         degraded: list[str] = []
         reasons: list[str] = []
@@ -391,14 +470,18 @@ class Lode:
             record_error("database", exc, severity="critical", category="unavailable")
             raise LodeError(f"the database is unreachable: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
 
-    def _lexical_leg(self, query: str, repos: list[RepoRow], filters: Filters, depth: int,
+    def _lexical_leg(self, query: str, plan: Query | None, repos: list[RepoRow], filters: Filters, depth: int,
                      statements: _RunningStatements) -> list[tuple[int, float]]:
         with self._read() as conn, statements.track(conn), conn.transaction():
             conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.lexical_search * 1000)}")
             try:
+                terms = None
+                if plan is not None and plan.kind is QueryKind.LONG:  # the rare words and the names, capped
+                    every = sorted(set(tokenize(query)))
+                    terms = plan.lexical_terms(lexical.document_frequencies(conn, every, [r.id for r in repos]))
                 return lexical.search(
                     conn, query, [r.id for r in repos], sum(r.chunk_count for r in repos),
-                    sum(r.total_length for r in repos), filters, depth,
+                    sum(r.total_length for r in repos), filters, depth, terms,
                 )
             except psycopg.errors.QueryCanceled as exc:
                 raise LodeError(
@@ -930,9 +1013,43 @@ def snippet(content: str, terms: set[str], lines: int = 6) -> tuple[int, str]:
 def _check_query(query: str) -> None:
     if not query or not query.strip():
         raise InputError("the query is empty")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InputError(f"the query is longer than {MAX_QUERY_CHARS} characters")
     _check_text("the query", query)
+    size = len(query.encode("utf-8"))
+    if size > MAX_QUERY_BYTES:
+        raise InputError(f"the query is {size} bytes; the limit is {MAX_QUERY_BYTES} (64 KiB)")
+
+
+def _ranking_disabled(settings: Settings) -> frozenset[str]:
+    names = frozenset(filter(None, (n.strip() for n in settings.ranking_disable.split(","))))
+    unknown = names - set(ranking.PRIORS)
+    if unknown:
+        raise InputError(f"LODE_RANKING_DISABLE: unknown priors {', '.join(sorted(unknown))}; "
+                         f"the priors are {', '.join(ranking.PRIORS)}")
+    return names
+
+
+def _ranking_constants() -> list[Any]:
+    """The ranking stage's tunables, for the cache fingerprint: a tuned constant must not serve stale answers."""
+    return [[kind.value, list(f)] for kind, f in ranking.DEFINITION_FACTORS.items()] + [
+        sorted(ranking.ROLE_FACTORS.items()), ranking.PATH_STEM_WEIGHT, ranking.PATH_FOLDER_WEIGHT,
+        ranking.FRAME_FACTOR, ranking.FRAME_LINE_FACTOR, ranking.NAMED_PATH_FACTOR, ranking.COHERENCE_WEIGHT,
+        ranking.SATURATION, ranking.INJECTED_SHARE]
+
+
+def _candidate(row: tuple, score: float, legs: dict[str, int | None], injected: str | None = None
+               ) -> ranking.Candidate:
+    cid, repo_id, path, kind, name, name_path, start, end = row
+    return ranking.Candidate(chunk_id=cid, path=path, kind=kind, name=name, name_path=name_path, start_line=start,
+                             end_line=end, score=score, legs=legs, repo_id=repo_id, injected=injected)
+
+
+def _ranked_row(r: ranking.Ranked) -> tuple[int, float, dict[str, Any]]:
+    """(chunk id, final score, legs): the legs' ranks, the fused score and each prior's factor."""
+    c = r.candidate
+    legs: dict[str, Any] = {**c.legs, "fused": round(c.score, 6), "priors": dict(r.factors)}
+    if c.injected:
+        legs["injected"] = c.injected
+    return c.chunk_id, r.score, legs
 
 
 def _check_text(label: str, value: str) -> None:

@@ -41,6 +41,7 @@ from lode.config import Settings
 from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, MODES, Lode
 from lode.errors import InputError, LodeError
 from lode.model import CHUNK_KINDS
+from lode.search.paths import is_test_path
 from lode.search.pattern import MAX_PATTERN_CHARS
 
 INSTRUCTIONS = (
@@ -123,7 +124,7 @@ def _neighbours_text(result: dict[str, Any]) -> str:
 
 def _search_text(result: dict[str, Any]) -> str:
     hits = result["hits"]
-    head = f"{len(hits)} hits for {result['query']!r} ({result['mode']})"
+    head = f"{len(hits)} hits for {_shown_query(result['query'])} ({result['mode']})"
     if result["degraded"]:
         head += f"; legs not used: {', '.join(result['degraded'])}"
     lines = [head]
@@ -135,17 +136,27 @@ def _search_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _files_text(result: dict[str, Any]) -> str:
+    found = result["files"]
+    head = f"{len(found)} files for {_shown_query(result['query'])} ({result['mode']})"
+    if result["degraded"]:
+        head += f"; legs not used: {', '.join(result['degraded'])}"
+    lines = [head]
+    for number, file in enumerate(found, start=1):
+        lines.append(f"{number}. {file['path']}  [repo {file['repo']}, {file['language']}, score {file['score']:.3f}]")
+        for hit in file["hits"]:
+            lines.append(f"   - {_cite(hit)}  {hit['kind']} {hit['name_path'] or hit['name'] or ''}")
+            lines.append(_indent(hit["snippet"], "       "))
+    return "\n".join(lines)
+
+
+def _shown_query(query: str) -> str:
+    """The query as a header shows it: a long one (an issue body) by its first line and its size."""
+    first = query.strip().splitlines()[0] if query.strip() else ""
+    return repr(query) if len(query) <= 200 and "\n" not in query else f"{first[:120]!r}... ({len(query)} characters)"
+
+
 # ---- get_context ------------------------------------------------------------------------------------------
-
-_TEST_PATH = re.compile(
-    r"(^|/)(tests?|__tests__|spec|specs|testing)/|(^|/)test_[^/]*$|_tests?\.[^/.]+$|\.(test|spec)\.[^/]+$"
-    r"|Tests?\.(java|cs|kt|php)$|_spec\.rb$"
-)
-
-
-def is_test_path(path: str) -> bool:
-    return bool(_TEST_PATH.search(path))
-
 
 @dataclass
 class _Item:
@@ -611,15 +622,20 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         path: Annotated[str | None, Field(min_length=1, max_length=500,
                                           description="Only files matching this glob, e.g. src/**/*.py.")] = None,
         kind: Annotated[Kind | None, Field(description="Only this chunk kind.")] = None,
+        files: Annotated[bool, Field(description="Rank files instead (k of them), each with its best hits: "
+                                                 "which files to open or edit.")] = False,
     ) -> Annotated[CallToolResult, models.SearchOut]:
-        """Search the indexed code (BM25 + embeddings). Each hit: path:start-end, kind, qualified name, snippet."""
+        """Search the indexed code (BM25 + embeddings, then priors: definitions first, tests last). The query may
+        be a name, a question or a whole issue with its traceback (up to 64 KiB). Each hit: path:start-end, kind,
+        qualified name, snippet; with files=true, files best first with their best hits."""
         _check_text_arguments(path=path)
         lode = engine()
         scope = access.repos(ctx, lode, repo)
         result = _engine_call(lambda: lode.search(
             query, repo=scope, mode=mode, k=k, languages=(lang,) if lang else (), path=path,
-            kinds=(kind,) if kind else ()))
-        return _answer(_search_text(result), models.SearchOut, result | {"offset": 0, "next_offset": None})
+            kinds=(kind,) if kind else (), group="files" if files else "chunks"))
+        text = _files_text(result) if files else _search_text(result)
+        return _answer(text, models.SearchOut, result | {"offset": 0, "next_offset": None})
 
     @server.tool(title="Find a symbol's definitions", annotations=READ_ONLY)
     def find_symbol(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class SkipReason(str, enum.Enum):
@@ -88,7 +89,7 @@ class Hit:
     name_path: str | None
     language: str
     score: float
-    legs: dict[str, int | None] = field(default_factory=dict)
+    legs: dict[str, Any] = field(default_factory=dict)  # ranks per leg; with ranking, the fused score and priors
     snippet: str = ""
     # [line, start, end] over the snippet (search/highlight.py)
     highlights: list[list[int]] = field(default_factory=list)

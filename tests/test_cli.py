@@ -30,7 +30,9 @@ def test_index_and_search_json_contracts(lode: Lode, tmp_path: Path, repo_name: 
     assert result["degraded"] == [] and 1 <= len(result["hits"]) <= 3
     hit = result["hits"][0]
     assert hit.keys() == SEARCH_HIT_KEYS
-    assert hit["path"] == "tiny/models.py" and hit["legs"] == {"lexical": 1, "text": None, "code": None}
+    assert hit["path"] == "tiny/models.py" and hit["legs"]["lexical"] == 1
+    assert {leg: hit["legs"][leg] for leg in ("text", "code")} == {"text": None, "code": None}
+    assert hit["legs"].keys() == {"lexical", "text", "code", "fused", "priors"}  # extended: the ranking stage
 
     code, result, _ = run_cli("search", "register hook", "--repo", repo_name, "--json")
     assert code == 0 and result["mode"] == "hybrid" and result["degraded"] == ["text", "code"]

@@ -26,7 +26,8 @@ from mcp.client.stdio import StdioServerParameters
 
 from lode.config import ServerSettings, Settings
 from lode.engine import Lode
-from lode.mcp import count_tokens, create_server, is_test_path
+from lode.mcp import count_tokens, create_server
+from lode.search.paths import is_test_path
 
 FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
 TOOLS = {"search_code", "find_symbol", "get_callers", "get_callees", "find_path", "find_references",
@@ -550,7 +551,7 @@ def test_argument_errors_are_one_line_naming_the_argument_and_its_allowed_values
     out = {key: text_of(result) for key, result in anyio.run(scenario).items()}
     assert all("\n" not in text and "pydantic" not in text and "http" not in text for text in out.values()), out
     assert out["unknown"] == ("Error executing tool search_code: unknown argument 'colour'; search_code takes "
-                              "query, repo, mode, k, lang, path, kind")
+                              "query, repo, mode, k, lang, path, kind, files")
     assert out["enum"] == ("Error executing tool search_code: the argument 'mode' must be one of hybrid, lexical, "
                            "semantic, not 'fuzzy'")
     assert out["lang"].startswith("Error executing tool search_code: the argument 'lang' must be one of python, ")

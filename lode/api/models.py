@@ -192,6 +192,12 @@ class Legs(Doc):
     lexical: int | None
     text: int | None
     code: int | None
+    fused: float | None = Field(default=None, description="The score fusion gave, before the ranking priors.")
+    priors: dict[str, float] | None = Field(
+        default=None, description="Each ranking prior's factor on the fused score (only those not 1): definition, "
+                                  "path, role, frame, coherence, saturation.", examples=[{"definition": 3.0}])
+    injected: str | None = Field(default=None, description="Why a chunk no leg found is here: definition (the "
+                                                           "symbol table) or frame (a file the query names).")
 
 
 class Node(Doc):
@@ -240,6 +246,14 @@ class SearchHit(Located):
     callees: list[HopOut] | None = None
 
 
+class SearchFile(Doc):
+    repo: str
+    path: str
+    language: str | None
+    score: float
+    hits: list[SearchHit] = Field(description="The file's best hits, best first: the evidence for its rank.")
+
+
 class SearchOut(Doc):
     query: str
     mode: Literal["hybrid", "lexical", "semantic"]
@@ -247,6 +261,29 @@ class SearchOut(Doc):
     hits: list[SearchHit]
     offset: int
     next_offset: int | None
+    query_kind: Literal["symbol", "natural", "mixed", "long"] | None = Field(
+        default=None, description="How the ranking stage read the query (absent with LODE_RANKING=off).")
+    files: list[SearchFile] | None = Field(default=None, description="group=files: files best first.")
+
+
+class SearchIn(Doc):
+    """POST /v1/search: the GET parameters as a JSON body, for queries too long for a URL (up to 64 KiB)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"q": "Simplify fails on a product of powers\n\nTraceback (most recent call last):\n  File "
+              "\"sympy/core/mul.py\", line 1203, in _eval_power\nTypeError: bad", "repo": "sympy", "group": "files"},
+    ]})
+
+    q: str = Field(min_length=1, description="Plain text: a name, a question, or a whole issue with tracebacks.")
+    repo: str | None = Field(default=None, pattern=REPO_NAME)
+    mode: Literal["hybrid", "lexical", "semantic"] = "hybrid"
+    k: int = Field(default=10, ge=1, le=200)
+    offset: int = Field(default=0, ge=0, lt=200)
+    lang: list[str] = Field(default_factory=list, max_length=20)
+    path: str | None = Field(default=None, max_length=500)
+    kind: list[str] = Field(default_factory=list, max_length=20)
+    expand: bool = False
+    group: Literal["chunks", "files"] = "chunks"
 
 
 class PatternMatch(Doc):

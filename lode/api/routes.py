@@ -15,7 +15,7 @@ from lode.api import models
 from lode.api.keys import ApiKeys
 from lode.api.security import check_index_path, principal, repo_scope, require_repo
 from lode.api.staleness import staleness
-from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, Lode
+from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, MAX_QUERY_BYTES, Lode
 from lode.errors import InputError
 from lode.graph import EDGE_KINDS, ExportFilters
 from lode.search.pattern import MAX_PATTERN_CHARS
@@ -212,8 +212,10 @@ def cancel_job(request: Request, job_id: JobId, runner: Jobs) -> dict[str, Any]:
 def search(
     request: Request,
     lode: Engine,
-    q: Annotated[str, Query(min_length=1, max_length=2000, description="What the code does, or words and names "
-                                                                      "in it.", examples=["apply discount"])],
+    q: Annotated[str, Query(min_length=1, max_length=MAX_QUERY_BYTES,
+                            description="What the code does, words and names in it, or a whole issue with its "
+                                        "traceback: up to 64 KiB (POST /v1/search takes it in a JSON body).",
+                            examples=["apply discount"])],
     repo: RepoParam = None,
     mode: Annotated[Literal["hybrid", "lexical", "semantic"],
                     Query(description="hybrid (words and meaning), lexical (BM25) or semantic (embeddings).",
@@ -227,18 +229,35 @@ def search(
     kind: Annotated[list[str], Query(max_length=20, description="Only these chunk kinds: function, method, class, "
                                                                 "...", examples=[["function", "method"]])] = [],  # noqa: B006
     expand: Annotated[bool, Query(description="Add each hit's callers and callees.", examples=[True])] = False,
+    group: Annotated[Literal["chunks", "files"], Query(description="files: also rank files, each with its best "
+                                                                   "hits (the page counts files)",
+                                                       examples=["files"])] = "chunks",
 ) -> dict[str, Any]:
-    """Ranked hits (BM25 and embeddings, fused) with path:start-end, kind, qualified name, score, the legs that
-    found each, and a snippet with the query's terms highlighted; next_offset pages on."""
-    if offset + k > MAX_K:
+    """Ranked hits (BM25 and embeddings, fused, then ranking priors: definitions first, tests last) with
+    path:start-end, kind, qualified name, score, the legs and priors behind each, and a snippet with the query's
+    terms highlighted; next_offset pages on. group=files adds `files`, each with its best hits."""
+    return _search(request, lode, models.SearchIn(q=q, repo=repo, mode=mode, k=k, offset=offset, lang=lang,
+                                                  path=path, kind=kind, expand=expand, group=group))
+
+
+@router.post("/search", response_model=models.SearchOut, tags=["search"], summary="Search code (JSON body)",
+             responses=errors(404, 503))
+def search_post(request: Request, lode: Engine, body: Annotated[models.SearchIn, Body()]) -> dict[str, Any]:
+    """The same search with its parameters in a JSON body: for long queries (an issue with its traceback)."""
+    return _search(request, lode, body)
+
+
+def _search(request: Request, lode: Lode, p: models.SearchIn) -> dict[str, Any]:
+    if p.offset + p.k > MAX_K:
         raise InputError(f"offset + k must be at most {MAX_K}")
-    window = min(offset + k + 1, MAX_K)  # one more than the page tells whether another page exists
-    result = lode.search(q, repo=repo_scope(request, repo), mode=mode, k=window, languages=tuple(lang),
-                         path=path, kinds=tuple(kind), expand=expand)
-    found = result["hits"]
-    result["hits"] = found[offset:offset + k]
-    result["offset"] = offset
-    result["next_offset"] = offset + k if len(found) > offset + k else None
+    window = min(p.offset + p.k + 1, MAX_K)  # one more than the page tells whether another page exists
+    result = lode.search(p.q, repo=repo_scope(request, p.repo), mode=p.mode, k=window, languages=tuple(p.lang),
+                         path=p.path, kinds=tuple(p.kind), expand=p.expand, group=p.group)
+    primary = "files" if p.group == "files" else "hits"  # what the page counts
+    result["next_offset"] = p.offset + p.k if len(result[primary]) > p.offset + p.k else None
+    for key in ("hits", "files") if p.group == "files" else ("hits",):
+        result[key] = result[key][p.offset:p.offset + p.k]
+    result["offset"] = p.offset
     return result
 
 

@@ -10,6 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 WEIGHTS = {"lexical": 0.2, "text": 0.4, "code": 1.0}
+# By query kind (lode/search/query.py), with the ranking stage on: a name is found by its letters, an issue's
+# text by its rare words more than by its first 256 word pieces (bench/quality.py, docs/benchmarks.md)
+KIND_WEIGHTS = {
+    "natural": WEIGHTS,
+    "mixed": {"lexical": 0.5, "text": 0.4, "code": 1.0},
+    "symbol": {"lexical": 1.0, "text": 0.3, "code": 0.6},
+    "long": {"lexical": 1.0, "text": 0.2, "code": 0.4},
+}
 
 
 @dataclass(slots=True)

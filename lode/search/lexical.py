@@ -61,15 +61,17 @@ def search(
     total_length: float,
     filters: Filters,
     limit: int,
+    terms: Counter[str] | None = None,
 ) -> list[tuple[int, float]]:
-    """Return (chunk_id, score) pairs, best first. The caller sets the statement timeout."""
-    terms = query_terms(query)
+    """Return (chunk_id, score) pairs, best first. The caller sets the statement timeout. `terms`: the query's
+    terms when the caller chose them (a long query's), else all of the query's."""
+    terms = query_terms(query) if terms is None else terms
     if not terms or corpus_size == 0 or limit <= 0:
         return []
     unfiltered = filters.sql("c")[0] == "TRUE"
     if unfiltered and (pruned := top_k(conn, terms, repo_ids, corpus_size, total_length, limit)) is not None:
         return pruned[0]
-    postings = term_scores(conn, query, repo_ids, corpus_size, total_length)
+    postings = term_scores(conn, query, repo_ids, corpus_size, total_length, terms)
     if postings is None:
         return []
     chunk_ids, scores = accumulate(*postings)
@@ -113,11 +115,12 @@ def _bm25(weight: float, tf: np.ndarray, length: np.ndarray, avg_length: float) 
 
 
 def term_scores(
-    conn: psycopg.Connection, query: str, repo_ids: list[int], corpus_size: int, total_length: float
+    conn: psycopg.Connection, query: str, repo_ids: list[int], corpus_size: int, total_length: float,
+    terms: Counter[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Fetch every posting of the query terms; return (chunk ids, BM25 term scores), one entry per posting, or
-    None when no term matches. Terms are concatenated in sorted order, the order top_k sums them in."""
-    terms = query_terms(query)
+    """Fetch the query terms' postings; return (chunk ids, BM25 term scores), one entry per posting, or None
+    when no term matches. Terms are concatenated in sorted order, the order top_k sums them in."""
+    terms = query_terms(query) if terms is None else terms
     if not terms or corpus_size == 0:
         return None
     fetched = _fetch(conn, list(terms), repo_ids)
@@ -271,6 +274,16 @@ def _joined(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
 def _sum_into(targets: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per entry of the sorted, distinct `targets`, the sum of `scores` of its entries in `ids` (all in targets)."""
     return np.bincount(np.searchsorted(targets, ids), weights=scores, minlength=len(targets))
+
+
+def document_frequencies(conn: psycopg.Connection, terms: list[str], repo_ids: list[int]) -> dict[str, int]:
+    """Chunks containing each term (terms in no chunk are left out): sizes of the postings, not their contents."""
+    rows = conn.execute(
+        "SELECT term, sum(octet_length(chunk_ids)) FROM postings WHERE term = ANY(%s) AND repo_id = ANY(%s) "
+        "GROUP BY term",
+        (terms, repo_ids),
+    ).fetchall()
+    return {term: int(size) // CHUNK_ID_DTYPE.itemsize for term, size in rows}
 
 
 def accumulate(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
