@@ -246,5 +246,5 @@ def test_a_tiny_semble_like_set_runs_end_to_end(tmp_path: Path) -> None:
         (semble[("tiny/0", "lexical")]["ndcg10"] + cookie["ndcg10"]) / 2, abs=1e-4)
     assert set(summary["semble"]["bm25s"]["kind"]) == {"natural language", "symbol"}
     markdown = results.with_suffix(".md").read_text()
-    assert "| repo: tiny | 2 |" in markdown and "semble-dev, file nDCG@10" in markdown
+    assert "| repo: tiny | 2 |" in markdown and "semble-dev: file nDCG@10" in markdown
     assert "symbol set" in markdown
