@@ -240,6 +240,7 @@ def test_a_tiny_semble_like_set_runs_end_to_end(tmp_path: Path) -> None:
         "end_line"]
     assert all(r["def1"] is None for r in rows if r["set"] == "symbols" and r["mode"] == "bm25s")  # files only
 
+    assert result["meta"]["partial"] is False  # the last checkpoint is the whole run
     summary = result["summary"]
     assert summary["semble"]["lexical"]["overall"]["n"] == 2
     assert summary["semble"]["lexical"]["repo"]["tiny"]["ndcg10"] == pytest.approx(
