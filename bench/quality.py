@@ -388,7 +388,9 @@ def prepare_index(engine: Any, corpus: Corpus, embed: bool) -> dict[str, Any]:
     return facts
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, checkpoint: Callable[[dict[str, Any]], None] = lambda result: None) -> dict[str, Any]:
+    """Every chosen set, corpus by corpus; `checkpoint` gets the result so far after each corpus (and each
+    swebench instance), so that a long run that is stopped keeps what it measured."""
     from lode.config import CacheSettings, Settings
     from lode.engine import Lode
 
@@ -413,8 +415,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if "symbols" in args.sets:
                     queries += symbol_queries(engine, corpus, args.limit or args.symbols_per_repo)
                 rows += run_queries(engine, bm25, corpus, queries, args.modes)
+                checkpoint(result(args, indexes, rows, partial=True))
         if "swebench" in args.sets and (not args.repo or "sympy" in args.repo):
-            rows += run_swebench(engine, bm25, args, embed, indexes)
+            rows += run_swebench(engine, bm25, args, embed, indexes,
+                                 lambda done: checkpoint(result(args, indexes, rows + done, partial=True)))
         if "cosqa" in args.sets and (not args.repo or "cosqa" in args.repo):
             corpus = cosqa_corpus(args.data, cache)
             indexes["cosqa"] = prepare_index(engine, corpus, embed)
@@ -424,7 +428,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 args.modes)
     finally:
         engine.close()
-    return {"meta": meta(args), "indexes": indexes, "summary": summarize(rows), "queries": rows}
+    return result(args, indexes, rows)
+
+
+def result(args: argparse.Namespace, indexes: dict[str, Any], rows: list[dict], partial: bool = False) -> dict[str, Any]:
+    return {"meta": {**meta(args), "partial": partial}, "indexes": indexes, "summary": summarize(rows),
+            "queries": rows}
 
 
 def run_queries(engine: Any, bm25: FileBM25 | None, corpus: Corpus, queries: list[Query],
@@ -437,7 +446,7 @@ def run_queries(engine: Any, bm25: FileBM25 | None, corpus: Corpus, queries: lis
 
 
 def run_swebench(engine: Any, bm25: FileBM25 | None, args: argparse.Namespace, embed: bool,
-                 indexes: dict[str, Any]) -> list[dict]:
+                 indexes: dict[str, Any], checkpoint: Callable[[list[dict]], None]) -> list[dict]:
     """Each instance at its base commit: one working tree, re-indexed incrementally, commits oldest first."""
     repo_git = git_dir("sympy/sympy", args.mirrors)
     instances = swebench_instances(args.data)
@@ -463,6 +472,7 @@ def run_swebench(engine: Any, bm25: FileBM25 | None, args: argparse.Namespace, e
         query = Query("swebench", "sympy", instance["instance_id"], instance["problem_statement"],
                       instance["gold_files"], "python", "swebench", commit=commit)
         rows += run_query(engine, bm25, corpus, query, args.modes)
+        checkpoint(rows)
         log.info("swebench %d/%d %s at %s: %s", number, len(instances), instance["instance_id"], commit[:10], facts)
     return rows
 
@@ -566,7 +576,8 @@ def markdown(result: dict[str, Any], base: dict[str, Any] | None = None) -> str:
     m, summary = result["meta"], result["summary"]
     lines = [f"Command: `{m['command']}`; {m['machine']}; {m['date']}; load average at start "
              f"{' '.join(f'{x:.1f}' for x in m['load_average'])}"
-             + (f"; env {m['env']}" if m.get("env") else "") + ".", ""]
+             + (f"; env {m['env']}" if m.get("env") else "")
+             + ("; PARTIAL (the run was stopped before its end)" if m.get("partial") else "") + ".", ""]
     if base:
         lines += [f"Changes (in brackets) against `{base['meta']['command']}` of {base['meta']['date']}.", ""]
     for set_name, per_mode in summary.items():
@@ -659,14 +670,18 @@ def main(argv: list[str] | None = None) -> Path:
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     for key, value in args.env:
         os.environ[key] = value
-    result = merge([json.loads(p.read_text()) for p in args.report]) if args.report else run(args)
     results = args.cache / "results"
     results.mkdir(parents=True, exist_ok=True)
     stem = "quality-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + (f"-{args.label}" if args.label else "") + \
         ("-merged" if args.report else "")
     path = results / f"{stem}.json"
-    path.write_text(json.dumps(result, indent=1))
-    text = markdown(result, json.loads(args.compare.read_text()) if args.compare else None)
+
+    def save(result: dict[str, Any]) -> None:
+        path.write_text(json.dumps(result, indent=1))
+
+    outcome = merge([json.loads(p.read_text()) for p in args.report]) if args.report else run(args, save)
+    save(outcome)
+    text = markdown(outcome, json.loads(args.compare.read_text()) if args.compare else None)
     path.with_suffix(".md").write_text(text)
     print(text)
     print(f"\nresults: {path}", file=sys.stderr)

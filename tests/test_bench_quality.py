@@ -240,11 +240,12 @@ def test_a_tiny_semble_like_set_runs_end_to_end(tmp_path: Path) -> None:
         "end_line"]
     assert all(r["def1"] is None for r in rows if r["set"] == "symbols" and r["mode"] == "bm25s")  # files only
 
+    assert result["meta"]["partial"] is False  # the last checkpoint is the whole run
     summary = result["summary"]
     assert summary["semble"]["lexical"]["overall"]["n"] == 2
     assert summary["semble"]["lexical"]["repo"]["tiny"]["ndcg10"] == pytest.approx(
         (semble[("tiny/0", "lexical")]["ndcg10"] + cookie["ndcg10"]) / 2, abs=1e-4)
     assert set(summary["semble"]["bm25s"]["kind"]) == {"natural language", "symbol"}
     markdown = results.with_suffix(".md").read_text()
-    assert "| repo: tiny | 2 |" in markdown and "semble-dev, file nDCG@10" in markdown
+    assert "| repo: tiny | 2 |" in markdown and "semble-dev: file nDCG@10" in markdown
     assert "symbol set" in markdown
