@@ -276,7 +276,7 @@ class FileBM25:
     def tokens(self, text: str) -> list[str]:
         out = []
         for word in WORD.findall(text):
-            parts = [p for p in CAMEL.findall(word)] if not word.islower() or "_" in word else []
+            parts = list(CAMEL.findall(word)) if not word.islower() or "_" in word else []
             for token in ([word] + parts if len(parts) > 1 else [word]):
                 lower = token.lower()
                 if len(lower) < 2 or lower in self._stop:
@@ -431,7 +431,9 @@ def run(args: argparse.Namespace, checkpoint: Callable[[dict[str, Any]], None] =
     return result(args, indexes, rows)
 
 
-def result(args: argparse.Namespace, indexes: dict[str, Any], rows: list[dict], partial: bool = False) -> dict[str, Any]:
+def result(
+    args: argparse.Namespace, indexes: dict[str, Any], rows: list[dict], partial: bool = False
+) -> dict[str, Any]:
     return {"meta": {**meta(args), "partial": partial}, "indexes": indexes, "summary": summarize(rows),
             "queries": rows}
 
@@ -622,7 +624,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repo", action="append", help="only this corpus (semble name, sympy or cosqa); repeatable")
     parser.add_argument("--limit", type=int, default=0,
                         help="first N queries per corpus (symbols: N names per repository; swebench: N instances)")
-    parser.add_argument("--symbols-per-repo", type=int, default=100, help="symbol names sampled per repository (0: all)")
+    parser.add_argument("--symbols-per-repo", type=int, default=100,
+                        help="symbol names sampled per repository (0: all)")
     parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated among {', '.join(MODES)}")
     parser.add_argument("--env", action="append", default=[], metavar="K=V",
                         help="environment for the engine (set before its settings are read); repeatable")
