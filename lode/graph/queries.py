@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 
 from lode.errors import InputError, NotFound
+from lode.model import EDGE_KINDS
 from lode.graph.facts import MODULE_ORDINAL
 from lode.model import EDGE_KINDS
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
