@@ -53,8 +53,6 @@ class Candidate:
 
 
 CHUNK_KINDS = ("function", "method", "class", "struct", "interface", "trait", "enum", "module", "window")
-# the kinds of graph edges; here rather than in lode.graph so that the CLI's help (which lists them) loads no graph
-EDGE_KINDS = ("calls", "imports", "inherits", "annotates", "decorates")
 
 
 @dataclass(slots=True)

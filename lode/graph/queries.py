@@ -15,7 +15,6 @@ import psycopg
 from lode.errors import InputError, NotFound
 from lode.model import EDGE_KINDS
 from lode.graph.facts import MODULE_ORDINAL
-from lode.model import EDGE_KINDS
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
 
 WALKED_KINDS = ("calls", "imports", "inherits")  # what paths and exports follow unless told
