@@ -255,8 +255,10 @@ def watch(
                 watching = True
     except LodeError as exc:
         _fail(exc, as_json)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how watching ends; every file indexed so far is committed
+    except (KeyboardInterrupt, _Terminated):
+        # Ctrl-C or SIGTERM is how watching ends, whether it comes while watchfiles waits (which then returns) or
+        # while a run or a report is under way; every file indexed so far is committed
+        pass
 
 
 def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = False) -> Any:
@@ -771,8 +773,11 @@ def worker(
 
 def _job_line(job: dict[str, Any]) -> str:
     emb = job["embeddings"]
-    progress = (f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} "
-                f"done {emb['pending']} pending {emb['failed']} failed")
+    # a run that found no file to read (nothing changed) is done, not "0/0 files" (as on the web UI's status page)
+    files = ("nothing changed" if job["state"] == "succeeded" and not job["files_total"]
+             else f"{job['files_done']}/{job['files_total']} files")
+    progress = (f"{files}, {job['chunks']} chunks, embeddings {emb['done']} done {emb['pending']} pending "
+                f"{emb['failed']} failed")
     eta = f", eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] is not None else ""
     phase = f" ({job['phase']})" if job["phase"] else ""
     error = f": {job['error']}" if job["error"] else ""
@@ -885,8 +890,12 @@ def _stdout_reader_gone() -> bool:
     return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
+class _Terminated(SystemExit):
+    """SIGTERM: unwinds like Ctrl-C and exits 128 + 15, unless the command ends that way by design (`lode watch`)."""
+
+
 def _terminated(signum: int, frame: object) -> NoReturn:
-    raise SystemExit(128 + signum)
+    raise _Terminated(128 + signum)
 
 
 def main() -> None:

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import run_cli
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
@@ -369,7 +371,8 @@ def test_an_index_error_stays_through_the_status_refresh(server: str, browser) -
     wait_for(driver, lambda d: not d.find_element(By.ID, "error").is_displayed())
 
 
-def test_a_job_with_nothing_to_do_shows_done(server: str, shop_root: Path, shop_repo: str, browser) -> None:
+def test_a_job_with_nothing_to_do_shows_done(server: str, shop_root: Path, shop_repo: str, lode_home: Path,
+                                              browser) -> None:
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -385,6 +388,11 @@ def test_a_job_with_nothing_to_do_shows_done(server: str, shop_root: Path, shop_
     fill = driver.execute_script("return [...document.querySelectorAll('#jobs tr.job')].find("
                                  "r => r.innerText.includes('nothing changed')).querySelector('.fill').style.width")
     assert fill == "100%"
+    # and `lode jobs` says so too, instead of "0/0 files"
+    code, listed, _ = run_cli("jobs", "--repo", shop_repo, env={"LODE_HOME": str(lode_home)})
+    assert code == 0 and any("succeeded" in line and "  nothing changed, " in line
+                             for line in listed.splitlines()), listed
+    assert "0/0 files" not in listed
 
 
 def test_snippets_mark_what_the_tokenizer_matched(server: str, shop_repo: str, browser) -> None:
