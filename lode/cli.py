@@ -75,6 +75,7 @@ err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.")]
+EACH = "<str>"  # a repeatable option's metavar: one value each time (typer would print `<list[str]>`)
 T = TypeVar("T")
 
 
@@ -302,7 +303,8 @@ def embed(
 def evaluate(
     file: Annotated[Path, typer.Argument(help="JSON lines: {\"query\", \"expected\": [{\"path\", \"name_path\"?}]}")],
     repo: RepoOption = None,
-    mode: Annotated[list[str] | None, typer.Option("--mode", help="Modes to run (repeatable); all by default.")] = None,
+    mode: Annotated[list[str] | None, typer.Option("--mode", metavar=EACH,
+                                                   help="Modes to run (repeatable); all by default.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score search on a benchmark file: MRR@10, nDCG@10 and Recall@1/5/10 per mode."""
@@ -347,13 +349,15 @@ def search(
     mode: Annotated[str, typer.Option("--mode", help="hybrid | lexical | semantic")] = "hybrid",
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
     lang: Annotated[list[str] | None, typer.Option(
-        "--lang", help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, "
-                       "csharp, ruby, php, markdown...; aliases such as py or Python work.")] = None,
+        "--lang", metavar=EACH,
+        help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, csharp, ruby, "
+             "php, markdown...; aliases such as py or Python work.")] = None,
     path: Annotated[str | None, typer.Option(
         "--path", help="Path glob, e.g. 'src/**/*.py'; a leading ! excludes: '!tests/**'.")] = None,
     kind: Annotated[list[str] | None, typer.Option(
-        "--kind", help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, "
-                       "module, window.")] = None,
+        "--kind", metavar=EACH,
+        help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, module, "
+             "window.")] = None,
     expand: Annotated[bool, typer.Option("--expand", help="Attach each hit's direct callers and callees.")] = False,
     files: Annotated[bool, typer.Option("--files", help="Rank files (-k of them), each with its best hits; "
                                                         "--json adds `files`.")] = False,
@@ -649,7 +653,7 @@ def graph_path(
     source: Annotated[str, typer.Argument(help="From this symbol...")],
     target: Annotated[str, typer.Argument(help="...to this one (or back).")],
     repo: RepoOption = None,
-    max_depth: Annotated[int, typer.Option("--max-depth", help="Give up beyond this many hops.")] = 6,
+    max_depth: Annotated[int, typer.Option("--max-depth", min=1, max=10, help="Give up beyond this many hops.")] = 6,
     as_json: JsonOption = False,
 ) -> None:
     """The shortest chain of edges between two symbols, in either direction."""
@@ -788,8 +792,8 @@ def _job_line(job: dict[str, Any]) -> str:
 def jobs(
     ctx: typer.Context,
     repo: RepoOption = None,
-    state: Annotated[list[str] | None, typer.Option("--state", help="queued, running, succeeded, failed or "
-                                                    "cancelled (repeatable).")] = None,
+    state: Annotated[list[str] | None, typer.Option(
+        "--state", metavar=EACH, help="queued, running, succeeded, failed or cancelled (repeatable).")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs.")] = 50,
     as_json: JsonOption = False,
 ) -> None:

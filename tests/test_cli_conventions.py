@@ -87,7 +87,8 @@ def test_flags_are_shown_as_flags_and_every_option_has_help() -> None:
                     re.search(rf"(?:^\s+|, ){re.escape(opt)}(?:\s\s|,|$)", command["page"], re.M)
                     for opt in param["opts"])):
                 not_flags.append(f"lode {path} {'/'.join(param['opts'])}")
-        assert not re.search(r"<bool>|BOOLEAN", command["page"]), (path, command["page"])
+        # a flag takes no value; a repeatable option shows the type of one value, not `<list[str]>`
+        assert not re.search(r"<bool>|BOOLEAN|list\[", command["page"]), (path, command["page"])
     assert undocumented == [], "options, arguments or commands without help"
     assert not_flags == [], "boolean options not shown as plain flags"
 
@@ -160,6 +161,10 @@ def test_filters_that_cannot_match_are_errors(lode: Lode, tmp_path: Path, repo_n
     _, kept, _ = run_cli(*query, "--path", "!tests/**")
     assert any(h["path"].startswith("tests/") for h in everything["hits"])
     assert kept["hits"] and not any(h["path"].startswith("tests/") for h in kept["hits"])
+    # an option out of its range is named as it was typed (graph path said `--depth`, an option it does not have)
+    code, _, stderr = run_cli("graph", "path", "app.hooks.register_hook", "app.hooks.HookRegistry", "--repo",
+                              repo_name, "--max-depth", "0")
+    assert code == 2 and "'--max-depth'" in stderr and "--depth " not in stderr
 
 
 def test_searching_an_empty_index_names_the_command(tmp_path: Path) -> None:

@@ -129,7 +129,8 @@ def health(as_json: JsonOption = False) -> None:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
-    repo: Annotated[list[str] | None, typer.Option("--repo", help="Only this repository (repeatable).")] = None,
+    repo: Annotated[list[str] | None, typer.Option("--repo", metavar="<str>",
+                                                   help="Only this repository (repeatable).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
