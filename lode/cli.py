@@ -223,8 +223,9 @@ def _render_index(result: dict[str, Any], wait: bool) -> None:
 def watch(
     path: Annotated[str, typer.Argument(help="Directory to index, then keep indexed.")],
     repo: RepoOption = None,
-    debounce: Annotated[int, typer.Option("--debounce", min=50, max=60_000, help="Milliseconds of quiet to wait "
-                                          "for after a change, so a burst of saves is one run.")] = 500,
+    debounce: Annotated[int, typer.Option(
+        "--debounce", metavar="<int>", min=50, max=60_000,
+        help="Milliseconds of quiet to wait for after a change, so a burst of saves is one run.")] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="Print each run's report as one JSON line.")] = False,
 ) -> None:
     """Index PATH, then re-index it whenever files under it change (debounced), until Ctrl-C."""
@@ -653,7 +654,8 @@ def graph_path(
     source: Annotated[str, typer.Argument(help="From this symbol...")],
     target: Annotated[str, typer.Argument(help="...to this one (or back).")],
     repo: RepoOption = None,
-    max_depth: Annotated[int, typer.Option("--max-depth", min=1, max=10, help="Give up beyond this many hops.")] = 6,
+    max_depth: Annotated[int, typer.Option("--max-depth", metavar="<int>", min=1, max=10,
+                                           help="Give up beyond this many hops.")] = 6,
     as_json: JsonOption = False,
 ) -> None:
     """The shortest chain of edges between two symbols, in either direction."""
@@ -754,7 +756,7 @@ def cache_flush(repo: RepoOption = None, as_json: JsonOption = False) -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs run at once.")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", metavar="<int>", min=1, help="Jobs run at once.")] = 1,
 ) -> None:
     """Consume the job queue (index jobs, embedding batches, graph resolution, garbage collection) until SIGTERM
     or Ctrl-C; a running job then finishes within LODE_QUEUE_SHUTDOWN_GRACE_SECONDS or goes back to the queue."""
@@ -794,7 +796,8 @@ def jobs(
     repo: RepoOption = None,
     state: Annotated[list[str] | None, typer.Option(
         "--state", metavar=EACH, help="queued, running, succeeded, failed or cancelled (repeatable).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs.")] = 50,
+    limit: Annotated[int, typer.Option("--limit", metavar="<int>", min=1, max=1000,
+                                       help="At most this many jobs.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List index jobs, newest first."""

@@ -88,7 +88,8 @@ def test_flags_are_shown_as_flags_and_every_option_has_help() -> None:
                     for opt in param["opts"])):
                 not_flags.append(f"lode {path} {'/'.join(param['opts'])}")
         # a flag takes no value; a repeatable option shows the type of one value, not `<list[str]>`
-        assert not re.search(r"<bool>|BOOLEAN|list\[", command["page"]), (path, command["page"])
+        # (and a ranged number `<int>`, its range in the brackets after the help)
+        assert not re.search(r"<bool>|BOOLEAN|list\[|<int range>", command["page"]), (path, command["page"])
     assert undocumented == [], "options, arguments or commands without help"
     assert not_flags == [], "boolean options not shown as plain flags"
 
