@@ -405,18 +405,17 @@ class _Run:
                     removed_terms = uow.term_stats.file_terms(self.repo.id, old.id)
                 removed_chunks, removed_length = uow.delete_file(self.repo.id, old.id)
                 chunk_delta, length_delta = chunk_delta - removed_chunks, length_delta - removed_length
+            uow.files.insert(
+                file_id, self.repo.id, candidate.path, outcome.language, candidate.size, candidate.mtime_ns,
+                outcome.content_hash, outcome.fallback,
+            )
             uow.chunks.insert(batch)
-            with uow.conn.pipeline():  # the last statements and the COMMIT in one round trip
-                uow.files.insert(  # chunks and postings hold no foreign key to it: it may come after them
-                    file_id, self.repo.id, candidate.path, outcome.language, candidate.size, candidate.mtime_ns,
-                    outcome.content_hash, outcome.fallback,
-                )
+            with uow.conn.pipeline():  # the last statements in one round trip
                 if self.term_stats:
                     uow.term_stats.count_file(self.repo.id, file_id, removed_terms)
                 if outcome.graph is not None:  # None under LODE_GRAPH=false
                     GraphStore(uow.conn).insert(outcome.graph)
                 uow.repos.record_change(self.repo.id, chunk_delta, length_delta)
-                uow.commit()
         self.report.files_indexed += 1
         self.report.chunks_written += batch.count
         self.progress.chunks += batch.count
@@ -426,11 +425,9 @@ class _Run:
             self._ensure_run(uow)
             removed_terms = uow.term_stats.file_terms(self.repo.id, row.id) if self.term_stats else None
             removed_chunks, removed_length = uow.delete_file(self.repo.id, row.id)
-            with uow.conn.pipeline():  # the last statements and the COMMIT in one round trip
-                if removed_terms is not None:
-                    uow.term_stats.count_file(self.repo.id, None, removed_terms)
-                uow.repos.record_change(self.repo.id, -removed_chunks, -removed_length)
-                uow.commit()
+            if removed_terms is not None:
+                uow.term_stats.count_file(self.repo.id, None, removed_terms)
+            uow.repos.record_change(self.repo.id, -removed_chunks, -removed_length)
         self.report.files_deleted += 1
 
     def _touch(self, row: FileRow, candidate: Candidate) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import psycopg
-from psycopg import Transaction
 
 from lode.graph.store import GraphStore
 from lode.store.db import Database
@@ -33,13 +32,6 @@ class UnitOfWork:
     runs: IndexRuns
     vectors: Vectors
     term_stats: TermStats
-    transaction: Transaction | None = field(default=None, repr=False)
-
-    def commit(self) -> None:
-        """Commit now rather than when the block ends. Inside a `conn.pipeline()` block the COMMIT is queued
-        with the block's statements and sent in its round trip (an error there still rolls everything back)."""
-        if self.transaction is not None and self.transaction.status is Transaction.Status.ACTIVE:
-            self.transaction.__exit__(None, None, None)
 
     def delete_file(self, repo_id: int, file_id: int) -> tuple[int, int]:
         """Remove a file and everything derived from it; return the (chunks, BM25 length) it took away.
@@ -47,10 +39,9 @@ class UnitOfWork:
         Chunks go before vectors: a backfill storing vectors holds FOR SHARE on the chunks, so this waits
         for it and then sees (and deletes) what it stored.
         """
-        with self.conn.pipeline():  # each read syncs: the statements before it share its round trip
-            removed = self.files.delete(file_id)
-            self.vectors.delete_file(file_id)
-            GraphStore(self.conn).delete_file(repo_id, file_id)
+        removed = self.files.delete(file_id)
+        self.vectors.delete_file(file_id)
+        GraphStore(self.conn).delete_file(repo_id, file_id)
         return removed
 
     def delete_repository(self, repo_id: int) -> None:
@@ -69,28 +60,16 @@ def unit_of_work(db: Database, *, synchronous_commit: bool = True) -> Iterator[U
     synchronous_commit=False suits bulk indexing: a server crash may lose the last few commits, never
     consistency, and the next run re-indexes what was lost.
     """
-    with db.connection() as conn:
-        # psycopg's conn.transaction() syncs a pipeline after BEGIN; its Transaction, entered by hand, does not
-        transaction = Transaction(conn)
-        with conn.pipeline():  # BEGIN and the setting in one round trip
-            transaction.__enter__()
-            if not synchronous_commit:
-                conn.execute("SET LOCAL synchronous_commit = off")
-        try:
-            yield UnitOfWork(
-                conn=conn,
-                repos=Repositories(conn),
-                files=Files(conn),
-                chunks=Chunks(conn),
-                skipped=SkippedFiles(conn),
-                runs=IndexRuns(conn),
-                vectors=Vectors(conn),
-                term_stats=TermStats(conn),
-                transaction=transaction,
-            )
-        except BaseException as exc:
-            if transaction.status is Transaction.Status.ACTIVE:
-                transaction.__exit__(type(exc), exc, exc.__traceback__)
-            raise
-        if transaction.status is Transaction.Status.ACTIVE:  # UnitOfWork.commit not called
-            transaction.__exit__(None, None, None)
+    with db.connection() as conn, conn.transaction():
+        if not synchronous_commit:
+            conn.execute("SET LOCAL synchronous_commit = off")
+        yield UnitOfWork(
+            conn=conn,
+            repos=Repositories(conn),
+            files=Files(conn),
+            chunks=Chunks(conn),
+            skipped=SkippedFiles(conn),
+            runs=IndexRuns(conn),
+            vectors=Vectors(conn),
+            term_stats=TermStats(conn),
+        )
