@@ -41,6 +41,11 @@ IMPORT = "import"  # target: an absolute qualified name (a module or a symbol)
 STAR = "star"  # target: a module whose names are all bound (Python `import *`, JS `export *`, Java `.*`)
 INSTANCE = "instance"  # target: a type expression; the name holds an instance of it (of what a function returns)
 ALIAS = "alias"  # target: an expression in the scope's module; the name is what it names (`response_class = R`)
+PARAMETER = "parameter"  # on a class: `self.x = p` in __init__ from an untyped parameter; target "position;name"
+ARGUMENT = "argument"  # a constructor call's typed argument: name CONSTRUCTS + class name, target ARGUMENT_TARGET
+CONSTRUCTS = "@new:"  # prefix of an ARGUMENT binding's name: the called class's last name
+# ARGUMENT target: "callee;key;type": the callee as written in the binding's scope, the argument's position
+# (0 is the first after self) or keyword, and the type expression of its value (what `x = value` would hold)
 RETURNS = "@return"  # the name of an INSTANCE binding on a function: what it returns
 ITEMS = "[]"  # appended to a name: the elements of what it holds (`xs: list[T]` binds `xs[]` to T)
 EXTERNAL_NAME = "external"  # target: a name outside the repository
@@ -435,6 +440,10 @@ def _extract_python(file: _File, root: Node) -> None:
         if not (builtin and "." not in called):  # `len(x)`: no hint could keep it
             scope = decorators.enclosing(node.start_byte)
             file.call(node, called, _PYTHON_SELF, hinted_only=builtin, scope=scope)
+            last = called.rpartition(".")[2]
+            if (last[:1].isupper() or called == "cls") and node.parent is not None and _DOTTED.match(called):
+                _python_constructor_arguments(file, node.parent, called,
+                                              file.owner(node) if scope is None else scope)
 
 
 def _python_returns(file: _File, annotations: Sequence[Node], returned: Sequence[Node]) -> None:
@@ -515,8 +524,68 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
                 head = value.partition(".")[0]
                 if "." not in value and (scope, head) in file.locals:
                     file.assign(node, file.text(left), file.local_type(scope, head, node.start_byte), _PYTHON_SELF)
+                elif "." not in value and file.symbols[scope].name == "__init__":
+                    _python_parameter_attribute(file, node, scope, file.text(left), value)
             elif left.type == "identifier":
                 file.bind(scope, file.text(left), value, ALIAS, node.start_point.row + 1)
+
+
+def _python_parameter_attribute(file: _File, node: Node, scope: int, attribute: str, value: str) -> None:
+    """`self.x = p` in `__init__` from an untyped parameter: a PARAMETER binding on the class, which the
+    constructor calls' arguments (ARGUMENT bindings) type at resolution."""
+    head, _, name = attribute.partition(".")
+    owner = file.enclosing_type(scope)
+    if head not in _PYTHON_SELF or "." in name or owner is None:
+        return
+    function = node.parent
+    while function is not None and function.type != "function_definition":
+        function = function.parent
+    parameters = function.child_by_field_name("parameters") if function is not None else None
+    position = 0
+    for parameter in parameters.named_children[1:] if parameters is not None else ():  # after self
+        if parameter.type in ("list_splat_pattern", "keyword_separator", "dictionary_splat_pattern"):
+            position = -1  # what follows is keyword-only
+            continue
+        named = parameter.child_by_field_name("name") if parameter.type == "default_parameter" else parameter
+        if parameter.type in ("identifier", "default_parameter") and named is not None and file.text(named) == value:
+            file.bind(owner, name, f"{position};{value}", PARAMETER, node.start_point.row + 1)
+            return
+        if position >= 0:
+            position += 1
+
+
+def _python_constructor_arguments(file: _File, call: Node, called: str, scope: int) -> None:
+    """ARGUMENT bindings for the arguments of known type in a call of a class (`Foo(Bar(), b=make())`: by
+    convention a CapWords name, or `cls(...)`), which type the attributes its __init__ sets from them."""
+    arguments = call.child_by_field_name("arguments")
+    if arguments is None or arguments.type != "argument_list":
+        return
+    callee = file.value_type(call, called, _PYTHON_SELF) if called in _PYTHON_SELF else called
+    if callee is None:
+        return
+    position = 0
+    for argument in arguments.named_children:
+        key: str | None = None
+        value: Node | None = argument
+        if argument.type == "keyword_argument":
+            named = argument.child_by_field_name("name")
+            key, value = (file.text(named) if named is not None else None), argument.child_by_field_name("value")
+        elif argument.type in ("list_splat", "dictionary_splat"):
+            return  # positions after it are unknown
+        elif argument.type != "comment":
+            key = str(position)
+            position += 1
+        if key is None or value is None:
+            continue
+        type_name: str | None = None
+        if value.type == "call" and (function := value.child_by_field_name("function")) is not None:
+            if function.type in ("identifier", "attribute"):
+                type_name = file.value_type(value, _callee(file.text(function)), _PYTHON_SELF)
+        elif value.type == "identifier" and (scope, file.text(value)) in file.locals:
+            type_name = file.local_type(scope, file.text(value), value.start_byte)
+        if type_name and ";" not in type_name:
+            file.bind(scope, CONSTRUCTS + callee.rpartition(".")[2], f"{callee};{key};{type_name}", ARGUMENT,
+                      call.start_point.row + 1)
 
 
 def _python_annotations(file: _File, annotations: list[Node], builtins: frozenset[str]) -> None:

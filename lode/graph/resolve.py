@@ -24,8 +24,10 @@ scope around the decorated definition (they run when it is made).
 Python type flow, bounded to what is written: `self.x = param` from a typed parameter or local; return
 annotations (`-> Self`, a string) or `return self` (RETURNS bindings), so `x = y.copy()`, `a.b().c()` and
 `with C() as s` (through `C.__enter__`) type their results; `name = other` in a module or class body (ALIAS:
-`response_class = Response`, then `self.response_class()`); annotated module globals. Not followed: aliases inside
-functions, `x = a or b`, attributes of untyped values, constructor arguments: those stay external, never guessed.
+`response_class = Response`, then `self.response_class()`); annotated module globals; constructor arguments:
+`self.x = p` in `__init__` from an untyped parameter holds what the class's calls (`Foo(Bar())`, `Foo(p=b)`, with
+b's type known) pass as p, each type kept (CONSTRUCTOR_ARGUMENT, so several split the edge). Not followed: aliases
+inside functions, `x = a or b`, attributes of untyped values: those stay external, never guessed.
 Nested functions are no nodes: calls inside them belong to the enclosing definition, calls to them go external.
 
 Every edge carries a confidence: the product of the rule factors below, split evenly across the candidates when
@@ -52,6 +54,7 @@ SELF_MEMBER = 0.9  # self.m(), this.m(), implicit this: an override in a subclas
 INHERITED = 0.9  # per base class climbed
 TYPED_RECEIVER = 0.8  # the receiver's type comes from an assignment or an annotation
 RETURNED = 0.9  # and, besides, from what a function returns (its return annotation, or `return self`)
+CONSTRUCTOR_ARGUMENT = 0.6  # the type comes from what the class's constructor calls pass (an unannotated parameter)
 BY_NAME = 0.5  # languages resolved by name only
 MAX_CANDIDATES = 8  # for resolution by name only
 MAX_STEPS = 5_000  # lookups one reference may compute (a guard: real code needs a few dozen); then it goes external
@@ -89,7 +92,8 @@ def definition_keys(
     path: str, language: str, nodes: Iterable[tuple[str, str]], bindings: Iterable[tuple[str, str]]
 ) -> set[str]:
     keys = {key for name_path, name in nodes for key in (name_path, "~" + name)}
-    keys.update(f"{scope}.{name}" for scope, name in bindings)
+    for scope, name in bindings:
+        keys.add(name if name.startswith(f.CONSTRUCTS) else f"{scope}.{name}")  # looked up by name alone
     if language == "go":
         keys.add("dir:" + posixpath.dirname(path))
     return keys
@@ -170,8 +174,12 @@ class SymbolTable:
         for binding in bindings:
             self.bindings.setdefault((binding.scope, binding.name, binding.file_id), []).append(binding)
         # the scopes whose own names (local imports, typed locals) change how references in them resolve
-        self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings
-                             if not name.startswith(f.RETURNS)}
+        self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings if not name.startswith("@")}
+        # a class's constructor calls with arguments of known type, by the class's last name (f.ARGUMENT)
+        self.constructions: dict[str, list[BindingInfo]] = {}
+        for (_, name, _), found in self.bindings.items():
+            if name.startswith(f.CONSTRUCTS):
+                self.constructions.setdefault(name, []).extend(found)
         self.bases: dict[int, list[str]] = {}
         for node_id, expression in bases:
             self.bases.setdefault(node_id, []).append(expression)
@@ -401,6 +409,27 @@ class Resolver:
                 )
             elif binding.kind == f.ALIAS:
                 values += self._memoised(("alias", binding.scope_id, binding.target), self._alias_binding, binding)
+            elif binding.kind == f.PARAMETER:
+                values += self._memoised(("parameter", binding.scope_id, binding.target),
+                                         self._parameter_binding, binding)
+        return values
+
+    def _parameter_binding(self, binding: BindingInfo) -> list[_Value]:
+        """`self.x = p` in a class's __init__ from an untyped parameter: instances of the types the class's
+        constructor calls pass as p (CONSTRUCTOR_ARGUMENT); several types are all kept, so their edges split."""
+        owner = self.table.nodes[binding.scope_id]
+        position, _, parameter = binding.target.partition(";")
+        name = f.CONSTRUCTS + owner.name
+        self._touch(name)
+        values: list[_Value] = []
+        for argument in self.table.constructions.get(name, _NONE):
+            callee, key, type_name = argument.target.split(";", 2)
+            if key not in (position, parameter):
+                continue
+            caller = self.table.nodes[argument.scope_id]
+            file = self.table.files[argument.file_id]
+            if any(v.node.id == owner.id and not v.instance for v in self._expression(callee, caller, file)):
+                values += self._instances(self._expression(type_name, caller, file), CONSTRUCTOR_ARGUMENT)
         return values
 
     def _commonjs(self, values: list[_Value]) -> list[_Value]:
