@@ -83,6 +83,7 @@ class Reference:
     name: str  # as written (calls, inherits) or the absolute target (imports)
     line: int
     hint: str | None = None  # calls: SELF, SUPER or the receiver's type expression; imports: EXTERNAL, PACKAGE
+    arguments: int | None = None  # calls: how many arguments, where overloads are told apart by it (Java)
 
 
 @dataclass(slots=True)
@@ -147,10 +148,13 @@ def _symbols(
     index: dict[str, int] = {}
     variants: dict[tuple[str, str | None], int] = {}
     spans: list[_Span] = []
+    overloaded = _java_overloads(chunked) if chunked.language == "java" else set()
     for ordinal, chunk in enumerate(chunked.chunks):
         name_path = chunk.name_path
         if not name_path or chunk.kind in NOT_SYMBOLS:
             continue
+        if name_path in overloaded and chunk.signature:
+            name_path += java_parameters(chunk.signature)
         start_line, end_line = chunk.start_line, chunk.end_line
         position = variants.get((name_path, chunk.guard))
         if position is None:
@@ -166,6 +170,43 @@ def _symbols(
             (start_line - 1, 1 - end_line, name_path.count("."), ordinal, chunk.start_byte, chunk.end_byte, position)
         )
     return symbols, {module: 0} | index, _Owners(spans, data, line_count)
+
+
+def _java_overloads(chunked: ChunkedFile) -> set[str]:
+    """The name paths of Java methods and constructors declared with more than one parameter list: each
+    overload is a node of its own, named with its parameter types (`Repo.save(String,int)`)."""
+    signatures: dict[str, set[str]] = {}
+    for chunk in chunked.chunks:
+        if chunk.kind == "method" and chunk.name_path and chunk.signature:
+            signatures.setdefault(chunk.name_path, set()).add(java_parameters(chunk.signature))
+    return {name_path for name_path, found in signatures.items() if len(found) > 1}
+
+
+_JAVA_GENERICS = re.compile(r"<[^<>]*>")
+_JAVA_ANNOTATION = re.compile(r"@[\w.]+(?:\([^()]*\))?\s*")
+
+
+def java_parameters(signature: str) -> str:
+    """`void save(final java.util.List<String> a, int... b)` -> `(List,int[])`: the simple type names, varargs
+    as the array they are (no dots: name paths split on them)."""
+    inside = signature[signature.find("(") + 1 : signature.rfind(")")]
+    while (simpler := _JAVA_GENERICS.sub("", inside)) != inside:
+        inside = simpler
+    types = []
+    for parameter in _JAVA_ANNOTATION.sub("", inside).replace("...", "[] ").split(","):
+        words = parameter.replace("final ", "").split()
+        if len(words) >= 2:  # the type, then the name
+            types.append("".join(words[:-1]).rpartition(".")[2])
+    return f"({','.join(types)})"
+
+
+def java_arity(name_path: str) -> tuple[int, bool] | None:
+    """(parameters, whether the last may be varargs: an array) of an overload's name path; None for others."""
+    if not name_path.endswith(")") or "(" not in name_path:
+        return None
+    inside = name_path[name_path.rfind("(") + 1 : -1]
+    count = inside.count(",") + 1 if inside else 0
+    return count, inside.endswith("[]")
 
 
 # (first row, -last row, depth, chunk ordinal, start byte, end byte, symbol index): sorted, outer spans first
@@ -285,7 +326,7 @@ class _File:
         return expression
 
     def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False,
-             scope: int | None = None) -> None:
+             scope: int | None = None, arguments: int | None = None) -> None:
         """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver; with
         hinted_only (a builtin's name), only when something is known of it. `scope` overrides its owner."""
         row = node.start_point.row
@@ -304,7 +345,7 @@ class _File:
             elif "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
                 hint = constructed.group(1)
         if hint is not None or not hinted_only:
-            self.facts.references.append(Reference("calls", scope, name, row + 1, hint))
+            self.facts.references.append(Reference("calls", scope, name, row + 1, hint, arguments))
 
 
 _PYTHON_SELF = frozenset({"self", "cls"})
@@ -1023,7 +1064,10 @@ def _extract_java(file: _File, root: Node) -> None:
         method, target = node.child_by_field_name("name"), node.child_by_field_name("object")
         if method is not None:
             callee = file.text(method) if target is None else f"{file.text(target)}.{file.text(method)}"
-            file.call(node, _callee(callee), _THIS)
+            arguments = node.child_by_field_name("arguments")
+            count = sum(child.type != "line_comment" and child.type != "block_comment"
+                        for child in arguments.named_children) if arguments is not None else None
+            file.call(node, _callee(callee), _THIS, arguments=count)
     for node in found.get("new", ()):
         if (type_name := _java_type(file, node)) is not None:
             file.call(node, type_name, _THIS)

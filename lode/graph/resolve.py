@@ -14,7 +14,9 @@ Rules, by language:
   Bare specifiers (`react`) are external.
 - Go: package-qualified calls through the import path (the target's directory must end the path), same-package
   names, receiver methods, embedded structs as bases. Java: package-qualified names, imports (single, star,
-  static), implicit `this`, `this.`/`super.`, typed locals, fields and parameters.
+  static), implicit `this`, `this.`/`super.`, typed locals, fields (`this.repo`, `repo`) and parameters;
+  overloads are nodes of their own (`Repo.save(String,int)`, facts.java_parameters), found by their plain name,
+  and a call keeps those its argument count fits (fixed arity, else varargs; else all, split).
 - Other languages: by name (the callee's last name, preferring matches of its qualifier, then the same file),
   confidence BY_NAME split; a name with more than MAX_CANDIDATES candidates goes external (too common to mean
   anything, like `get`).
@@ -134,6 +136,7 @@ class ReferenceInfo(NamedTuple):
     name: str
     line: int
     hint: str | None
+    arguments: int | None = None  # calls: the argument count, when overloads may need it (Java)
 
 
 Target = tuple[int | None, str | None, float]  # an edge of a reference: (node id, external name, confidence)
@@ -168,6 +171,8 @@ class SymbolTable:
             self.nodes[node.id] = node
             self.by_path.setdefault(node.name_path, []).append(node)
             self.by_name.setdefault(node.name, []).append(node)
+            if f.java_arity(node.name_path) is not None:  # an overload is also found by its plain name
+                self.by_path.setdefault(node.name_path[: node.name_path.rfind("(")], []).append(node)
             if node.kind == "module":
                 self.modules_by_dir.setdefault(self.files[node.file_id].directory, []).append(node)
         self.bindings: dict[tuple[str, str, int], list[BindingInfo]] = {}  # (scope, name, file id)
@@ -232,14 +237,15 @@ class Resolver:
         done: dict[tuple[object, ...], list[Target]] = {}
         contexts: dict[tuple[int, str | None], tuple[object, ...]] = {}
         for reference in references:
-            ordinal, kind, name, line, hint = reference
+            ordinal, kind, name, line, hint, *rest = reference
+            arguments = rest[0] if rest else None
             context = contexts.get((ordinal, hint))
             if context is None:
                 context = contexts[ordinal, hint] = self._context(self.table.nodes[base | ordinal], hint)
-            key = (kind, name, hint, context)
+            key = (kind, name, hint, arguments, context)
             targets = done.get(key)
             if targets is None:
-                targets, reusable = self._targets(ReferenceInfo(base | ordinal, kind, name, line, hint))
+                targets, reusable = self._targets(ReferenceInfo(base | ordinal, kind, name, line, hint, arguments))
                 if reusable:
                     done[key] = targets
             resolved.append((reference, targets))
@@ -319,8 +325,26 @@ class Resolver:
             return []
         if not best or (by_name and len(best) > MAX_CANDIDATES):
             return [(None, self._external_name(reference, source, file), EXACT)]
+        if reference.arguments is not None and len(best) > 1:
+            best = self._overloads(best, reference.arguments)
         share = len(best)
         return [(node_id, None, round(confidence / share, 4)) for node_id, confidence in sorted(best.items())]
+
+    def _overloads(self, best: dict[int, float], arguments: int) -> dict[int, float]:
+        """The overloads a call's argument count fits, fixed arity before varargs (Java's order); all of them
+        when none fits (the count cannot tell, or the targets are no overloads)."""
+        fixed: dict[int, float] = {}
+        varargs: dict[int, float] = {}
+        for node_id, confidence in best.items():
+            arity = f.java_arity(self.table.nodes[node_id].name_path)
+            if arity is None:
+                continue
+            count, last_is_array = arity
+            if count == arguments:
+                fixed[node_id] = confidence
+            elif last_is_array and arguments >= count - 1:
+                varargs[node_id] = confidence
+        return fixed or varargs or best
 
     def _external_name(self, reference: ReferenceInfo, source: NodeInfo, file: FileInfo) -> str:
         """The name as written, with a leading imported name replaced by what it imports."""
