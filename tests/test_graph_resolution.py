@@ -390,3 +390,37 @@ def test_java_overloads_are_nodes_of_their_own_and_calls_pick_by_argument_count(
         lode.graph_neighbours("callers", "Repo.save", repo=repo_name)
     callers = lode.graph_neighbours("callers", "Repo.save(String,int)", repo=repo_name)["results"]
     assert [hit["name_path"] for hit in callers] == ["com.acme.App.run"]
+
+
+def test_typescript_path_aliases_follow_the_nearest_tsconfig(lode: Lode, repo_name: str) -> None:
+    config = ('{\n  // comments and trailing commas\n'
+              '  "compilerOptions": {"baseUrl": "%s", "paths": {"@lib/*": ["%s"],}},\n}\n')
+    repo = build(lode, repo_name, {
+        "tsconfig.json": config % (".", "lib/*"),
+        "lib/repo.ts": ("export class Repo {\n  save(): void {}\n}\n"
+                        "export function make(): Repo { return new Repo(); }\n"),
+        "web/tsconfig.json": config % ("src", "shared/*"),
+        "web/src/shared/repo.ts": "export class Repo {\n  save(): void {}\n}\n",
+        "app/main.ts": (
+            'import { Repo, make } from "@lib/repo";\n'
+            'import * as react from "react";\n'
+            "export class Main {\n"
+            "  constructor(private repo: Repo) {}\n"
+            "  run(): void {\n"
+            "    this.repo.save();\n"
+            "    make();\n"
+            "    react.render();\n"
+            "  }\n"
+            "}\n"
+        ),
+        "web/src/view.ts": 'import { Repo } from "@lib/repo";\nexport function show(r: Repo): void {\n  r.save();\n}\n',
+    })
+    edges = {(source, target, kind) for source, target, kind, _ in repo.edges(("calls", "imports"))}
+    assert {("app.main.Main.run", "lib.repo.Repo.save", "calls"), ("app.main.Main.run", "lib.repo.make", "calls"),
+            ("app.main", "lib.repo", "imports"), ("app.main.Main.run", "external:react.render", "calls"),
+            ("web.src.view.show", "web.src.shared.repo.Repo.save", "calls")} <= edges  # web/ has its own config
+    # the alias changes: the importing files are resolved again
+    repo.apply({"tsconfig.json": config % (".", "nowhere/*")})
+    edges = {(source, target, kind) for source, target, kind, _ in repo.edges(("calls", "imports"))}
+    assert ("app.main.Main.run", "external:@lib/repo.make", "calls") in edges
+    assert ("app.main.Main.run", "lib.repo.make", "calls") not in edges

@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import builtins
 import functools
+import json
 import math
 import operator
 import posixpath
@@ -135,6 +136,8 @@ def extract_facts(
                                f"({len(facts.references)} references read)") from None
         finally:
             _DEADLINE.reset(deadline)
+    elif posixpath.basename(path) in TS_CONFIGS:
+        _ts_paths(facts, text)
     return facts
 
 
@@ -777,7 +780,7 @@ _TS_QUERY = (
 (extends_type_clause) @heritage
 """
 )
-_JS_EXTENSIONS = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
+JS_EXTENSIONS = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
 _TS_TYPE = re.compile(r":\s*([A-Za-z_$][\w$.]*)\s*(?:\|\s*(?:null|undefined)\s*)?\Z")
 
 
@@ -786,7 +789,7 @@ def _js_module(file: _File, specifier: str) -> tuple[str, bool]:
     if not specifier.startswith("."):
         return specifier, False
     target = posixpath.normpath(posixpath.join(posixpath.dirname(file.facts.path), specifier))
-    for extension in _JS_EXTENSIONS:
+    for extension in JS_EXTENSIONS:
         if target.endswith(extension):
             target = target[: -len(extension)]
             break
@@ -933,6 +936,39 @@ def _js_require(file: _File, node: Node) -> None:
                 alias = item.child_by_field_name("value")
                 if alias is not None and alias.type == "identifier":
                     file.bind(scope, file.text(alias), f"{target}.{file.text(key)}", kind, line)
+
+
+TS_CONFIGS = ("tsconfig.json", "jsconfig.json")
+TS_PATHS = "@paths:"  # prefix of a TS config's bindings: `@paths:` + a `paths` pattern; target: its paths, joined
+# by newlines, relative to the repository (baseUrl or the config's folder applied); `baseUrl` alone is pattern `*`
+_JSONC_NOISE = re.compile(r'("(?:\\.|[^"\\])*")|//[^\n]*|/\*[\s\S]*?\*/|,(?=\s*[}\]])')
+
+
+def _ts_paths(facts: FileFacts, text: str) -> None:
+    """`compilerOptions.paths` and `baseUrl` of a tsconfig.json / jsconfig.json (JSON with comments and
+    trailing commas), as bindings of its module node that resolution maps bare import specifiers through."""
+    try:
+        for _ in range(2):  # the second pass drops the commas the comments hid: `a, /* c */ }`
+            text = _JSONC_NOISE.sub(lambda match: match.group(1) or "", text)
+        config = json.loads(text)
+    except ValueError:
+        return  # not valid JSON(C): no aliases, as TypeScript itself would fail
+    options = config.get("compilerOptions") if isinstance(config, dict) else None
+    if not isinstance(options, dict):
+        return
+    folder = posixpath.dirname(facts.path)
+    base_url = options.get("baseUrl")
+    base = posixpath.normpath(posixpath.join(folder, base_url)) if isinstance(base_url, str) else folder
+    paths = options.get("paths")
+    patterns = dict(paths) if isinstance(paths, dict) else {}
+    if isinstance(base_url, str):
+        patterns.setdefault("*", ["*"])
+    for pattern, targets in patterns.items():
+        if isinstance(pattern, str) and isinstance(targets, list):
+            joined = "\n".join(posixpath.normpath(posixpath.join(base, target)).removeprefix("./")
+                                for target in targets if isinstance(target, str))
+            if joined:
+                facts.bindings.append(Binding(0, TS_PATHS + pattern, joined, IMPORT, 1))
 
 
 # ---- Go ---------------------------------------------------------------------------------------------------

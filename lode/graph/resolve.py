@@ -10,8 +10,10 @@ Rules, by language:
   miss go external.
 - JavaScript/TypeScript: ES imports (named, default, namespace), `export {..} from`, `export *`,
   `export default`, `require` (whole module or destructured); `./x` may be `./x/index`; `this.m()`,
-  `super.m()`, `super(...)`, `new C()`; receivers from `x = new C()`, typed parameters and class fields.
-  Bare specifiers (`react`) are external.
+  `super.m()`, `super(...)`, `new C()`; receivers from `x = new C()`, typed parameters, class fields and
+  constructor parameter properties. Bare specifiers (`@app/x`) go through the `paths` and `baseUrl` of the
+  nearest tsconfig.json / jsconfig.json above the file (facts.TS_PATHS); those they do not map (`react`) are
+  external.
 - Go: package-qualified calls through the import path (the target's directory must end the path), same-package
   names, receiver methods, embedded structs as bases. Java: package-qualified names, imports (single, star,
   static), implicit `this`, `this.`/`super.`, typed locals, fields (`this.repo`, `repo`) and parameters;
@@ -71,6 +73,7 @@ _IN_REPOSITORY_ONLY = frozenset({"annotates", "decorates"})
 _JS = frozenset({"javascript", "typescript", "tsx"})
 _RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
 _NONE: list = []  # an empty result, never mutated
+_TS_PATHS_KEY = "@paths"  # the looked-up name of every TS config's paths
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
 _CALLED_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\(\))?(?:\.[A-Za-z_$#][\w$]*(?:\(\))?)*(?:\[\])?\Z")
 
@@ -94,8 +97,9 @@ def definition_keys(
     path: str, language: str, nodes: Iterable[tuple[str, str]], bindings: Iterable[tuple[str, str]]
 ) -> set[str]:
     keys = {key for name_path, name in nodes for key in (name_path, "~" + name)}
-    for scope, name in bindings:
-        keys.add(name if name.startswith(f.CONSTRUCTS) else f"{scope}.{name}")  # looked up by name alone
+    for scope, name in bindings:  # constructor arguments and TS paths are looked up without their scope
+        keys.add(name if name.startswith(f.CONSTRUCTS) else _TS_PATHS_KEY if name.startswith(f.TS_PATHS)
+                 else f"{scope}.{name}")
     if language == "go":
         keys.add("dir:" + posixpath.dirname(path))
     return keys
@@ -182,9 +186,15 @@ class SymbolTable:
         self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings if not name.startswith("@")}
         # a class's constructor calls with arguments of known type, by the class's last name (f.ARGUMENT)
         self.constructions: dict[str, list[BindingInfo]] = {}
-        for (_, name, _), found in self.bindings.items():
+        # TS path aliases: (config's folder, pattern, repository paths), nearest config (deepest folder) first
+        self.ts_paths: list[tuple[str, str, list[str]]] = []
+        for (_, name, file_id), found in self.bindings.items():
             if name.startswith(f.CONSTRUCTS):
                 self.constructions.setdefault(name, []).extend(found)
+            elif name.startswith(f.TS_PATHS):
+                folder = self.files[file_id].directory
+                self.ts_paths += [(folder, name.removeprefix(f.TS_PATHS), b.target.split("\n")) for b in found]
+        self.ts_paths.sort(key=lambda item: (-len(item[0]), item[0]))
         self.bases: dict[int, list[str]] = {}
         for node_id, expression in bases:
             self.bases.setdefault(node_id, []).append(expression)
@@ -281,7 +291,7 @@ class Resolver:
     def _reference(self, reference: ReferenceInfo, source: NodeInfo, file: FileInfo) -> list[_Value]:
         if reference.kind == "imports":
             if reference.hint == f.EXTERNAL:
-                return []
+                return [v for v in self._ts_aliased(reference.name, file) if v.node.kind == "module"]
             if reference.hint == f.PACKAGE:
                 return [_Value(module, False, EXACT) for module in self._package_modules(reference.name)]
             if found := [value for value in self._imported(reference.name, file.file_id) if not value.instance]:
@@ -433,10 +443,41 @@ class Resolver:
                 )
             elif binding.kind == f.ALIAS:
                 values += self._memoised(("alias", binding.scope_id, binding.target), self._alias_binding, binding)
+            elif binding.kind == f.EXTERNAL_NAME and self.table.ts_paths:  # a bare specifier: a TS path alias?
+                file = self.table.files[binding.file_id]
+                values += self._commonjs(self._ts_aliased(binding.target, file))
             elif binding.kind == f.PARAMETER:
                 values += self._memoised(("parameter", binding.scope_id, binding.target),
                                          self._parameter_binding, binding)
         return values
+
+    def _ts_aliased(self, name: str, file: FileInfo) -> list[_Value]:
+        """A bare import specifier, with a name imported from it (`@app/models.Repo`), through the `paths` of the
+        nearest TS config above the file: the first pattern and path that name something in the repository."""
+        if file.language not in _JS:
+            return []
+        self._touch(_TS_PATHS_KEY)
+        folder = None
+        for config_folder, pattern, paths in self.table.ts_paths:
+            if folder is not None and config_folder != folder:
+                break  # only the nearest config applies
+            if config_folder and not (file.directory + "/").startswith(config_folder + "/"):
+                continue
+            folder = config_folder
+            prefix, star, suffix = pattern.partition("*")
+            if star:
+                if not name.startswith(prefix) or suffix:  # `*.js`-style suffixes are not followed
+                    continue
+                matched = name[len(prefix):]
+            elif name == pattern or name.startswith(pattern + "."):
+                matched = name[len(pattern):]
+            else:
+                continue
+            for path in paths:
+                stem = path.replace("*", matched) if star else _without_extension(path) + matched
+                if found := self._imported(stem.replace("/", "."), file.file_id):
+                    return found
+        return []
 
     def _parameter_binding(self, binding: BindingInfo) -> list[_Value]:
         """`self.x = p` in a class's __init__ from an untyped parameter: instances of the types the class's
@@ -686,6 +727,11 @@ class Resolver:
         if self._cuts == cuts:
             self._memo[key] = (values, frozenset(deps))
         return values
+
+
+def _without_extension(path: str) -> str:
+    stem, dot, extension = path.rpartition(".")
+    return stem if dot and "/" not in extension and f"{dot}{extension}" in f.JS_EXTENSIONS else path
 
 
 def _ends_path(import_path: str, directory: str) -> bool:
