@@ -179,49 +179,55 @@ def test_constructor_arguments_type_attributes_set_from_untyped_parameters(lode:
             "    return Disk()\n"
         ),
         "shop/cart.py": (
-            "from shop.stores import Memory\n"  # 1
+            "from shop.stores import Disk, Memory\n"  # 1
             "class Cart:\n"  # 2
-            "    def __init__(self, store, *, log=None, cache=None):\n"  # 3
+            "    def __init__(self, store, *, log=None, cache=None, audit=None):\n"  # 3
             "        self.store = store\n"  # 4
             "        self.log = log\n"  # 5
             "        self.cache = cache\n"  # 6
-            "    def checkout(self):\n"  # 7
-            "        self.store.save()\n"  # 8
-            "        self.log.save()\n"  # 9
-            "        self.cache.flush()\n"  # 10
-            "    @classmethod\n"  # 11
-            "    def fresh(cls):\n"  # 12
-            "        return cls(Memory())\n"  # 13
+            "        self.audit: Disk = audit\n"  # 7 (what the class says wins over what callers pass)
+            "    def checkout(self):\n"  # 8
+            "        self.store.save()\n"  # 9
+            "        self.log.save()\n"  # 10
+            "        self.cache.flush()\n"  # 11
+            "        self.audit.save()\n"  # 12
+            "    @classmethod\n"  # 13
+            "    def fresh(cls):\n"  # 14
+            "        return cls(Memory())\n"  # 15
         ),
         "shop/app.py": (
             "from shop.stores import Disk, Memory, open_disk, typed_disk\n"  # 1
             "from shop.cart import Cart\n"  # 2
             "def main(unknown):\n"  # 3
-            "    Cart(Disk(), log=typed_disk())\n"  # 4
+            "    Cart(Disk(), log=typed_disk(), audit=Memory())\n"  # 4
             "    disk = Disk()\n"  # 5
             "    Cart(disk, cache=unknown)\n"  # 6
             "    Cart(store=open_disk())\n"  # 7 (open_disk's return is unknown: adds nothing)
         ),
     })
-    calls = {(target, int(evidence.rpartition(":")[2])): confidence
-             for source, target, kind, evidence, confidence in repo.snapshot()
-             if kind == "calls" and source == "shop.cart.Cart.checkout"}
+
+    def checkout_calls() -> dict[tuple[str, int], float]:
+        return {(target, int(evidence.rpartition(":")[2])): confidence
+                for source, target, kind, evidence, confidence in repo.snapshot()
+                if kind == "calls" and source == "shop.cart.Cart.checkout"}
+
+    calls = checkout_calls()
     argument = SELF_MEMBER * CONSTRUCTOR_ARGUMENT
     # Disk (twice) and Memory (cls(...)) reach `store`: both kept, the confidence split between them
-    assert calls[("shop.stores.Disk.save", 8)] == pytest.approx(argument / 2)
-    assert calls[("shop.stores.Memory.save", 8)] == pytest.approx(argument / 2)
+    assert calls[("shop.stores.Disk.save", 9)] == pytest.approx(argument / 2)
+    assert calls[("shop.stores.Memory.save", 9)] == pytest.approx(argument / 2)
     # a keyword-only parameter, through what an annotated function returns
-    assert calls[("shop.stores.Disk.save", 9)] == pytest.approx(argument * RETURNED)
+    assert calls[("shop.stores.Disk.save", 10)] == pytest.approx(argument * RETURNED)
     # only an unknown value was passed as cache: external, never a guess
-    assert [target for target, line in calls if line == 10] == ["external:self.cache.flush"]
+    assert [target for target, line in calls if line == 11] == ["external:self.cache.flush"]
+    assert [target for target, line in calls if line == 12] == ["shop.stores.Disk.save"]
+    assert calls[("shop.stores.Disk.save", 12)] == pytest.approx(SELF_MEMBER * TYPED_RECEIVER)
     # a constructor call elsewhere changes: the class's file is resolved again
     repo.apply({"shop/app.py": "from shop.stores import Memory\nfrom shop.cart import Cart\nCart(cache=Memory())\n"})
-    calls = {(target, int(evidence.rpartition(":")[2])): confidence
-             for source, target, kind, evidence, confidence in repo.snapshot()
-             if kind == "calls" and source == "shop.cart.Cart.checkout"}
-    assert calls[("shop.stores.Memory.save", 8)] == pytest.approx(argument)
-    assert calls[("shop.stores.Memory.flush", 10)] == pytest.approx(argument)
-    assert ("shop.stores.Disk.save", 8) not in calls
+    calls = checkout_calls()
+    assert calls[("shop.stores.Memory.save", 9)] == pytest.approx(argument)
+    assert calls[("shop.stores.Memory.flush", 11)] == pytest.approx(argument)
+    assert ("shop.stores.Disk.save", 9) not in calls
 
 
 def test_calls_in_decorator_arguments_belong_to_the_enclosing_scope(lode: Lode, repo_name: str) -> None:

@@ -584,7 +584,8 @@ class Resolver:
         if found:
             return [_Value(node, False, EXACT) for node in found]
         if bound := self._bindings(owner.name_path, name, owner.file_id):
-            return self._follow(bound)
+            # what the class says (an annotation, `self.x = C()`) wins over what its callers pass
+            return self._follow([b for b in bound if b.kind != f.PARAMETER] or bound)
         bases = self._bases(owner)
         if embedded := [base for base in bases if base.node.name == name and self._is_go(owner)]:
             return embedded  # Go: an embedded struct is also a field named by its type (`i.Base.Save()`)
