@@ -175,7 +175,8 @@ class SymbolTable:
             self.nodes[node.id] = node
             self.by_path.setdefault(node.name_path, []).append(node)
             self.by_name.setdefault(node.name, []).append(node)
-            if f.java_arity(node.name_path) is not None:  # an overload is also found by its plain name
+            if node.name_path.endswith(")") and self.files[node.file_id].language == "java":
+                # an overload is also found by its plain name
                 self.by_path.setdefault(node.name_path[: node.name_path.rfind("(")], []).append(node)
             if node.kind == "module":
                 self.modules_by_dir.setdefault(self.files[node.file_id].directory, []).append(node)
