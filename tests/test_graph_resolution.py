@@ -424,3 +424,8 @@ def test_typescript_path_aliases_follow_the_nearest_tsconfig(lode: Lode, repo_na
     edges = {(source, target, kind) for source, target, kind, _ in repo.edges(("calls", "imports"))}
     assert ("app.main.Main.run", "external:@lib/repo.make", "calls") in edges
     assert ("app.main.Main.run", "lib.repo.make", "calls") not in edges
+    # no config above the file, then one arrives
+    repo.apply({"tsconfig.json": None})
+    assert ("app.main.Main.run", "external:@lib/repo.make") in {(s, t) for s, t, _, _ in repo.edges(("calls",))}
+    repo.apply({"tsconfig.json": config % (".", "lib/*")})
+    assert ("app.main.Main.run", "lib.repo.make") in {(s, t) for s, t, _, _ in repo.edges(("calls",))}

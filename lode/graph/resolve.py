@@ -444,7 +444,8 @@ class Resolver:
                 )
             elif binding.kind == f.ALIAS:
                 values += self._memoised(("alias", binding.scope_id, binding.target), self._alias_binding, binding)
-            elif binding.kind == f.EXTERNAL_NAME and self.table.ts_paths:  # a bare specifier: a TS path alias?
+            elif binding.kind == f.EXTERNAL_NAME:  # a bare specifier: a TS path alias? (looked up even with no
+                # config, so that adding one resolves the file again)
                 file = self.table.files[binding.file_id]
                 values += self._commonjs(self._ts_aliased(binding.target, file))
             elif binding.kind == f.PARAMETER:
