@@ -152,7 +152,8 @@ def test_loop_variables_hold_the_elements_of_annotated_containers(lode: Lode, re
     ("Text", "Text", None), ('"Text"', "Text", None), ('Optional["Console"]', "Console", None),
     ("t.Optional[Console]", "Console", None), ("Console | None", "Console", None), ('List["Text"]', None, "Text"),
     ("cabc.Iterator[Group]", None, "Group"), ("tuple[T, ...]", None, "T"), ("Dict[str, int]", None, None),
-    ("Union[A, B]", None, None), ("type[Foo]", None, None),
+    ("Union[A, B]", "A|B", None), ("A | B | None", "A|B", None), ("Optional[Union[A, 'B']]", "A|B", None),
+    ("Union[A, Dict[str, int]]", "A|?", None), ("type[Foo]", None, None), ("list[int] | None", None, None),
 ])
 def test_annotations_give_an_instance_or_element_type_only_when_they_name_one(
     annotation: str, instance: str | None, items: str | None
@@ -244,3 +245,28 @@ def test_calls_in_decorator_arguments_belong_to_the_enclosing_scope(lode: Lode, 
     calls = {(source, target) for source, target, kind, _ in repo.edges(("calls",))}
     assert ("cli", "cli.CertType") in calls and ("cli", "cli.option") in calls
     assert not [target for source, target in calls if source == "cli.main"]
+
+
+def test_a_union_annotation_keeps_each_member_and_an_unknown_member_lowers_the_confidence(
+    lode: Lode, repo_name: str
+) -> None:
+    repo = GraphRepo(lode, repo_name)
+    repo.apply({"frames.py": (
+        "from typing import Union\n"  # 1
+        "class Debug:\n"  # 2
+        "    def eval(self):\n"  # 3
+        "        pass\n"  # 4
+        "class Console:\n"  # 5
+        "    def eval(self):\n"  # 6
+        "        pass\n"  # 7
+        "def run(frame: Debug | Console, other: Union[str, Console], path: str | bytes):\n"  # 8
+        "    frame.eval()\n"  # 9
+        "    other.eval()\n"  # 10
+        "    path.eval()\n"  # 11
+    )})
+    calls = {(target, int(evidence.rpartition(":")[2])): confidence
+             for source, target, kind, evidence, confidence in repo.snapshot() if kind == "calls"}
+    assert calls[("frames.Debug.eval", 9)] == pytest.approx(TYPED_RECEIVER / 2)
+    assert calls[("frames.Console.eval", 9)] == pytest.approx(TYPED_RECEIVER / 2)
+    assert calls[("frames.Console.eval", 10)] == pytest.approx(TYPED_RECEIVER / 2)  # str: outside the repository
+    assert [target for target, line in calls if line == 11] == ["external:path.eval"]

@@ -325,7 +325,7 @@ class _File:
             return f"{type_name}{dot}{rest}" if type_name else None
         if (scope, head) in self.locals:
             known = self.local_type(scope, head, node.start_byte)
-            return f"{known}{dot}{rest}" if known else None
+            return member_type(known, dot + rest) if known else None
         return expression
 
     def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False,
@@ -427,9 +427,52 @@ _PY_TYPE = re.compile(
     r"""["']?(?:(?:[A-Za-z_]\w*\.)?Optional\[)?["']?([A-Za-z_][\w.]*)["']?\]?(?:\s*\|\s*None)?["']?\Z""")
 
 
+_PY_UNION = re.compile(r"(?:[A-Za-z_]\w*\.)?(Union|Optional)\[(.*)\]\Z", re.DOTALL)
+_PY_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\Z")
+UNION = "|"  # between the members of a union type expression (`A|B`); UNKNOWN stands for a member that is no name
+UNKNOWN = "?"
+
+
 def _python_type(text: str) -> str | None:
-    match = _PY_TYPE.match(text.strip())
-    return match.group(1) if match else None
+    """The type expression an annotation gives its name: `T` (also quoted, Optional, `| None`), or a union of
+    names (`A | B`, `Union[A, B]`) as `A|B`, with UNKNOWN for members that are no plain name (`A|?`)."""
+    text = text.strip()
+    if match := _PY_TYPE.match(text):
+        return match.group(1)
+    members = [member.strip().strip("'\"") for member in _union_members(text.strip("'\""))]
+    types = [member if _PY_NAME.match(member) else UNKNOWN for member in members if member != "None"]
+    if not types or all(member == UNKNOWN for member in types):
+        return None
+    return UNION.join(types)
+
+
+def _union_members(text: str) -> list[str]:
+    """The members of `A | B`, `Union[A, B]`, `Optional[Union[A, B]]`, flattened; [] for other text."""
+    if match := _PY_UNION.match(text):
+        members = _split_top_level(match.group(2), ",") + (["None"] if match.group(1) == "Optional" else [])
+    else:
+        members = _split_top_level(text, "|")
+        if len(members) < 2:
+            return []
+    return [inner for member in members for inner in (_union_members(member.strip()) or [member])]
+
+
+def _split_top_level(text: str, separator: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for index, character in enumerate(text):
+        if character in "[(":
+            depth += 1
+        elif character in "])":
+            depth -= 1
+        elif character == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    return [*parts, text[start:]]
+
+
+def member_type(type_name: str, suffix: str) -> str:
+    """`suffix` (`.copy`, `[]`) appended to each member of a type expression: `A|B` -> `A.copy|B.copy`."""
+    return UNION.join(member + suffix for member in type_name.split(UNION))
 
 
 _PY_ITEMS_TYPE = re.compile(
@@ -533,7 +576,8 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
             function = call.child_by_field_name("function") if call is not None else None
             if function is not None and alias is not None and (target := _first(alias)) is not None:
                 manager = file.value_type(node, _callee(file.text(function)), _PYTHON_SELF)
-                file.assign(node, file.text(target), f"{manager}.__enter__" if manager else None, _PYTHON_SELF)
+                file.assign(node, file.text(target), member_type(manager, ".__enter__") if manager else None,
+                            _PYTHON_SELF)
             continue
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
         assert left is not None
@@ -547,7 +591,7 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
                 else:
                     container = file.value_type(node, iterated + ("()" if right.type == "call" else ""),
                                                 _PYTHON_SELF)
-                    element = container + ITEMS if container else None
+                    element = member_type(container, ITEMS) if container else None
                 file.assign(left, file.text(left), element, _PYTHON_SELF)  # from the loop's body on
             continue
         if (annotation := node.child_by_field_name("type")) is not None:

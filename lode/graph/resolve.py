@@ -316,7 +316,7 @@ class Resolver:
                 values = [_Value(base.node, True, base.confidence) for base in self._bases(owner)]
             return self._members(values, parts[1:])
         if hint:  # the receiver's type: what follows the receiver in the name are members
-            receivers = self._instances(self._expression(hint, source, file), TYPED_RECEIVER)
+            receivers = self._instances(self._type_expression(hint, source, file), TYPED_RECEIVER)
             constructed = hint + "()."  # `C().m()`
             name = reference.name
             members = name[len(constructed):] if name.startswith(constructed) else name.partition(".")[2]
@@ -382,6 +382,15 @@ class Resolver:
         values = self._name(head.removesuffix("()"), source, file)
         return self._members(self._instances(values, EXACT) if called else values, rest)
 
+    def _type_expression(self, text: str, source: NodeInfo, file: FileInfo) -> list[_Value]:
+        """What a type expression names; a union's (`A|B`, facts.UNION) members each, their confidence scaled by
+        the share of members that name something (`str|Request`: half), so a member left unknown is no guess."""
+        if f.UNION not in text:
+            return self._expression(text, source, file)
+        found = [self._expression(member, source, file) for member in text.split(f.UNION)]
+        share = sum(1 for values in found if values) / len(found)
+        return [_Value(v.node, v.instance, round(v.confidence * share, 6)) for values in found for v in values]
+
     def _members(self, values: list[_Value], names: list[str]) -> list[_Value]:
         for name in names:
             items = name.endswith(f.ITEMS)  # `xs[]`, `f()[]`: an element of what xs holds or f returns
@@ -405,7 +414,7 @@ class Resolver:
         """The element types of what a function returns (`-> list[T]`, `-> Iterator[T]`)."""
         file = self.table.files[function.file_id]
         return [value for binding in self._bindings(function.name_path, f.RETURNS + f.ITEMS, function.file_id)
-                for value in self._types(self._expression(binding.target, function, file))]
+                for value in self._types(self._type_expression(binding.target, function, file))]
 
     def _scopes(self, source: NodeInfo, file: FileInfo) -> list[str]:
         """Where a name used in `source` is bound: the function itself (local imports), then the module."""
@@ -496,7 +505,7 @@ class Resolver:
             caller = self.table.nodes[argument.scope_id]
             file = self.table.files[argument.file_id]
             if any(v.node.id == owner.id and not v.instance for v in self._expression(callee, caller, file)):
-                values += self._instances(self._expression(type_name, caller, file), CONSTRUCTOR_ARGUMENT)
+                values += self._instances(self._type_expression(type_name, caller, file), CONSTRUCTOR_ARGUMENT)
         return values
 
     def _commonjs(self, values: list[_Value]) -> list[_Value]:
@@ -520,7 +529,7 @@ class Resolver:
         if scope.kind in TYPE_KINDS:  # `self.x = C()` in a method, or a class-level `x: C`: module names
             scope = self._module_of(scope)
         file = self.table.files[scope.file_id]
-        return self._instances(self._expression(binding.target, scope, file), TYPED_RECEIVER)
+        return self._instances(self._type_expression(binding.target, scope, file), TYPED_RECEIVER)
 
     def _imported(self, name: str, file_id: int) -> list[_Value]:
         """What an import in a file names: an absolute name, else the same name under the file's folders
@@ -678,7 +687,7 @@ class Resolver:
         """The types a function is known to return: its RETURNS bindings (annotation, or `return self`)."""
         file = self.table.files[function.file_id]
         return [value for binding in self._bindings(function.name_path, f.RETURNS, function.file_id)
-                for value in self._types(self._expression(binding.target, function, file))]
+                for value in self._types(self._type_expression(binding.target, function, file))]
 
     def _same_unit(self, node: NodeInfo, owner: NodeInfo) -> bool:
         """Members of a type live in its file; in Go, anywhere in its package (directory)."""
