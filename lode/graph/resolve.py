@@ -30,8 +30,10 @@ annotations (`-> Self`, a string) or `return self` (RETURNS bindings), so `x = y
 `with C() as s` (through `C.__enter__`) type their results; `name = other` in a module or class body (ALIAS:
 `response_class = Response`, then `self.response_class()`); annotated module globals; constructor arguments:
 `self.x = p` in `__init__` from an untyped parameter holds what the class's calls (`Foo(Bar())`, `Foo(p=b)`, with
-b's type known) pass as p, each type kept (CONSTRUCTOR_ARGUMENT, so several split the edge). Not followed: aliases
-inside functions, `x = a or b`, attributes of untyped values: those stay external, never guessed.
+b's type known) pass as p, each type kept (CONSTRUCTOR_ARGUMENT, so several split the edge); union annotations
+(`A | B`, `Union[A, B]`) keep each member, scaled by the share of members that name something in the repository.
+Not followed: aliases inside functions, `x = a or b`, attributes of untyped values: those stay external, never
+guessed.
 Nested functions are no nodes: calls inside them belong to the enclosing definition, calls to them go external.
 
 Every edge carries a confidence: the product of the rule factors below, split evenly across the candidates when
