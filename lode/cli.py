@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -158,50 +159,16 @@ def index(
 
 
 def _index_once(lode: Lode, path: str, repo: str | None, wait: bool, quiet: bool) -> dict[str, Any]:
-    """One incremental index run; the graph resolution and embedding backfill it leaves go to the background."""
-    from lode import background
+    """One incremental index run; the graph resolution and embedding backfill it leaves go to the background, or
+    are done before it returns with --wait."""
+    from lode.services.indexing import Schedule, run_index
 
-    if quiet or not err.is_terminal:
-        report = lode.index(path, repo, defer_graph=not wait)
-    else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(
-            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-            TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=err, transient=True,
-        ) as bar:
-            task = bar.add_task("index", total=None, chunks=0, rate="")
-
-            def on_progress(progress: Any) -> None:
-                elapsed = bar.tasks[task].elapsed or 0
-                rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
-                bar.update(task, total=progress.files_total, completed=progress.files_done,
-                           chunks=progress.chunks, rate=rate)
-
-            report = lode.index(path, repo, on_progress, defer_graph=not wait)
-    if report.graph_pending:
-        background.spawn_graph_resolution(lode.settings, report.repo)
-    embeddings = {"done": 0, "pending": 0, "failed": 0}
-    if lode.settings.embedder != "none" and report.chunks:
-        if wait:
-            embeddings = asdict(_embed_with_progress(lode, report.repo, quiet))
-        else:
-            embeddings = lode.embedding_counts(report.repo)
-            if embeddings["pending"]:
-                background.spawn_backfill(lode.settings, report.repo)
-    return {
-        "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
-        "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
-        "chunks_written": report.chunks_written, "seconds": report.seconds,
-        "graph_pending": report.graph_pending, "embeddings": embeddings, "warnings": report.warnings,
-    }
+    rest = Schedule.INLINE if wait else Schedule.DETACHED
+    with _progress_bars(quiet) as bars:
+        outcome = run_index(lode, path, repo, graph=rest, embeddings=rest,
+                            on_progress=bars.files if bars else None,
+                            on_embed_progress=bars.embeddings if bars else None)
+    return outcome.as_dict()
 
 
 def _render_index(result: dict[str, Any], wait: bool) -> None:
@@ -259,27 +226,61 @@ def watch(
         pass  # Ctrl-C is how watching ends; every file indexed so far is committed
 
 
+class _ProgressBars:
+    """Transient progress bars on stderr: one for the files of an index run, then one for the embeddings."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._phase = ""
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _ProgressBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _open(self, phase: str, *columns: Any, **fields: Any) -> None:
+        """Replace the bar of the previous phase by this phase's, once."""
+        if phase == self._phase:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._stack.close()
+        self._stack = ExitStack()
+        self._phase = phase
+        self._bar = self._stack.enter_context(Progress(
+            TextColumn(f"[bold]{phase}"), BarColumn(), MofNCompleteColumn(), *columns, TimeRemainingColumn(),
+            console=err, transient=True))
+        self._task = self._bar.add_task(phase, total=None, **fields)
+
+    def files(self, progress: Any) -> None:
+        from rich.progress import TextColumn
+
+        self._open("indexing", TextColumn("files"), TextColumn("{task.fields[chunks]} chunks"),
+                   TextColumn("{task.fields[rate]}"), chunks=0, rate="")
+        elapsed = self._bar.tasks[self._task].elapsed or 0
+        rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
+        self._bar.update(self._task, total=progress.files_total, completed=progress.files_done,
+                         chunks=progress.chunks, rate=rate)
+
+    def embeddings(self, progress: Any, final: bool = False) -> None:
+        from rich.progress import TextColumn
+
+        self._open("embedding", TextColumn("chunks"))
+        self._bar.update(self._task, total=progress.done + progress.pending + progress.failed,
+                         completed=progress.done)
+
+
+def _progress_bars(quiet: bool) -> AbstractContextManager[_ProgressBars | None]:
+    """Bars on a terminal; nothing with --json or when stderr is not one."""
+    return nullcontext() if quiet or not err.is_terminal else _ProgressBars()
+
+
 def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = False) -> Any:
-    if quiet or not err.is_terminal:
-        return lode.embed(repo, switch=switch)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-        TimeRemainingColumn(), console=err, transient=True,
-    ) as bar:
-        task = bar.add_task("embed", total=None)
-
-        def on_progress(progress: Any) -> None:
-            bar.update(task, total=progress.done + progress.pending + progress.failed, completed=progress.done)
-
-        return lode.embed(repo, switch=switch, on_progress=on_progress)
+    with _progress_bars(quiet) as bars:
+        return lode.embed(repo, switch=switch, on_progress=bars.embeddings if bars else None)
 
 
 @app.command()

@@ -33,7 +33,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
-from lode import __version__, background
+from lode import __version__
 from lode.api import models
 from lode.api.models import Doc
 from lode.chunking.languages import LANGUAGES, language_for_path
@@ -43,6 +43,7 @@ from lode.errors import InputError, LodeError
 from lode.model import CHUNK_KINDS
 from lode.search.paths import is_test_path
 from lode.search.pattern import MAX_PATTERN_CHARS
+from lode.services.indexing import IndexOutcome, Schedule, run_index
 
 INSTRUCTIONS = (
     "Lode indexes code repositories. Use search_code to find where something is done, search_pattern for exact "
@@ -798,18 +799,15 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
                 anyio.from_thread.run(ctx.report_progress, progress.files_done, progress.files_total or None,
                                       f"{progress.files_done} files, {progress.chunks} chunks")
 
-        def run() -> tuple[Any, dict[str, int]]:
+        def run() -> IndexOutcome:
             lode = engine()
             root, name, within = access.index_target(ctx, lode, path, repo)
-            report = lode.index(root, name, on_progress, within=within)
-            embeddings = {"done": 0, "pending": 0, "failed": 0}
-            if lode.settings.embedder != "none" and report.chunks:
-                embeddings = lode.embedding_counts(report.repo)
-                if embeddings["pending"]:
-                    background.spawn_backfill(lode.settings, report.repo)  # as `lode index` does
-            return report, embeddings
+            # the graph within the run, so that the graph tools answer at once; the embeddings as `lode index` does
+            return run_index(lode, root, name, graph=Schedule.INLINE, embeddings=Schedule.DETACHED,
+                             within=within, on_progress=on_progress)
 
-        report, embeddings = await anyio.to_thread.run_sync(lambda: _engine_call(run))
+        outcome = await anyio.to_thread.run_sync(lambda: _engine_call(run))
+        report, embeddings = outcome.report, outcome.embeddings
         text = (f"Indexed {report.repo}: {report.files_indexed} files indexed, {report.files_unchanged} unchanged, "
                 f"{report.files_deleted} deleted, {report.files_skipped} skipped; {report.chunks} chunks in "
                 f"{report.seconds:.1f}s. Embeddings: {embeddings['done']} done, {embeddings['pending']} pending, "
