@@ -25,7 +25,7 @@ from lode import graph
 from lode.errors import InputError, LodeError, NotFound, unknown_repository
 from lode import errorlog
 from lode.errorlog import record_error
-from lode.resilience import CircuitBreakerError, database_failure, guard
+from lode.resilience import CircuitBreakerError
 from lode.graph.store import GraphStore
 from lode.indexer import Indexer, IndexReport, ProgressCallback
 from lode.model import Candidate, Hit, Skipped
@@ -38,7 +38,7 @@ from lode.search.highlight import highlights
 from lode.search.pattern import PatternSearch, compile_pattern
 from lode.search.query import Query, QueryKind, parse
 from lode.search.tokens import tokenize
-from lode.store.db import Database, one_row, scalar
+from lode.store.db import Database, one_row, scalar, set_local
 from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
 from lode.store.uow import unit_of_work
 from lode.store.vectors import Vectors
@@ -309,7 +309,7 @@ class Lode:
             raise InputError(f"group must be one of {', '.join(GROUPS)}, not {group!r}")
         filters = Filters(languages=languages, kinds=kinds, path_glob=path)
         filters.sql("c")  # validates the glob before any database work
-        with self._read() as conn:
+        with self.db.read() as conn:
             repos = self._repos_for(conn, repo)
         settled = not expand or self._settle_graph(repos)
         if not repos:
@@ -336,12 +336,12 @@ class Lode:
                      for f in fuse(legs, weights)]
         names = {r.id: r.name for r in repos}
         if not staged:
-            with self._read() as conn:
+            with self.db.read() as conn:
                 hits = [_hit_json(h) for h in self._hits(conn, fused[:k], names, query)]
             if expand:
                 self._expand(hits, repos)
             return {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
-        with self._read() as conn:  # one connection for the candidates and the hits: a pool checkout is not free
+        with self.db.read() as conn:  # one connection for the candidates and the hits: a pool checkout is not free
             candidates = self._candidates(conn, fused, plan, repos, filters)
             if plan is None:
                 ordered = [ranking.Ranked(c, c.score) for c in candidates]
@@ -454,26 +454,9 @@ class Lode:
             raise LodeError(f"search failed: {'; '.join(reasons) or 'no leg could run'}")
         return legs, degraded
 
-    @contextmanager
-    def _read(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection for a read path, through the "database" circuit breaker: while the database is
-        unreachable, reads fail at once with a clear error instead of each waiting for the pool."""
-        try:
-            with guard("database", database_failure, config=self.settings.breakers):
-                with self.db.pool.connection(timeout=self.settings.timeouts.db_query) as conn:
-                    yield conn
-        except CircuitBreakerError as exc:
-            raise LodeError(f"the database is unavailable; reads fail fast until it answers again ({exc})") from exc
-        except psycopg.OperationalError as exc:
-            if isinstance(exc, psycopg.errors.QueryCanceled):
-                raise
-            record_error("database", exc, severity="critical", category="unavailable")
-            raise LodeError(f"the database is unreachable: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
-
     def _lexical_leg(self, query: str, plan: Query | None, repos: list[RepoRow], filters: Filters, depth: int,
                      statements: _RunningStatements) -> list[tuple[int, float]]:
-        with self._read() as conn, statements.track(conn), conn.transaction():
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.lexical_search * 1000)}")
+        with self.db.read(self.settings.timeouts.lexical_search) as conn, statements.track(conn):
             try:
                 terms = None
                 if plan is not None and plan.kind is QueryKind.LONG:  # the rare words and the names, capped
@@ -511,7 +494,7 @@ class Lode:
         if len(serving) > 1:
             return unavailable("the repositories searched were embedded with different models")
         model = serving.pop()
-        with self._read() as conn:
+        with self.db.read() as conn:
             vectors = Vectors(conn)
             model_id = vectors.models()[model][0]
             ef = ef_search(self.settings.ef_search, vectors.served_chunks(model), depth)
@@ -555,10 +538,9 @@ class Lode:
 
     def _vector_leg(self, model: int, leg: str, vector: Any, repo_ids: list[int], filters: Filters,
                     depth: int, ef: int, statements: _RunningStatements) -> list[tuple[int, float]]:
-        with self._read() as conn, statements.track(conn), conn.transaction():
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.vector_search * 1000)}")
-            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        with self.db.read(self.settings.timeouts.vector_search) as conn, statements.track(conn):
+            set_local(conn, "hnsw.ef_search", str(ef))
+            set_local(conn, "hnsw.iterative_scan", "relaxed_order")
             return Vectors(conn).nearest(model, leg, vector, repo_ids, filters, depth)
 
     def symbols(self, name: str, *, repo: RepoScope = None, limit: int = 20) -> dict[str, Any]:
@@ -571,9 +553,8 @@ class Lode:
         last = name.rsplit(".", 1)[-1]  # every match, exact or qualified, ends with this name
         suffix = "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params = {"name": name, "last": last, "suffix": suffix, "limit": limit}
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.symbol_lookup) as conn:
             params["repos"] = [r.id for r in self._repos_for(conn, repo)]
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.symbol_lookup * 1000)}")
             rows = conn.execute(
                 """SELECT r.name, c.path, min(c.start_line), max(c.end_line), c.kind, c.name, c.name_path,
                           c.language, min(c.signature), min(c.docstring),
@@ -635,7 +616,7 @@ class Lode:
         _check_text("the path", path)
         if start_line < 1 or (end_line is not None and end_line < start_line):
             raise InputError(f"the lines must satisfy 1 <= start_line <= end_line, not {start_line}..{end_line}")
-        with self._read() as conn:
+        with self.db.read() as conn:
             row = self._repos_for(conn, repo)[0]
             indexed = Files(conn).get(row.id, path)
         if indexed is None:
@@ -662,9 +643,8 @@ class Lode:
         if not 1 <= limit <= MAX_OUTLINE:
             raise InputError(f"the limit must be between 1 and {MAX_OUTLINE}")
         below = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%" if path else "%"
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.symbol_lookup) as conn:
             row = self._repos_for(conn, repo)[0]
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.symbol_lookup * 1000)}")
             params = {"repo": row.id, "path": path, "below": below, "limit": limit + 1}
             rows = conn.execute(
                 """SELECT path, min(start_line), max(end_line), kind, name, name_path, min(signature)
@@ -700,7 +680,7 @@ class Lode:
                 _check_text(label, value)
         filters = Filters(languages=languages, path_glob=path)
         clause, params = filters.sql("f")
-        with self._read() as conn:
+        with self.db.read() as conn:
             repos = {r.id: r for r in self._repos_for(conn, repo)}
             indexed = conn.execute(
                 f"""SELECT repo_id, id, path, size, mtime_ns, content_hash FROM files f
@@ -740,9 +720,8 @@ class Lode:
     def _graph_neighbours(self, direction: str, symbol: str, repo: RepoScope, depth: int, kinds: tuple[str, ...],
                           min_confidence: float, limit: int) -> dict[str, Any]:
         walk = graph.callers if direction == "callers" else graph.callees
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             traversal = walk(conn, [r.id for r in repos], symbol, depth=depth, kinds=kinds,
                              min_confidence=min_confidence, limit=limit)
         names = {r.id: r.name for r in repos}
@@ -758,9 +737,8 @@ class Lode:
 
     def _graph_refs(self, symbol: str, repo: RepoScope, kinds: tuple[str, ...], min_confidence: float,
                     limit: int) -> dict[str, Any]:
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             found = graph.references(conn, [r.id for r in repos], symbol, kinds=kinds,
                                      min_confidence=min_confidence, limit=limit)
         names = {r.id: r.name for r in repos}
@@ -775,9 +753,8 @@ class Lode:
                                   lambda: self._graph_path(source, target, repo, max_depth))
 
     def _graph_path(self, source: str, target: str, repo: RepoScope, max_depth: int) -> dict[str, Any]:
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             found = graph.path(conn, [r.id for r in repos], source, target, max_depth=max_depth)
         names = {r.id: r.name for r in repos}
         if found is None:
@@ -789,9 +766,8 @@ class Lode:
         return self._graph_cached(repo, ("stats",), lambda: self._graph_stats(repo))
 
     def _graph_stats(self, repo: RepoScope) -> dict[str, Any]:
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             result = graph.stats(conn, [r.id for r in repos])
         names = {r.id: r.name for r in repos}
         for entry in result["top_fan_in"] + result["top_fan_out"]:
@@ -803,13 +779,12 @@ class Lode:
                                   lambda: self._graph_export(fmt, filters, repo))
 
     def _graph_export(self, fmt: str, filters: graph.ExportFilters, repo: RepoScope) -> str:
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             return graph.export(conn, [r.id for r in repos], fmt, filters)
 
     def _graph_cached(self, repo: RepoScope, params: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        with self._read() as conn:
+        with self.db.read() as conn:
             repos = self._repos_for(conn, repo)
         settled = self._settle_graph(repos)
         result = self.cache.through("graph", repos, params, compute, cacheable=lambda _: settled)
@@ -830,7 +805,7 @@ class Lode:
         graph traversal timeout. False when work is still queued: the answer then uses the edges as they are,
         and is not cached (resolution does not bump the generation)."""
         self._require_graph()  # every graph query and search(expand=True) passes here first
-        with self._read() as conn:
+        with self.db.read() as conn:
             queued = GraphStore(conn).queued([r.id for r in repos])
         indexer = Indexer(self.db, self.settings)
         resolved = [indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued]
@@ -841,14 +816,10 @@ class Lode:
         if not self.settings.graph:
             raise InputError("the code graph is off (LODE_GRAPH=false): set LODE_GRAPH=true and re-index to build it")
 
-    def _graph_timeout(self, conn: psycopg.Connection) -> None:
-        conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.graph_traversal * 1000)}")
-
     def _expand(self, hits: list[dict[str, Any]], repos: list[RepoRow]) -> None:
         """Attach each hit's direct callers and callees (names and locations)."""
         names = {r.id: r.name for r in repos}
-        with self._read() as conn, conn.transaction():
-            self._graph_timeout(conn)
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repo_ids = [r.id for r in repos]
             for hit in hits:
                 if not hit["name_path"]:
