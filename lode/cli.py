@@ -20,7 +20,7 @@ import typer
 from lode import __version__
 from lode.api import commands as api_commands
 from lode.errors import InputError, LodeError
-from lode.graph.queries import EDGE_KINDS
+from lode.model import EDGE_KINDS
 
 if TYPE_CHECKING:
     from rich.console import Console

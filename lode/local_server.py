@@ -116,8 +116,15 @@ def search(url: str, params: dict[str, Any]) -> dict[str, Any] | None:
     # the REST page's extras are not part of the CLI's document
     result.pop("offset", None)
     result.pop("next_offset", None)
-    for hit in result.get("hits", []):
+    if result.get("files") is None:  # the page's placeholder when not grouped by file
+        result.pop("files", None)
+    grouped = [hit for found in result.get("files") or [] for hit in found.get("hits", [])]
+    for hit in [*result.get("hits", []), *grouped]:
         for relation in ("callers", "callees"):
             if hit.get(relation) is None:
                 hit.pop(relation, None)
+        legs = hit.get("legs") or {}
+        for optional in ("fused", "priors", "injected"):  # the engine leaves these out rather than null
+            if legs.get(optional) is None:
+                legs.pop(optional, None)
     return result

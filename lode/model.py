@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# The graph's edge kinds that queries walk and list (`contains` is structure, not a use); here so that the CLI's
+# help can name them without importing the graph
+EDGE_KINDS = ("calls", "imports", "inherits", "annotates", "decorates")
+
 
 class SkipReason(str, enum.Enum):
     """Why a file was not indexed. Stored in the database; values are a stable contract."""

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 
 from lode.errors import InputError, NotFound
+from lode.model import EDGE_KINDS
 from lode.graph.facts import MODULE_ORDINAL
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
 
-EDGE_KINDS = ("calls", "imports", "inherits", "annotates", "decorates")
 WALKED_KINDS = ("calls", "imports", "inherits")  # what paths and exports follow unless told
 MAX_DEPTH = 10
 MAX_WALK_ROWS = 200_000
