@@ -20,7 +20,7 @@ import typer
 from lode import __version__
 from lode.api import commands as api_commands
 from lode.errors import InputError, LodeError
-from lode.model import EDGE_KINDS
+from lode.model import EDGE_KINDS, Mode
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -316,8 +316,8 @@ def evaluate(
             table.add_row(name, *(f"{row[m]:.3f}" for m in METRICS), ", ".join(row["degraded"]))
         out.print(table)
 
-    _run(as_json, lambda lode: run_eval(lode, load_cases(file), repo, mode or ["lexical", "semantic", "hybrid"]),
-         render)
+    modes = mode or [Mode.LEXICAL, Mode.SEMANTIC, Mode.HYBRID]
+    _run(as_json, lambda lode: run_eval(lode, load_cases(file), repo, modes), render)
 
 
 @app.command(name="eval-generate")
@@ -343,7 +343,7 @@ def evaluate_generate(
 def search(
     query: Annotated[str, typer.Argument(help="Plain text; operators and SQL are just words.")],
     repo: RepoOption = None,
-    mode: Annotated[str, typer.Option("--mode", help="hybrid | lexical | semantic")] = "hybrid",
+    mode: Annotated[str, typer.Option("--mode", help=" | ".join(Mode))] = Mode.HYBRID,
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
     lang: Annotated[list[str] | None, typer.Option(
         "--lang", help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, "

@@ -28,7 +28,7 @@ from lode.errorlog import record_error
 from lode.resilience import CircuitBreakerError
 from lode.graph.store import GraphStore
 from lode.indexer import Indexer, IndexReport, ProgressCallback
-from lode.model import Candidate, Hit, Skipped
+from lode.model import Candidate, Hit, Mode, Skipped
 from lode.embedding.backfill import BackfillProgress, backfill, counts, pending_ranges, through_outages
 from lode.search import lexical
 from lode.search import ranking
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODES = ("hybrid", "lexical", "semantic")
 MAX_QUERY_BYTES = 64 * 1024  # an issue body with its traceback fits; UTF-8 bytes
 GROUPS = ("chunks", "files")
 EVIDENCE_PER_FILE = 3  # a file of the file mode comes with its best chunks
@@ -66,6 +65,13 @@ EF_SEARCH_MIN, EF_SEARCH_MAX, CHUNKS_PER_EF = 100, 1000, 150
 _BACKFILL_LOCK = 0x454D  # first key of pg_advisory_lock(int, int): one backfill per repository
 _EMBED_BATCH_LOCK = 0x4542  # first key: one worker per batch of a shared backfill (second key: a hash of it)
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _search_mode(value: Mode | str) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise InputError(f"--mode must be one of {', '.join(Mode)}, not {value!r}") from None
 
 
 def ef_search(setting: int | str, graph_chunks: int, depth: int) -> int:
@@ -285,7 +291,7 @@ class Lode:
         query: str,
         *,
         repo: RepoScope = None,
-        mode: str = "hybrid",
+        mode: Mode | str = Mode.HYBRID,
         k: int = 10,
         languages: tuple[str, ...] = (),
         path: str | None = None,
@@ -298,9 +304,8 @@ class Lode:
         for label, values in (("--path", (path,) if path else ()), ("--kind", kinds), ("--lang", languages)):
             for value in values:
                 _check_text(label, value)
-        if mode not in MODES:
-            raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if mode == "semantic" and self.settings.embedder == "none":
+        chosen = _search_mode(mode)
+        if chosen is Mode.SEMANTIC and self.settings.embedder == "none":
             raise InputError("--mode semantic needs an embedding provider; LODE_EMBEDDER is 'none'")
         if not 1 <= k <= MAX_K:
             raise InputError(f"-k must be between 1 and {MAX_K}")
@@ -313,21 +318,21 @@ class Lode:
             repos = self._repos_for(conn, repo)
         settled = not expand or self._settle_graph(repos)
         if not repos:
-            return {"query": query, "mode": mode, "degraded": [], "hits": [],
+            return {"query": query, "mode": chosen.value, "degraded": [], "hits": [],
                     **({"files": []} if group == "files" else {})}
         return self.cache.through(
-            "search", repos, (query, mode, k, languages, path, kinds, expand, group),
-            lambda: self._search(query, repos, mode, k, filters, expand, group),
+            "search", repos, (query, chosen.value, k, languages, path, kinds, expand, group),
+            lambda: self._search(query, repos, chosen, k, filters, expand, group),
             cacheable=lambda result: settled and not result["degraded"],  # pending embeddings keep the generation
         )
 
-    def _search(self, query: str, repos: list[RepoRow], mode: str, k: int, filters: Filters,
+    def _search(self, query: str, repos: list[RepoRow], mode: Mode, k: int, filters: Filters,
                 expand: bool, group: str) -> dict[str, Any]:
         plan = parse(query) if self.settings.ranking == "on" else None
         staged = plan is not None or group == "files"  # the file mode ranks the candidates even unranked
-        depth = k if mode == "lexical" and not staged else max(LEG_DEPTH, k)
+        depth = k if mode is Mode.LEXICAL and not staged else max(LEG_DEPTH, k)
         legs, degraded = self._run_legs(query, plan, repos, mode, filters, depth)
-        if mode == "lexical":
+        if mode is Mode.LEXICAL:
             fused = [(cid, score, {"lexical": rank, "text": None, "code": None})
                      for rank, (cid, score) in enumerate(legs["lexical"], start=1)]
         else:
@@ -340,7 +345,7 @@ class Lode:
                 hits = [_hit_json(h) for h in self._hits(conn, fused[:k], names, query)]
             if expand:
                 self._expand(hits, repos)
-            return {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
+            return {"query": query, "mode": mode.value, "degraded": degraded, "hits": hits}
         with self.db.read() as conn:  # one connection for the candidates and the hits: a pool checkout is not free
             candidates = self._candidates(conn, fused, plan, repos, filters)
             if plan is None:
@@ -354,7 +359,7 @@ class Lode:
         hits = [_hit_json(found[r.candidate.chunk_id]) for r in ordered[:k] if r.candidate.chunk_id in found]
         if expand:
             self._expand(hits, repos)
-        result: dict[str, Any] = {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
+        result: dict[str, Any] = {"query": query, "mode": mode.value, "degraded": degraded, "hits": hits}
         if plan is not None:
             result["query_kind"] = plan.kind.value
         if group == "files":
@@ -400,20 +405,20 @@ class Lode:
                           if cid not in rows)
         return candidates
 
-    def _run_legs(self, query: str, plan: Query | None, repos: list[RepoRow], mode: str, filters: Filters,
+    def _run_legs(self, query: str, plan: Query | None, repos: list[RepoRow], mode: Mode, filters: Filters,
                   depth: int) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
         """Run the legs `mode` needs in parallel; return their rankings and the legs degraded.
 
         In hybrid mode a leg that fails, or is still running when LODE_TIMEOUT_HYBRID_SEARCH has passed, is
         dropped (its statement cancelled) and reported as degraded; only when every leg is lost is it an error."""
         timeout = self.settings.timeouts.hybrid_search
-        deadline = time.monotonic() + timeout if mode == "hybrid" else None
+        deadline = time.monotonic() + timeout if mode is Mode.HYBRID else None
         statements = _RunningStatements()
         pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lode-leg")
         futures: dict[str, Future[Any]] = {}  # the lexical leg's ranking; the semantic legs' rankings and gaps
-        if mode != "semantic":
+        if mode is not Mode.SEMANTIC:
             futures["lexical"] = pool.submit(self._lexical_leg, query, plan, repos, filters, depth, statements)
-        if mode != "lexical":
+        if mode is not Mode.LEXICAL:
             embedded = plan.focus() if plan is not None else query  # a long query: its prose head and names
             futures["semantic"] = pool.submit(self._semantic_legs, pool, embedded, repos, filters, depth, statements)
         legs: dict[str, list[tuple[int, float]]] = {}
@@ -427,15 +432,15 @@ class Lode:
                 except FutureTimeout:
                     record_error("search", message=f"the {name} leg missed the hybrid search deadline of {timeout}s "
                                  "(LODE_TIMEOUT_HYBRID_SEARCH); dropped", severity="warning", category="timeout",
-                                 context={"leg": name, "mode": mode, "repos": [r.name for r in repos]})
+                                 context={"leg": name, "mode": mode.value, "repos": [r.name for r in repos]})
                     degraded.extend(lost)
                     reasons.append(f"the {name} leg missed the {timeout}s deadline")
                     continue
                 except (LodeError, psycopg.Error) as exc:
-                    if mode != "hybrid":
+                    if mode is not Mode.HYBRID:
                         raise
                     record_error("search", exc, severity="warning", category="degraded",
-                                 context={"leg": name, "mode": mode, "repos": [r.name for r in repos]})
+                                 context={"leg": name, "mode": mode.value, "repos": [r.name for r in repos]})
                     degraded.extend(lost)
                     reasons.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                     continue
@@ -443,7 +448,7 @@ class Lode:
                     legs["lexical"] = result
                     continue
                 semantic_legs, missing = result
-                if mode == "semantic" and len(missing) == 2:
+                if mode is Mode.SEMANTIC and len(missing) == 2:
                     raise LodeError(f"semantic search is unavailable: {missing['text']}")
                 degraded.extend(missing)
                 legs.update(semantic_legs)

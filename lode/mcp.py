@@ -38,9 +38,9 @@ from lode.api import models
 from lode.api.models import Doc
 from lode.chunking.languages import LANGUAGES, language_for_path
 from lode.config import Settings
-from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, MODES, Lode
+from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, Lode
 from lode.errors import InputError, LodeError
-from lode.model import CHUNK_KINDS
+from lode.model import CHUNK_KINDS, Mode
 from lode.search.paths import is_test_path
 from lode.search.pattern import MAX_PATTERN_CHARS
 from lode.services.indexing import IndexOutcome, Schedule, run_index
@@ -61,11 +61,13 @@ Repo = Annotated[str | None, Field(max_length=128, description=(
 if TYPE_CHECKING:  # the schemas list the values; to mypy they are strings
     Language: TypeAlias = str
     Kind: TypeAlias = str
+    ModeName: TypeAlias = str
 else:
     Language = Literal[tuple(LANGUAGES)]
     Kind = Literal[CHUNK_KINDS]
-SearchMode = Annotated[Literal[MODES], Field(description="hybrid (words and meaning), lexical (BM25 only) or "  # type: ignore[valid-type]
-                                                          "semantic (embeddings only).")]
+    ModeName = Literal[tuple(mode.value for mode in Mode)]  # the values inline, as the other enums of the tools
+SearchMode = Annotated[ModeName, Field(description="hybrid (words and meaning), lexical (BM25 only) or "
+                                                   "semantic (embeddings only).")]
 Symbol = Annotated[str, Field(description="A qualified name (pkg.mod.Class.method), a suffix (Class.method) or a "
                                           "unique short name.")]
 Depth = Annotated[int, Field(ge=1, le=10, description="Hops to follow, 1-10.")]
@@ -285,7 +287,8 @@ class ContextBuilder:
     def __init__(self, lode: Lode) -> None:
         self.lode = lode
 
-    def build(self, query: str | None, symbol: str | None, repo: RepoScope, budget: int, mode: str) -> dict[str, Any]:
+    def build(self, query: str | None, symbol: str | None, repo: RepoScope, budget: int,
+              mode: Mode | str) -> dict[str, Any]:
         if (query is None) == (symbol is None):
             raise InputError("pass exactly one of query or symbol")
         if symbol is not None:
@@ -339,7 +342,7 @@ class ContextBuilder:
         if not short.isidentifier():
             return []
         mention = re.compile(rf"\b{re.escape(short)}\b")
-        hits = self.lode.search(short, repo=seed.repo, mode="lexical", k=50)["hits"]
+        hits = self.lode.search(short, repo=seed.repo, mode=Mode.LEXICAL, k=50)["hits"]
         tests = [h for h in hits if is_test_path(h["path"]) and mention.search(h["snippet"])]
         items = [self._item("test", h, name=h["name_path"] or h["name"] or h["path"]) for h in tests[: self.max_tests]]
         for item in items:
@@ -617,7 +620,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         query: Annotated[str, Field(description="What the code does, or words and names in it.")],
         ctx: Context,
         repo: Repo = None,
-        mode: SearchMode = "hybrid",
+        mode: SearchMode = Mode.HYBRID,
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of hits.")] = 10,
         lang: Annotated[Language | None, Field(description="Only this language.")] = None,
         path: Annotated[str | None, Field(min_length=1, max_length=500,
@@ -862,7 +865,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         budget_tokens: Annotated[int, Field(ge=MIN_BUDGET, le=MAX_BUDGET,
                                             description="The answer stays within this many tokens (estimated).")
                                  ] = 4000,
-        mode: SearchMode = "hybrid",
+        mode: SearchMode = Mode.HYBRID,
     ) -> Annotated[CallToolResult, ContextOut]:
         """Code to read before a change, within a token budget: the definitions found, then their callers,
         callees and related tests, each cited path:start-end; what did not fit is listed at the end (all of it
