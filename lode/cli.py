@@ -76,6 +76,7 @@ err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.")]
+EACH = "<str>"  # a repeatable option's metavar: one value each time (typer would print `<list[str]>`)
 T = TypeVar("T")
 
 
@@ -189,8 +190,9 @@ def _render_index(result: dict[str, Any], wait: bool) -> None:
 def watch(
     path: Annotated[str, typer.Argument(help="Directory to index, then keep indexed.")],
     repo: RepoOption = None,
-    debounce: Annotated[int, typer.Option("--debounce", min=50, max=60_000, help="Milliseconds of quiet to wait "
-                                          "for after a change, so a burst of saves is one run.")] = 500,
+    debounce: Annotated[int, typer.Option(
+        "--debounce", metavar="<int>", min=50, max=60_000,
+        help="Milliseconds of quiet to wait for after a change, so a burst of saves is one run.")] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="Print each run's report as one JSON line.")] = False,
 ) -> None:
     """Index PATH, then re-index it whenever files under it change (debounced), until Ctrl-C."""
@@ -222,8 +224,10 @@ def watch(
                 watching = True
     except LodeError as exc:
         _fail(exc, as_json)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how watching ends; every file indexed so far is committed
+    except (KeyboardInterrupt, _Terminated):
+        # Ctrl-C or SIGTERM is how watching ends, whether it comes while watchfiles waits (which then returns) or
+        # while a run or a report is under way; every file indexed so far is committed
+        pass
 
 
 class _ProgressBars:
@@ -301,7 +305,8 @@ def embed(
 def evaluate(
     file: Annotated[Path, typer.Argument(help="JSON lines: {\"query\", \"expected\": [{\"path\", \"name_path\"?}]}")],
     repo: RepoOption = None,
-    mode: Annotated[list[str] | None, typer.Option("--mode", help="Modes to run (repeatable); all by default.")] = None,
+    mode: Annotated[list[str] | None, typer.Option("--mode", metavar=EACH,
+                                                   help="Modes to run (repeatable); all by default.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score search on a benchmark file: MRR@10, nDCG@10 and Recall@1/5/10 per mode."""
@@ -346,13 +351,15 @@ def search(
     mode: Annotated[str, typer.Option("--mode", help=" | ".join(Mode))] = Mode.HYBRID,
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
     lang: Annotated[list[str] | None, typer.Option(
-        "--lang", help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, "
-                       "csharp, ruby, php, markdown...; aliases such as py or Python work.")] = None,
+        "--lang", metavar=EACH,
+        help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, csharp, ruby, "
+             "php, markdown...; aliases such as py or Python work.")] = None,
     path: Annotated[str | None, typer.Option(
         "--path", help="Path glob, e.g. 'src/**/*.py'; a leading ! excludes: '!tests/**'.")] = None,
     kind: Annotated[list[str] | None, typer.Option(
-        "--kind", help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, "
-                       "module, window.")] = None,
+        "--kind", metavar=EACH,
+        help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, module, "
+             "window.")] = None,
     expand: Annotated[bool, typer.Option("--expand", help="Attach each hit's direct callers and callees.")] = False,
     files: Annotated[bool, typer.Option("--files", help="Rank files (-k of them), each with its best hits; "
                                                         "--json adds `files`.")] = False,
@@ -648,7 +655,8 @@ def graph_path(
     source: Annotated[str, typer.Argument(help="From this symbol...")],
     target: Annotated[str, typer.Argument(help="...to this one (or back).")],
     repo: RepoOption = None,
-    max_depth: Annotated[int, typer.Option("--max-depth", help="Give up beyond this many hops.")] = 6,
+    max_depth: Annotated[int, typer.Option("--max-depth", metavar="<int>", min=1, max=10,
+                                           help="Give up beyond this many hops.")] = 6,
     as_json: JsonOption = False,
 ) -> None:
     """The shortest chain of edges between two symbols, in either direction."""
@@ -749,7 +757,7 @@ def cache_flush(repo: RepoOption = None, as_json: JsonOption = False) -> None:
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs run at once.")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", metavar="<int>", min=1, help="Jobs run at once.")] = 1,
 ) -> None:
     """Consume the job queue (index jobs, embedding batches, graph resolution, garbage collection) until SIGTERM
     or Ctrl-C; a running job then finishes within LODE_QUEUE_SHUTDOWN_GRACE_SECONDS or goes back to the queue."""
@@ -772,8 +780,11 @@ def worker(
 
 def _job_line(job: dict[str, Any]) -> str:
     emb = job["embeddings"]
-    progress = (f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} "
-                f"done {emb['pending']} pending {emb['failed']} failed")
+    # a run that found no file to read (nothing changed) is done, not "0/0 files" (as on the web UI's status page)
+    files = ("nothing changed" if job["state"] == "succeeded" and not job["files_total"]
+             else f"{job['files_done']}/{job['files_total']} files")
+    progress = (f"{files}, {job['chunks']} chunks, embeddings {emb['done']} done {emb['pending']} pending "
+                f"{emb['failed']} failed")
     eta = f", eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] is not None else ""
     phase = f" ({job['phase']})" if job["phase"] else ""
     error = f": {job['error']}" if job["error"] else ""
@@ -784,9 +795,10 @@ def _job_line(job: dict[str, Any]) -> str:
 def jobs(
     ctx: typer.Context,
     repo: RepoOption = None,
-    state: Annotated[list[str] | None, typer.Option("--state", help="queued, running, succeeded, failed or "
-                                                    "cancelled (repeatable).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs.")] = 50,
+    state: Annotated[list[str] | None, typer.Option(
+        "--state", metavar=EACH, help="queued, running, succeeded, failed or cancelled (repeatable).")] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="<int>", min=1, max=1000,
+                                       help="At most this many jobs.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List index jobs, newest first."""
@@ -886,8 +898,12 @@ def _stdout_reader_gone() -> bool:
     return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
+class _Terminated(SystemExit):
+    """SIGTERM: unwinds like Ctrl-C and exits 128 + 15, unless the command ends that way by design (`lode watch`)."""
+
+
 def _terminated(signum: int, frame: object) -> NoReturn:
-    raise SystemExit(128 + signum)
+    raise _Terminated(128 + signum)
 
 
 def main() -> None:

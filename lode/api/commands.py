@@ -28,7 +28,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON documen
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind; not loopback needs an API key.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option("--port", metavar="<int>", min=0, max=65535, help="Port to listen on.")] = 8765,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs), health probes and metrics."""
     from lode.cli import err, load_settings
@@ -129,7 +129,8 @@ def health(as_json: JsonOption = False) -> None:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
-    repo: Annotated[list[str] | None, typer.Option("--repo", help="Only this repository (repeatable).")] = None,
+    repo: Annotated[list[str] | None, typer.Option("--repo", metavar="<str>",
+                                                   help="Only this repository (repeatable).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
