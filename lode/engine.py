@@ -250,10 +250,11 @@ class Lode:
                         self.settings.embedding.outage_wait_seconds, should_stop)
         return embedder, self._claim_model(row, embedder, switch)
 
-    def embedding_counts(self, repo: str) -> dict[str, int]:
+    def embedding_counts(self, repo: str) -> BackfillProgress:
+        """The repository's embeddings done, pending and failed, with the model it is switching to if any."""
         with self.db.connection() as conn:
             row = self._repos_for(conn, repo)[0]
-            return Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model)
+            return BackfillProgress(**Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model))
 
     def _claim_model(self, row: RepoRow, embedder: Embedder, switch: bool) -> int:
         """Register the provider's model; refuse to mix it into a repository built with another one."""

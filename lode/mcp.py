@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
@@ -810,7 +810,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
                              within=within, on_progress=on_progress)
 
         outcome = await anyio.to_thread.run_sync(lambda: _engine_call(run))
-        report, embeddings = outcome.report, outcome.embeddings
+        report, embeddings = outcome.report, asdict(outcome.embeddings)
         text = (f"Indexed {report.repo}: {report.files_indexed} files indexed, {report.files_unchanged} unchanged, "
                 f"{report.files_deleted} deleted, {report.files_skipped} skipped; {report.chunks} chunks in "
                 f"{report.seconds:.1f}s. Embeddings: {embeddings['done']} done, {embeddings['pending']} pending, "

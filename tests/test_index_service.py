@@ -15,6 +15,7 @@ from tests.support.polling import wait_until
 from tests.support.queue_worker import queue_settings
 
 from lode.config import EmbeddingSettings, Settings
+from lode.embedding.backfill import BackfillProgress
 from lode.engine import Lode
 from lode.graph.store import GraphStore
 from lode.indexer import IndexCancelled
@@ -59,10 +60,11 @@ def test_inline_resolves_the_graph_in_the_run_and_fills_the_embeddings_before_re
                             on_embed_progress=lambda progress, final: events.append(progress))
         assert outcome.report.graph_pending is False and _backlog(engine, repo_name) == 0
         chunks = outcome.report.chunks
-        assert chunks and outcome.embeddings == {"done": chunks, "pending": 0, "failed": 0}
+        assert chunks and outcome.embeddings == BackfillProgress(done=chunks, pending=0, failed=0)
         assert events[0] == "indexed" and events[-1].done == chunks and len(events) > 1
         document = outcome.as_dict()
         assert list(document)[-2:] == ["embeddings", "warnings"] and document["chunks"] == chunks
+        assert document["embeddings"] == {"done": chunks, "pending": 0, "failed": 0}
         engine.remove_repository(repo_name)
 
 
@@ -71,7 +73,7 @@ def test_detached_leaves_a_deferred_graph_to_a_background_process(lode_home: Pat
     with Lode(Settings(home=lode_home, embedder="none", graph_inline_files=0)) as engine:
         outcome = run_index(engine, shop, repo_name, graph=Schedule.DETACHED, embeddings=Schedule.DETACHED)
         assert outcome.report.graph_pending is True
-        assert outcome.embeddings == {"done": 0, "pending": 0, "failed": 0}  # no provider: nothing to fill
+        assert outcome.embeddings == BackfillProgress(done=0, pending=0, failed=0)  # no provider: nothing to fill
         wait_until(lambda: _backlog(engine, repo_name) == 0, timeout=60,
                    message="the detached `lode graph resolve` did not resolve the graph")
         engine.remove_repository(repo_name)
@@ -88,7 +90,7 @@ def test_queue_shares_the_work_with_other_workers_and_waits_for_it(
         # no worker consumes this queue: this process did every batch and the graph itself
         assert outcome.report.graph_pending is False and _backlog(engine, repo_name) == 0
         chunks = outcome.report.chunks
-        assert outcome.embeddings == {"done": chunks, "pending": 0, "failed": 0}
+        assert outcome.embeddings == BackfillProgress(done=chunks, pending=0, failed=0)
         assert finals[-1] is True and not any(finals[:-1])
         tasks = _queued_tasks(engine, queue.name)
         assert tasks[0] == "lode:resolve_graph" and tasks.count("lode:embed_batch") > 1
@@ -104,7 +106,7 @@ def test_a_stop_during_the_backfill_cancels_the_run_with_the_chunks_left_pending
             run_index(engine, shop, repo_name, graph=Schedule.QUEUE, embeddings=Schedule.QUEUE,
                       queue=Queue(engine.db), should_stop=lambda: stop[0],
                       on_indexed=lambda report: stop.__setitem__(0, True))
-        assert engine.embedding_counts(repo_name)["pending"] > 0
+        assert engine.embedding_counts(repo_name).pending > 0
         engine.remove_repository(repo_name)
 
 

@@ -27,7 +27,6 @@ class Schedule(enum.StrEnum):
     QUEUE = "queue"  # as tasks on the durable queue that every worker shares; run_index waits for them
 
 
-NOTHING_EMBEDDED = {"done": 0, "pending": 0, "failed": 0}
 
 # the counts so far, and whether they are the last of the run
 EmbedProgressCallback = Callable[[BackfillProgress, bool], None]
@@ -36,13 +35,13 @@ EmbedProgressCallback = Callable[[BackfillProgress, bool], None]
 @dataclass
 class IndexOutcome:
     report: IndexReport
-    embeddings: dict[str, int]  # done, pending, failed
+    embeddings: BackfillProgress
 
     def as_dict(self) -> dict[str, Any]:
         """The report with its embedding counts: `lode index --json`'s document, an index job's report."""
         fields = asdict(self.report)
         warnings = fields.pop("warnings")
-        return {**fields, "embeddings": self.embeddings, "warnings": warnings}
+        return {**fields, "embeddings": asdict(self.embeddings), "warnings": warnings}
 
 
 def run_index(
@@ -71,7 +70,7 @@ def run_index(
         queue.defer("resolve_graph", queueing_lock=f"lode-graph:{report.repo}", repo=report.repo)
     progress = on_embed_progress or (lambda counts, final: None)
     filled = _fill_embeddings(lode, report, embeddings, queue, should_stop or (lambda: False), progress)
-    if embeddings is not Schedule.DETACHED and should_stop is not None and should_stop() and filled["pending"]:
+    if embeddings is not Schedule.DETACHED and should_stop is not None and should_stop() and filled.pending:
         raise IndexCancelled("cancelled during the embedding backfill; the chunks left stay pending")
     if report.graph_pending and graph is Schedule.QUEUE:
         lode.resolve_graph(report.repo)  # done already, or waits for the worker doing it
@@ -80,23 +79,23 @@ def run_index(
 
 
 def _fill_embeddings(lode: Lode, report: IndexReport, schedule: Schedule, queue: Queue | None,
-                     should_stop: Callable[[], bool], on_progress: EmbedProgressCallback) -> dict[str, int]:
+                     should_stop: Callable[[], bool], on_progress: EmbedProgressCallback) -> BackfillProgress:
     if lode.settings.embedder == "none" or not report.chunks:
         if schedule is not Schedule.QUEUE:
-            return dict(NOTHING_EMBEDDED)
+            return BackfillProgress(done=0, pending=0, failed=0)
         # an index job records the repository's counts as they stand: its row is what `lode jobs` shows
         current = lode.embedding_counts(report.repo)
-        on_progress(BackfillProgress(**current), True)
+        on_progress(current, True)
         return current
     if schedule is Schedule.INLINE:
-        return asdict(lode.embed(report.repo, on_progress=lambda p: on_progress(p, False), should_stop=should_stop))
+        return lode.embed(report.repo, on_progress=lambda p: on_progress(p, False), should_stop=should_stop)
     if schedule is Schedule.DETACHED:
         current = lode.embedding_counts(report.repo)
-        if current["pending"]:
+        if current.pending:
             background.spawn_backfill(lode.settings, report.repo)
         return current
     assert queue is not None
-    return asdict(_embed_shared(lode, queue, report.repo, should_stop, on_progress))
+    return _embed_shared(lode, queue, report.repo, should_stop, on_progress)
 
 
 def _embed_shared(lode: Lode, queue: Queue, repo: str, should_stop: Callable[[], bool],
