@@ -34,12 +34,23 @@ class _LazyConsole:
         self._console: Console | None = None
 
     def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    # rich's live displays (progress bars) use the console as a context manager, and Python looks special
+    # methods up on the type, past __getattr__
+    def __enter__(self) -> Console:
+        return self._get().__enter__()
+
+    def __exit__(self, *exc: Any) -> None:
+        self._get().__exit__(*exc)
+
+    def _get(self) -> Console:
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(stderr=self._stderr, soft_wrap=True)
             self._console.on_broken_pipe = reader_took_enough  # type: ignore[method-assign]
-        return getattr(self._console, name)
+        return self._console
 
 
 def reader_took_enough() -> NoReturn:
