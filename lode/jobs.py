@@ -2,10 +2,11 @@
 
 Any process reads, lists and cancels any job through the table. `Jobs.submit` records a job and defers its queue
 job in one transaction; a second request for the same repository and path while one is active is merged into it.
-The worker that runs a job (IndexJob) writes its progress there (files, chunks, embeddings, ETA): it indexes the
-directory (Lode.index, one advisory lock per repository), splits the embedding backfill into batches that every
-worker shares (it works through them itself too, from the other end) and reports until none is pending, then
-makes sure the code graph is resolved. Cancelling stops it between two files or two batches; what is stored stays
+The worker that runs a job (IndexJob) writes its progress there (files, chunks, embeddings, ETA) while it runs
+the index use case with both schedules on the queue (lode/services/indexing.py run_index): it indexes the
+directory (one advisory lock per repository), splits the embedding backfill into batches that every worker shares
+(it works through them itself too, from the other end) and reports until none is pending, then makes sure the
+code graph is resolved. Cancelling stops it between two files or two batches; what is stored stays
 whole. A worker that shuts down puts its job back in the queue; one that dies has it retried after the stall
 timeout, and the rerun resumes (indexing is incremental).
 """
