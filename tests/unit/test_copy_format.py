@@ -50,3 +50,45 @@ def test_a_printable_corpus_round_trips(lode: Lode) -> None:
     rows = [(string.printable, bytes(range(256)), 1), ("", b"", 0), (None, None, -1)]
     stored = _copy_round_trip(lode, rows)
     assert [(t, None if b is None else bytes(b), i) for t, b, i in stored] == rows
+
+
+def test_a_files_rows_load_as_its_chunks_and_each_terms_packed_postings(lode: Lode) -> None:
+    """Chunks.format's COPY text, loaded by a real server, holds each chunk and, per term, the ids, tfs and lengths
+    of exactly the chunks holding it, in chunk order."""
+    import numpy as np
+
+    from lode.chunking.chunker import chunk_file_with_tree
+    from lode.search.lexical import chunk_postings
+    from lode.store.repositories import CHUNK_ID_DTYPE, COUNT_DTYPE, Chunks, chunk_id
+
+    source = ('"""Tab\there, a backslash \\\\ and a new\nline."""\n\nclass Parser:\n    def parse(self, text):\n'
+              '        return text.split()\n\n\ndef parse_all(texts):\n    return [Parser().parse(t) for t in texts]\n')
+    chunked, _ = chunk_file_with_tree("pkg/parsing.py", source, "python", "pkg.parsing", lode.settings)
+    items = [chunk_postings(chunk, "pkg/parsing.py") for chunk in chunked.chunks]
+    assert len(items) >= 3
+    file_id, repo_id = 7, 3
+    batch = Chunks.format(repo_id, file_id, "pkg/parsing.py", "python", items)
+    assert (batch.count, batch.total_length) == (len(items), sum(item.length for item in items))
+    with lode.db.connection() as conn, conn.transaction():
+        conn.execute("CREATE TEMP TABLE chunk_rows (LIKE chunks) ON COMMIT DROP")
+        conn.execute("CREATE TEMP TABLE posting_rows (LIKE postings) ON COMMIT DROP")
+        with conn.cursor() as cur:
+            with cur.copy(f"COPY chunk_rows ({Chunks.CHUNK_COLUMNS}) FROM STDIN") as copy:
+                copy.write(batch.chunk_rows)
+            with cur.copy(f"COPY posting_rows ({Chunks.POSTING_COLUMNS}) FROM STDIN") as copy:
+                copy.write(batch.posting_rows)
+        stored_chunks = conn.execute(
+            "SELECT id, file_id, repo_id, name, content, start_line, length FROM chunk_rows ORDER BY id").fetchall()
+        stored_postings = conn.execute(
+            "SELECT term, repo_id, file_id, chunk_ids, tfs, lengths FROM posting_rows").fetchall()
+    assert stored_chunks == [
+        (chunk_id(file_id, ordinal), file_id, repo_id, item.chunk.name, item.chunk.content, item.chunk.start_line,
+         item.length) for ordinal, item in enumerate(items)]
+    expected = {term for item in items for term in item.terms}
+    assert sorted(row[0] for row in stored_postings) == sorted(expected)  # one row per term
+    for term, stored_repo, stored_file, ids, tfs, lengths in stored_postings:
+        holding = [(ordinal, item) for ordinal, item in enumerate(items) if term in item.terms]
+        assert (stored_repo, stored_file) == (repo_id, file_id)
+        assert np.frombuffer(ids, CHUNK_ID_DTYPE).tolist() == [chunk_id(file_id, o) for o, _ in holding]
+        assert np.frombuffer(tfs, COUNT_DTYPE).tolist() == [item.terms[term] for _, item in holding]
+        assert np.frombuffer(lengths, COUNT_DTYPE).tolist() == [item.length for _, item in holding]
