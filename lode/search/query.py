@@ -47,6 +47,13 @@ _PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(?:py|pyi|js|jsx|ts|tsx|g
 _PY_FRAME = re.compile(r'File "([^"]+)", line (\d+)(?:, in ([\w<>.]+))?')
 _JAVA_FRAME = re.compile(r"\bat ([\w$.]+)\.([\w$<>]+)\(([\w$]+\.\w+):(\d+)\)")
 _LINE_FRAME = re.compile(r"((?:[\w.-]+/)*[\w.-]+\.\w{1,5}):(\d+)(?::\d+)?")
+# A name called with arguments in a long query's code (`ccode(sinc(x))`, `M.col_join(B)`): the names an issue's
+# example exercises. Python's builtins say nothing about the repository.
+_CALL = re.compile(r"(?<![\w$])([A-Za-z_$][\w$]{2,})\((?!\))")
+_BUILTIN_CALLS = frozenset({"len", "range", "str", "int", "float", "list", "dict", "set", "tuple", "isinstance",
+                            "type", "repr", "sorted", "open", "super", "getattr", "setattr", "hasattr", "zip", "map",
+                            "filter", "sum", "min", "max", "abs", "round", "bool", "iter", "next", "enumerate",
+                            "object", "format", "frozenset", "callable", "reversed", "any", "all", "hash", "vars"})
 _GENERIC_WORDS = frozenset({"self", "cls", "this", "none", "null", "true", "false", "nil", "return", "def", "class",
                             "import", "from", "print", "error", "traceback", "file", "line", "most", "recent",
                             "call", "last", "python", "the"})
@@ -134,6 +141,8 @@ def parse(text: str) -> Query:
             if _CODE_WORD.search(word) and not _PATH.fullmatch(word):
                 identifiers.append(_normalise(word))
     frames = _frames(stripped) if kind is QueryKind.LONG else []
+    if kind is QueryKind.LONG:
+        identifiers.extend(name for name in _CALL.findall(stripped) if name not in _BUILTIN_CALLS)
     identifiers.extend(f.function for f in frames if f.function and not f.function.startswith("<"))
     words = tokenize(stripped) if kind is not QueryKind.LONG else []
     lowered = {w.lower() for w in re.findall(r"[\w.]+", stripped)}

@@ -6,6 +6,10 @@
 - role: tests, examples, docs sources, compat shims, vendored, generated and .d.ts files are demoted, unless the
   query mentions that role (lode/search/paths.py) -- a factor, never a filter;
 - frame: the file is named in the query (a traceback frame: strong; a path in prose: weaker);
+- version: a file under an older version folder (`v3/`) than a sibling candidate's (`v4/` under the same parent)
+  is demoted, unless the query names that version: the superseded copy of an API defines the same names;
+- graph: a mild centrality factor, the number of other files whose references (calls, imports, inheritance) the
+  code graph resolves into the chunk's file, on a log scale relative to the repository's most referenced file;
 - coherence: a file with several good chunks rises;
 - saturation: a file's second, third... chunk in the list is damped, so one file cannot fill the page.
 
@@ -16,6 +20,7 @@ ablations. Every factor applied is reported in the hit's legs (`priors`), so a r
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -24,7 +29,7 @@ from lode.search.paths import path_roles
 from lode.search.query import Query, QueryKind
 from lode.search.tokens import tokenize
 
-PRIORS = ("definition", "path", "role", "frame", "coherence", "saturation")
+PRIORS = ("definition", "path", "role", "version", "frame", "graph", "coherence", "saturation")
 DEFINITION_KINDS = frozenset({"function", "method", "class", "struct", "interface", "trait", "enum", "type",
                               "module_def", "macro", "constant"})
 
@@ -45,6 +50,8 @@ PATH_MAX_TERMS = 2
 FRAME_FACTOR = 2.0  # the file is in a traceback of the query
 FRAME_LINE_FACTOR = 1.5  # ... and the chunk holds the frame's line
 NAMED_PATH_FACTOR = 1.5  # the file's path is written in the query
+SUPERSEDED_FACTOR = 0.7  # the file is under an older version folder than another candidate's
+GRAPH_WEIGHT = 0.2  # the repository's most referenced file: x1.2; a file nothing references: x1
 COHERENCE_WEIGHT = 0.2
 SATURATION = 0.6  # the n-th chunk of a file in the list (0-based) is multiplied by SATURATION**n
 INJECTED_SHARE = 0.5  # a chunk no leg found starts at this share of the best fused score
@@ -65,6 +72,20 @@ class Candidate:
     injected: str | None = None  # why a chunk no leg found is here: "definition" or "frame"
 
 
+@dataclass(frozen=True, slots=True)
+class Centrality:
+    """Per repository: how many other files reference each file (the code graph's resolved edges)."""
+
+    referenced_by: dict[str, int]  # path -> distinct other files with an edge into it; absent: none
+    most: int = 0  # the largest count in the repository
+
+    def factor(self, path: str) -> float:
+        count = self.referenced_by.get(path, 0)
+        if not count or self.most <= 0:
+            return 1.0
+        return 1.0 + GRAPH_WEIGHT * math.log1p(count) / math.log1p(self.most)
+
+
 @dataclass(slots=True)
 class Ranked:
     candidate: Candidate
@@ -77,12 +98,15 @@ class Ranked:
         return self.candidate.repo_id, self.candidate.path
 
 
-def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = frozenset()) -> list[Ranked]:
-    """The candidates with every prior not `disabled` applied, best first (saturation included)."""
+def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = frozenset(),
+         centrality: dict[int, Centrality] | None = None) -> list[Ranked]:
+    """The candidates with every prior not `disabled` applied, best first (saturation included). `centrality`:
+    per repository id, for the graph prior (absent: no graph, no factor)."""
     if not candidates:
         return []
     top = max((c.score for c in candidates), default=0.0) or 1.0
     words = set(query.words) - {""}
+    newest = newest_versions(candidates) if "version" not in disabled else {}
     ranked = []
     for c in candidates:
         factors: dict[str, float] = {}
@@ -92,8 +116,12 @@ def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = f
             _put(factors, "path", path_factor(words, c.path))
         if "role" not in disabled:
             _put(factors, "role", role_factor(c.path, query.asks_for))
+        if "version" not in disabled and newest:
+            _put(factors, "version", version_factor(c, newest, words))
         if "frame" not in disabled and (query.frames or query.paths):
             _put(factors, "frame", frame_factor(query, c))
+        if "graph" not in disabled and centrality and c.repo_id in centrality:
+            _put(factors, "graph", centrality[c.repo_id].factor(c.path))
         base = c.score if not c.injected else INJECTED_SHARE * top
         ranked.append(Ranked(c, base * math.prod(factors.values()), factors))
     if "coherence" not in disabled:
@@ -134,6 +162,37 @@ def path_factor(words: set[str], path: str) -> float:
 
 def role_factor(path: str, asked: frozenset[str]) -> float:
     return math.prod(ROLE_FACTORS[role] for role in path_roles(path) if role not in asked)
+
+
+_VERSION_FOLDER = re.compile(r"v(\d{1,3})")
+
+
+def _version_folder(path: str) -> tuple[str, int] | None:
+    """(the folder above the version folder, the version) for `pkg/src/v3/types.ts`; None without one."""
+    parts = path.split("/")[:-1]
+    for i, part in enumerate(parts):
+        match = _VERSION_FOLDER.fullmatch(part)
+        if match:
+            return "/".join(parts[:i]), int(match.group(1))
+    return None
+
+
+def newest_versions(candidates: list[Candidate]) -> dict[tuple[int, str], int]:
+    """Per (repository, parent folder) with more than one version folder among the candidates: the newest."""
+    seen: dict[tuple[int, str], set[int]] = defaultdict(set)
+    for c in candidates:
+        found = _version_folder(c.path)
+        if found:
+            seen[(c.repo_id, found[0])].add(found[1])
+    return {key: max(versions) for key, versions in seen.items() if len(versions) > 1}
+
+
+def version_factor(c: Candidate, newest: dict[tuple[int, str], int], words: set[str]) -> float:
+    found = _version_folder(c.path)
+    if not found or f"v{found[1]}" in words:
+        return 1.0
+    latest = newest.get((c.repo_id, found[0]))
+    return SUPERSEDED_FACTOR if latest is not None and found[1] < latest else 1.0
 
 
 def frame_factor(query: Query, c: Candidate) -> float:

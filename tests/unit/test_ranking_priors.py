@@ -199,3 +199,40 @@ def test_saturation_keeps_one_file_from_filling_the_page() -> None:
     many = [chunk(i, "a/huge.py", 1.0) for i in range(40)]  # damped far below any shown precision
     assert [f.score for f in ranking.files(rank(parse("enormous"), many))] == [
         pytest.approx(1 + ranking.COHERENCE_WEIGHT)]
+
+
+def test_graph_prior_lifts_files_other_files_reference_on_a_log_scale() -> None:
+    centrality = ranking.Centrality({"app/core.py": 40, "app/util.py": 3}, most=40)
+    assert centrality.factor("app/core.py") == pytest.approx(1 + ranking.GRAPH_WEIGHT)
+    assert 1.0 < centrality.factor("app/util.py") < 1 + ranking.GRAPH_WEIGHT / 2  # log scale: 3 of 40 is not 0
+    assert centrality.factor("app/leaf.py") == 1.0
+    assert ranking.Centrality({}, most=0).factor("app/core.py") == 1.0  # no graph: no factor
+    leaf = chunk(1, "app/leaf.py", 1.0)
+    core = chunk(2, "app/core.py", 0.9)
+    graph = {0: centrality}
+    ranked = rank(parse("parse options"), [leaf, core], centrality=graph)
+    assert [r.candidate.chunk_id for r in ranked] == [2, 1]
+    assert ranked[0].factors["graph"] == pytest.approx(1 + ranking.GRAPH_WEIGHT)
+    assert [r.candidate.chunk_id for r in rank(parse("parse options"), [leaf, core], frozenset({"graph"}),
+                                                   graph)] == [1, 2]
+    assert [r.candidate.chunk_id for r in rank(parse("parse options"), [leaf, core])] == [1, 2]  # no graph
+
+
+def test_a_long_query_takes_the_names_its_code_calls_but_not_builtins() -> None:
+    issue = "ccode(sinc(x)) doesn't work\n```\nIn [30]: ccode(sinc(x))\nprint(len(M.col_join(B)))\n```\n"
+    identifiers = parse(issue).identifiers
+    assert {"ccode", "sinc", "col_join"} <= set(identifiers)
+    assert not {"print", "len", "x"} & set(identifiers)
+    assert "ccode" not in parse("why does ccode(x) fail").identifiers  # a short query: the call rule is for issues
+
+
+def test_version_prior_demotes_an_older_version_folder_unless_the_query_names_it() -> None:
+    old = chunk(1, "pkg/src/v3/schemas.ts", 1.0, name="ZodType")
+    new = chunk(2, "pkg/src/v4/core/schemas.ts", 0.8, name="ZodType")
+    alone = chunk(3, "other/v1/api.ts", 0.9)  # no sibling version among the candidates: left alone
+    assert ranking.newest_versions([old, new, alone]) == {(0, "pkg/src"): 4}
+    assert order("ZodType base class", [old, new, alone]) == [2, 1, 3]
+    assert rank(parse("ZodType base class"), [old, new])[1].factors["version"] == ranking.SUPERSEDED_FACTOR
+    assert order("ZodType in v3", [old, new, alone])[0] == 1  # the query names v3
+    assert order("ZodType base class", [old, new, alone], frozenset({"version"})) == [1, 2, 3]
+    assert ranking.newest_versions([chunk(4, "src/v2x/a.ts", 1.0), chunk(5, "src/v3/a.ts", 1.0)]) == {}
