@@ -99,8 +99,6 @@ class Lode:
                                     sorted((kind, sorted(w.items())) for kind, w in KIND_WEIGHTS.items()),
                                     _ranking_constants()))
         self._complete: set[tuple[int, int, int | None]] = set()  # (repo, generation, model) fully embedded
-        self._centrality: dict[tuple[int, int], ranking.Centrality] = {}  # (repo, generation): the graph prior's
-        self._centrality_lock = threading.Lock()
 
     @property
     def db(self) -> Database:
@@ -348,8 +346,7 @@ class Lode:
             if plan is None:
                 ordered = [ranking.Ranked(c, c.score) for c in candidates]
             else:
-                ordered = ranking.rank(plan, candidates, self._ranking_disabled,
-                                       self._file_centrality(conn, repos, candidates))
+                ordered = ranking.rank(plan, candidates, self._ranking_disabled)
             grouped = ranking.files(ordered, EVIDENCE_PER_FILE)[:k] if group == "files" else []
             shown = {r.candidate.chunk_id: r for r in ordered[:k]}
             shown.update((r.candidate.chunk_id, r) for f in grouped for r in f.evidence)
@@ -402,28 +399,6 @@ class Lode:
         candidates.extend(_candidate(row, 0.0, dict(empty), why) for cid, (row, why) in extra.items()
                           if cid not in rows)
         return candidates
-
-    def _file_centrality(self, conn: psycopg.Connection, repos: list[RepoRow],
-                         candidates: list[ranking.Candidate]) -> dict[int, ranking.Centrality]:
-        """The graph prior's counts for the candidates' repositories: one GROUP BY over a repository's edges,
-        kept per generation (an index run bumps it; a deferred graph resolution does not, so counts may lag one
-        run behind, which a mild prior tolerates)."""
-        if "graph" in self._ranking_disabled or not self.settings.graph:
-            return {}
-        wanted = {r.id: r.generation for r in repos if r.id in {c.repo_id for c in candidates}}
-        out: dict[int, ranking.Centrality] = {}
-        for repo_id, generation in wanted.items():
-            with self._centrality_lock:
-                known = self._centrality.get((repo_id, generation))
-            if known is None:
-                counts = GraphStore(conn).referenced_by(repo_id)
-                known = ranking.Centrality(counts, max(counts.values(), default=0))
-                with self._centrality_lock:
-                    for key in [k for k in self._centrality if k[0] == repo_id]:
-                        del self._centrality[key]  # an older generation's counts
-                    self._centrality[(repo_id, generation)] = known
-            out[repo_id] = known
-        return out
 
     def _run_legs(self, query: str, plan: Query | None, repos: list[RepoRow], mode: str, filters: Filters,
                   depth: int) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
@@ -1058,7 +1033,7 @@ def _ranking_constants() -> list[Any]:
     return [[kind.value, list(f)] for kind, f in ranking.DEFINITION_FACTORS.items()] + [
         sorted(ranking.ROLE_FACTORS.items()), ranking.PATH_STEM_WEIGHT, ranking.PATH_FOLDER_WEIGHT,
         ranking.FRAME_FACTOR, ranking.FRAME_LINE_FACTOR, ranking.NAMED_PATH_FACTOR, ranking.SUPERSEDED_FACTOR,
-        ranking.GRAPH_WEIGHT, ranking.COHERENCE_WEIGHT, ranking.SATURATION, ranking.INJECTED_SHARE]
+        ranking.COHERENCE_WEIGHT, ranking.SATURATION, ranking.INJECTED_SHARE]
 
 
 def _candidate(row: tuple, score: float, legs: dict[str, int | None], injected: str | None = None

@@ -267,15 +267,6 @@ class GraphStore:
         nodes = scalar(self.conn.execute("SELECT count(*) FROM graph_nodes WHERE repo_id = %s", (repo_id,)))
         return {"nodes": nodes, "pending_files": self.backlog(repo_id)}
 
-    def referenced_by(self, repo_id: int) -> dict[str, int]:
-        """Per file path: how many other files have a resolved edge (call, import, inheritance...) into it.
-        Files nothing else references are absent."""
-        return dict(self.conn.execute(
-            f"""SELECT f.path, count(DISTINCT e.source_id >> {_BITS})
-                  FROM graph_edges e JOIN graph_files f ON f.file_id = e.target_id >> {_BITS}
-                 WHERE e.repo_id = %s AND e.target_id IS NOT NULL AND e.source_id >> {_BITS} <> e.target_id >> {_BITS}
-                 GROUP BY f.path""", (repo_id,)).fetchall())
-
     def queued(self, repo_ids: list[int]) -> list[int]:
         """Those of the repositories with graph work queued (one round trip, for every graph query)."""
         return [row[0] for row in self.conn.execute(

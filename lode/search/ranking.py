@@ -8,8 +8,6 @@
 - frame: the file is named in the query (a traceback frame: strong; a path in prose: weaker);
 - version: a file under an older version folder (`v3/`) than a sibling candidate's (`v4/` under the same parent)
   is demoted, unless the query names that version: the superseded copy of an API defines the same names;
-- graph: a mild centrality factor, the number of other files whose references (calls, imports, inheritance) the
-  code graph resolves into the chunk's file, on a log scale relative to the repository's most referenced file;
 - coherence: a file with several good chunks rises;
 - saturation: a file's second, third... chunk in the list is damped, so one file cannot fill the page.
 
@@ -29,7 +27,7 @@ from lode.search.paths import path_roles
 from lode.search.query import Query, QueryKind
 from lode.search.tokens import tokenize
 
-PRIORS = ("definition", "path", "role", "version", "frame", "graph", "coherence", "saturation")
+PRIORS = ("definition", "path", "role", "version", "frame", "coherence", "saturation")
 DEFINITION_KINDS = frozenset({"function", "method", "class", "struct", "interface", "trait", "enum", "type",
                               "module_def", "macro", "constant"})
 
@@ -51,7 +49,6 @@ FRAME_FACTOR = 2.0  # the file is in a traceback of the query
 FRAME_LINE_FACTOR = 1.5  # ... and the chunk holds the frame's line
 NAMED_PATH_FACTOR = 1.5  # the file's path is written in the query
 SUPERSEDED_FACTOR = 0.7  # the file is under an older version folder than another candidate's
-GRAPH_WEIGHT = 0.2  # the repository's most referenced file: x1.2; a file nothing references: x1
 COHERENCE_WEIGHT = 0.2
 SATURATION = 0.6  # the n-th chunk of a file in the list (0-based) is multiplied by SATURATION**n
 INJECTED_SHARE = 0.5  # a chunk no leg found starts at this share of the best fused score
@@ -72,20 +69,6 @@ class Candidate:
     injected: str | None = None  # why a chunk no leg found is here: "definition" or "frame"
 
 
-@dataclass(frozen=True, slots=True)
-class Centrality:
-    """Per repository: how many other files reference each file (the code graph's resolved edges)."""
-
-    referenced_by: dict[str, int]  # path -> distinct other files with an edge into it; absent: none
-    most: int = 0  # the largest count in the repository
-
-    def factor(self, path: str) -> float:
-        count = self.referenced_by.get(path, 0)
-        if not count or self.most <= 0:
-            return 1.0
-        return 1.0 + GRAPH_WEIGHT * math.log1p(count) / math.log1p(self.most)
-
-
 @dataclass(slots=True)
 class Ranked:
     candidate: Candidate
@@ -98,10 +81,8 @@ class Ranked:
         return self.candidate.repo_id, self.candidate.path
 
 
-def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = frozenset(),
-         centrality: dict[int, Centrality] | None = None) -> list[Ranked]:
-    """The candidates with every prior not `disabled` applied, best first (saturation included). `centrality`:
-    per repository id, for the graph prior (absent: no graph, no factor)."""
+def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = frozenset()) -> list[Ranked]:
+    """The candidates with every prior not `disabled` applied, best first (saturation included)."""
     if not candidates:
         return []
     top = max((c.score for c in candidates), default=0.0) or 1.0
@@ -120,8 +101,6 @@ def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = f
             _put(factors, "version", version_factor(c, newest, words))
         if "frame" not in disabled and (query.frames or query.paths):
             _put(factors, "frame", frame_factor(query, c))
-        if "graph" not in disabled and centrality and c.repo_id in centrality:
-            _put(factors, "graph", centrality[c.repo_id].factor(c.path))
         base = c.score if not c.injected else INJECTED_SHARE * top
         ranked.append(Ranked(c, base * math.prod(factors.values()), factors))
     if "coherence" not in disabled:

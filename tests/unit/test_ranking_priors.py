@@ -201,23 +201,6 @@ def test_saturation_keeps_one_file_from_filling_the_page() -> None:
         pytest.approx(1 + ranking.COHERENCE_WEIGHT)]
 
 
-def test_graph_prior_lifts_files_other_files_reference_on_a_log_scale() -> None:
-    centrality = ranking.Centrality({"app/core.py": 40, "app/util.py": 3}, most=40)
-    assert centrality.factor("app/core.py") == pytest.approx(1 + ranking.GRAPH_WEIGHT)
-    assert 1.0 < centrality.factor("app/util.py") < 1 + ranking.GRAPH_WEIGHT / 2  # log scale: 3 of 40 is not 0
-    assert centrality.factor("app/leaf.py") == 1.0
-    assert ranking.Centrality({}, most=0).factor("app/core.py") == 1.0  # no graph: no factor
-    leaf = chunk(1, "app/leaf.py", 1.0)
-    core = chunk(2, "app/core.py", 0.9)
-    graph = {0: centrality}
-    ranked = rank(parse("parse options"), [leaf, core], centrality=graph)
-    assert [r.candidate.chunk_id for r in ranked] == [2, 1]
-    assert ranked[0].factors["graph"] == pytest.approx(1 + ranking.GRAPH_WEIGHT)
-    assert [r.candidate.chunk_id for r in rank(parse("parse options"), [leaf, core], frozenset({"graph"}),
-                                                   graph)] == [1, 2]
-    assert [r.candidate.chunk_id for r in rank(parse("parse options"), [leaf, core])] == [1, 2]  # no graph
-
-
 def test_a_long_query_takes_the_names_its_code_calls_but_not_builtins() -> None:
     issue = "ccode(sinc(x)) doesn't work\n```\nIn [30]: ccode(sinc(x))\nprint(len(M.col_join(B)))\n```\n"
     identifiers = parse(issue).identifiers
