@@ -2,7 +2,8 @@
 
 - definition: the chunk defines a name the query asks for (exact name, qualified suffix, names in prose or in
   traceback frames); the symbol table also brings in definitions no leg found;
-- path: query words in the file's stem or parent folder (stemmed, so `dependency` meets `dependencies`);
+- path: query words in the file's stem or parent folder (stemmed, so `dependency` meets `dependencies`, and with
+  the abbreviations code uses for common words, so `implementations` meets `impls.rs` and `websocket` `client_ws.py`);
 - role: tests, examples, docs sources, compat shims, vendored, generated and .d.ts files are demoted, unless the
   query mentions that role (lode/search/paths.py) -- a factor, never a filter;
 - frame: the file is named in the query (a traceback frame: strong; a path in prose: weaker);
@@ -45,6 +46,18 @@ PATH_FOLDER_WEIGHT = 0.2  # per query term in the parent folder's name
 # a module's file named for its folder: the folder's name is its stem (`middleware/mod.rs`, `routing/__init__.py`)
 FOLDER_MODULE_STEMS = frozenset({"mod", "__init__", "index", "lib", "main", "init", "package-info"})
 PATH_MAX_TERMS = 2
+# Words and the abbreviations file names use for them; either side in a query meets the other in a path.
+ABBREVIATIONS = {
+    "implementation": ("impl",), "configuration": ("config", "conf", "cfg"), "websocket": ("ws",),
+    "request": ("req",), "response": ("resp",), "authentication": ("auth",), "initialize": ("init",),
+    "context": ("ctx",), "error": ("err",), "message": ("msg",), "argument": ("arg",), "parameter": ("param",),
+    "directory": ("dir",), "environment": ("env",), "database": ("db",), "library": ("lib",),
+    "synchronous": ("sync",), "asynchronous": ("async",), "temporary": ("tmp",), "attribute": ("attr",),
+    "function": ("fn", "func"), "command": ("cmd",), "number": ("num",), "memory": ("mem",), "buffer": ("buf",),
+    "reference": ("ref",), "expression": ("expr",), "option": ("opt",), "sequence": ("seq",),
+    "manager": ("mgr",), "address": ("addr",), "information": ("info",), "serialize": ("ser",),
+    "standard": ("std",),
+}
 FRAME_FACTOR = 2.0  # the file is in a traceback of the query
 FRAME_LINE_FACTOR = 1.5  # ... and the chunk holds the frame's line
 NAMED_PATH_FACTOR = 1.5  # the file's path is written in the query
@@ -86,7 +99,7 @@ def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = f
     if not candidates:
         return []
     top = max((c.score for c in candidates), default=0.0) or 1.0
-    words = set(query.words) - {""}
+    words = path_words(query)
     newest = newest_versions(candidates) if "version" not in disabled else {}
     ranked = []
     for c in candidates:
@@ -125,6 +138,25 @@ def definition_factor(query: Query, c: Candidate) -> float:
         elif c.name.lower() == last.lower():
             best = max(best, other_case)
     return best
+
+
+def _abbreviation_groups() -> dict[str, frozenset[str]]:
+    """Each term of ABBREVIATIONS (as the tokenizer stems it) -> the terms it stands for or is short for."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for word, shorts in ABBREVIATIONS.items():
+        group = {tokenize(word)[-1], *(tokenize(short)[0] for short in shorts)}
+        for term in group:
+            groups[term] |= group - {term}
+    return {term: frozenset(others) for term, others in groups.items()}
+
+
+_ABBREVIATION_GROUPS = _abbreviation_groups()
+
+
+def path_words(query: Query) -> set[str]:
+    """The query's terms for the path prior, with the abbreviations of each (and the words they abbreviate)."""
+    words = set(query.words) - {""}
+    return words.union(*(_ABBREVIATION_GROUPS.get(w, ()) for w in words))
 
 
 def path_factor(words: set[str], path: str) -> float:

@@ -219,3 +219,14 @@ def test_version_prior_demotes_an_older_version_folder_unless_the_query_names_it
     assert order("ZodType in v3", [old, new, alone])[0] == 1  # the query names v3
     assert order("ZodType base class", [old, new, alone], frozenset({"version"})) == [1, 2, 3]
     assert ranking.newest_versions([chunk(4, "src/v2x/a.ts", 1.0), chunk(5, "src/v3/a.ts", 1.0)]) == {}
+
+
+def test_path_prior_knows_the_abbreviations_file_names_use() -> None:
+    words = ranking.path_words(parse("standard library Serialize implementations"))
+    assert {"impl", "std"} <= words  # each word brings its abbreviations ...
+    assert ranking.path_factor(words, "serde_core/src/ser/impls.rs") == 1 + ranking.PATH_STEM_WEIGHT + \
+        ranking.PATH_FOLDER_WEIGHT  # `ser` (serialize) the folder, `impls` the stem
+    assert ranking.path_factor(ranking.path_words(parse("model configuration")), "pydantic/config.py") == \
+        1 + ranking.PATH_STEM_WEIGHT
+    assert "configur" in ranking.path_words(parse("the config loader"))  # ... and an abbreviation its word
+    assert ranking.path_factor(ranking.path_words(parse("model settings")), "pydantic/config.py") == 1.0
