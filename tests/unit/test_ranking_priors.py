@@ -230,3 +230,13 @@ def test_path_prior_knows_the_abbreviations_file_names_use() -> None:
         1 + ranking.PATH_STEM_WEIGHT
     assert "configur" in ranking.path_words(parse("the config loader"))  # ... and an abbreviation its word
     assert ranking.path_factor(ranking.path_words(parse("model settings")), "pydantic/config.py") == 1.0
+
+
+def test_a_long_query_reads_path_words_and_asked_roles_from_its_title_only() -> None:
+    issue = parse("Error pretty printing MatAdd\n```py\n>>> pprint(x)\n```\nI tested it with the latest master.\n")
+    assert issue.kind is QueryKind.LONG
+    assert {"pretti", "print", "matadd"} <= set(issue.words) and "latest" not in issue.words
+    assert issue.asks_for == frozenset()  # "tested" in the body: tests stay demoted
+    assert parse("Flaky test of the client\nsee below\nmore\n").asks_for == frozenset({"test"})
+    assert parse("x" * 300 + "\nsecond line\nthird line").words == []  # a first line that long is no title
+    assert ranking.path_factor(set(issue.words), "sympy/printing/pretty/pretty.py") > 1.0
