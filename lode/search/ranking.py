@@ -40,7 +40,7 @@ DEFINITION_FACTORS: dict[QueryKind, tuple[float, float, float]] = {
     QueryKind.NATURAL: (1.3, 1.2, 1.0),
 }
 ROLE_FACTORS = {"test": 0.5, "example": 0.6, "docs": 0.6, "compat": 0.8, "vendored": 0.5, "generated": 0.5,
-                "declaration": 0.7}
+                "declaration": 0.7, "internal": 0.8}
 PATH_STEM_WEIGHT = 0.5  # per query term in the file's stem (at most PATH_MAX_TERMS of them)
 PATH_FOLDER_WEIGHT = 0.2  # per query term in the parent folder's name
 # a module's file named for its folder: the folder's name is its stem (`middleware/mod.rs`, `routing/__init__.py`)

@@ -106,6 +106,8 @@ def test_the_embedding_text_of_a_long_query_is_its_prose_and_names() -> None:
     ("api/service_pb2.py", {"generated"}), ("gen/types.pb.go", {"generated"}), ("types/index.d.ts", {"declaration"}),
     ("src/testing_utils_helper.txt.md", set()), ("lode/contest.py", set()), ("shop/pricing.py", set()),
     ("src/Latest.java", set()), ("pkg/attestation.go", set()),
+    ("pydantic/_internal/_fields.py", {"internal"}), ("serde/src/private/ser.rs", {"internal"}),
+    ("internal/app/server.go", {"internal"}), ("src/internals.rs", set()),
 ])
 def test_path_roles_per_language(path: str, roles: set[str]) -> None:
     assert path_roles(path) == roles
