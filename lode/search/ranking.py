@@ -36,7 +36,7 @@ DEFINITION_KINDS = frozenset({"function", "method", "class", "struct", "interfac
 DEFINITION_FACTORS: dict[QueryKind, tuple[float, float, float]] = {
     QueryKind.SYMBOL: (4.0, 3.0, 1.8),
     QueryKind.MIXED: (2.0, 1.7, 1.2),
-    QueryKind.LONG: (1.5, 1.3, 1.05),
+    QueryKind.LONG: (3.0, 2.0, 1.1),
     QueryKind.NATURAL: (1.3, 1.2, 1.0),
 }
 ROLE_FACTORS = {"test": 0.5, "example": 0.6, "docs": 0.6, "compat": 0.8, "vendored": 0.5, "generated": 0.5,
