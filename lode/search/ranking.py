@@ -4,8 +4,9 @@
   traceback frames); the symbol table also brings in definitions no leg found;
 - path: query words in the file's stem or parent folder (stemmed, so `dependency` meets `dependencies`, and with
   the abbreviations code uses for common words, so `implementations` meets `impls.rs` and `websocket` `client_ws.py`);
-- role: tests, examples, docs sources, compat shims, vendored, generated and .d.ts files are demoted, unless the
-  query mentions that role (lode/search/paths.py) -- a factor, never a filter;
+- role: tests, examples, docs sources, compat shims, vendored, generated and .d.ts files, and internal modules
+  behind the public ones, are demoted, unless the query mentions that role (lode/search/paths.py) -- a factor,
+  never a filter;
 - frame: the file is named in the query (a traceback frame: strong; a path in prose: weaker);
 - version: a file under an older version folder (`v3/`) than a sibling candidate's (`v4/` under the same parent)
   is demoted, unless the query names that version: the superseded copy of an API defines the same names;
