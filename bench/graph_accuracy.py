@@ -12,6 +12,7 @@
 
 Usage: python bench/graph_accuracy.py [--lib PATH] [--sample 50] [--seed 7] [--runs 3] [--skip-lib]
        [--oracle click,httpx,rich,attrs] [--oracle-lines 600] [--oracle-cache DIR] [--oracle-only]
+       [--fixtures-only]
 """
 
 from __future__ import annotations
@@ -225,12 +226,14 @@ def main() -> None:
     parser.add_argument("--oracle-cache", type=Path, default=Path(tempfile.gettempdir()) / "lode-jedi-oracle")
     parser.add_argument("--oracle-show", type=int, default=8, help="disagreements printed per class")
     parser.add_argument("--oracle-only", action="store_true", help="only the Jedi comparison")
+    parser.add_argument("--fixtures-only", action="store_true", help="only the hand-made fixtures")
     args = parser.parse_args()
     print(f"Machine: {machine()}\n")
     engine = fresh_engine()
     try:
         if not args.oracle_only:
             accuracy(engine)
+        if not args.oracle_only and not args.fixtures_only:
             spot_check(engine, args.lib, args.sample, args.seed)
             if not args.skip_lib:
                 scale(engine, args.lib)
@@ -242,7 +245,7 @@ def main() -> None:
                     for package in args.oracle.split(",")])
     finally:
         engine.close()
-    if not args.skip_lib and not args.oracle_only:
+    if not args.skip_lib and not args.oracle_only and not args.fixtures_only:
         overhead(args.lib, args.runs)
 
 

@@ -116,7 +116,7 @@ def _oracle(root: Path, tops: tuple[str, ...], max_lines: int, seed: int, cache:
 
 
 def measure(engine: Lode, package: str, max_lines: int, seed: int, cache_dir: Path, show: int) -> Result:
-    tops = PACKAGES[package]
+    tops = PACKAGES.get(package, (package,))  # an importable package of that name
     root = _site_packages(tops[0])
     version = importlib.metadata.version(package)
     oracle = _oracle(root, tops, max_lines, seed, cache_dir / f"jedi-{package}-{version}-{jedi.__version__}.json")

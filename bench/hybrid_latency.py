@@ -34,7 +34,7 @@ def main() -> None:
         copy_lib(Path(sysconfig.get_paths()["stdlib"]), tree)
     engine.index(tree, REPO)
     started = time.perf_counter()
-    before = engine.embedding_counts(REPO)["done"]
+    before = engine.embedding_counts(REPO).done
     progress = engine.embed(REPO)
     seconds = time.perf_counter() - started
     queries = sample_queries(engine, args.queries, seed=2)

@@ -7,22 +7,31 @@ Startup is part of the interface: `lode --help` and `--version` import nothing b
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from lode import __version__
-from lode.api import commands as api_commands
+from lode import cli_server
+from lode.cli_output import (
+    JsonOption,
+    engine_result,
+    err,
+    fail,
+    load_settings,
+    out,
+    print_json,
+    reader_took_enough,
+    run_action,
+)
 from lode.errors import InputError, LodeError
-from lode.graph.queries import EDGE_KINDS
+from lode.model import EDGE_KINDS, Mode
 
 if TYPE_CHECKING:
-    from rich.console import Console
 
     from lode.config import Settings
     from lode.engine import Lode
@@ -39,43 +48,16 @@ graph_app = typer.Typer(help="Who calls and uses what: callers, callees, refs, p
 app.add_typer(graph_app, name="graph")
 cache_app = typer.Typer(help="The query cache: hits and misses per layer, or flush it.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
-app.add_typer(api_commands.keys_app, name="keys")
+app.add_typer(cli_server.keys_app, name="keys")
 jobs_app = typer.Typer(help="Index jobs of the durable queue: list them, show one, cancel one.",
                        invoke_without_command=True)
 app.add_typer(jobs_app, name="jobs")
-app.command()(api_commands.serve)
-app.command()(api_commands.health)
+app.command()(cli_server.serve)
+app.command()(cli_server.health)
 
 
-class _LazyConsole:
-    """A rich Console created on first use: importing rich costs more than a `lode --help` may take."""
-
-    def __init__(self, stderr: bool) -> None:
-        self._stderr = stderr
-        self._console: Console | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(stderr=self._stderr, soft_wrap=True)
-            self._console.on_broken_pipe = _reader_took_enough  # type: ignore[method-assign]
-        return getattr(self._console, name)
-
-
-def _reader_took_enough() -> NoReturn:
-    """A closed pipe (`lode search x | head -1`): the reader took what it wanted, which is success; stop quietly
-    (stdout goes to /dev/null, so the interpreter's last flush has nowhere to fail)."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.__stdout__.fileno() if sys.__stdout__ else 1)
-    raise SystemExit(0)
-
-
-out: Console = _LazyConsole(stderr=False)  # type: ignore[assignment]
-err: Console = _LazyConsole(stderr=True)  # type: ignore[assignment]
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 RepoOption = Annotated[str | None, typer.Option("--repo", help="Repository name.")]
-T = TypeVar("T")
+EACH = "<str>"  # a repeatable option's metavar: one value each time (typer would print `<list[str]>`)
 
 
 def _show_version(show: bool) -> None:
@@ -92,60 +74,6 @@ def _root(
     """Index a repository, then search it."""
 
 
-def load_settings() -> Settings:
-    """The settings of this process, with logging configured; an invalid one is a one-line error and exit 2.
-    Every command calls this before its work, so that only commands that need settings import them."""
-    from pydantic import ValidationError
-
-    from lode.config import describe_invalid, get_settings
-    from lode.logs import configure_logging
-
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        if "--json" in sys.argv:
-            _print_json({"error": {"message": describe_invalid(exc), "exit_code": 2}})
-        err.print(f"lode: error: {describe_invalid(exc)}", markup=False, highlight=False)
-        raise typer.Exit(2) from None
-    configure_logging(settings.log_level)
-    return settings
-
-
-def _run(as_json: bool, action: Callable[[Lode], T], render: Callable[[T], object]) -> None:
-    """Run one engine action, then print its result as JSON or render it."""
-    result = _engine_result(as_json, action, load_settings())
-    if as_json:
-        _print_json(result)
-    else:
-        render(result)
-
-
-def _engine_result(as_json: bool, action: Callable[[Lode], T], settings: Settings) -> T:
-    """Run one engine action; map Lode errors to exit codes 1 and 2 with a one-line message."""
-    from lode.engine import Lode
-
-    try:
-        with Lode(settings) as lode:
-            return action(lode)
-    except LodeError as exc:
-        _fail(exc, as_json)
-    except KeyboardInterrupt:
-        err.print("lode: interrupted; the index is consistent and the next run resumes", markup=False)
-        raise typer.Exit(130) from None
-
-
-def _fail(exc: LodeError, as_json: bool) -> NoReturn:
-    """Report a Lode error as one line (and the error document with --json); exit with its code."""
-    if as_json:
-        _print_json({"error": {"message": str(exc), "exit_code": exc.exit_code}})
-    err.print(f"lode: error: {exc}", markup=False, highlight=False)
-    raise typer.Exit(exc.exit_code) from None
-
-
-def _print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, default=str, ensure_ascii=False) + "\n")
-
-
 @app.command()
 def index(
     path: Annotated[str, typer.Argument(help="Directory to index.")],
@@ -154,54 +82,20 @@ def index(
     as_json: JsonOption = False,
 ) -> None:
     """Index a directory (incrementally: unchanged files are skipped)."""
-    _run(as_json, lambda lode: _index_once(lode, path, repo, wait, as_json), lambda r: _render_index(r, wait))
+    run_action(as_json, lambda lode: _index_once(lode, path, repo, wait, as_json), lambda r: _render_index(r, wait))
 
 
 def _index_once(lode: Lode, path: str, repo: str | None, wait: bool, quiet: bool) -> dict[str, Any]:
-    """One incremental index run; the graph resolution and embedding backfill it leaves go to the background."""
-    from lode import background
+    """One incremental index run; the graph resolution and embedding backfill it leaves go to the background, or
+    are done before it returns with --wait."""
+    from lode.services.indexing import Schedule, run_index
 
-    if quiet or not err.is_terminal:
-        report = lode.index(path, repo, defer_graph=not wait)
-    else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(
-            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-            TextColumn("{task.fields[chunks]} chunks"), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=err, transient=True,
-        ) as bar:
-            task = bar.add_task("index", total=None, chunks=0, rate="")
-
-            def on_progress(progress: Any) -> None:
-                elapsed = bar.tasks[task].elapsed or 0
-                rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
-                bar.update(task, total=progress.files_total, completed=progress.files_done,
-                           chunks=progress.chunks, rate=rate)
-
-            report = lode.index(path, repo, on_progress, defer_graph=not wait)
-    if report.graph_pending:
-        background.spawn_graph_resolution(lode.settings, report.repo)
-    embeddings = {"done": 0, "pending": 0, "failed": 0}
-    if lode.settings.embedder != "none" and report.chunks:
-        if wait:
-            embeddings = asdict(_embed_with_progress(lode, report.repo, quiet))
-        else:
-            embeddings = lode.embedding_counts(report.repo)
-            if embeddings["pending"]:
-                background.spawn_backfill(lode.settings, report.repo)
-    return {
-        "repo": report.repo, "files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
-        "files_deleted": report.files_deleted, "files_skipped": report.files_skipped, "chunks": report.chunks,
-        "chunks_written": report.chunks_written, "seconds": report.seconds,
-        "graph_pending": report.graph_pending, "embeddings": embeddings, "warnings": report.warnings,
-    }
+    rest = Schedule.INLINE if wait else Schedule.DETACHED
+    with _progress_bars(quiet) as bars:
+        outcome = run_index(lode, path, repo, graph=rest, embeddings=rest,
+                            on_progress=bars.files if bars else None,
+                            on_embed_progress=bars.embeddings if bars else None)
+    return outcome.as_dict()
 
 
 def _render_index(result: dict[str, Any], wait: bool) -> None:
@@ -222,8 +116,9 @@ def _render_index(result: dict[str, Any], wait: bool) -> None:
 def watch(
     path: Annotated[str, typer.Argument(help="Directory to index, then keep indexed.")],
     repo: RepoOption = None,
-    debounce: Annotated[int, typer.Option("--debounce", min=50, max=60_000, help="Milliseconds of quiet to wait "
-                                          "for after a change, so a burst of saves is one run.")] = 500,
+    debounce: Annotated[int, typer.Option(
+        "--debounce", metavar="<int>", min=50, max=60_000,
+        help="Milliseconds of quiet to wait for after a change, so a burst of saves is one run.")] = 500,
     as_json: Annotated[bool, typer.Option("--json", help="Print each run's report as one JSON line.")] = False,
 ) -> None:
     """Index PATH, then re-index it whenever files under it change (debounced), until Ctrl-C."""
@@ -234,7 +129,7 @@ def watch(
 
     def report(result: dict[str, Any]) -> None:
         if as_json:
-            _print_json(result)
+            print_json(result)
             sys.stdout.flush()
         else:
             _render_index(result, wait=False)
@@ -254,32 +149,68 @@ def watch(
                     err.print(f"lode: watching {path}; Ctrl-C stops", markup=False, highlight=False)
                 watching = True
     except LodeError as exc:
-        _fail(exc, as_json)
-    except KeyboardInterrupt:
-        pass  # Ctrl-C is how watching ends; every file indexed so far is committed
+        fail(exc, as_json)
+    except (KeyboardInterrupt, _Terminated):
+        # Ctrl-C or SIGTERM is how watching ends, whether it comes while watchfiles waits (which then returns) or
+        # while a run or a report is under way; every file indexed so far is committed
+        pass
+
+
+class _ProgressBars:
+    """Transient progress bars on stderr: one for the files of an index run, then one for the embeddings."""
+
+    def __init__(self) -> None:
+        self._stack = ExitStack()
+        self._phase = ""
+        self._bar: Any = None
+        self._task: Any = None
+
+    def __enter__(self) -> _ProgressBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _open(self, phase: str, *columns: Any, **fields: Any) -> None:
+        """Replace the bar of the previous phase by this phase's, once."""
+        if phase == self._phase:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._stack.close()
+        self._stack = ExitStack()
+        self._phase = phase
+        self._bar = self._stack.enter_context(Progress(
+            TextColumn(f"[bold]{phase}"), BarColumn(), MofNCompleteColumn(), *columns, TimeRemainingColumn(),
+            console=err, transient=True))
+        self._task = self._bar.add_task(phase, total=None, **fields)
+
+    def files(self, progress: Any) -> None:
+        from rich.progress import TextColumn
+
+        self._open("indexing", TextColumn("files"), TextColumn("{task.fields[chunks]} chunks"),
+                   TextColumn("{task.fields[rate]}"), chunks=0, rate="")
+        elapsed = self._bar.tasks[self._task].elapsed or 0
+        rate = f"{progress.files_done / elapsed:.0f} files/s" if elapsed > 0.5 else ""
+        self._bar.update(self._task, total=progress.files_total, completed=progress.files_done,
+                         chunks=progress.chunks, rate=rate)
+
+    def embeddings(self, progress: Any, final: bool = False) -> None:
+        from rich.progress import TextColumn
+
+        self._open("embedding", TextColumn("chunks"))
+        self._bar.update(self._task, total=progress.done + progress.pending + progress.failed,
+                         completed=progress.done)
+
+
+def _progress_bars(quiet: bool) -> AbstractContextManager[_ProgressBars | None]:
+    """Bars on a terminal; nothing with --json or when stderr is not one."""
+    return nullcontext() if quiet or not err.is_terminal else _ProgressBars()
 
 
 def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = False) -> Any:
-    if quiet or not err.is_terminal:
-        return lode.embed(repo, switch=switch)
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(
-        TextColumn("[bold]embedding"), BarColumn(), MofNCompleteColumn(), TextColumn("chunks"),
-        TimeRemainingColumn(), console=err, transient=True,
-    ) as bar:
-        task = bar.add_task("embed", total=None)
-
-        def on_progress(progress: Any) -> None:
-            bar.update(task, total=progress.done + progress.pending + progress.failed, completed=progress.done)
-
-        return lode.embed(repo, switch=switch, on_progress=on_progress)
+    with _progress_bars(quiet) as bars:
+        return lode.embed(repo, switch=switch, on_progress=bars.embeddings if bars else None)
 
 
 @app.command()
@@ -293,14 +224,15 @@ def embed(
     def render(result: dict[str, int]) -> None:
         out.print(f"embeddings: {result['done']} done, {result['pending']} pending, {result['failed']} failed")
 
-    _run(as_json, lambda lode: asdict(_embed_with_progress(lode, repo, as_json, switch)), render)
+    run_action(as_json, lambda lode: asdict(_embed_with_progress(lode, repo, as_json, switch)), render)
 
 
 @app.command(name="eval")
 def evaluate(
     file: Annotated[Path, typer.Argument(help="JSON lines: {\"query\", \"expected\": [{\"path\", \"name_path\"?}]}")],
     repo: RepoOption = None,
-    mode: Annotated[list[str] | None, typer.Option("--mode", help="Modes to run (repeatable); all by default.")] = None,
+    mode: Annotated[list[str] | None, typer.Option("--mode", metavar=EACH,
+                                                   help="Modes to run (repeatable); all by default.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Score search on a benchmark file: MRR@10, nDCG@10 and Recall@1/5/10 per mode."""
@@ -315,8 +247,8 @@ def evaluate(
             table.add_row(name, *(f"{row[m]:.3f}" for m in METRICS), ", ".join(row["degraded"]))
         out.print(table)
 
-    _run(as_json, lambda lode: run_eval(lode, load_cases(file), repo, mode or ["lexical", "semantic", "hybrid"]),
-         render)
+    modes = mode or [Mode.LEXICAL, Mode.SEMANTIC, Mode.HYBRID]
+    run_action(as_json, lambda lode: run_eval(lode, load_cases(file), repo, modes), render)
 
 
 @app.command(name="eval-generate")
@@ -335,23 +267,25 @@ def evaluate_generate(
             raise InputError(f"{source}: not a directory")
         return generate_docstring_benchmark(source, out_dir, limit, seed)
 
-    _run(as_json, action, lambda r: out.print(f"{r['cases']} queries in {r['queries']}; index {r['tree']}"))
+    run_action(as_json, action, lambda r: out.print(f"{r['cases']} queries in {r['queries']}; index {r['tree']}"))
 
 
 @app.command()
 def search(
     query: Annotated[str, typer.Argument(help="Plain text; operators and SQL are just words.")],
     repo: RepoOption = None,
-    mode: Annotated[str, typer.Option("--mode", help="hybrid | lexical | semantic")] = "hybrid",
+    mode: Annotated[str, typer.Option("--mode", help=" | ".join(Mode))] = Mode.HYBRID,
     k: Annotated[int, typer.Option("-k", help="Number of hits.")] = 10,
     lang: Annotated[list[str] | None, typer.Option(
-        "--lang", help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, "
-                       "csharp, ruby, php, markdown...; aliases such as py or Python work.")] = None,
+        "--lang", metavar=EACH,
+        help="Language filter (repeatable): python, javascript, typescript, go, rust, java, c, cpp, csharp, ruby, "
+             "php, markdown...; aliases such as py or Python work.")] = None,
     path: Annotated[str | None, typer.Option(
         "--path", help="Path glob, e.g. 'src/**/*.py'; a leading ! excludes: '!tests/**'.")] = None,
     kind: Annotated[list[str] | None, typer.Option(
-        "--kind", help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, "
-                       "module, window.")] = None,
+        "--kind", metavar=EACH,
+        help="Chunk kind filter (repeatable): function, method, class, struct, interface, trait, enum, module, "
+             "window.")] = None,
     expand: Annotated[bool, typer.Option("--expand", help="Attach each hit's direct callers and callees.")] = False,
     files: Annotated[bool, typer.Option("--files", help="Rank files (-k of them), each with its best hits; "
                                                         "--json adds `files`.")] = False,
@@ -373,13 +307,13 @@ def search(
     result = local_server.search(server, params) if server else None
     if result is None:
         settings = load_settings()
-        result = _engine_result(as_json, lambda lode: lode.search(
+        result = engine_result(as_json, lambda lode: lode.search(
             query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path, kinds=tuple(kind or ()),
             expand=expand, group=group), settings)
         if not result["hits"]:
             _say_if_nothing_indexed(settings, repo)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     if result["degraded"]:
         err.print(f"[yellow]degraded legs: {', '.join(result['degraded'])}[/]")
@@ -476,7 +410,7 @@ def symbols(
             if sym["signature"]:
                 out.print(f"    {sym['signature']}", markup=False, highlight=False)
 
-    _run(as_json, lambda lode: lode.symbols(name, repo=repo, limit=limit), render)
+    run_action(as_json, lambda lode: lode.symbols(name, repo=repo, limit=limit), render)
 
 
 @app.command()
@@ -509,7 +443,7 @@ def status(
                 out.print(f"    {item['reason']:<22} {item['path']}  {item['detail']}", markup=False,
                           highlight=False)
 
-    _run(as_json, lambda lode: lode.status(repo, skipped=skipped), render)
+    run_action(as_json, lambda lode: lode.status(repo, skipped=skipped), render)
 
 
 @app.command()
@@ -524,10 +458,10 @@ def stop(as_json: JsonOption = False) -> None:
         try:
             stopped = embedded.stop(settings.home)
         except LodeError as exc:
-            _fail(exc, as_json)
+            fail(exc, as_json)
         result = {"stopped": stopped, "reason": None if stopped else "the embedded server was not running"}
     if as_json:
-        _print_json(result)
+        print_json(result)
     else:
         out.print("stopped the embedded server" if result["stopped"] else str(result["reason"]), markup=False)
 
@@ -546,7 +480,7 @@ def repos(ctx: typer.Context, as_json: JsonOption = False) -> None:
             table.add_row(row["repo"], row["root"], str(row["chunks"]), str(row["generation"]), row["updated_at"])
         out.print(table)
 
-    _run(as_json, lambda lode: {"repos": lode.repositories()}, lambda r: render(r["repos"]))
+    run_action(as_json, lambda lode: {"repos": lode.repositories()}, lambda r: render(r["repos"]))
 
 
 @repos_app.command("rm")
@@ -557,7 +491,7 @@ def repos_rm(name: Annotated[str, typer.Argument(help="Repository name.")], as_j
         lode.remove_repository(name)
         return {"removed": name}
 
-    _run(as_json, action, lambda result: out.print(f"removed {result['removed']}"))
+    run_action(as_json, action, lambda result: out.print(f"removed {result['removed']}"))
 
 
 def _place(node: dict[str, Any]) -> str:
@@ -587,8 +521,8 @@ def _neighbours(direction: str, symbol: str, repo: str | None, depth: int, kinds
         if result["truncated"]:
             err.print("[yellow]truncated: raise --limit or lower --depth[/]")
 
-    _run(as_json, lambda lode: lode.graph_neighbours(direction, symbol, repo=repo, depth=depth, kinds=_kinds(kinds),
-                                                     min_confidence=min_confidence), render)
+    run_action(as_json, lambda lode: lode.graph_neighbours(
+        direction, symbol, repo=repo, depth=depth, kinds=_kinds(kinds), min_confidence=min_confidence), render)
 
 
 @graph_app.command("callers")
@@ -638,8 +572,8 @@ def graph_refs(
         if result["truncated"]:
             err.print("[yellow]truncated: raise --limit[/]")
 
-    _run(as_json, lambda lode: lode.graph_refs(symbol, repo=repo, kinds=_kinds(kinds), min_confidence=min_confidence,
-                                               limit=limit), render)
+    run_action(as_json, lambda lode: lode.graph_refs(
+        symbol, repo=repo, kinds=_kinds(kinds), min_confidence=min_confidence, limit=limit), render)
 
 
 @graph_app.command("path")
@@ -647,7 +581,8 @@ def graph_path(
     source: Annotated[str, typer.Argument(help="From this symbol...")],
     target: Annotated[str, typer.Argument(help="...to this one (or back).")],
     repo: RepoOption = None,
-    max_depth: Annotated[int, typer.Option("--max-depth", help="Give up beyond this many hops.")] = 6,
+    max_depth: Annotated[int, typer.Option("--max-depth", metavar="<int>", min=1, max=10,
+                                           help="Give up beyond this many hops.")] = 6,
     as_json: JsonOption = False,
 ) -> None:
     """The shortest chain of edges between two symbols, in either direction."""
@@ -662,7 +597,7 @@ def graph_path(
         for hop in result["path"]:
             out.print(f"  → {_place(hop)} [dim]{hop['edge']} at {hop['evidence']}[/]", highlight=False)
 
-    _run(as_json, lambda lode: lode.graph_path(source, target, repo=repo, max_depth=max_depth), render)
+    run_action(as_json, lambda lode: lode.graph_path(source, target, repo=repo, max_depth=max_depth), render)
 
 
 @graph_app.command("resolve")
@@ -675,7 +610,7 @@ def graph_resolve(
         lode.resolve_graph(repo)
         return {"repo": repo, "resolved": True}
 
-    _run(as_json, action, lambda result: out.print(f"{result['repo']}: the code graph is resolved"))
+    run_action(as_json, action, lambda result: out.print(f"{result['repo']}: the code graph is resolved"))
 
 
 @graph_app.command("stats")
@@ -698,7 +633,7 @@ def graph_stats(repo: RepoOption = None, as_json: JsonOption = False) -> None:
         for cycle in cycles:
             out.print("  " + " → ".join(cycle), markup=False, highlight=False)
 
-    _run(as_json, lambda lode: lode.graph_stats(repo), render)
+    run_action(as_json, lambda lode: lode.graph_stats(repo), render)
 
 
 @graph_app.command("export")
@@ -717,7 +652,7 @@ def graph_export(
 
     filters = ExportFilters(kinds=_kinds(kinds), min_confidence=min_confidence, include_external=include_external,
                             path_glob=path, limit=limit)
-    _run(False, lambda lode: lode.graph_export(fmt, filters, repo), print)
+    run_action(False, lambda lode: lode.graph_export(fmt, filters, repo), print)
 
 
 @cache_app.command("stats")
@@ -735,20 +670,19 @@ def cache_stats(as_json: JsonOption = False) -> None:
                           str(layer.get("evictions", layer.get("server", {}).get("evicted_keys", "-"))))
         out.print(table)
 
-    _run(as_json, lambda lode: lode.cache.stats(), render)
+    run_action(as_json, lambda lode: lode.cache.stats(), render)
 
 
 @cache_app.command("flush")
 def cache_flush(repo: RepoOption = None, as_json: JsonOption = False) -> None:
     """Drop cached answers of one repository, or everything (then query embeddings too)."""
-    _run(as_json, lambda lode: lode.cache.flush(repo),
-         lambda result: out.print(f"flushed L1 {result['l1']}, L2 {'off' if result['l2'] is None else result['l2']}, "
-                                  f"L3 {result['l3']} entries"))
+    run_action(as_json, lambda lode: lode.cache.flush(repo), lambda result: out.print(
+        f"flushed L1 {result['l1']}, L2 {'off' if result['l2'] is None else result['l2']}, L3 {result['l3']} entries"))
 
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Jobs run at once.")] = 1,
+    concurrency: Annotated[int, typer.Option("--concurrency", metavar="<int>", min=1, help="Jobs run at once.")] = 1,
 ) -> None:
     """Consume the job queue (index jobs, embedding batches, graph resolution, garbage collection) until SIGTERM
     or Ctrl-C; a running job then finishes within LODE_QUEUE_SHUTDOWN_GRACE_SECONDS or goes back to the queue."""
@@ -771,8 +705,11 @@ def worker(
 
 def _job_line(job: dict[str, Any]) -> str:
     emb = job["embeddings"]
-    progress = (f"{job['files_done']}/{job['files_total']} files, {job['chunks']} chunks, embeddings {emb['done']} "
-                f"done {emb['pending']} pending {emb['failed']} failed")
+    # a run that found no file to read (nothing changed) is done, not "0/0 files" (as on the web UI's status page)
+    files = ("nothing changed" if job["state"] == "succeeded" and not job["files_total"]
+             else f"{job['files_done']}/{job['files_total']} files")
+    progress = (f"{files}, {job['chunks']} chunks, embeddings {emb['done']} done {emb['pending']} pending "
+                f"{emb['failed']} failed")
     eta = f", eta {job['eta_seconds']:.0f}s" if job["eta_seconds"] is not None else ""
     phase = f" ({job['phase']})" if job["phase"] else ""
     error = f": {job['error']}" if job["error"] else ""
@@ -783,9 +720,10 @@ def _job_line(job: dict[str, Any]) -> str:
 def jobs(
     ctx: typer.Context,
     repo: RepoOption = None,
-    state: Annotated[list[str] | None, typer.Option("--state", help="queued, running, succeeded, failed or "
-                                                    "cancelled (repeatable).")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="At most this many jobs.")] = 50,
+    state: Annotated[list[str] | None, typer.Option(
+        "--state", metavar=EACH, help="queued, running, succeeded, failed or cancelled (repeatable).")] = None,
+    limit: Annotated[int, typer.Option("--limit", metavar="<int>", min=1, max=1000,
+                                       help="At most this many jobs.")] = 50,
     as_json: JsonOption = False,
 ) -> None:
     """List index jobs, newest first."""
@@ -799,8 +737,8 @@ def jobs(
         for job in result["jobs"]:
             out.print(_job_line(job), markup=False, highlight=False)
 
-    _run(as_json, lambda lode: {"jobs": Jobs(lode).list((repo,) if repo else None, limit, tuple(state or ()))},
-         render)
+    run_action(as_json, lambda lode: {"jobs": Jobs(lode).list((repo,) if repo else None, limit, tuple(state or ()))},
+               render)
 
 
 @jobs_app.command("show")
@@ -808,8 +746,8 @@ def jobs_show(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json: J
     """One job: state, phase, progress, ETA, error and, once indexed, its report."""
     from lode.jobs import Jobs
 
-    _run(as_json, lambda lode: {"job": Jobs(lode).get(job_id)},
-         lambda result: out.print(_job_line(result["job"]), markup=False, highlight=False))
+    run_action(as_json, lambda lode: {"job": Jobs(lode).get(job_id)},
+               lambda result: out.print(_job_line(result["job"]), markup=False, highlight=False))
 
 
 @jobs_app.command("cancel")
@@ -817,8 +755,8 @@ def jobs_cancel(job_id: Annotated[str, typer.Argument(help="Job id.")], as_json:
     """Cancel a queued job, or ask a running one (on any worker) to stop between two files."""
     from lode.jobs import Jobs
 
-    _run(as_json, lambda lode: {"job": Jobs(lode).cancel(job_id)},
-         lambda result: out.print(_job_line(result["job"]), markup=False, highlight=False))
+    run_action(as_json, lambda lode: {"job": Jobs(lode).cancel(job_id)},
+               lambda result: out.print(_job_line(result["job"]), markup=False, highlight=False))
 
 
 @app.command()
@@ -852,7 +790,7 @@ def errors(
                       f"[cyan]{row['component']}[/] {row['category']} {row['error_type']}: ", end="")
             out.print(row["message"], markup=False, highlight=False)
 
-    _run(as_json, lambda lode: list_errors(lode.db, since_hours=since, severity=severity, limit=limit), render)
+    run_action(as_json, lambda lode: list_errors(lode.db, since_hours=since, severity=severity, limit=limit), render)
 
 
 @app.command()
@@ -872,8 +810,8 @@ def alerts(
             state = "acknowledged" if row["acknowledged_at"] else "open"
             out.print(f"#{row['id']} [bold]{row['rule']}[/] {state} since {row['created_at'][:19]}: {row['message']}")
 
-    _run(as_json, lambda lode: ack_alert(lode.db, ack) if ack is not None
-         else list_alerts(lode.db, include_acknowledged=show_all), render)
+    run_action(as_json, lambda lode: ack_alert(lode.db, ack) if ack is not None
+               else list_alerts(lode.db, include_acknowledged=show_all), render)
 
 
 def _stdout_reader_gone() -> bool:
@@ -885,8 +823,12 @@ def _stdout_reader_gone() -> bool:
     return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
+class _Terminated(SystemExit):
+    """SIGTERM: unwinds like Ctrl-C and exits 128 + 15, unless the command ends that way by design (`lode watch`)."""
+
+
 def _terminated(signum: int, frame: object) -> NoReturn:
-    raise SystemExit(128 + signum)
+    raise _Terminated(128 + signum)
 
 
 def main() -> None:
@@ -900,7 +842,7 @@ def main() -> None:
     except SystemExit as exc:
         # click turns a write to a closed pipe into exit 1; for a reader that took what it wanted, it is success
         if exc.code == 1 and _stdout_reader_gone():
-            _reader_took_enough()
+            reader_took_enough()
         raise
     finally:
         if "lode.errorlog" in sys.modules:  # only a process that recorded errors has any to send

@@ -56,6 +56,8 @@ class Timeouts(BaseSettings):
     cache_get: Seconds = 0.1  # Redis (L2) connect and read timeout of a cache lookup
     cache_put: Seconds = 0.1  # Redis (L2) timeout of a cache write
     pattern_search: Seconds = 10.0  # a whole exact/regex search over the indexed files (MCP search_pattern)
+    health_probe: Seconds = 2.0  # any one check of /health and `lode health` (database, Redis, provider)
+    error_log: Seconds = 2.0  # storing one handled error in error_logs (waiting for a connection, then writing)
 
 
 class EmbeddingSettings(BaseSettings):

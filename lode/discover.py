@@ -382,7 +382,9 @@ def _read_gitignore(fd: int, entries: list[os.DirEntry[str]]) -> pathspec.GitIgn
                     lines = f.read().decode("utf-8", "surrogateescape").splitlines()
             except OSError:
                 return None
-            return pathspec.GitIgnoreSpec.from_lines(lines)
+            # Python's re, not RE2 (which pathspec prefers once google-re2 is installed): RE2 takes only UTF-8, and
+            # names and patterns that are not UTF-8 reach here as surrogate escapes
+            return pathspec.GitIgnoreSpec.from_lines(lines, backend="simple")
     return None
 
 

@@ -25,10 +25,10 @@ from lode import graph
 from lode.errors import InputError, LodeError, NotFound, unknown_repository
 from lode import errorlog
 from lode.errorlog import record_error
-from lode.resilience import CircuitBreakerError, database_failure, guard
+from lode.resilience import CircuitBreakerError
 from lode.graph.store import GraphStore
 from lode.indexer import Indexer, IndexReport, ProgressCallback
-from lode.model import Candidate, Hit, Skipped
+from lode.model import Candidate, Hit, Mode, Skipped
 from lode.embedding.backfill import BackfillProgress, backfill, counts, pending_ranges, through_outages
 from lode.search import lexical
 from lode.search import ranking
@@ -38,7 +38,7 @@ from lode.search.highlight import highlights
 from lode.search.pattern import PatternSearch, compile_pattern
 from lode.search.query import Query, QueryKind, parse
 from lode.search.tokens import tokenize
-from lode.store.db import Database, one_row, scalar
+from lode.store.db import Database, one_row, scalar, set_local
 from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
 from lode.store.uow import unit_of_work
 from lode.store.vectors import Vectors
@@ -48,7 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MODES = ("hybrid", "lexical", "semantic")
 MAX_QUERY_BYTES = 64 * 1024  # an issue body with its traceback fits; UTF-8 bytes
 GROUPS = ("chunks", "files")
 EVIDENCE_PER_FILE = 3  # a file of the file mode comes with its best chunks
@@ -66,6 +65,13 @@ EF_SEARCH_MIN, EF_SEARCH_MAX, CHUNKS_PER_EF = 100, 1000, 150
 _BACKFILL_LOCK = 0x454D  # first key of pg_advisory_lock(int, int): one backfill per repository
 _EMBED_BATCH_LOCK = 0x4542  # first key: one worker per batch of a shared backfill (second key: a hash of it)
 _REPO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _search_mode(value: Mode | str) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise InputError(f"--mode must be one of {', '.join(Mode)}, not {value!r}") from None
 
 
 def ef_search(setting: int | str, graph_chunks: int, depth: int) -> int:
@@ -244,10 +250,11 @@ class Lode:
                         self.settings.embedding.outage_wait_seconds, should_stop)
         return embedder, self._claim_model(row, embedder, switch)
 
-    def embedding_counts(self, repo: str) -> dict[str, int]:
+    def embedding_counts(self, repo: str) -> BackfillProgress:
+        """The repository's embeddings done, pending and failed, with the model it is switching to if any."""
         with self.db.connection() as conn:
             row = self._repos_for(conn, repo)[0]
-            return Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model)
+            return BackfillProgress(**Vectors(conn).counts(row.id, row.next_embedding_model or row.embedding_model))
 
     def _claim_model(self, row: RepoRow, embedder: Embedder, switch: bool) -> int:
         """Register the provider's model; refuse to mix it into a repository built with another one."""
@@ -285,7 +292,7 @@ class Lode:
         query: str,
         *,
         repo: RepoScope = None,
-        mode: str = "hybrid",
+        mode: Mode | str = Mode.HYBRID,
         k: int = 10,
         languages: tuple[str, ...] = (),
         path: str | None = None,
@@ -298,9 +305,8 @@ class Lode:
         for label, values in (("--path", (path,) if path else ()), ("--kind", kinds), ("--lang", languages)):
             for value in values:
                 _check_text(label, value)
-        if mode not in MODES:
-            raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if mode == "semantic" and self.settings.embedder == "none":
+        chosen = _search_mode(mode)
+        if chosen is Mode.SEMANTIC and self.settings.embedder == "none":
             raise InputError("--mode semantic needs an embedding provider; LODE_EMBEDDER is 'none'")
         if not 1 <= k <= MAX_K:
             raise InputError(f"-k must be between 1 and {MAX_K}")
@@ -309,25 +315,25 @@ class Lode:
             raise InputError(f"group must be one of {', '.join(GROUPS)}, not {group!r}")
         filters = Filters(languages=languages, kinds=kinds, path_glob=path)
         filters.sql("c")  # validates the glob before any database work
-        with self._read() as conn:
+        with self.db.read() as conn:
             repos = self._repos_for(conn, repo)
         settled = not expand or self._settle_graph(repos)
         if not repos:
-            return {"query": query, "mode": mode, "degraded": [], "hits": [],
+            return {"query": query, "mode": chosen.value, "degraded": [], "hits": [],
                     **({"files": []} if group == "files" else {})}
         return self.cache.through(
-            "search", repos, (query, mode, k, languages, path, kinds, expand, group),
-            lambda: self._search(query, repos, mode, k, filters, expand, group),
+            "search", repos, (query, chosen.value, k, languages, path, kinds, expand, group),
+            lambda: self._search(query, repos, chosen, k, filters, expand, group),
             cacheable=lambda result: settled and not result["degraded"],  # pending embeddings keep the generation
         )
 
-    def _search(self, query: str, repos: list[RepoRow], mode: str, k: int, filters: Filters,
+    def _search(self, query: str, repos: list[RepoRow], mode: Mode, k: int, filters: Filters,
                 expand: bool, group: str) -> dict[str, Any]:
         plan = parse(query) if self.settings.ranking == "on" else None
         staged = plan is not None or group == "files"  # the file mode ranks the candidates even unranked
-        depth = k if mode == "lexical" and not staged else max(LEG_DEPTH, k)
+        depth = k if mode is Mode.LEXICAL and not staged else max(LEG_DEPTH, k)
         legs, degraded = self._run_legs(query, plan, repos, mode, filters, depth)
-        if mode == "lexical":
+        if mode is Mode.LEXICAL:
             fused = [(cid, score, {"lexical": rank, "text": None, "code": None})
                      for rank, (cid, score) in enumerate(legs["lexical"], start=1)]
         else:
@@ -336,12 +342,12 @@ class Lode:
                      for f in fuse(legs, weights)]
         names = {r.id: r.name for r in repos}
         if not staged:
-            with self._read() as conn:
+            with self.db.read() as conn:
                 hits = [_hit_json(h) for h in self._hits(conn, fused[:k], names, query)]
             if expand:
                 self._expand(hits, repos)
-            return {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
-        with self._read() as conn:  # one connection for the candidates and the hits: a pool checkout is not free
+            return {"query": query, "mode": mode.value, "degraded": degraded, "hits": hits}
+        with self.db.read() as conn:  # one connection for the candidates and the hits: a pool checkout is not free
             candidates = self._candidates(conn, fused, plan, repos, filters)
             if plan is None:
                 ordered = [ranking.Ranked(c, c.score) for c in candidates]
@@ -354,7 +360,7 @@ class Lode:
         hits = [_hit_json(found[r.candidate.chunk_id]) for r in ordered[:k] if r.candidate.chunk_id in found]
         if expand:
             self._expand(hits, repos)
-        result: dict[str, Any] = {"query": query, "mode": mode, "degraded": degraded, "hits": hits}
+        result: dict[str, Any] = {"query": query, "mode": mode.value, "degraded": degraded, "hits": hits}
         if plan is not None:
             result["query_kind"] = plan.kind.value
         if group == "files":
@@ -400,20 +406,20 @@ class Lode:
                           if cid not in rows)
         return candidates
 
-    def _run_legs(self, query: str, plan: Query | None, repos: list[RepoRow], mode: str, filters: Filters,
+    def _run_legs(self, query: str, plan: Query | None, repos: list[RepoRow], mode: Mode, filters: Filters,
                   depth: int) -> tuple[dict[str, list[tuple[int, float]]], list[str]]:
         """Run the legs `mode` needs in parallel; return their rankings and the legs degraded.
 
         In hybrid mode a leg that fails, or is still running when LODE_TIMEOUT_HYBRID_SEARCH has passed, is
         dropped (its statement cancelled) and reported as degraded; only when every leg is lost is it an error."""
         timeout = self.settings.timeouts.hybrid_search
-        deadline = time.monotonic() + timeout if mode == "hybrid" else None
+        deadline = time.monotonic() + timeout if mode is Mode.HYBRID else None
         statements = _RunningStatements()
         pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lode-leg")
         futures: dict[str, Future[Any]] = {}  # the lexical leg's ranking; the semantic legs' rankings and gaps
-        if mode != "semantic":
+        if mode is not Mode.SEMANTIC:
             futures["lexical"] = pool.submit(self._lexical_leg, query, plan, repos, filters, depth, statements)
-        if mode != "lexical":
+        if mode is not Mode.LEXICAL:
             embedded = plan.focus() if plan is not None else query  # a long query: its prose head and names
             futures["semantic"] = pool.submit(self._semantic_legs, pool, embedded, repos, filters, depth, statements)
         legs: dict[str, list[tuple[int, float]]] = {}
@@ -427,15 +433,15 @@ class Lode:
                 except FutureTimeout:
                     record_error("search", message=f"the {name} leg missed the hybrid search deadline of {timeout}s "
                                  "(LODE_TIMEOUT_HYBRID_SEARCH); dropped", severity="warning", category="timeout",
-                                 context={"leg": name, "mode": mode, "repos": [r.name for r in repos]})
+                                 context={"leg": name, "mode": mode.value, "repos": [r.name for r in repos]})
                     degraded.extend(lost)
                     reasons.append(f"the {name} leg missed the {timeout}s deadline")
                     continue
                 except (LodeError, psycopg.Error) as exc:
-                    if mode != "hybrid":
+                    if mode is not Mode.HYBRID:
                         raise
                     record_error("search", exc, severity="warning", category="degraded",
-                                 context={"leg": name, "mode": mode, "repos": [r.name for r in repos]})
+                                 context={"leg": name, "mode": mode.value, "repos": [r.name for r in repos]})
                     degraded.extend(lost)
                     reasons.append(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
                     continue
@@ -443,7 +449,7 @@ class Lode:
                     legs["lexical"] = result
                     continue
                 semantic_legs, missing = result
-                if mode == "semantic" and len(missing) == 2:
+                if mode is Mode.SEMANTIC and len(missing) == 2:
                     raise LodeError(f"semantic search is unavailable: {missing['text']}")
                 degraded.extend(missing)
                 legs.update(semantic_legs)
@@ -454,26 +460,9 @@ class Lode:
             raise LodeError(f"search failed: {'; '.join(reasons) or 'no leg could run'}")
         return legs, degraded
 
-    @contextmanager
-    def _read(self) -> Iterator[psycopg.Connection]:
-        """A pooled connection for a read path, through the "database" circuit breaker: while the database is
-        unreachable, reads fail at once with a clear error instead of each waiting for the pool."""
-        try:
-            with guard("database", database_failure, config=self.settings.breakers):
-                with self.db.pool.connection(timeout=self.settings.timeouts.db_query) as conn:
-                    yield conn
-        except CircuitBreakerError as exc:
-            raise LodeError(f"the database is unavailable; reads fail fast until it answers again ({exc})") from exc
-        except psycopg.OperationalError as exc:
-            if isinstance(exc, psycopg.errors.QueryCanceled):
-                raise
-            record_error("database", exc, severity="critical", category="unavailable")
-            raise LodeError(f"the database is unreachable: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
-
     def _lexical_leg(self, query: str, plan: Query | None, repos: list[RepoRow], filters: Filters, depth: int,
                      statements: _RunningStatements) -> list[tuple[int, float]]:
-        with self._read() as conn, statements.track(conn), conn.transaction():
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.lexical_search * 1000)}")
+        with self.db.read(self.settings.timeouts.lexical_search) as conn, statements.track(conn):
             try:
                 terms = None
                 if plan is not None and plan.kind is QueryKind.LONG:  # the rare words and the names, capped
@@ -511,7 +500,7 @@ class Lode:
         if len(serving) > 1:
             return unavailable("the repositories searched were embedded with different models")
         model = serving.pop()
-        with self._read() as conn:
+        with self.db.read() as conn:
             vectors = Vectors(conn)
             model_id = vectors.models()[model][0]
             ef = ef_search(self.settings.ef_search, vectors.served_chunks(model), depth)
@@ -555,10 +544,9 @@ class Lode:
 
     def _vector_leg(self, model: int, leg: str, vector: Any, repo_ids: list[int], filters: Filters,
                     depth: int, ef: int, statements: _RunningStatements) -> list[tuple[int, float]]:
-        with self._read() as conn, statements.track(conn), conn.transaction():
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.vector_search * 1000)}")
-            conn.execute(f"SET LOCAL hnsw.ef_search = {ef}")
-            conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        with self.db.read(self.settings.timeouts.vector_search) as conn, statements.track(conn):
+            set_local(conn, "hnsw.ef_search", str(ef))
+            set_local(conn, "hnsw.iterative_scan", "relaxed_order")
             return Vectors(conn).nearest(model, leg, vector, repo_ids, filters, depth)
 
     def symbols(self, name: str, *, repo: RepoScope = None, limit: int = 20) -> dict[str, Any]:
@@ -571,9 +559,8 @@ class Lode:
         last = name.rsplit(".", 1)[-1]  # every match, exact or qualified, ends with this name
         suffix = "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         params = {"name": name, "last": last, "suffix": suffix, "limit": limit}
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.symbol_lookup) as conn:
             params["repos"] = [r.id for r in self._repos_for(conn, repo)]
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.symbol_lookup * 1000)}")
             rows = conn.execute(
                 """SELECT r.name, c.path, min(c.start_line), max(c.end_line), c.kind, c.name, c.name_path,
                           c.language, min(c.signature), min(c.docstring),
@@ -635,7 +622,7 @@ class Lode:
         _check_text("the path", path)
         if start_line < 1 or (end_line is not None and end_line < start_line):
             raise InputError(f"the lines must satisfy 1 <= start_line <= end_line, not {start_line}..{end_line}")
-        with self._read() as conn:
+        with self.db.read() as conn:
             row = self._repos_for(conn, repo)[0]
             indexed = Files(conn).get(row.id, path)
         if indexed is None:
@@ -662,9 +649,8 @@ class Lode:
         if not 1 <= limit <= MAX_OUTLINE:
             raise InputError(f"the limit must be between 1 and {MAX_OUTLINE}")
         below = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%" if path else "%"
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.symbol_lookup) as conn:
             row = self._repos_for(conn, repo)[0]
-            conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.symbol_lookup * 1000)}")
             params = {"repo": row.id, "path": path, "below": below, "limit": limit + 1}
             rows = conn.execute(
                 """SELECT path, min(start_line), max(end_line), kind, name, name_path, min(signature)
@@ -700,7 +686,7 @@ class Lode:
                 _check_text(label, value)
         filters = Filters(languages=languages, path_glob=path)
         clause, params = filters.sql("f")
-        with self._read() as conn:
+        with self.db.read() as conn:
             repos = {r.id: r for r in self._repos_for(conn, repo)}
             indexed = conn.execute(
                 f"""SELECT repo_id, id, path, size, mtime_ns, content_hash FROM files f
@@ -740,9 +726,8 @@ class Lode:
     def _graph_neighbours(self, direction: str, symbol: str, repo: RepoScope, depth: int, kinds: tuple[str, ...],
                           min_confidence: float, limit: int) -> dict[str, Any]:
         walk = graph.callers if direction == "callers" else graph.callees
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             traversal = walk(conn, [r.id for r in repos], symbol, depth=depth, kinds=kinds,
                              min_confidence=min_confidence, limit=limit)
         names = {r.id: r.name for r in repos}
@@ -758,9 +743,8 @@ class Lode:
 
     def _graph_refs(self, symbol: str, repo: RepoScope, kinds: tuple[str, ...], min_confidence: float,
                     limit: int) -> dict[str, Any]:
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             found = graph.references(conn, [r.id for r in repos], symbol, kinds=kinds,
                                      min_confidence=min_confidence, limit=limit)
         names = {r.id: r.name for r in repos}
@@ -775,9 +759,8 @@ class Lode:
                                   lambda: self._graph_path(source, target, repo, max_depth))
 
     def _graph_path(self, source: str, target: str, repo: RepoScope, max_depth: int) -> dict[str, Any]:
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             found = graph.path(conn, [r.id for r in repos], source, target, max_depth=max_depth)
         names = {r.id: r.name for r in repos}
         if found is None:
@@ -789,9 +772,8 @@ class Lode:
         return self._graph_cached(repo, ("stats",), lambda: self._graph_stats(repo))
 
     def _graph_stats(self, repo: RepoScope) -> dict[str, Any]:
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             result = graph.stats(conn, [r.id for r in repos])
         names = {r.id: r.name for r in repos}
         for entry in result["top_fan_in"] + result["top_fan_out"]:
@@ -803,13 +785,12 @@ class Lode:
                                   lambda: self._graph_export(fmt, filters, repo))
 
     def _graph_export(self, fmt: str, filters: graph.ExportFilters, repo: RepoScope) -> str:
-        with self._read() as conn, conn.transaction():
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = self._repos_for(conn, repo)
-            self._graph_timeout(conn)
             return graph.export(conn, [r.id for r in repos], fmt, filters)
 
     def _graph_cached(self, repo: RepoScope, params: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
-        with self._read() as conn:
+        with self.db.read() as conn:
             repos = self._repos_for(conn, repo)
         settled = self._settle_graph(repos)
         result = self.cache.through("graph", repos, params, compute, cacheable=lambda _: settled)
@@ -830,7 +811,7 @@ class Lode:
         graph traversal timeout. False when work is still queued: the answer then uses the edges as they are,
         and is not cached (resolution does not bump the generation)."""
         self._require_graph()  # every graph query and search(expand=True) passes here first
-        with self._read() as conn:
+        with self.db.read() as conn:
             queued = GraphStore(conn).queued([r.id for r in repos])
         indexer = Indexer(self.db, self.settings)
         resolved = [indexer.resolve_graph(repo_id, wait=self.settings.timeouts.graph_traversal) for repo_id in queued]
@@ -841,14 +822,10 @@ class Lode:
         if not self.settings.graph:
             raise InputError("the code graph is off (LODE_GRAPH=false): set LODE_GRAPH=true and re-index to build it")
 
-    def _graph_timeout(self, conn: psycopg.Connection) -> None:
-        conn.execute(f"SET LOCAL statement_timeout = {int(self.settings.timeouts.graph_traversal * 1000)}")
-
     def _expand(self, hits: list[dict[str, Any]], repos: list[RepoRow]) -> None:
         """Attach each hit's direct callers and callees (names and locations)."""
         names = {r.id: r.name for r in repos}
-        with self._read() as conn, conn.transaction():
-            self._graph_timeout(conn)
+        with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repo_ids = [r.id for r in repos]
             for hit in hits:
                 if not hit["name_path"]:

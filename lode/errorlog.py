@@ -189,8 +189,7 @@ def _store(event: dict[str, Any]) -> None:
     if (database := find_breaker("database")) is not None and database.opened:
         return  # the log line is all there is while the database is unreachable
     try:
-        with db.pool.connection(timeout=2.0) as conn, conn.transaction():
-            conn.execute("SET LOCAL statement_timeout = 2000")
+        with db.unguarded(db.settings.timeouts.error_log) as conn:
             conn.execute(
                 """WITH e AS (
                        INSERT INTO error_logs (fingerprint, severity, category, component, error_type, message,
@@ -351,7 +350,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
     """Apply the rules to the last hour of occurrences; store breaches (one alert per rule and hour), notify the
     webhook of every alert it has not accepted yet, and return the alerts raised by this evaluation."""
-    from lode.store.db import one_row
+    from lode.store.rows import one_row
 
     raised = []
     with db.connection() as conn:

@@ -14,14 +14,13 @@ from lode.engine import Lode
 from lode.resilience import breaker_states
 from lode.store.db import one_row
 
-PROBE_TIMEOUT = 2.0  # seconds any one check may take
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
 
 
 def health_report(lode: Lode) -> dict[str, Any]:
     checks = {"database": database_check(lode)}
     if lode.settings.redis_url:
-        checks["redis"] = _redis(lode.settings.redis_url)
+        checks["redis"] = _redis(lode.settings.redis_url, lode.settings.timeouts.health_probe)
     circuits = breaker_states()
     checks["embedder"] = _embedder(lode, circuits)
     checks["circuits"] = _circuits(circuits)
@@ -39,19 +38,18 @@ def _timed(status: str, started: float, **details: Any) -> dict[str, Any]:
 def database_check(lode: Lode) -> dict[str, Any]:
     started = time.monotonic()
     try:
-        with lode.db.pool.connection(timeout=PROBE_TIMEOUT) as conn:
-            conn.execute(f"SET LOCAL statement_timeout = {int(PROBE_TIMEOUT * 1000)}")
+        with lode.db.unguarded(lode.settings.timeouts.health_probe) as conn:
             conn.execute("SELECT 1").fetchone()
     except Exception as exc:  # any failure to reach it is the answer this check gives
         return _timed("fail", started, error=f"{type(exc).__name__}: {exc}")
     return _timed("pass", started)
 
 
-def _redis(url: str) -> dict[str, Any]:
+def _redis(url: str, timeout: float) -> dict[str, Any]:
     import redis
 
     started = time.monotonic()
-    client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT / 4, socket_connect_timeout=PROBE_TIMEOUT / 4)
+    client = redis.Redis.from_url(url, socket_timeout=timeout / 4, socket_connect_timeout=timeout / 4)
     try:
         client.ping()
     except Exception as exc:  # the cache is optional: down means degraded, not failed
@@ -82,7 +80,7 @@ def _backfill(lode: Lode, circuits: dict[str, dict[str, Any]]) -> dict[str, Any]
     started = time.monotonic()
     try:
         pending = sum(
-            lode.embedding_counts(repo["repo"])["pending"] for repo in lode.repositories()
+            lode.embedding_counts(repo["repo"]).pending for repo in lode.repositories()
         ) if lode.settings.embedder != "none" else 0
     except Exception as exc:  # a failed count degrades the report; the database check tells why
         return _timed("warn", started, error=f"{type(exc).__name__}: {exc}")

@@ -31,7 +31,7 @@ from lode.graph import FactsTimeout, GraphStore, extract_facts
 from lode.graph.store import GraphBatch
 from lode.model import Candidate, SkipReason, Skipped
 from lode.search.lexical import chunk_postings
-from lode.store.db import Database, DatabaseUnavailable
+from lode.store.db import Database, DatabaseUnavailable, set_local_timeout
 from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsPartition, RepoRow
 from lode.store.uow import UnitOfWork, unit_of_work
 from lode.workers import Lost, map_killable
@@ -221,12 +221,11 @@ class Indexer:
         """One transaction: the queue is consumed only if the edges it produced are committed."""
         if not self.settings.graph:
             return  # LODE_GRAPH=false: the queued work waits for a run with it on
-        budget = int(self.settings.timeouts.graph_build * 1000)
+        budget = self.settings.timeouts.graph_build
         try:
-            with unit_of_work(self.db) as uow:
-                uow.conn.execute(f"SET LOCAL statement_timeout = {budget}")
+            with unit_of_work(self.db, timeout=budget) as uow:
                 if uow.conn.info.server_version >= 170000:
-                    uow.conn.execute(f"SET LOCAL transaction_timeout = {budget}")
+                    set_local_timeout(uow.conn, budget, "transaction_timeout")
                 GraphStore(uow.conn).resolve(repo_id, workers=self.settings.index_workers)
         except (psycopg.errors.QueryCanceled, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
             errorlog.record_error("graph", exc, severity="error", category="timeout", context={"repo_id": repo_id})

@@ -2,10 +2,11 @@
 
 Any process reads, lists and cancels any job through the table. `Jobs.submit` records a job and defers its queue
 job in one transaction; a second request for the same repository and path while one is active is merged into it.
-The worker that runs a job (IndexJob) writes its progress there (files, chunks, embeddings, ETA): it indexes the
-directory (Lode.index, one advisory lock per repository), splits the embedding backfill into batches that every
-worker shares (it works through them itself too, from the other end) and reports until none is pending, then
-makes sure the code graph is resolved. Cancelling stops it between two files or two batches; what is stored stays
+The worker that runs a job (IndexJob) writes its progress there (files, chunks, embeddings, ETA) while it runs
+the index use case with both schedules on the queue (lode/services/indexing.py run_index): it indexes the
+directory (one advisory lock per repository), splits the embedding backfill into batches that every worker shares
+(it works through them itself too, from the other end) and reports until none is pending, then makes sure the
+code graph is resolved. Cancelling stops it between two files or two batches; what is stored stays
 whole. A worker that shuts down puts its job back in the queue; one that dies has it retried after the stall
 timeout, and the rerun resumes (indexing is incremental).
 """
@@ -23,12 +24,13 @@ import psycopg
 from prometheus_client import Counter, Gauge
 from psycopg.types.json import Jsonb
 
-from lode.embedding.backfill import BackfillProgress, counts
+from lode.embedding.backfill import BackfillProgress
 from lode.engine import Lode
 from lode.errors import InputError, LodeError, NotFound
-from lode.indexer import IndexCancelled, Progress
+from lode.indexer import IndexCancelled, IndexReport, Progress
 from lode.logs import get_logger
 from lode.queue_client import Queue, worker_name
+from lode.services.indexing import Schedule, run_index
 from lode.store.db import one_row, scalar
 
 log = get_logger(__name__)
@@ -205,58 +207,15 @@ class IndexJob:
             self._progress(progress.files_done == progress.files_total, files_total=progress.files_total,
                            files_done=progress.files_done, chunks=progress.chunks, eta_seconds=eta)
 
-        report = self.lode.index(root, repo, on_index_progress, self.should_stop, defer_graph=True, within=within)
-        self._flush()
-        result = asdict(report)
-        self._write(phase="embedding", chunks=report.chunks, eta_seconds=None, report=Jsonb(result))
-        if report.graph_pending:  # another worker may resolve it while this one embeds
-            self.queue.defer("resolve_graph", queueing_lock=f"lode-graph:{repo}", repo=repo)
-        embeddings = self._embed(repo, report.chunks)
-        result["embeddings"] = embeddings
-        if self.should_stop() and embeddings["pending"]:
-            raise IndexCancelled("cancelled during the embedding backfill; the chunks left stay pending")
-        if report.graph_pending:
-            self.lode.resolve_graph(repo)  # done already, or waits for the worker doing it
-            result["graph_pending"] = False
-        self._write(report=Jsonb(result))
+        def on_indexed(report: IndexReport) -> None:
+            self._flush()
+            self._write(phase="embedding", chunks=report.chunks, eta_seconds=None, report=Jsonb(asdict(report)))
+
+        outcome = run_index(self.lode, root, repo, graph=Schedule.QUEUE, embeddings=Schedule.QUEUE, queue=self.queue,
+                            within=within, should_stop=self.should_stop, on_progress=on_index_progress,
+                            on_indexed=on_indexed, on_embed_progress=_EmbeddingEta(self._progress))
+        self._write(report=Jsonb(outcome.as_dict()))
         self._finish("succeeded", None)
-
-    def _embed(self, repo: str, chunks: int) -> dict[str, int]:
-        """Fill the repository's embeddings when a provider is configured; return the counts. The batches are
-        queued for every worker; this one takes them from the last, skipping those another worker holds, then
-        waits for those."""
-        if self.lode.settings.embedder == "none" or not chunks:
-            current = self.lode.embedding_counts(repo)
-            self._write(embeddings_done=current["done"], embeddings_pending=current["pending"],
-                        embeddings_failed=current["failed"])
-            return current
-        repo_id, model, ranges = self.lode.embed_plan(repo, self.lode.settings.queue.embed_batch_chunks,
-                                                      self.should_stop)
-        if len(ranges) > 1:
-            self.queue.defer_many("embed_batch", [
-                {"repo_id": repo_id, "model": model, "first": first, "last": last} for first, last in ranges])
-        started, first_done = time.monotonic(), None
-
-        def report_progress(final: bool = False) -> BackfillProgress:
-            nonlocal first_done
-            progress = self.lode.finish_embedding(repo_id, model) if final else counts(self.lode.db, repo_id, model)
-            first_done = progress.done if first_done is None else first_done
-            rate = (progress.done - first_done) / max(time.monotonic() - started, 1e-6)
-            self._progress(final, embeddings_done=progress.done, embeddings_pending=progress.pending,
-                           embeddings_failed=progress.failed,
-                           eta_seconds=progress.pending / rate if rate > 0 and not final else None)
-            return progress
-
-        left, wait = list(reversed(ranges)), 0.0
-        while left and not self.should_stop():
-            for first, last in list(left):
-                if self.lode.embed_range(repo_id, model, first, last, wait=wait, should_stop=self.should_stop):
-                    left.remove((first, last))
-                report_progress()
-                if self.should_stop():
-                    break
-            wait = 1.0  # the batches left are being embedded by other workers: wait for them, a second at a time
-        return asdict(report_progress(final=True))
 
     # ---- the row ----------------------------------------------------------------------------------------
 
@@ -308,6 +267,23 @@ class IndexJob:
         if updated:
             JOBS_FINISHED.labels(state).inc()
         log.info("index job finished", job_id=self.job_id, state=state, error=error)
+
+
+class _EmbeddingEta:
+    """Writes an index job's embedding counts, with an ETA from the rate since the first counts it was given."""
+
+    def __init__(self, write: Callable[..., None]) -> None:
+        self._write = write
+        self._started = time.monotonic()
+        self._first_done: int | None = None
+
+    def __call__(self, progress: BackfillProgress, final: bool) -> None:
+        if self._first_done is None:
+            self._started, self._first_done = time.monotonic(), progress.done
+        rate = (progress.done - self._first_done) / max(time.monotonic() - self._started, 1e-6)
+        self._write(final, embeddings_done=progress.done, embeddings_pending=progress.pending,
+                    embeddings_failed=progress.failed,
+                    eta_seconds=progress.pending / rate if rate > 0 and not final else None)
 
 
 # ---- maintenance (periodic tasks of lode/queue.py) --------------------------------------------------------------

@@ -113,11 +113,19 @@ def search(url: str, params: dict[str, Any]) -> dict[str, Any] | None:
         return None
     finally:
         connection.close()
-    # the REST page's extras are not part of the CLI's document
+    # the REST page's extras are not part of the CLI's document, nor the nulls its response model fills in for
+    # optional fields the engine leaves out
     result.pop("offset", None)
     result.pop("next_offset", None)
-    for hit in result.get("hits", []):
-        for relation in ("callers", "callees"):
-            if hit.get(relation) is None:
-                hit.pop(relation, None)
+    _drop_nulls(result, ("files", "query_kind"))
+    grouped = [hit for found in result.get("files") or [] for hit in found.get("hits", [])]
+    for hit in [*result.get("hits", []), *grouped]:
+        _drop_nulls(hit, ("callers", "callees"))
+        _drop_nulls(hit.get("legs") or {}, ("fused", "priors", "injected"))
     return result
+
+
+def _drop_nulls(document: dict[str, Any], keys: tuple[str, ...]) -> None:
+    for key in keys:
+        if key in document and document[key] is None:
+            del document[key]

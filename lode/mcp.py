@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, TypeVar
 
@@ -33,16 +33,17 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
-from lode import __version__, background
+from lode import __version__
 from lode.api import models
 from lode.api.models import Doc
 from lode.chunking.languages import LANGUAGES, language_for_path
 from lode.config import Settings
-from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, MODES, Lode
+from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, Lode
 from lode.errors import InputError, LodeError
-from lode.model import CHUNK_KINDS
+from lode.model import CHUNK_KINDS, Mode
 from lode.search.paths import is_test_path
 from lode.search.pattern import MAX_PATTERN_CHARS
+from lode.services.indexing import IndexOutcome, Schedule, run_index
 
 INSTRUCTIONS = (
     "Lode indexes code repositories. Use search_code to find where something is done, search_pattern for exact "
@@ -60,11 +61,13 @@ Repo = Annotated[str | None, Field(max_length=128, description=(
 if TYPE_CHECKING:  # the schemas list the values; to mypy they are strings
     Language: TypeAlias = str
     Kind: TypeAlias = str
+    ModeName: TypeAlias = str
 else:
     Language = Literal[tuple(LANGUAGES)]
     Kind = Literal[CHUNK_KINDS]
-SearchMode = Annotated[Literal[MODES], Field(description="hybrid (words and meaning), lexical (BM25 only) or "  # type: ignore[valid-type]
-                                                          "semantic (embeddings only).")]
+    ModeName = Literal[tuple(mode.value for mode in Mode)]  # the values inline, as the other enums of the tools
+SearchMode = Annotated[ModeName, Field(description="hybrid (words and meaning), lexical (BM25 only) or "
+                                                   "semantic (embeddings only).")]
 Symbol = Annotated[str, Field(description="A qualified name (pkg.mod.Class.method), a suffix (Class.method) or a "
                                           "unique short name.")]
 Depth = Annotated[int, Field(ge=1, le=10, description="Hops to follow, 1-10.")]
@@ -284,7 +287,8 @@ class ContextBuilder:
     def __init__(self, lode: Lode) -> None:
         self.lode = lode
 
-    def build(self, query: str | None, symbol: str | None, repo: RepoScope, budget: int, mode: str) -> dict[str, Any]:
+    def build(self, query: str | None, symbol: str | None, repo: RepoScope, budget: int,
+              mode: Mode | str) -> dict[str, Any]:
         if (query is None) == (symbol is None):
             raise InputError("pass exactly one of query or symbol")
         if symbol is not None:
@@ -338,7 +342,7 @@ class ContextBuilder:
         if not short.isidentifier():
             return []
         mention = re.compile(rf"\b{re.escape(short)}\b")
-        hits = self.lode.search(short, repo=seed.repo, mode="lexical", k=50)["hits"]
+        hits = self.lode.search(short, repo=seed.repo, mode=Mode.LEXICAL, k=50)["hits"]
         tests = [h for h in hits if is_test_path(h["path"]) and mention.search(h["snippet"])]
         items = [self._item("test", h, name=h["name_path"] or h["name"] or h["path"]) for h in tests[: self.max_tests]]
         for item in items:
@@ -616,7 +620,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         query: Annotated[str, Field(description="What the code does, or words and names in it.")],
         ctx: Context,
         repo: Repo = None,
-        mode: SearchMode = "hybrid",
+        mode: SearchMode = Mode.HYBRID,
         k: Annotated[int, Field(ge=1, le=MAX_K, description="Number of hits.")] = 10,
         lang: Annotated[Language | None, Field(description="Only this language.")] = None,
         path: Annotated[str | None, Field(min_length=1, max_length=500,
@@ -798,18 +802,15 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
                 anyio.from_thread.run(ctx.report_progress, progress.files_done, progress.files_total or None,
                                       f"{progress.files_done} files, {progress.chunks} chunks")
 
-        def run() -> tuple[Any, dict[str, int]]:
+        def run() -> IndexOutcome:
             lode = engine()
             root, name, within = access.index_target(ctx, lode, path, repo)
-            report = lode.index(root, name, on_progress, within=within)
-            embeddings = {"done": 0, "pending": 0, "failed": 0}
-            if lode.settings.embedder != "none" and report.chunks:
-                embeddings = lode.embedding_counts(report.repo)
-                if embeddings["pending"]:
-                    background.spawn_backfill(lode.settings, report.repo)  # as `lode index` does
-            return report, embeddings
+            # the graph within the run, so that the graph tools answer at once; the embeddings as `lode index` does
+            return run_index(lode, root, name, graph=Schedule.INLINE, embeddings=Schedule.DETACHED,
+                             within=within, on_progress=on_progress)
 
-        report, embeddings = await anyio.to_thread.run_sync(lambda: _engine_call(run))
+        outcome = await anyio.to_thread.run_sync(lambda: _engine_call(run))
+        report, embeddings = outcome.report, asdict(outcome.embeddings)
         text = (f"Indexed {report.repo}: {report.files_indexed} files indexed, {report.files_unchanged} unchanged, "
                 f"{report.files_deleted} deleted, {report.files_skipped} skipped; {report.chunks} chunks in "
                 f"{report.seconds:.1f}s. Embeddings: {embeddings['done']} done, {embeddings['pending']} pending, "
@@ -864,7 +865,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         budget_tokens: Annotated[int, Field(ge=MIN_BUDGET, le=MAX_BUDGET,
                                             description="The answer stays within this many tokens (estimated).")
                                  ] = 4000,
-        mode: SearchMode = "hybrid",
+        mode: SearchMode = Mode.HYBRID,
     ) -> Annotated[CallToolResult, ContextOut]:
         """Code to read before a change, within a token budget: the definitions found, then their callers,
         callees and related tests, each cited path:start-end; what did not fit is listed at the end (all of it

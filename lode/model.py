@@ -6,6 +6,19 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# The graph's edge kinds that queries walk and list (`contains` is structure, not a use); here so that the CLI's
+# help can name them without importing the graph
+EDGE_KINDS = ("calls", "imports", "inherits", "annotates", "decorates")
+
+
+class Mode(enum.StrEnum):
+    """How a search finds its candidates. The values are what the CLI's --mode, REST's and MCP's `mode` take and
+    what a result's `mode` says."""
+
+    HYBRID = "hybrid"  # the lexical leg and both vector legs, fused
+    LEXICAL = "lexical"  # BM25 only
+    SEMANTIC = "semantic"  # the vector legs only
+
 
 class SkipReason(str, enum.Enum):
     """Why a file was not indexed. Stored in the database; values are a stable contract."""

@@ -39,26 +39,59 @@ def test_help_and_version_import_nothing_heavy() -> None:
     assert code == 0 and "--vimgrep" in stdout
 
 
+# The command tree as JSON: every command with its parameters and its `-h` page. Typer 0.22+ vendors its own click
+# (typer._click), so the walk goes by attributes: an isinstance test against the click package matches nothing.
+COMMAND_TREE = """
+import json, typing, typer
+from typer.testing import CliRunner
+from lode.cli import app
+
+def walk(command, path):
+    hints = typing.get_type_hints(command.callback) if command.callback else {}
+    params = [{"opts": p.opts, "kind": p.param_type_name, "help": p.help or "", "bool": hints.get(p.name) is bool,
+               "flag": bool(getattr(p, "is_flag", False))} for p in command.params]
+    page = CliRunner().invoke(app, [*path, "-h"])
+    yield {"path": " ".join(path), "help": command.help or "", "params": params, "page": page.output,
+           "code": page.exit_code}
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from walk(sub, [*path, name])
+
+print(json.dumps(list(walk(typer.main.get_command(app), []))))
+"""
+
+
 def test_flags_are_shown_as_flags_and_every_option_has_help() -> None:
     code, stdout, _ = run_cli("index", "-h")
     assert code == 0 and re.search(r"^\s+--wait\s+Return when", stdout, re.M) and "<bool>" not in stdout
     code, stdout, _ = run_cli("graph", "export", "-h")
     assert re.search(r"--include-external\s+Keep edges", stdout)
-    walk = """
-import click, typer
-from lode.cli import app
-def walk(cmd, path):
-    if isinstance(cmd, click.Group):
-        for name, sub in cmd.commands.items():
-            yield from walk(sub, [*path, name])
-    for p in cmd.params:
-        if isinstance(p, click.Option) and not p.help:
-            yield " ".join(path) + " " + "/".join(p.opts)
-print("\\n".join(walk(typer.main.get_command(app), ["lode"])))
-"""
-    proc = subprocess.run([sys.executable, "-c", walk], capture_output=True, text=True, timeout=60, check=False)
+
+    proc = subprocess.run([sys.executable, "-c", COMMAND_TREE], capture_output=True, text=True, timeout=120,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "", f"options without help:\n{proc.stdout}"
+    commands = {command["path"]: command for command in json.loads(proc.stdout)}
+    options = {(path, opt) for path, command in commands.items() for param in command["params"]
+               for opt in param["opts"]}
+    # the walk reached every level (it once matched nothing and passed)
+    assert len(commands) >= 30 and {("symbols", "--limit"), ("graph path", "--max-depth"), ("graph path", "target"),
+                                    ("graph export", "--include-external"), ("repos rm", "name")} <= options
+    undocumented, not_flags = [], []
+    for path, command in commands.items():
+        assert command["code"] == 0 and command["page"].startswith("Usage: lode"), (path, command["page"])
+        if not command["help"]:
+            undocumented.append(f"lode {path} (the command)")
+        for param in command["params"]:
+            if not param["help"].strip():
+                undocumented.append(f"lode {path} {'/'.join(param['opts'])} ({param['kind']})")
+            if param["bool"] and not (param["flag"] and all(
+                    re.search(rf"(?:^\s+|, ){re.escape(opt)}(?:\s\s|,|$)", command["page"], re.M)
+                    for opt in param["opts"])):
+                not_flags.append(f"lode {path} {'/'.join(param['opts'])}")
+        # a flag takes no value; a repeatable option shows the type of one value, not `<list[str]>`
+        # (and a ranged number `<int>`, its range in the brackets after the help)
+        assert not re.search(r"<bool>|BOOLEAN|list\[|<int range>", command["page"]), (path, command["page"])
+    assert undocumented == [], "options, arguments or commands without help"
+    assert not_flags == [], "boolean options not shown as plain flags"
 
 
 def test_shell_completion_completes_commands() -> None:
@@ -110,7 +143,8 @@ def test_graph_stats_prints_text_unless_json(lode: Lode, tmp_path: Path, repo_na
     assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json")[0] == 0
     code, text, _ = run_cli("graph", "stats", "--repo", repo_name)
     assert code == 0 and text.startswith("nodes: ") and "{" not in text
-    assert re.search(r"^most called:\n\s+1\s+\S*register_hook \(src/app/hooks\.py:1\)$", text, re.M)
+    # called by the definition in src/app/hooks.py and by the test importing it from `app.hooks` (src/ layout)
+    assert re.search(r"^most called:\n\s+2\s+\S*register_hook \(src/app/hooks\.py:1\)$", text, re.M)
     code, document, _ = run_cli("graph", "stats", "--repo", repo_name, "--json")
     assert code == 0 and document["nodes"]["function"] >= 2
 
@@ -129,6 +163,10 @@ def test_filters_that_cannot_match_are_errors(lode: Lode, tmp_path: Path, repo_n
     _, kept, _ = run_cli(*query, "--path", "!tests/**")
     assert any(h["path"].startswith("tests/") for h in everything["hits"])
     assert kept["hits"] and not any(h["path"].startswith("tests/") for h in kept["hits"])
+    # an option out of its range is named as it was typed (graph path said `--depth`, an option it does not have)
+    code, _, stderr = run_cli("graph", "path", "app.hooks.register_hook", "app.hooks.HookRegistry", "--repo",
+                              repo_name, "--max-depth", "0")
+    assert code == 2 and "'--max-depth'" in stderr and "--depth " not in stderr
 
 
 def test_searching_an_empty_index_names_the_command(tmp_path: Path) -> None:

@@ -100,7 +100,7 @@ def test_forked_resolution_equals_serial(lode_home: Path, repo_name: str, tmp_pa
         monkeypatch.setattr(graph_store.multiprocessing, "get_context", counting_context)
         engine.settings.index_workers = 2
         engine.index(tree, f"{repo_name}-forked")
-        assert forks == ["fork"]
+        assert forks.count("fork") == 1  # the resolution; the indexer's file workers start by "forkserver"
         serial, forked = _edges(engine, f"{repo_name}-serial"), _edges(engine, f"{repo_name}-forked")
     assert serial and serial == forked
 

@@ -9,7 +9,7 @@ from test_graph_support import GraphRepo
 
 from lode.engine import Lode
 from lode.graph.facts import _python_items_type, _python_type
-from lode.graph.resolve import RETURNED, SELF_MEMBER, TYPED_RECEIVER
+from lode.graph.resolve import CONSTRUCTOR_ARGUMENT, RETURNED, SELF_MEMBER, TYPED_RECEIVER
 
 MODELS = (
     "from typing import Self\n"
@@ -152,9 +152,121 @@ def test_loop_variables_hold_the_elements_of_annotated_containers(lode: Lode, re
     ("Text", "Text", None), ('"Text"', "Text", None), ('Optional["Console"]', "Console", None),
     ("t.Optional[Console]", "Console", None), ("Console | None", "Console", None), ('List["Text"]', None, "Text"),
     ("cabc.Iterator[Group]", None, "Group"), ("tuple[T, ...]", None, "T"), ("Dict[str, int]", None, None),
-    ("Union[A, B]", None, None), ("type[Foo]", None, None),
+    ("Union[A, B]", "A|B", None), ("A | B | None", "A|B", None), ("Optional[Union[A, 'B']]", "A|B", None),
+    ("Union[A, Dict[str, int]]", "A|?", None), ("type[Foo]", None, None), ("list[int] | None", None, None),
 ])
 def test_annotations_give_an_instance_or_element_type_only_when_they_name_one(
     annotation: str, instance: str | None, items: str | None
 ) -> None:
     assert (_python_type(annotation), _python_items_type(annotation)) == (instance, items)
+
+
+def test_constructor_arguments_type_attributes_set_from_untyped_parameters(lode: Lode, repo_name: str) -> None:
+    repo = GraphRepo(lode, repo_name)
+    repo.apply({
+        "shop/__init__.py": "",
+        "shop/stores.py": (
+            "class Disk:\n"
+            "    def save(self):\n"
+            "        pass\n"
+            "class Memory:\n"
+            "    def save(self):\n"
+            "        pass\n"
+            "    def flush(self):\n"
+            "        pass\n"
+            "def open_disk():\n"
+            "    return Disk()\n"
+            "def typed_disk() -> Disk:\n"
+            "    return Disk()\n"
+        ),
+        "shop/cart.py": (
+            "from shop.stores import Disk, Memory\n"  # 1
+            "class Cart:\n"  # 2
+            "    def __init__(self, store, *, log=None, cache=None, audit=None):\n"  # 3
+            "        self.store = store\n"  # 4
+            "        self.log = log\n"  # 5
+            "        self.cache = cache\n"  # 6
+            "        self.audit: Disk = audit\n"  # 7 (what the class says wins over what callers pass)
+            "    def checkout(self):\n"  # 8
+            "        self.store.save()\n"  # 9
+            "        self.log.save()\n"  # 10
+            "        self.cache.flush()\n"  # 11
+            "        self.audit.save()\n"  # 12
+            "    @classmethod\n"  # 13
+            "    def fresh(cls):\n"  # 14
+            "        return cls(Memory())\n"  # 15
+        ),
+        "shop/app.py": (
+            "from shop.stores import Disk, Memory, open_disk, typed_disk\n"  # 1
+            "from shop.cart import Cart\n"  # 2
+            "def main(unknown):\n"  # 3
+            "    Cart(Disk(), log=typed_disk(), audit=Memory())\n"  # 4
+            "    disk = Disk()\n"  # 5
+            "    Cart(disk, cache=unknown)\n"  # 6
+            "    Cart(store=open_disk())\n"  # 7 (open_disk's return is unknown: adds nothing)
+        ),
+    })
+
+    def checkout_calls() -> dict[tuple[str, int], float]:
+        return {(target, int(evidence.rpartition(":")[2])): confidence
+                for source, target, kind, evidence, confidence in repo.snapshot()
+                if kind == "calls" and source == "shop.cart.Cart.checkout"}
+
+    calls = checkout_calls()
+    argument = SELF_MEMBER * CONSTRUCTOR_ARGUMENT
+    # Disk (twice) and Memory (cls(...)) reach `store`: both kept, the confidence split between them
+    assert calls[("shop.stores.Disk.save", 9)] == pytest.approx(argument / 2)
+    assert calls[("shop.stores.Memory.save", 9)] == pytest.approx(argument / 2)
+    # a keyword-only parameter, through what an annotated function returns
+    assert calls[("shop.stores.Disk.save", 10)] == pytest.approx(argument * RETURNED)
+    # only an unknown value was passed as cache: external, never a guess
+    assert [target for target, line in calls if line == 11] == ["external:self.cache.flush"]
+    assert [target for target, line in calls if line == 12] == ["shop.stores.Disk.save"]
+    assert calls[("shop.stores.Disk.save", 12)] == pytest.approx(SELF_MEMBER * TYPED_RECEIVER)
+    # a constructor call elsewhere changes: the class's file is resolved again
+    repo.apply({"shop/app.py": "from shop.stores import Memory\nfrom shop.cart import Cart\nCart(cache=Memory())\n"})
+    calls = checkout_calls()
+    assert calls[("shop.stores.Memory.save", 9)] == pytest.approx(argument)
+    assert calls[("shop.stores.Memory.flush", 11)] == pytest.approx(argument)
+    assert ("shop.stores.Disk.save", 9) not in calls
+
+
+def test_calls_in_decorator_arguments_belong_to_the_enclosing_scope(lode: Lode, repo_name: str) -> None:
+    repo = GraphRepo(lode, repo_name)
+    repo.apply({"cli.py": (
+        "class CertType:\n"
+        "    pass\n"
+        "def option(kind):\n"
+        "    return lambda f: f\n"
+        "@option(kind=CertType())\n"
+        "def main():\n"
+        "    pass\n"
+    )})
+    calls = {(source, target) for source, target, kind, _ in repo.edges(("calls",))}
+    assert ("cli", "cli.CertType") in calls and ("cli", "cli.option") in calls
+    assert not [target for source, target in calls if source == "cli.main"]
+
+
+def test_a_union_annotation_keeps_each_member_and_an_unknown_member_lowers_the_confidence(
+    lode: Lode, repo_name: str
+) -> None:
+    repo = GraphRepo(lode, repo_name)
+    repo.apply({"frames.py": (
+        "from typing import Union\n"  # 1
+        "class Debug:\n"  # 2
+        "    def eval(self):\n"  # 3
+        "        pass\n"  # 4
+        "class Console:\n"  # 5
+        "    def eval(self):\n"  # 6
+        "        pass\n"  # 7
+        "def run(frame: Debug | Console, other: Union[str, Console], path: str | bytes):\n"  # 8
+        "    frame.eval()\n"  # 9
+        "    other.eval()\n"  # 10
+        "    path.eval()\n"  # 11
+    )})
+    calls = {(target, int(evidence.rpartition(":")[2])): confidence
+             for source, target, kind, evidence, confidence in repo.snapshot() if kind == "calls"}
+    assert calls[("frames.Debug.eval", 9)] == pytest.approx(TYPED_RECEIVER / 2)
+    assert calls[("frames.Console.eval", 9)] == pytest.approx(TYPED_RECEIVER / 2)
+    assert calls[("frames.Console.eval", 10)] == pytest.approx(TYPED_RECEIVER / 2)  # str: outside the repository
+    assert [target for target, line in calls if line == 11] == ["external:path.eval"]

@@ -17,6 +17,7 @@ import pytest
 from tests.support.snapshot import index_snapshot
 from tests.support.cli import run_cli
 from lode.config import EmbeddingSettings, QueueSettings, Settings
+from lode.embedding.backfill import BackfillProgress
 from lode.engine import Lode
 from lode.errors import InputError, NotFound
 from lode.health import health_report
@@ -138,7 +139,7 @@ def test_the_backfill_is_split_into_batches_that_workers_share(lode: Lode, lode_
     assert job["embeddings"] == {"done": job["chunks"], "pending": 0, "failed": 0}
     assert len(seen) == batches > 5  # every batch was queued for any worker
     assert any("doing" in states for states in seen.values())  # and the second slot took some
-    assert lode.embedding_counts("q-batches") == {"done": job["chunks"], "pending": 0, "failed": 0}
+    assert lode.embedding_counts("q-batches") == BackfillProgress(done=job["chunks"], pending=0, failed=0)
 
 
 def test_garbage_collection_removes_only_garbage(lode: Lode) -> None:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.support.cli import run_cli
 from lode.config import Settings
+from lode.embedding.backfill import BackfillProgress
 from lode.engine import Lode
 from tests.support.embedding_stub import http_env, start_stub
 from tests.support.trees import SEMANTIC_CORPUS, write_tree
@@ -119,7 +120,7 @@ def test_backfill_resumes_after_sigkill(lode: Lode, lode_home: Path, tmp_path: P
         deadline = time.monotonic() + 60
         done = 0
         while time.monotonic() < deadline:
-            done = lode.embedding_counts(repo_name)["done"]
+            done = lode.embedding_counts(repo_name).done
             if done >= 100:
                 break
             time.sleep(0.05)
@@ -163,9 +164,9 @@ def test_index_returns_at_once_and_embeds_in_the_background(lode: Lode, tmp_path
         code, report, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env=http_env(url))
         assert code == 0 and report["embeddings"]["pending"] == 4 and report["embeddings"]["done"] == 0
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and lode.embedding_counts(repo_name)["pending"]:
+        while time.monotonic() < deadline and lode.embedding_counts(repo_name).pending:
             time.sleep(0.1)
-        assert lode.embedding_counts(repo_name) == {"done": 4, "pending": 0, "failed": 0}
+        assert lode.embedding_counts(repo_name) == BackfillProgress(done=4, pending=0, failed=0)
         assert time.monotonic() - started < 60
     finally:
         slow.kill()
@@ -207,7 +208,7 @@ def test_no_query_embedding_before_the_first_vector_is_stored(lode_home: Path, t
         provider.setblocking(False)
         engine = http_engine(lode_home, f"http://127.0.0.1:{provider.getsockname()[1]}")
         try:
-            assert engine.embedding_counts(repo_name) == {"done": 0, "pending": 4, "failed": 0}
+            assert engine.embedding_counts(repo_name) == BackfillProgress(done=0, pending=4, failed=0)
             assert engine.status(repo_name)["repos"][0]["embedding_model"] == "http:stub-a"
             result = engine.search("post the payload", repo=repo_name, mode="hybrid")
         finally:

@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.cli import run_cli
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
@@ -369,7 +371,8 @@ def test_an_index_error_stays_through_the_status_refresh(server: str, browser) -
     wait_for(driver, lambda d: not d.find_element(By.ID, "error").is_displayed())
 
 
-def test_a_job_with_nothing_to_do_shows_done(server: str, shop_root: Path, shop_repo: str, browser) -> None:
+def test_a_job_with_nothing_to_do_shows_done(server: str, shop_root: Path, shop_repo: str, lode_home: Path,
+                                              browser) -> None:
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -385,6 +388,11 @@ def test_a_job_with_nothing_to_do_shows_done(server: str, shop_root: Path, shop_
     fill = driver.execute_script("return [...document.querySelectorAll('#jobs tr.job')].find("
                                  "r => r.innerText.includes('nothing changed')).querySelector('.fill').style.width")
     assert fill == "100%"
+    # and `lode jobs` says so too, instead of "0/0 files"
+    code, listed, _ = run_cli("jobs", "--repo", shop_repo, env={"LODE_HOME": str(lode_home)})
+    assert code == 0 and any("succeeded" in line and "  nothing changed, " in line
+                             for line in listed.splitlines()), listed
+    assert "0/0 files" not in listed
 
 
 def test_snippets_mark_what_the_tokenizer_matched(server: str, shop_repo: str, browser) -> None:
@@ -497,4 +505,39 @@ def test_a_large_call_graph_is_layered_grouped_by_file_and_collapsed(server: str
     assert sum(n["parent"] == in_box["parent"] for n in callers_shown(nodes)) == 5
     no_overlap(nodes)
     driver.find_element(By.ID, "graph").screenshot(str(tmp_path / "graph-expanded.png"))
+    no_console_errors(driver)
+
+
+def test_the_url_holds_the_symbol_pages_depth(server: str, shop_repo: str, browser) -> None:
+    """The depth select kept its value from page to page and a reload reset it: the callers shown were for a
+    depth the URL did not say."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    driver = browser
+
+    def callers() -> str:
+        return driver.find_element(By.ID, "callers").text
+
+    driver.get(f"{server}/#/symbol?name=shop.pricing.subtotal&repo={shop_repo}&depth=2")
+    wait_for(driver, lambda d: "shop.pricing.grand_total" in callers(), message="no depth-2 callers")
+    assert "shop.pricing.total" in callers() and driver.find_element(By.ID, "depth").get_attribute("value") == "2"
+
+    Select(driver.find_element(By.ID, "depth")).select_by_value("1")  # writes the URL, which draws the lists
+    wait_for(driver, lambda d: "depth=" not in d.current_url and "shop.pricing.total" in callers()
+             and "shop.pricing.grand_total" not in callers())
+    driver.back()
+    wait_for(driver, lambda d: "shop.pricing.grand_total" in callers())
+    assert driver.find_element(By.ID, "depth").get_attribute("value") == "2" and "depth=2" in driver.current_url
+
+    # a link from the page keeps its depth
+    next(a for a in driver.find_elements(By.CSS_SELECTOR, "#callers li a")
+         if a.text == "shop.pricing.total").click()
+    wait_for(driver, lambda d: "name=shop.pricing.total" in d.current_url and "depth=2" in d.current_url)
+    wait_for(driver, lambda d: "shop.pricing.grand_total" in callers())
+
+    # a depth the select does not offer is the default
+    driver.get(f"{server}/#/symbol?name=shop.pricing.subtotal&repo={shop_repo}&depth=9")
+    wait_for(driver, lambda d: "shop.pricing.total" in callers() and "shop.pricing.grand_total" not in callers())
+    assert driver.find_element(By.ID, "depth").get_attribute("value") == "1"
     no_console_errors(driver)

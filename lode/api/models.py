@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.responses import JSONResponse
 
+from lode.model import Mode
+
 REPO_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
@@ -256,7 +258,7 @@ class SearchFile(Doc):
 
 class SearchOut(Doc):
     query: str
-    mode: Literal["hybrid", "lexical", "semantic"]
+    mode: Mode
     degraded: list[str]
     hits: list[SearchHit]
     offset: int
@@ -276,7 +278,7 @@ class SearchIn(Doc):
 
     q: str = Field(min_length=1, description="Plain text: a name, a question, or a whole issue with tracebacks.")
     repo: str | None = Field(default=None, pattern=REPO_NAME)
-    mode: Literal["hybrid", "lexical", "semantic"] = "hybrid"
+    mode: Mode = Mode.HYBRID
     k: int = Field(default=10, ge=1, le=200)
     offset: int = Field(default=0, ge=0, lt=200)
     lang: list[str] = Field(default_factory=list, max_length=20)

@@ -17,6 +17,7 @@ from lode.api.security import check_index_path, principal, repo_scope, require_r
 from lode.api.staleness import staleness
 from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, MAX_QUERY_BYTES, Lode
 from lode.errors import InputError
+from lode.model import Mode
 from lode.graph import EDGE_KINDS, ExportFilters
 from lode.search.pattern import MAX_PATTERN_CHARS
 from lode.jobs import ACTIVE, JobConflict, Jobs as JobsService
@@ -217,9 +218,8 @@ def search(
                                         "traceback: up to 64 KiB (POST /v1/search takes it in a JSON body).",
                             examples=["apply discount"])],
     repo: RepoParam = None,
-    mode: Annotated[Literal["hybrid", "lexical", "semantic"],
-                    Query(description="hybrid (words and meaning), lexical (BM25) or semantic (embeddings).",
-                          examples=["lexical"])] = "hybrid",
+    mode: Annotated[Mode, Query(description="hybrid (words and meaning), lexical (BM25) or semantic (embeddings).",
+                                examples=["lexical"])] = Mode.HYBRID,
     k: Annotated[int, Query(ge=1, le=MAX_K, description="Hits per page.", examples=[10])] = 10,
     offset: Annotated[int, Query(ge=0, lt=MAX_K, description=f"Hits to skip; offset + k <= {MAX_K}.",
                                  examples=[10])] = 0,

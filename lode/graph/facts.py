@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import builtins
 import functools
+import json
 import math
 import operator
 import posixpath
@@ -41,6 +42,11 @@ IMPORT = "import"  # target: an absolute qualified name (a module or a symbol)
 STAR = "star"  # target: a module whose names are all bound (Python `import *`, JS `export *`, Java `.*`)
 INSTANCE = "instance"  # target: a type expression; the name holds an instance of it (of what a function returns)
 ALIAS = "alias"  # target: an expression in the scope's module; the name is what it names (`response_class = R`)
+PARAMETER = "parameter"  # on a class: `self.x = p` in __init__ from an untyped parameter; target "position;name"
+ARGUMENT = "argument"  # a constructor call's typed argument: name CONSTRUCTS + class name, target ARGUMENT_TARGET
+CONSTRUCTS = "@new:"  # prefix of an ARGUMENT binding's name: the called class's last name
+# ARGUMENT target: "callee;key;type": the callee as written in the binding's scope, the argument's position
+# (0 is the first after self) or keyword, and the type expression of its value (what `x = value` would hold)
 RETURNS = "@return"  # the name of an INSTANCE binding on a function: what it returns
 ITEMS = "[]"  # appended to a name: the elements of what it holds (`xs: list[T]` binds `xs[]` to T)
 EXTERNAL_NAME = "external"  # target: a name outside the repository
@@ -78,6 +84,7 @@ class Reference:
     name: str  # as written (calls, inherits) or the absolute target (imports)
     line: int
     hint: str | None = None  # calls: SELF, SUPER or the receiver's type expression; imports: EXTERNAL, PACKAGE
+    arguments: int | None = None  # calls: how many arguments, where overloads are told apart by it (Java)
 
 
 @dataclass(slots=True)
@@ -129,6 +136,8 @@ def extract_facts(
                                f"({len(facts.references)} references read)") from None
         finally:
             _DEADLINE.reset(deadline)
+    elif posixpath.basename(path) in TS_CONFIGS:
+        _ts_paths(facts, text)
     return facts
 
 
@@ -142,10 +151,13 @@ def _symbols(
     index: dict[str, int] = {}
     variants: dict[tuple[str, str | None], int] = {}
     spans: list[_Span] = []
+    overloaded = _java_overloads(chunked) if chunked.language == "java" else set()
     for ordinal, chunk in enumerate(chunked.chunks):
         name_path = chunk.name_path
         if not name_path or chunk.kind in NOT_SYMBOLS:
             continue
+        if name_path in overloaded and chunk.signature:
+            name_path += java_parameters(chunk.signature)
         start_line, end_line = chunk.start_line, chunk.end_line
         position = variants.get((name_path, chunk.guard))
         if position is None:
@@ -161,6 +173,43 @@ def _symbols(
             (start_line - 1, 1 - end_line, name_path.count("."), ordinal, chunk.start_byte, chunk.end_byte, position)
         )
     return symbols, {module: 0} | index, _Owners(spans, data, line_count)
+
+
+def _java_overloads(chunked: ChunkedFile) -> set[str]:
+    """The name paths of Java methods and constructors declared with more than one parameter list: each
+    overload is a node of its own, named with its parameter types (`Repo.save(String,int)`)."""
+    signatures: dict[str, set[str]] = {}
+    for chunk in chunked.chunks:
+        if chunk.kind == "method" and chunk.name_path and chunk.signature:
+            signatures.setdefault(chunk.name_path, set()).add(java_parameters(chunk.signature))
+    return {name_path for name_path, found in signatures.items() if len(found) > 1}
+
+
+_JAVA_GENERICS = re.compile(r"<[^<>]*>")
+_JAVA_ANNOTATION = re.compile(r"@[\w.]+(?:\([^()]*\))?\s*")
+
+
+def java_parameters(signature: str) -> str:
+    """`void save(final java.util.List<String> a, int... b)` -> `(List,int[])`: the simple type names, varargs
+    as the array they are (no dots: name paths split on them)."""
+    inside = signature[signature.find("(") + 1 : signature.rfind(")")]
+    while (simpler := _JAVA_GENERICS.sub("", inside)) != inside:
+        inside = simpler
+    types = []
+    for parameter in _JAVA_ANNOTATION.sub("", inside).replace("...", "[] ").split(","):
+        words = parameter.replace("final ", "").split()
+        if len(words) >= 2:  # the type, then the name
+            types.append("".join(words[:-1]).rpartition(".")[2])
+    return f"({','.join(types)})"
+
+
+def java_arity(name_path: str) -> tuple[int, bool] | None:
+    """(parameters, whether the last may be varargs: an array) of an overload's name path; None for others."""
+    if not name_path.endswith(")") or "(" not in name_path:
+        return None
+    inside = name_path[name_path.rfind("(") + 1 : -1]
+    count = inside.count(",") + 1 if inside else 0
+    return count, inside.endswith("[]")
 
 
 # (first row, -last row, depth, chunk ordinal, start byte, end byte, symbol index): sorted, outer spans first
@@ -276,11 +325,11 @@ class _File:
             return f"{type_name}{dot}{rest}" if type_name else None
         if (scope, head) in self.locals:
             known = self.local_type(scope, head, node.start_byte)
-            return f"{known}{dot}{rest}" if known else None
+            return member_type(known, dot + rest) if known else None
         return expression
 
     def call(self, node: Node, name: str, self_names: frozenset[str], hinted_only: bool = False,
-             scope: int | None = None) -> None:
+             scope: int | None = None, arguments: int | None = None) -> None:
         """Record a call of `name` (a normalised callee) at `node`, with what is known of its receiver; with
         hinted_only (a builtin's name), only when something is known of it. `scope` overrides its owner."""
         row = node.start_point.row
@@ -299,7 +348,7 @@ class _File:
             elif "()." in name and (constructed := _CONSTRUCTED.match(name)):  # `C().m()`, `new C().m()`
                 hint = constructed.group(1)
         if hint is not None or not hinted_only:
-            self.facts.references.append(Reference("calls", scope, name, row + 1, hint))
+            self.facts.references.append(Reference("calls", scope, name, row + 1, hint, arguments))
 
 
 _PYTHON_SELF = frozenset({"self", "cls"})
@@ -378,9 +427,52 @@ _PY_TYPE = re.compile(
     r"""["']?(?:(?:[A-Za-z_]\w*\.)?Optional\[)?["']?([A-Za-z_][\w.]*)["']?\]?(?:\s*\|\s*None)?["']?\Z""")
 
 
+_PY_UNION = re.compile(r"(?:[A-Za-z_]\w*\.)?(Union|Optional)\[(.*)\]\Z", re.DOTALL)
+_PY_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*\Z")
+UNION = "|"  # between the members of a union type expression (`A|B`); UNKNOWN stands for a member that is no name
+UNKNOWN = "?"
+
+
 def _python_type(text: str) -> str | None:
-    match = _PY_TYPE.match(text.strip())
-    return match.group(1) if match else None
+    """The type expression an annotation gives its name: `T` (also quoted, Optional, `| None`), or a union of
+    names (`A | B`, `Union[A, B]`) as `A|B`, with UNKNOWN for members that are no plain name (`A|?`)."""
+    text = text.strip()
+    if match := _PY_TYPE.match(text):
+        return match.group(1)
+    members = [member.strip().strip("'\"") for member in _union_members(text.strip("'\""))]
+    types = [member if _PY_NAME.match(member) else UNKNOWN for member in members if member != "None"]
+    if not types or all(member == UNKNOWN for member in types):
+        return None
+    return UNION.join(types)
+
+
+def _union_members(text: str) -> list[str]:
+    """The members of `A | B`, `Union[A, B]`, `Optional[Union[A, B]]`, flattened; [] for other text."""
+    if match := _PY_UNION.match(text):
+        members = _split_top_level(match.group(2), ",") + (["None"] if match.group(1) == "Optional" else [])
+    else:
+        members = _split_top_level(text, "|")
+        if len(members) < 2:
+            return []
+    return [inner for member in members for inner in (_union_members(member.strip()) or [member])]
+
+
+def _split_top_level(text: str, separator: str) -> list[str]:
+    parts, depth, start = [], 0, 0
+    for index, character in enumerate(text):
+        if character in "[(":
+            depth += 1
+        elif character in "])":
+            depth -= 1
+        elif character == separator and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    return [*parts, text[start:]]
+
+
+def member_type(type_name: str, suffix: str) -> str:
+    """`suffix` (`.copy`, `[]`) appended to each member of a type expression: `A|B` -> `A.copy|B.copy`."""
+    return UNION.join(member + suffix for member in type_name.split(UNION))
 
 
 _PY_ITEMS_TYPE = re.compile(
@@ -435,6 +527,10 @@ def _extract_python(file: _File, root: Node) -> None:
         if not (builtin and "." not in called):  # `len(x)`: no hint could keep it
             scope = decorators.enclosing(node.start_byte)
             file.call(node, called, _PYTHON_SELF, hinted_only=builtin, scope=scope)
+            last = called.rpartition(".")[2]
+            if (last[:1].isupper() or called == "cls") and node.parent is not None and _DOTTED.match(called):
+                _python_constructor_arguments(file, node.parent, called,
+                                              file.owner(node) if scope is None else scope)
 
 
 def _python_returns(file: _File, annotations: Sequence[Node], returned: Sequence[Node]) -> None:
@@ -480,7 +576,8 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
             function = call.child_by_field_name("function") if call is not None else None
             if function is not None and alias is not None and (target := _first(alias)) is not None:
                 manager = file.value_type(node, _callee(file.text(function)), _PYTHON_SELF)
-                file.assign(node, file.text(target), f"{manager}.__enter__" if manager else None, _PYTHON_SELF)
+                file.assign(node, file.text(target), member_type(manager, ".__enter__") if manager else None,
+                            _PYTHON_SELF)
             continue
         left, right = node.child_by_field_name("left"), node.child_by_field_name("right")
         assert left is not None
@@ -494,7 +591,7 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
                 else:
                     container = file.value_type(node, iterated + ("()" if right.type == "call" else ""),
                                                 _PYTHON_SELF)
-                    element = container + ITEMS if container else None
+                    element = member_type(container, ITEMS) if container else None
                 file.assign(left, file.text(left), element, _PYTHON_SELF)  # from the loop's body on
             continue
         if (annotation := node.child_by_field_name("type")) is not None:
@@ -515,8 +612,68 @@ def _python_values(file: _File, found: dict[str, list[Node]]) -> None:
                 head = value.partition(".")[0]
                 if "." not in value and (scope, head) in file.locals:
                     file.assign(node, file.text(left), file.local_type(scope, head, node.start_byte), _PYTHON_SELF)
+                elif "." not in value and file.symbols[scope].name == "__init__":
+                    _python_parameter_attribute(file, node, scope, file.text(left), value)
             elif left.type == "identifier":
                 file.bind(scope, file.text(left), value, ALIAS, node.start_point.row + 1)
+
+
+def _python_parameter_attribute(file: _File, node: Node, scope: int, attribute: str, value: str) -> None:
+    """`self.x = p` in `__init__` from an untyped parameter: a PARAMETER binding on the class, which the
+    constructor calls' arguments (ARGUMENT bindings) type at resolution."""
+    head, _, name = attribute.partition(".")
+    owner = file.enclosing_type(scope)
+    if head not in _PYTHON_SELF or "." in name or owner is None:
+        return
+    function = node.parent
+    while function is not None and function.type != "function_definition":
+        function = function.parent
+    parameters = function.child_by_field_name("parameters") if function is not None else None
+    position = 0
+    for parameter in parameters.named_children[1:] if parameters is not None else ():  # after self
+        if parameter.type in ("list_splat_pattern", "keyword_separator", "dictionary_splat_pattern"):
+            position = -1  # what follows is keyword-only
+            continue
+        named = parameter.child_by_field_name("name") if parameter.type == "default_parameter" else parameter
+        if parameter.type in ("identifier", "default_parameter") and named is not None and file.text(named) == value:
+            file.bind(owner, name, f"{position};{value}", PARAMETER, node.start_point.row + 1)
+            return
+        if position >= 0:
+            position += 1
+
+
+def _python_constructor_arguments(file: _File, call: Node, called: str, scope: int) -> None:
+    """ARGUMENT bindings for the arguments of known type in a call of a class (`Foo(Bar(), b=make())`: by
+    convention a CapWords name, or `cls(...)`), which type the attributes its __init__ sets from them."""
+    arguments = call.child_by_field_name("arguments")
+    if arguments is None or arguments.type != "argument_list":
+        return
+    callee = file.value_type(call, called, _PYTHON_SELF) if called in _PYTHON_SELF else called
+    if callee is None:
+        return
+    position = 0
+    for argument in arguments.named_children:
+        key: str | None = None
+        value: Node | None = argument
+        if argument.type == "keyword_argument":
+            named = argument.child_by_field_name("name")
+            key, value = (file.text(named) if named is not None else None), argument.child_by_field_name("value")
+        elif argument.type in ("list_splat", "dictionary_splat"):
+            return  # positions after it are unknown
+        elif argument.type != "comment":
+            key = str(position)
+            position += 1
+        if key is None or value is None:
+            continue
+        type_name: str | None = None
+        if value.type == "call" and (function := value.child_by_field_name("function")) is not None:
+            if function.type in ("identifier", "attribute"):
+                type_name = file.value_type(value, _callee(file.text(function)), _PYTHON_SELF)
+        elif value.type == "identifier" and (scope, file.text(value)) in file.locals:
+            type_name = file.local_type(scope, file.text(value), value.start_byte)
+        if type_name and ";" not in type_name:
+            file.bind(scope, CONSTRUCTS + callee.rpartition(".")[2], f"{callee};{key};{type_name}", ARGUMENT,
+                      call.start_point.row + 1)
 
 
 def _python_annotations(file: _File, annotations: list[Node], builtins: frozenset[str]) -> None:
@@ -667,7 +824,7 @@ _TS_QUERY = (
 (extends_type_clause) @heritage
 """
 )
-_JS_EXTENSIONS = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
+JS_EXTENSIONS = (".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx")
 _TS_TYPE = re.compile(r":\s*([A-Za-z_$][\w$.]*)\s*(?:\|\s*(?:null|undefined)\s*)?\Z")
 
 
@@ -676,7 +833,7 @@ def _js_module(file: _File, specifier: str) -> tuple[str, bool]:
     if not specifier.startswith("."):
         return specifier, False
     target = posixpath.normpath(posixpath.join(posixpath.dirname(file.facts.path), specifier))
-    for extension in _JS_EXTENSIONS:
+    for extension in JS_EXTENSIONS:
         if target.endswith(extension):
             target = target[: -len(extension)]
             break
@@ -825,6 +982,39 @@ def _js_require(file: _File, node: Node) -> None:
                     file.bind(scope, file.text(alias), f"{target}.{file.text(key)}", kind, line)
 
 
+TS_CONFIGS = ("tsconfig.json", "jsconfig.json")
+TS_PATHS = "@paths:"  # prefix of a TS config's bindings: `@paths:` + a `paths` pattern; target: its paths, joined
+# by newlines, relative to the repository (baseUrl or the config's folder applied); `baseUrl` alone is pattern `*`
+_JSONC_NOISE = re.compile(r'("(?:\\.|[^"\\])*")|//[^\n]*|/\*[\s\S]*?\*/|,(?=\s*[}\]])')
+
+
+def _ts_paths(facts: FileFacts, text: str) -> None:
+    """`compilerOptions.paths` and `baseUrl` of a tsconfig.json / jsconfig.json (JSON with comments and
+    trailing commas), as bindings of its module node that resolution maps bare import specifiers through."""
+    try:
+        for _ in range(2):  # the second pass drops the commas the comments hid: `a, /* c */ }`
+            text = _JSONC_NOISE.sub(lambda match: match.group(1) or "", text)
+        config = json.loads(text)
+    except ValueError:
+        return  # not valid JSON(C): no aliases, as TypeScript itself would fail
+    options = config.get("compilerOptions") if isinstance(config, dict) else None
+    if not isinstance(options, dict):
+        return
+    folder = posixpath.dirname(facts.path)
+    base_url = options.get("baseUrl")
+    base = posixpath.normpath(posixpath.join(folder, base_url)) if isinstance(base_url, str) else folder
+    paths = options.get("paths")
+    patterns = dict(paths) if isinstance(paths, dict) else {}
+    if isinstance(base_url, str):
+        patterns.setdefault("*", ["*"])
+    for pattern, targets in patterns.items():
+        if isinstance(pattern, str) and isinstance(targets, list):
+            joined = "\n".join(posixpath.normpath(posixpath.join(base, target)).removeprefix("./")
+                                for target in targets if isinstance(target, str))
+            if joined:
+                facts.bindings.append(Binding(0, TS_PATHS + pattern, joined, IMPORT, 1))
+
+
 # ---- Go ---------------------------------------------------------------------------------------------------
 
 _GO_QUERY = """
@@ -954,7 +1144,10 @@ def _extract_java(file: _File, root: Node) -> None:
         method, target = node.child_by_field_name("name"), node.child_by_field_name("object")
         if method is not None:
             callee = file.text(method) if target is None else f"{file.text(target)}.{file.text(method)}"
-            file.call(node, _callee(callee), _THIS)
+            arguments = node.child_by_field_name("arguments")
+            count = sum(child.type != "line_comment" and child.type != "block_comment"
+                        for child in arguments.named_children) if arguments is not None else None
+            file.call(node, _callee(callee), _THIS, arguments=count)
     for node in found.get("new", ()):
         if (type_name := _java_type(file, node)) is not None:
             file.call(node, type_name, _THIS)

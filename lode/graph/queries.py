@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 
 from lode.errors import InputError, NotFound
+from lode.model import EDGE_KINDS
 from lode.graph.facts import MODULE_ORDINAL
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
 
-EDGE_KINDS = ("calls", "imports", "inherits", "annotates", "decorates")
 WALKED_KINDS = ("calls", "imports", "inherits")  # what paths and exports follow unless told
 MAX_DEPTH = 10
 MAX_WALK_ROWS = 200_000
@@ -95,8 +95,12 @@ class GraphPath:
 _NODE_COLUMNS = "n.id, n.repo_id, n.name_path, n.kind, n.path, n.start_line, n.end_line, n.guard"
 
 
+def _like_escaped(name: str) -> str:
+    return name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def _like_suffix(name: str) -> str:
-    return "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return "%." + _like_escaped(name)
 
 
 def find_symbol(conn: psycopg.Connection, repo_ids: list[int], name: str) -> GraphNode:
@@ -107,13 +111,17 @@ def find_symbol(conn: psycopg.Connection, repo_ids: list[int], name: str) -> Gra
     name = name.strip()
     if not name or len(name) > 500:
         raise InputError("a symbol name needs 1 to 500 characters")
-    last = name.rsplit(".", 1)[-1]
+    last = name.partition("(")[0].rsplit(".", 1)[-1]
+    plain = "(" not in name  # Java overloads: `Repo.save` also names each `Repo.save(...)`
     rows = conn.execute(
         f"""SELECT {_NODE_COLUMNS}, n.name_path = %(name)s AS exact FROM graph_nodes n
              WHERE n.repo_id = ANY(%(repos)s) AND n.name = %(last)s
-               AND (n.name_path = %(name)s OR n.name_path LIKE %(suffix)s OR n.name = %(name)s)
+               AND (n.name_path = %(name)s OR n.name_path LIKE %(suffix)s OR n.name = %(name)s
+                    OR n.name_path LIKE %(overload)s OR n.name_path LIKE %(suffix_overload)s)
              ORDER BY n.name_path, n.path LIMIT 51""",
-        {"repos": repo_ids, "name": name, "last": last, "suffix": _like_suffix(name)},
+        {"repos": repo_ids, "name": name, "last": last, "suffix": _like_suffix(name),
+         "overload": _like_escaped(name) + "(%" if plain else None,
+         "suffix_overload": _like_suffix(name) + "(%" if plain else None},
     ).fetchall()
     exact = [row for row in rows if row[-1]]
     chosen = exact or rows

@@ -10,11 +10,15 @@ Rules, by language:
   miss go external.
 - JavaScript/TypeScript: ES imports (named, default, namespace), `export {..} from`, `export *`,
   `export default`, `require` (whole module or destructured); `./x` may be `./x/index`; `this.m()`,
-  `super.m()`, `super(...)`, `new C()`; receivers from `x = new C()`, typed parameters and class fields.
-  Bare specifiers (`react`) are external.
+  `super.m()`, `super(...)`, `new C()`; receivers from `x = new C()`, typed parameters, class fields and
+  constructor parameter properties. Bare specifiers (`@app/x`) go through the `paths` and `baseUrl` of the
+  nearest tsconfig.json / jsconfig.json above the file (facts.TS_PATHS); those they do not map (`react`) are
+  external.
 - Go: package-qualified calls through the import path (the target's directory must end the path), same-package
   names, receiver methods, embedded structs as bases. Java: package-qualified names, imports (single, star,
-  static), implicit `this`, `this.`/`super.`, typed locals, fields and parameters.
+  static), implicit `this`, `this.`/`super.`, typed locals, fields (`this.repo`, `repo`) and parameters;
+  overloads are nodes of their own (`Repo.save(String,int)`, facts.java_parameters), found by their plain name,
+  and a call keeps those its argument count fits (fixed arity, else varargs; else all, split).
 - Other languages: by name (the callee's last name, preferring matches of its qualifier, then the same file),
   confidence BY_NAME split; a name with more than MAX_CANDIDATES candidates goes external (too common to mean
   anything, like `get`).
@@ -24,8 +28,12 @@ scope around the decorated definition (they run when it is made).
 Python type flow, bounded to what is written: `self.x = param` from a typed parameter or local; return
 annotations (`-> Self`, a string) or `return self` (RETURNS bindings), so `x = y.copy()`, `a.b().c()` and
 `with C() as s` (through `C.__enter__`) type their results; `name = other` in a module or class body (ALIAS:
-`response_class = Response`, then `self.response_class()`); annotated module globals. Not followed: aliases inside
-functions, `x = a or b`, attributes of untyped values, constructor arguments: those stay external, never guessed.
+`response_class = Response`, then `self.response_class()`); annotated module globals; constructor arguments:
+`self.x = p` in `__init__` from an untyped parameter holds what the class's calls (`Foo(Bar())`, `Foo(p=b)`, with
+b's type known) pass as p, each type kept (CONSTRUCTOR_ARGUMENT, so several split the edge); union annotations
+(`A | B`, `Union[A, B]`) keep each member, scaled by the share of members that name something in the repository.
+Not followed: aliases inside functions, `x = a or b`, attributes of untyped values: those stay external, never
+guessed.
 Nested functions are no nodes: calls inside them belong to the enclosing definition, calls to them go external.
 
 Every edge carries a confidence: the product of the rule factors below, split evenly across the candidates when
@@ -52,6 +60,7 @@ SELF_MEMBER = 0.9  # self.m(), this.m(), implicit this: an override in a subclas
 INHERITED = 0.9  # per base class climbed
 TYPED_RECEIVER = 0.8  # the receiver's type comes from an assignment or an annotation
 RETURNED = 0.9  # and, besides, from what a function returns (its return annotation, or `return self`)
+CONSTRUCTOR_ARGUMENT = 0.6  # the type comes from what the class's constructor calls pass (an unannotated parameter)
 BY_NAME = 0.5  # languages resolved by name only
 MAX_CANDIDATES = 8  # for resolution by name only
 MAX_STEPS = 5_000  # lookups one reference may compute (a guard: real code needs a few dozen); then it goes external
@@ -66,6 +75,7 @@ _IN_REPOSITORY_ONLY = frozenset({"annotates", "decorates"})
 _JS = frozenset({"javascript", "typescript", "tsx"})
 _RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
 _NONE: list = []  # an empty result, never mutated
+_TS_PATHS_KEY = "@paths"  # the looked-up name of every TS config's paths
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
 _CALLED_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\(\))?(?:\.[A-Za-z_$#][\w$]*(?:\(\))?)*(?:\[\])?\Z")
 
@@ -89,7 +99,9 @@ def definition_keys(
     path: str, language: str, nodes: Iterable[tuple[str, str]], bindings: Iterable[tuple[str, str]]
 ) -> set[str]:
     keys = {key for name_path, name in nodes for key in (name_path, "~" + name)}
-    keys.update(f"{scope}.{name}" for scope, name in bindings)
+    for scope, name in bindings:  # constructor arguments and TS paths are looked up without their scope
+        keys.add(name if name.startswith(f.CONSTRUCTS) else _TS_PATHS_KEY if name.startswith(f.TS_PATHS)
+                 else f"{scope}.{name}")
     if language == "go":
         keys.add("dir:" + posixpath.dirname(path))
     return keys
@@ -130,6 +142,7 @@ class ReferenceInfo(NamedTuple):
     name: str
     line: int
     hint: str | None
+    arguments: int | None = None  # calls: the argument count, when overloads may need it (Java)
 
 
 Target = tuple[int | None, str | None, float]  # an edge of a reference: (node id, external name, confidence)
@@ -164,14 +177,27 @@ class SymbolTable:
             self.nodes[node.id] = node
             self.by_path.setdefault(node.name_path, []).append(node)
             self.by_name.setdefault(node.name, []).append(node)
+            if node.name_path.endswith(")") and self.files[node.file_id].language == "java":
+                # an overload is also found by its plain name
+                self.by_path.setdefault(node.name_path[: node.name_path.rfind("(")], []).append(node)
             if node.kind == "module":
                 self.modules_by_dir.setdefault(self.files[node.file_id].directory, []).append(node)
         self.bindings: dict[tuple[str, str, int], list[BindingInfo]] = {}  # (scope, name, file id)
         for binding in bindings:
             self.bindings.setdefault((binding.scope, binding.name, binding.file_id), []).append(binding)
         # the scopes whose own names (local imports, typed locals) change how references in them resolve
-        self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings
-                             if not name.startswith(f.RETURNS)}
+        self.bound_scopes = {(scope, file_id) for scope, name, file_id in self.bindings if not name.startswith("@")}
+        # a class's constructor calls with arguments of known type, by the class's last name (f.ARGUMENT)
+        self.constructions: dict[str, list[BindingInfo]] = {}
+        # TS path aliases: (config's folder, pattern, repository paths), nearest config (deepest folder) first
+        self.ts_paths: list[tuple[str, str, list[str]]] = []
+        for (_, name, file_id), found in self.bindings.items():
+            if name.startswith(f.CONSTRUCTS):
+                self.constructions.setdefault(name, []).extend(found)
+            elif name.startswith(f.TS_PATHS):
+                folder = self.files[file_id].directory
+                self.ts_paths += [(folder, name.removeprefix(f.TS_PATHS), b.target.split("\n")) for b in found]
+        self.ts_paths.sort(key=lambda item: (-len(item[0]), item[0]))
         self.bases: dict[int, list[str]] = {}
         for node_id, expression in bases:
             self.bases.setdefault(node_id, []).append(expression)
@@ -224,14 +250,15 @@ class Resolver:
         done: dict[tuple[object, ...], list[Target]] = {}
         contexts: dict[tuple[int, str | None], tuple[object, ...]] = {}
         for reference in references:
-            ordinal, kind, name, line, hint = reference
+            ordinal, kind, name, line, hint, *rest = reference
+            arguments = rest[0] if rest else None
             context = contexts.get((ordinal, hint))
             if context is None:
                 context = contexts[ordinal, hint] = self._context(self.table.nodes[base | ordinal], hint)
-            key = (kind, name, hint, context)
+            key = (kind, name, hint, arguments, context)
             targets = done.get(key)
             if targets is None:
-                targets, reusable = self._targets(ReferenceInfo(base | ordinal, kind, name, line, hint))
+                targets, reusable = self._targets(ReferenceInfo(base | ordinal, kind, name, line, hint, arguments))
                 if reusable:
                     done[key] = targets
             resolved.append((reference, targets))
@@ -267,7 +294,7 @@ class Resolver:
     def _reference(self, reference: ReferenceInfo, source: NodeInfo, file: FileInfo) -> list[_Value]:
         if reference.kind == "imports":
             if reference.hint == f.EXTERNAL:
-                return []
+                return [v for v in self._ts_aliased(reference.name, file) if v.node.kind == "module"]
             if reference.hint == f.PACKAGE:
                 return [_Value(module, False, EXACT) for module in self._package_modules(reference.name)]
             if found := [value for value in self._imported(reference.name, file.file_id) if not value.instance]:
@@ -291,7 +318,7 @@ class Resolver:
                 values = [_Value(base.node, True, base.confidence) for base in self._bases(owner)]
             return self._members(values, parts[1:])
         if hint:  # the receiver's type: what follows the receiver in the name are members
-            receivers = self._instances(self._expression(hint, source, file), TYPED_RECEIVER)
+            receivers = self._instances(self._type_expression(hint, source, file), TYPED_RECEIVER)
             constructed = hint + "()."  # `C().m()`
             name = reference.name
             members = name[len(constructed):] if name.startswith(constructed) else name.partition(".")[2]
@@ -311,8 +338,26 @@ class Resolver:
             return []
         if not best or (by_name and len(best) > MAX_CANDIDATES):
             return [(None, self._external_name(reference, source, file), EXACT)]
+        if reference.arguments is not None and len(best) > 1:
+            best = self._overloads(best, reference.arguments)
         share = len(best)
         return [(node_id, None, round(confidence / share, 4)) for node_id, confidence in sorted(best.items())]
+
+    def _overloads(self, best: dict[int, float], arguments: int) -> dict[int, float]:
+        """The overloads a call's argument count fits, fixed arity before varargs (Java's order); all of them
+        when none fits (the count cannot tell, or the targets are no overloads)."""
+        fixed: dict[int, float] = {}
+        varargs: dict[int, float] = {}
+        for node_id, confidence in best.items():
+            arity = f.java_arity(self.table.nodes[node_id].name_path)
+            if arity is None:
+                continue
+            count, last_is_array = arity
+            if count == arguments:
+                fixed[node_id] = confidence
+            elif last_is_array and arguments >= count - 1:
+                varargs[node_id] = confidence
+        return fixed or varargs or best
 
     def _external_name(self, reference: ReferenceInfo, source: NodeInfo, file: FileInfo) -> str:
         """The name as written, with a leading imported name replaced by what it imports."""
@@ -339,6 +384,15 @@ class Resolver:
         values = self._name(head.removesuffix("()"), source, file)
         return self._members(self._instances(values, EXACT) if called else values, rest)
 
+    def _type_expression(self, text: str, source: NodeInfo, file: FileInfo) -> list[_Value]:
+        """What a type expression names; a union's (`A|B`, facts.UNION) members each, their confidence scaled by
+        the share of members that name something (`str|Request`: half), so a member left unknown is no guess."""
+        if f.UNION not in text:
+            return self._expression(text, source, file)
+        found = [self._expression(member, source, file) for member in text.split(f.UNION)]
+        share = sum(1 for values in found if values) / len(found)
+        return [_Value(v.node, v.instance, round(v.confidence * share, 6)) for values in found for v in values]
+
     def _members(self, values: list[_Value], names: list[str]) -> list[_Value]:
         for name in names:
             items = name.endswith(f.ITEMS)  # `xs[]`, `f()[]`: an element of what xs holds or f returns
@@ -362,7 +416,7 @@ class Resolver:
         """The element types of what a function returns (`-> list[T]`, `-> Iterator[T]`)."""
         file = self.table.files[function.file_id]
         return [value for binding in self._bindings(function.name_path, f.RETURNS + f.ITEMS, function.file_id)
-                for value in self._types(self._expression(binding.target, function, file))]
+                for value in self._types(self._type_expression(binding.target, function, file))]
 
     def _scopes(self, source: NodeInfo, file: FileInfo) -> list[str]:
         """Where a name used in `source` is bound: the function itself (local imports), then the module."""
@@ -401,6 +455,59 @@ class Resolver:
                 )
             elif binding.kind == f.ALIAS:
                 values += self._memoised(("alias", binding.scope_id, binding.target), self._alias_binding, binding)
+            elif binding.kind == f.EXTERNAL_NAME:  # a bare specifier: a TS path alias? (looked up even with no
+                # config, so that adding one resolves the file again)
+                file = self.table.files[binding.file_id]
+                values += self._commonjs(self._ts_aliased(binding.target, file))
+            elif binding.kind == f.PARAMETER:
+                values += self._memoised(("parameter", binding.scope_id, binding.target),
+                                         self._parameter_binding, binding)
+        return values
+
+    def _ts_aliased(self, name: str, file: FileInfo) -> list[_Value]:
+        """A bare import specifier, with a name imported from it (`@app/models.Repo`), through the `paths` of the
+        nearest TS config above the file: the first pattern and path that name something in the repository."""
+        if file.language not in _JS:
+            return []
+        self._touch(_TS_PATHS_KEY)
+        folder = None
+        for config_folder, pattern, paths in self.table.ts_paths:
+            if folder is not None and config_folder != folder:
+                break  # only the nearest config applies
+            if config_folder and not (file.directory + "/").startswith(config_folder + "/"):
+                continue
+            folder = config_folder
+            prefix, star, suffix = pattern.partition("*")
+            if star:
+                if not name.startswith(prefix) or suffix:  # `*.js`-style suffixes are not followed
+                    continue
+                matched = name[len(prefix):]
+            elif name == pattern or name.startswith(pattern + "."):
+                matched = name[len(pattern):]
+            else:
+                continue
+            for path in paths:
+                stem = path.replace("*", matched) if star else _without_extension(path) + matched
+                if found := self._imported(stem.replace("/", "."), file.file_id):
+                    return found
+        return []
+
+    def _parameter_binding(self, binding: BindingInfo) -> list[_Value]:
+        """`self.x = p` in a class's __init__ from an untyped parameter: instances of the types the class's
+        constructor calls pass as p (CONSTRUCTOR_ARGUMENT); several types are all kept, so their edges split."""
+        owner = self.table.nodes[binding.scope_id]
+        position, _, parameter = binding.target.partition(";")
+        name = f.CONSTRUCTS + owner.name
+        self._touch(name)
+        values: list[_Value] = []
+        for argument in self.table.constructions.get(name, _NONE):
+            callee, key, type_name = argument.target.split(";", 2)
+            if key not in (position, parameter):
+                continue
+            caller = self.table.nodes[argument.scope_id]
+            file = self.table.files[argument.file_id]
+            if any(v.node.id == owner.id and not v.instance for v in self._expression(callee, caller, file)):
+                values += self._instances(self._type_expression(type_name, caller, file), CONSTRUCTOR_ARGUMENT)
         return values
 
     def _commonjs(self, values: list[_Value]) -> list[_Value]:
@@ -424,7 +531,7 @@ class Resolver:
         if scope.kind in TYPE_KINDS:  # `self.x = C()` in a method, or a class-level `x: C`: module names
             scope = self._module_of(scope)
         file = self.table.files[scope.file_id]
-        return self._instances(self._expression(binding.target, scope, file), TYPED_RECEIVER)
+        return self._instances(self._type_expression(binding.target, scope, file), TYPED_RECEIVER)
 
     def _imported(self, name: str, file_id: int) -> list[_Value]:
         """What an import in a file names: an absolute name, else the same name under the file's folders
@@ -490,7 +597,8 @@ class Resolver:
         if found:
             return [_Value(node, False, EXACT) for node in found]
         if bound := self._bindings(owner.name_path, name, owner.file_id):
-            return self._follow(bound)
+            # what the class says (an annotation, `self.x = C()`) wins over what its callers pass
+            return self._follow([b for b in bound if b.kind != f.PARAMETER] or bound)
         bases = self._bases(owner)
         if embedded := [base for base in bases if base.node.name == name and self._is_go(owner)]:
             return embedded  # Go: an embedded struct is also a field named by its type (`i.Base.Save()`)
@@ -581,7 +689,7 @@ class Resolver:
         """The types a function is known to return: its RETURNS bindings (annotation, or `return self`)."""
         file = self.table.files[function.file_id]
         return [value for binding in self._bindings(function.name_path, f.RETURNS, function.file_id)
-                for value in self._types(self._expression(binding.target, function, file))]
+                for value in self._types(self._type_expression(binding.target, function, file))]
 
     def _same_unit(self, node: NodeInfo, owner: NodeInfo) -> bool:
         """Members of a type live in its file; in Go, anywhere in its package (directory)."""
@@ -633,6 +741,11 @@ class Resolver:
         if self._cuts == cuts:
             self._memo[key] = (values, frozenset(deps))
         return values
+
+
+def _without_extension(path: str) -> str:
+    stem, dot, extension = path.rpartition(".")
+    return stem if dot and "/" not in extension and f"{dot}{extension}" in f.JS_EXTENSIONS else path
 
 
 def _ends_path(import_path: str, directory: str) -> bool:

@@ -76,7 +76,8 @@ class GraphBatch:
             _json([(ordinals[b.scope], symbols[b.scope].name_path, b.name, b.target, b.kind)
                    for b in facts.bindings]),
             _json([(ordinals[r.source], r.name) for r in facts.references if r.kind == "inherits"]),
-            _json([(ordinals[r.source], r.kind, r.name, r.line, r.hint) for r in facts.references]),
+            _json([(ordinals[r.source], r.kind, r.name, r.line, r.hint)
+                   + (() if r.arguments is None else (r.arguments,)) for r in facts.references]),
             _key_array(fact_keys(facts)),
         )
 
@@ -97,7 +98,7 @@ def _edge_lines(repo_id: int, file_id: int, resolved: list[tuple[list, list[Targ
     """graph_edges COPY lines, formatted by hand (there are many): only an external name needs escaping."""
     base = chunk_id(file_id, 0)
     lines: list[str] = []
-    for (ordinal, kind, _, line, _), targets in resolved:
+    for (ordinal, kind, _, line, *_), targets in resolved:
         for target_id, target_name, confidence in targets:
             target = f"\\N\t{copy_format.field(target_name)}" if target_id is None else f"{target_id}\t\\N"
             lines.append(f"{repo_id}\t{base | ordinal}\t{target}\t{kind}\t{confidence}\t{line}\n")

@@ -8,14 +8,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from importlib import resources
-from typing import Any
 
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lode.config import Settings
+from lode.errorlog import record_error
 from lode.errors import DatabaseUnavailable, LodeError
 from lode.resilience import CircuitBreakerError, database_failure, guard
+from lode.store.rows import one_row as one_row, scalar as scalar  # where most callers look for them
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ class Database:
         self._revive_lock = threading.Lock()
         timeouts = settings.timeouts
         self._options = {
-            "statement_timeout": f"{int(timeouts.db_query * 1000)}",
-            "idle_in_transaction_session_timeout": f"{int(timeouts.db_transaction * 1000)}",
+            "statement_timeout": milliseconds(timeouts.db_query),
+            "idle_in_transaction_session_timeout": milliseconds(timeouts.db_transaction),
             "jit": "off",  # compiling plans costs more than it saves on Lode's short queries
         }
         self.pool = ConnectionPool(
@@ -52,9 +53,9 @@ class Database:
     def _configure(self, conn: psycopg.Connection) -> None:
         conn.autocommit = True
         for name, value in self._options.items():
-            conn.execute(f"SET {name} = {value}")
+            _set(conn, name, value, local=False)
         if conn.info.server_version >= 170000:
-            conn.execute(f"SET transaction_timeout = {int(self.settings.timeouts.db_transaction * 1000)}")
+            _set(conn, "transaction_timeout", milliseconds(self.settings.timeouts.db_transaction), local=False)
         conn.autocommit = False
 
     def open(self) -> Database:
@@ -138,6 +139,40 @@ class Database:
             return str(scalar(conn.execute("SELECT id FROM instance")))
 
     @contextmanager
+    def transaction(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """One transaction on a pooled connection got as connection() gets it: committed on a clean exit, rolled
+        back on an exception. `timeout`: its statements' statement_timeout in seconds, one of Settings.timeouts
+        (the session's LODE_TIMEOUT_DB_QUERY when None)."""
+        with self.connection() as conn, _timed_transaction(conn, timeout):
+            yield conn
+
+    @contextmanager
+    def read(self, timeout: float | None = None) -> Iterator[psycopg.Connection]:
+        """A read path's transaction (`timeout` as in transaction()), through the "database" circuit breaker:
+        while the database is unreachable, reads fail at once with a clear error instead of each waiting for the
+        pool. A lost connection is recorded and reported as a LodeError; a cancelled statement is the caller's."""
+        try:
+            with guard("database", database_failure, config=self.settings.breakers):
+                with self.pool.connection(timeout=self.settings.timeouts.db_query) as conn:
+                    with _timed_transaction(conn, timeout):
+                        yield conn
+        except CircuitBreakerError as exc:
+            raise LodeError(f"the database is unavailable; reads fail fast until it answers again ({exc})") from exc
+        except psycopg.OperationalError as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled):
+                raise
+            record_error("database", exc, severity="critical", category="unavailable")
+            raise LodeError(f"the database is unreachable: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+
+    @contextmanager
+    def unguarded(self, timeout: float) -> Iterator[psycopg.Connection]:
+        """A transaction that bypasses the circuit breaker and waits at most `timeout` seconds for a connection,
+        its statements as long: for the health check and the error log, which must see the server as it is and
+        must not count as its failures."""
+        with self.pool.connection(timeout=timeout) as conn, _timed_transaction(conn, timeout):
+            yield conn
+
+    @contextmanager
     def advisory_lock(self, kind: int, key: int, wait: float | None = None) -> Iterator[bool]:
         """Hold pg_advisory_lock(kind, key) on a connection of its own; yields whether it was had.
 
@@ -149,15 +184,15 @@ class Database:
                 if wait == 0:
                     held = scalar(conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (kind, key)))
                 else:
-                    conn.execute("SET statement_timeout = 0")
-                    conn.execute(f"SET lock_timeout = {0 if wait is None else max(1, int(wait * 1000))}")
+                    _set(conn, "statement_timeout", "0", local=False)
+                    _set(conn, "lock_timeout", "0" if wait is None else milliseconds(wait), local=False)
                     try:
                         conn.execute("SELECT pg_advisory_lock(%s, %s)", (kind, key))
                         held = True
                     except psycopg.errors.LockNotAvailable:
                         held = False
-                    conn.execute(f"SET statement_timeout = {self._options['statement_timeout']}")
-                    conn.execute("SET lock_timeout = 0")
+                    _set(conn, "statement_timeout", self._options["statement_timeout"], local=False)
+                    _set(conn, "lock_timeout", "0", local=False)
                 try:
                     yield held
                 finally:
@@ -167,6 +202,35 @@ class Database:
                 if not conn.broken:
                     conn.autocommit = False
 
+
+
+def milliseconds(seconds: float) -> str:
+    """A timeout setting's value; never 0, which PostgreSQL takes for no timeout at all."""
+    return str(max(1, round(seconds * 1000)))
+
+
+def set_local_timeout(conn: psycopg.Connection, seconds: float, setting: str = "statement_timeout") -> None:
+    """`setting` (statement_timeout, transaction_timeout) for the rest of the current transaction."""
+    set_local(conn, setting, milliseconds(seconds))
+
+
+def set_local(conn: psycopg.Connection, setting: str, value: str) -> None:
+    """SET LOCAL `setting` = `value`: until the current transaction ends."""
+    _set(conn, setting, value, local=True)
+
+
+def _set(conn: psycopg.Connection, setting: str, value: str, *, local: bool) -> None:
+    """SET (LOCAL) through set_config, the value a parameter rather than text spliced into the statement."""
+    conn.execute("SELECT set_config(%s, %s, %s)", (setting, value, local))
+
+
+@contextmanager
+def _timed_transaction(conn: psycopg.Connection, timeout: float | None) -> Iterator[psycopg.Connection]:
+    """The one place a transaction gets its statement_timeout: every Database transaction opens here."""
+    with conn.transaction():
+        if timeout is not None:
+            set_local_timeout(conn, timeout)
+        yield conn
 
 
 def _lost_message(exc: Exception) -> str:
@@ -215,17 +279,3 @@ def migrate(db: Database) -> int:
             log.info("applying the job queue's schema (procrastinate)")
             conn.execute(SchemaManager.get_schema())
     return version
-
-
-def one_row(cursor: psycopg.Cursor[tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The row of a statement that always returns exactly one (an aggregate, a function call, EXISTS, an upsert's
-    RETURNING): no row there is a bug, reported as one rather than as a TypeError on None."""
-    row = cursor.fetchone()
-    if row is None:
-        raise RuntimeError("a statement that always returns a row returned none")
-    return row
-
-
-def scalar(cursor: psycopg.Cursor[tuple[Any, ...]]) -> Any:
-    """The single value of a statement that always returns one row (see one_row)."""
-    return one_row(cursor)[0]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import psycopg
 
 from lode.graph.store import GraphStore
-from lode.store.db import Database
+from lode.store.db import Database, set_local
 from lode.store.repositories import (
     Chunks,
     Files,
@@ -54,15 +54,17 @@ class UnitOfWork:
 
 
 @contextmanager
-def unit_of_work(db: Database, *, synchronous_commit: bool = True) -> Iterator[UnitOfWork]:
-    """One transaction: committed when the block ends cleanly, rolled back on any exception.
+def unit_of_work(db: Database, *, synchronous_commit: bool = True,
+                 timeout: float | None = None) -> Iterator[UnitOfWork]:
+    """One transaction (Database.transaction, `timeout` its statement_timeout): committed when the block ends
+    cleanly, rolled back on any exception.
 
     synchronous_commit=False suits bulk indexing: a server crash may lose the last few commits, never
     consistency, and the next run re-indexes what was lost.
     """
-    with db.connection() as conn, conn.transaction():
+    with db.transaction(timeout) as conn:
         if not synchronous_commit:
-            conn.execute("SET LOCAL synchronous_commit = off")
+            set_local(conn, "synchronous_commit", "off")
         yield UnitOfWork(
             conn=conn,
             repos=Repositories(conn),

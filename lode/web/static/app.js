@@ -68,7 +68,10 @@ let navigation = 0;
 const current = (ticket) => ticket === navigation;
 
 const cite = (item) => (item.external ? "(external)" : `${item.path}:${item.start_line}-${item.end_line}`);
-const symbolHref = (name, repo) => `#/symbol?${query({ name, repo })}`;
+// depth 1 is the default and left out of the URL
+const symbolHref = (name, repo, depth) => `#/symbol?${query({ name, repo, depth: depth === "1" ? null : depth })}`;
+// links from a symbol page keep its depth
+const symbolLink = (name, repo) => symbolHref(name, repo, $("depth").value);
 
 // ---- source view ----------------------------------------------------------------------------------------
 
@@ -213,7 +216,7 @@ $("more").addEventListener("click", () => runSearch(searchState.params, true));
 
 function hopItem(hop) {
   const link = hop.external ? el("span", { class: "name" }, hop.name_path)
-                            : el("a", { class: "name", href: symbolHref(hop.name_path, hop.repo) }, hop.name_path);
+                            : el("a", { class: "name", href: symbolLink(hop.name_path, hop.repo) }, hop.name_path);
   return el("li", {}, "  ".repeat(hop.depth - 1), link, " ", el("span", { class: "loc" }, cite(hop)),
             el("span", { class: "meta" }, ` ${hop.edge} ${hop.confidence.toFixed(2)} at ${hop.evidence}`));
 }
@@ -239,6 +242,9 @@ async function symbolPage(params) {
   const ticket = navigation;
   const name = params.get("name") || "";
   const repo = params.get("repo") || "";
+  // the depth of the callers and callees comes from the URL (a value the select does not offer is the default)
+  const depths = [...$("depth").options].map((option) => option.value);
+  $("depth").value = depths.includes(params.get("depth")) ? params.get("depth") : depths[0];
   clearSymbol(el("p", { class: "info" }, `Looking up ${name}…`));
   try {
     const found = await api(`/v1/symbols?${query({ name, repo, limit: 50 })}`);
@@ -246,7 +252,7 @@ async function symbolPage(params) {
     if (!found.symbols.length) {
       fill($("symbol-head"), el("p", { class: "info" }, `No symbol named ${name}.`),
         found.suggestions.length ? el("p", {}, "Did you mean: ",
-          found.suggestions.map((s, i) => [i ? ", " : "", el("a", { href: symbolHref(s, repo) }, s)])) : null);
+          found.suggestions.map((s, i) => [i ? ", " : "", el("a", { href: symbolLink(s, repo) }, s)])) : null);
       return;
     }
     const exact = found.symbols.filter((s) => s.name_path === name);
@@ -254,7 +260,7 @@ async function symbolPage(params) {
     if (chosen.length > 1) {
       fill($("symbol-head"), el("h2", {}, `${chosen.length} definitions of ${name}`),
         el("ul", { class: "choices" }, chosen.map((s) => el("li", {},
-          el("a", { href: symbolHref(s.name_path, s.repo) }, s.name_path), " ",
+          el("a", { href: symbolLink(s.name_path, s.repo) }, s.name_path), " ",
           el("span", { class: "loc" }, `${s.repo} · ${cite(s)}`)))));
       return;
     }
@@ -279,7 +285,10 @@ async function symbolPage(params) {
   }
 }
 
-$("depth").addEventListener("change", () => route());
+$("depth").addEventListener("change", () => {  // the URL holds the depth, so reload and back agree with the lists
+  const params = new URLSearchParams(location.hash.replace(/^#\/symbol\??/, ""));
+  location.hash = symbolHref(params.get("name") || "", params.get("repo") || "", $("depth").value);
+});
 
 // ---- call graph -----------------------------------------------------------------------------------------
 // Layered left to right (dagre): callers, the symbol, callees. Each side's nodes are grouped by file (compound
@@ -436,7 +445,7 @@ function drawGraph(center, callers, callees) {
       graph.add(graphElements(center, hops, expanded));
       layout();
     } else if (!["external", "file"].includes(role) && node.id() !== center.name_path) {
-      location.hash = symbolHref(node.id(), node.data("repo"));
+      location.hash = symbolLink(node.id(), node.data("repo"));
     }
   });
 }

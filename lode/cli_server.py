@@ -1,7 +1,7 @@
 """CLI commands around the server: `lode serve`, `lode health`, `lode keys create|list|rm`.
 
 Registered in lode/cli.py; like every command, each imports what it needs when it runs (`lode --help` stays fast),
-and the web framework only when `lode serve` runs.
+and the web framework only when `lode serve` runs. The shared output helpers come from lode/cli_output.py.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from lode.cli_output import JsonOption, err, load_settings, out, print_json, run_action
 from lode.errors import InputError, LodeError
 
 if TYPE_CHECKING:
@@ -23,15 +24,13 @@ if TYPE_CHECKING:
 
 keys_app = typer.Typer(help="API keys for `lode serve` (stored hashed; a key is shown once).",
                        no_args_is_help=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
 
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind; not loopback needs an API key.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on.")] = 8765,
+    port: Annotated[int, typer.Option("--port", metavar="<int>", min=0, max=65535, help="Port to listen on.")] = 8765,
 ) -> None:
     """Serve the REST API (OpenAPI at /openapi.json, docs at /docs), health probes and metrics."""
-    from lode.cli import err, load_settings
 
     try:
         address, listener = _bind(host, port)  # before anything starts: a busy port is one line, not a traceback
@@ -106,7 +105,6 @@ def _bind(host: str, port: int) -> tuple[str, socket.socket]:
 
 def health(as_json: JsonOption = False) -> None:
     """Check the database, Redis, the embedding provider, circuit breakers and the embedding backlog."""
-    from lode.cli import _print_json, load_settings, out
 
     settings = load_settings()
     from lode.engine import Lode
@@ -115,7 +113,7 @@ def health(as_json: JsonOption = False) -> None:
     with Lode(settings) as lode:
         report = health_report(lode)
     if as_json:
-        _print_json(report)
+        print_json(report)
     else:
         colour = {"pass": "green", "warn": "yellow", "fail": "red"}
         out.print(f"[bold {colour[report['status']]}]{report['status']}[/]")
@@ -129,27 +127,26 @@ def health(as_json: JsonOption = False) -> None:
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
-    repo: Annotated[list[str] | None, typer.Option("--repo", help="Only this repository (repeatable).")] = None,
+    repo: Annotated[list[str] | None, typer.Option("--repo", metavar="<str>",
+                                                   help="Only this repository (repeatable).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create a key and print it once: only its hash is stored."""
     from lode.api.keys import ApiKeys
-    from lode.cli import _run, out
 
     def render(result: dict[str, Any]) -> None:
         out.print(result["key"], markup=False, highlight=False)
         print(f"key {result['name']!r} created; it is not shown again"
               + (f"; repositories: {', '.join(result['repos'])}" if result["repos"] else ""), file=sys.stderr)
 
-    _run(as_json, lambda lode: {"name": name, "key": ApiKeys(lode.db).create(name, repo), "repos": repo or None},
-         render)
+    run_action(as_json, lambda lode: {"name": name, "key": ApiKeys(lode.db).create(name, repo), "repos": repo or None},
+               render)
 
 
 @keys_app.command("list")
 def keys_list(as_json: JsonOption = False) -> None:
     """List key names, their repositories and creation dates (never the keys)."""
     from lode.api.keys import ApiKeys
-    from lode.cli import _run, out
 
     def action(lode: Lode) -> dict[str, Any]:
         return {"keys": [{"name": k.name, "repos": list(k.repos) if k.repos is not None else None,
@@ -162,14 +159,13 @@ def keys_list(as_json: JsonOption = False) -> None:
             out.print(f"{key['name']}  {', '.join(key['repos']) if key['repos'] else 'all repositories'}  "
                       f"{key['created_at']}", markup=False, highlight=False)
 
-    _run(as_json, action, render)
+    run_action(as_json, action, render)
 
 
 @keys_app.command("rm")
 def keys_rm(name: Annotated[str, typer.Argument(help="Key name.")], as_json: JsonOption = False) -> None:
     """Remove a key: requests with it are refused from then on."""
     from lode.api.keys import ApiKeys
-    from lode.cli import _run, out
     from lode.store.servers import Servers
 
     def action(lode: Lode) -> dict[str, Any]:
@@ -184,4 +180,4 @@ def keys_rm(name: Annotated[str, typer.Argument(help="Key name.")], as_json: Jso
         print(f"lode: warning: {warning}", file=sys.stderr)
         return {"removed": name, "warning": warning}
 
-    _run(as_json, action, lambda result: out.print(f"removed key {result['removed']}"))
+    run_action(as_json, action, lambda result: out.print(f"removed key {result['removed']}"))
