@@ -14,6 +14,8 @@ Sets (data read from /work/shared/bench, never copied into the project):
   chunk; file@1: the first file is the definition's file.
 - swebench: SWE-bench Lite's 77 sympy instances, each at its base commit (one working tree re-indexed
   incrementally, commits in date order), only *.py; the whole issue text is the query; file Acc@1/3/5, MRR@10.
+  --one-tree runs every instance against the newest base commit instead (minutes rather than half an hour: a
+  proxy for tuning).
 - cosqa: CoSQA dev-500, one file per function; MRR@10 and hit@1/10 of the target's file.
 
 Sources come from git snapshots (`fetch github:owner/name` puts them under /work/.mirror/owner+name/repo), checked
@@ -456,12 +458,13 @@ def run_swebench(engine: Any, bm25: FileBM25 | None, args: argparse.Namespace, e
     instances.sort(key=lambda i: (order[i["base_commit"]], i["instance_id"]))
     if args.limit:
         instances = instances[:args.limit]
+    newest = max(instances, key=lambda i: order[i["base_commit"]])["base_commit"] if instances else ""
     root = args.cache / "src" / "swebench" / args.home.name / "sympy"  # one working tree per LODE_HOME
     corpus = Corpus("swebench", "sympy", "swebench-sympy", root, "python")
     rows: list[dict] = []
     current = (root.with_name("sympy.commit").read_text() if root.with_name("sympy.commit").exists() else "")
     for number, instance in enumerate(instances, start=1):
-        commit = instance["base_commit"]
+        commit = newest if args.one_tree else instance["base_commit"]
         if commit != current:
             root.with_name("sympy.commit").unlink(missing_ok=True)  # a half-written tree is never trusted
             checkout(repo_git, commit, root, lambda p: p.endswith(".py"))
@@ -523,7 +526,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
     return {"command": "python -m bench.quality " + " ".join(sys.argv[1:]), "machine": machine(),
             "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "load_average": os.getloadavg(),
             "label": args.label, "env": dict(args.env), "sets": args.sets, "modes": args.modes,
-            "limit": args.limit, "symbols_per_repo": args.symbols_per_repo}
+            "limit": args.limit, "symbols_per_repo": args.symbols_per_repo, "one_tree": args.one_tree}
 
 
 def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -631,6 +634,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="environment for the engine (set before its settings are read); repeatable")
     parser.add_argument("--ablate", action="append", default=[], metavar="NAME",
                         help=f"add NAME to {ABLATION_VARIABLE} and to the label; repeatable")
+    parser.add_argument("--one-tree", action="store_true",
+                        help="swebench: every instance against the newest base commit's tree (one index; a quick "
+                             "proxy for tuning, not the protocol: a gold file may have moved since its issue)")
     parser.add_argument("--label", default="", help="a name for the run, in the results' file name")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="sources, LODE_HOME and results")
     parser.add_argument("--home", type=Path, default=None,

@@ -4,6 +4,7 @@ before/after figures (docs/benchmarks.md, issue 17).
 Usage: python -m bench.ranking_report --set semble --mode hybrid --metric ndcg10 --facets repo,language,kind \
            "on=results/quality-...-on.json" "off=results/quality-...-off.json" ...
 Each run's own summary is read (bench/quality.py writes it per set, mode and facet); a cell a run lacks is "–".
+A run given as LABEL=RESULT.json@MODE is read in that mode instead of --mode (e.g. the bm25s baseline of a run).
 """
 
 from __future__ import annotations
@@ -31,11 +32,16 @@ def main() -> None:
     parser.add_argument("--metric", default="ndcg10")
     parser.add_argument("--facets", default="repo,language,kind")
     args = parser.parse_args()
-    runs = [(label, json.loads(Path(path).read_text())) for label, path in (r.split("=", 1) for r in args.runs)]
+    runs, modes = [], []
+    for spec in args.runs:
+        label, _, path = spec.partition("=")
+        path, _, mode = path.partition("@")
+        runs.append((label, json.loads(Path(path).read_text())))
+        modes.append(mode or args.mode)
     keys: list[tuple[str, str]] = [("overall", "mean of repositories" if args.set == "semble" else "all")]
     for facet in filter(None, args.facets.split(",")):
-        seen = sorted({k for _, run in runs for k in run["summary"].get(args.set, {}).get(args.mode, {})
-                       .get(facet, {})})
+        seen = sorted({k for (_, run), mode in zip(runs, modes) for k in run["summary"].get(args.set, {})
+                       .get(mode, {}).get(facet, {})})
         keys += [(facet, k) for k in seen]
     labels = [label for label, _ in runs]
     print(f"{args.set}, {args.mode}, {args.metric}; runs: " + "; ".join(
@@ -46,8 +52,8 @@ def main() -> None:
     print("| --- | " + " | ".join("---" for _ in labels) + " |")
     for facet, key in keys:
         name = key if facet == "overall" else f"{facet}: {key}"
-        print(f"| {name} | " + " | ".join(cell(run["summary"], args.set, args.mode, facet, key, args.metric)
-                                          for _, run in runs) + " |")
+        print(f"| {name} | " + " | ".join(cell(run["summary"], args.set, mode, facet, key, args.metric)
+                                          for (_, run), mode in zip(runs, modes)) + " |")
 
 
 if __name__ == "__main__":

@@ -1009,8 +1009,8 @@ def _ranking_constants() -> list[Any]:
     """The ranking stage's tunables, for the cache fingerprint: a tuned constant must not serve stale answers."""
     return [[kind.value, list(f)] for kind, f in ranking.DEFINITION_FACTORS.items()] + [
         sorted(ranking.ROLE_FACTORS.items()), ranking.PATH_STEM_WEIGHT, ranking.PATH_FOLDER_WEIGHT,
-        ranking.FRAME_FACTOR, ranking.FRAME_LINE_FACTOR, ranking.NAMED_PATH_FACTOR, ranking.COHERENCE_WEIGHT,
-        ranking.SATURATION, ranking.INJECTED_SHARE]
+        ranking.FRAME_FACTOR, ranking.FRAME_LINE_FACTOR, ranking.NAMED_PATH_FACTOR, ranking.SUPERSEDED_FACTOR,
+        ranking.COHERENCE_WEIGHT, ranking.SATURATION, ranking.INJECTED_SHARE]
 
 
 def _candidate(row: tuple, score: float, legs: dict[str, int | None], injected: str | None = None

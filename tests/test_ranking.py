@@ -177,6 +177,24 @@ def test_ranking_off_and_unknown_priors(lode_home: Path, webapp: str) -> None:
     assert all("definition" not in hit["legs"]["priors"] for hit in hits)
 
 
+def test_a_superseded_version_folder_yields_to_the_newest_unless_named(lode: Lode, tmp_path: Path) -> None:
+    routes = 'def list_routes(app):\n    """List the routes of the app."""\n    return sorted(app.routes)\n'
+    for version in ("v1", "v2"):
+        (tmp_path / "api" / version).mkdir(parents=True)
+        (tmp_path / "api" / version / "routes.py").write_text(routes)
+    name = f"versions-{uuid.uuid4().hex[:8]}"
+    lode.index(tmp_path, name)
+
+    def priors(query: str) -> dict[str, dict[str, float]]:
+        return {h["path"]: h["legs"]["priors"] for h in lode.search(query, repo=name, mode="lexical")["hits"]}
+
+    listed = priors("list the routes")
+    assert list(listed) == ["api/v2/routes.py", "api/v1/routes.py"]
+    assert listed["api/v1/routes.py"]["version"] == ranking.SUPERSEDED_FACTOR
+    assert "version" not in listed["api/v2/routes.py"]
+    assert "version" not in priors("list the routes of v1")["api/v1/routes.py"]  # asked for: not demoted
+
+
 # ---- the interfaces ---------------------------------------------------------------------------------------
 
 def test_cli_files_and_explain(lode: Lode, webapp: str) -> None:

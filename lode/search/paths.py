@@ -1,5 +1,6 @@
-"""What a file's path says about its role: test, example, docs source, compat shim, vendored, generated or a
-TypeScript declaration. One set of per-language patterns for the whole project (ranking priors, MCP context).
+"""What a file's path says about its role: test, example, docs source, compat shim, vendored, generated, a
+TypeScript declaration or an internal (private) module behind the public one. One set of per-language patterns
+for the whole project (ranking priors, MCP context).
 
 A path has no role when it is ordinary source. Patterns look at folder names and file names only, so
 `lode/contest.py` or `src/testing_utils.md` are not tests while `pkg/testing/` (a test-support package) is.
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-ROLES = ("test", "example", "docs", "compat", "vendored", "generated", "declaration")
+ROLES = ("test", "example", "docs", "compat", "vendored", "generated", "declaration", "internal")
 
 _PATTERNS: dict[str, re.Pattern[str]] = {
     "test": re.compile(
@@ -30,6 +31,7 @@ _PATTERNS: dict[str, re.Pattern[str]] = {
         r"|\.(generated|gen)\.[^/]+$|\.min\.js$"
     ),
     "declaration": re.compile(r"\.d\.[cm]?ts$"),
+    "internal": re.compile(r"(^|/)_?(internal|private)/"),
 }
 
 # Words in a query that ask for a role: then that role is not demoted.
@@ -42,6 +44,7 @@ ROLE_WORDS: dict[str, frozenset[str]] = {
     "vendored": frozenset({"vendor", "vendored", "third_party", "thirdparty"}),
     "generated": frozenset({"generated", "protobuf", "codegen"}),
     "declaration": frozenset({"declaration", "declarations", "typings", "d.ts"}),
+    "internal": frozenset({"internal", "internals", "private"}),
 }
 
 

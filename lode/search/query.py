@@ -24,6 +24,7 @@ LONG_CHARS = 300
 LONG_LINES = 3
 MAX_IDENTIFIERS = 64  # the definition lookup takes at most this many names
 MAX_FRAMES = 64
+TITLE_CHARS = 200  # a long query's first line up to this length is its title (an issue's)
 FOCUS_CHARS = 1000  # the embedding legs read about 256 word pieces: give them the part that says what is wrong
 
 
@@ -47,6 +48,13 @@ _PATH = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.(?:py|pyi|js|jsx|ts|tsx|g
 _PY_FRAME = re.compile(r'File "([^"]+)", line (\d+)(?:, in ([\w<>.]+))?')
 _JAVA_FRAME = re.compile(r"\bat ([\w$.]+)\.([\w$<>]+)\(([\w$]+\.\w+):(\d+)\)")
 _LINE_FRAME = re.compile(r"((?:[\w.-]+/)*[\w.-]+\.\w{1,5}):(\d+)(?::\d+)?")
+# A name called with arguments in a long query's code (`ccode(sinc(x))`, `M.col_join(B)`): the names an issue's
+# example exercises. Python's builtins say nothing about the repository.
+_CALL = re.compile(r"(?<![\w$])([A-Za-z_$][\w$]{2,})\((?!\))")
+_BUILTIN_CALLS = frozenset({"len", "range", "str", "int", "float", "list", "dict", "set", "tuple", "isinstance",
+                            "type", "repr", "sorted", "open", "super", "getattr", "setattr", "hasattr", "zip", "map",
+                            "filter", "sum", "min", "max", "abs", "round", "bool", "iter", "next", "enumerate",
+                            "object", "format", "frozenset", "callable", "reversed", "any", "all", "hash", "vars"})
 _GENERIC_WORDS = frozenset({"self", "cls", "this", "none", "null", "true", "false", "nil", "return", "def", "class",
                             "import", "from", "print", "error", "traceback", "file", "line", "most", "recent",
                             "call", "last", "python", "the"})
@@ -66,8 +74,8 @@ class Query:
     identifiers: list[str] = field(default_factory=list)  # as written, qualified with '.', most telling first
     paths: list[str] = field(default_factory=list)  # file paths named in the text
     frames: list[Frame] = field(default_factory=list)
-    asks_for: frozenset[str] = frozenset()  # path roles the query mentions (test, example, ...): not demoted
-    words: list[str] = field(default_factory=list)  # the tokenizer's terms of the text, for path priors
+    asks_for: frozenset[str] = frozenset()  # path roles the query (a long one: its title) mentions: not demoted
+    words: list[str] = field(default_factory=list)  # the tokenizer's terms (a long query's: its title's), for paths
 
     @property
     def names(self) -> list[str]:
@@ -134,13 +142,23 @@ def parse(text: str) -> Query:
             if _CODE_WORD.search(word) and not _PATH.fullmatch(word):
                 identifiers.append(_normalise(word))
     frames = _frames(stripped) if kind is QueryKind.LONG else []
+    if kind is QueryKind.LONG:
+        identifiers.extend(name for name in _CALL.findall(stripped) if name not in _BUILTIN_CALLS)
     identifiers.extend(f.function for f in frames if f.function and not f.function.startswith("<"))
-    words = tokenize(stripped) if kind is not QueryKind.LONG else []
-    lowered = {w.lower() for w in re.findall(r"[\w.]+", stripped)}
+    # A long query's title says what it is about; its body mentions paths' words (and tests) in passing
+    about = _title(stripped) if kind is QueryKind.LONG else stripped
+    words = tokenize(about)
+    lowered = {w.lower() for w in re.findall(r"[\w.]+", about)}
     asks_for = frozenset(role for role, role_words in ROLE_WORDS.items() if lowered & role_words)
     return Query(text=text, kind=kind, identifiers=_ranked_identifiers(identifiers),
                  paths=list(dict.fromkeys(m.group(1) for m in _PATH.finditer(stripped)))[:MAX_FRAMES],
                  frames=frames, asks_for=asks_for, words=words)
+
+
+def _title(text: str) -> str:
+    """The first line of an issue-like text when it reads as a title (short), else nothing."""
+    first = text.split("\n", 1)[0].strip()
+    return first if len(first) <= TITLE_CHARS else ""
 
 
 def _normalise(identifier: str) -> str:

@@ -2,10 +2,14 @@
 
 - definition: the chunk defines a name the query asks for (exact name, qualified suffix, names in prose or in
   traceback frames); the symbol table also brings in definitions no leg found;
-- path: query words in the file's stem or parent folder (stemmed, so `dependency` meets `dependencies`);
-- role: tests, examples, docs sources, compat shims, vendored, generated and .d.ts files are demoted, unless the
-  query mentions that role (lode/search/paths.py) -- a factor, never a filter;
+- path: query words in the file's stem or parent folder (stemmed, so `dependency` meets `dependencies`, and with
+  the abbreviations code uses for common words, so `implementations` meets `impls.rs` and `websocket` `client_ws.py`);
+- role: tests, examples, docs sources, compat shims, vendored, generated and .d.ts files, and internal modules
+  behind the public ones, are demoted, unless the query mentions that role (lode/search/paths.py) -- a factor,
+  never a filter;
 - frame: the file is named in the query (a traceback frame: strong; a path in prose: weaker);
+- version: a file under an older version folder (`v3/`) than a sibling candidate's (`v4/` under the same parent)
+  is demoted, unless the query names that version: the superseded copy of an API defines the same names;
 - coherence: a file with several good chunks rises;
 - saturation: a file's second, third... chunk in the list is damped, so one file cannot fill the page.
 
@@ -16,6 +20,7 @@ ablations. Every factor applied is reported in the hit's legs (`priors`), so a r
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -24,7 +29,7 @@ from lode.search.paths import path_roles
 from lode.search.query import Query, QueryKind
 from lode.search.tokens import tokenize
 
-PRIORS = ("definition", "path", "role", "frame", "coherence", "saturation")
+PRIORS = ("definition", "path", "role", "version", "frame", "coherence", "saturation")
 DEFINITION_KINDS = frozenset({"function", "method", "class", "struct", "interface", "trait", "enum", "type",
                               "module_def", "macro", "constant"})
 
@@ -32,19 +37,32 @@ DEFINITION_KINDS = frozenset({"function", "method", "class", "struct", "interfac
 DEFINITION_FACTORS: dict[QueryKind, tuple[float, float, float]] = {
     QueryKind.SYMBOL: (4.0, 3.0, 1.8),
     QueryKind.MIXED: (2.0, 1.7, 1.2),
-    QueryKind.LONG: (1.5, 1.3, 1.05),
+    QueryKind.LONG: (3.0, 2.0, 1.1),
     QueryKind.NATURAL: (1.3, 1.2, 1.0),
 }
 ROLE_FACTORS = {"test": 0.5, "example": 0.6, "docs": 0.6, "compat": 0.8, "vendored": 0.5, "generated": 0.5,
-                "declaration": 0.7}
+                "declaration": 0.7, "internal": 0.8}
 PATH_STEM_WEIGHT = 0.5  # per query term in the file's stem (at most PATH_MAX_TERMS of them)
 PATH_FOLDER_WEIGHT = 0.2  # per query term in the parent folder's name
 # a module's file named for its folder: the folder's name is its stem (`middleware/mod.rs`, `routing/__init__.py`)
 FOLDER_MODULE_STEMS = frozenset({"mod", "__init__", "index", "lib", "main", "init", "package-info"})
 PATH_MAX_TERMS = 2
+# Words and the abbreviations file names use for them; either side in a query meets the other in a path.
+ABBREVIATIONS = {
+    "implementation": ("impl",), "configuration": ("config", "conf", "cfg"), "websocket": ("ws",),
+    "request": ("req",), "response": ("resp",), "authentication": ("auth",), "initialize": ("init",),
+    "context": ("ctx",), "error": ("err",), "message": ("msg",), "argument": ("arg",), "parameter": ("param",),
+    "directory": ("dir",), "environment": ("env",), "database": ("db",), "library": ("lib",),
+    "synchronous": ("sync",), "asynchronous": ("async",), "temporary": ("tmp",), "attribute": ("attr",),
+    "function": ("fn", "func"), "command": ("cmd",), "number": ("num",), "memory": ("mem",), "buffer": ("buf",),
+    "reference": ("ref",), "expression": ("expr",), "option": ("opt",), "sequence": ("seq",),
+    "manager": ("mgr",), "address": ("addr",), "information": ("info",), "serialize": ("ser",),
+    "standard": ("std",),
+}
 FRAME_FACTOR = 2.0  # the file is in a traceback of the query
 FRAME_LINE_FACTOR = 1.5  # ... and the chunk holds the frame's line
 NAMED_PATH_FACTOR = 1.5  # the file's path is written in the query
+SUPERSEDED_FACTOR = 0.7  # the file is under an older version folder than another candidate's
 COHERENCE_WEIGHT = 0.2
 SATURATION = 0.6  # the n-th chunk of a file in the list (0-based) is multiplied by SATURATION**n
 INJECTED_SHARE = 0.5  # a chunk no leg found starts at this share of the best fused score
@@ -82,7 +100,8 @@ def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = f
     if not candidates:
         return []
     top = max((c.score for c in candidates), default=0.0) or 1.0
-    words = set(query.words) - {""}
+    words = path_words(query)
+    newest = newest_versions(candidates) if "version" not in disabled else {}
     ranked = []
     for c in candidates:
         factors: dict[str, float] = {}
@@ -92,6 +111,8 @@ def rank(query: Query, candidates: list[Candidate], disabled: frozenset[str] = f
             _put(factors, "path", path_factor(words, c.path))
         if "role" not in disabled:
             _put(factors, "role", role_factor(c.path, query.asks_for))
+        if "version" not in disabled and newest:
+            _put(factors, "version", version_factor(c, newest, words))
         if "frame" not in disabled and (query.frames or query.paths):
             _put(factors, "frame", frame_factor(query, c))
         base = c.score if not c.injected else INJECTED_SHARE * top
@@ -120,6 +141,25 @@ def definition_factor(query: Query, c: Candidate) -> float:
     return best
 
 
+def _abbreviation_groups() -> dict[str, frozenset[str]]:
+    """Each term of ABBREVIATIONS (as the tokenizer stems it) -> the terms it stands for or is short for."""
+    groups: dict[str, set[str]] = defaultdict(set)
+    for word, shorts in ABBREVIATIONS.items():
+        group = {tokenize(word)[-1], *(tokenize(short)[0] for short in shorts)}
+        for term in group:
+            groups[term] |= group - {term}
+    return {term: frozenset(others) for term, others in groups.items()}
+
+
+_ABBREVIATION_GROUPS = _abbreviation_groups()
+
+
+def path_words(query: Query) -> set[str]:
+    """The query's terms for the path prior, with the abbreviations of each (and the words they abbreviate)."""
+    words = set(query.words) - {""}
+    return words.union(*(_ABBREVIATION_GROUPS.get(w, ()) for w in words))
+
+
 def path_factor(words: set[str], path: str) -> float:
     """Query terms (tokenizer terms: stemmed, identifier parts) found in the file's stem and parent folder."""
     pure = PurePosixPath(path)
@@ -134,6 +174,37 @@ def path_factor(words: set[str], path: str) -> float:
 
 def role_factor(path: str, asked: frozenset[str]) -> float:
     return math.prod(ROLE_FACTORS[role] for role in path_roles(path) if role not in asked)
+
+
+_VERSION_FOLDER = re.compile(r"v(\d{1,3})")
+
+
+def _version_folder(path: str) -> tuple[str, int] | None:
+    """(the folder above the version folder, the version) for `pkg/src/v3/types.ts`; None without one."""
+    parts = path.split("/")[:-1]
+    for i, part in enumerate(parts):
+        match = _VERSION_FOLDER.fullmatch(part)
+        if match:
+            return "/".join(parts[:i]), int(match.group(1))
+    return None
+
+
+def newest_versions(candidates: list[Candidate]) -> dict[tuple[int, str], int]:
+    """Per (repository, parent folder) with more than one version folder among the candidates: the newest."""
+    seen: dict[tuple[int, str], set[int]] = defaultdict(set)
+    for c in candidates:
+        found = _version_folder(c.path)
+        if found:
+            seen[(c.repo_id, found[0])].add(found[1])
+    return {key: max(versions) for key, versions in seen.items() if len(versions) > 1}
+
+
+def version_factor(c: Candidate, newest: dict[tuple[int, str], int], words: set[str]) -> float:
+    found = _version_folder(c.path)
+    if not found or f"v{found[1]}" in words:
+        return 1.0
+    latest = newest.get((c.repo_id, found[0]))
+    return SUPERSEDED_FACTOR if latest is not None and found[1] < latest else 1.0
 
 
 def frame_factor(query: Query, c: Candidate) -> float:

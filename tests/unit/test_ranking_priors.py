@@ -106,6 +106,8 @@ def test_the_embedding_text_of_a_long_query_is_its_prose_and_names() -> None:
     ("api/service_pb2.py", {"generated"}), ("gen/types.pb.go", {"generated"}), ("types/index.d.ts", {"declaration"}),
     ("src/testing_utils_helper.txt.md", set()), ("lode/contest.py", set()), ("shop/pricing.py", set()),
     ("src/Latest.java", set()), ("pkg/attestation.go", set()),
+    ("pydantic/_internal/_fields.py", {"internal"}), ("serde/src/private/ser.rs", {"internal"}),
+    ("internal/app/server.go", {"internal"}), ("src/internals.rs", set()),
 ])
 def test_path_roles_per_language(path: str, roles: set[str]) -> None:
     assert path_roles(path) == roles
@@ -199,3 +201,44 @@ def test_saturation_keeps_one_file_from_filling_the_page() -> None:
     many = [chunk(i, "a/huge.py", 1.0) for i in range(40)]  # damped far below any shown precision
     assert [f.score for f in ranking.files(rank(parse("enormous"), many))] == [
         pytest.approx(1 + ranking.COHERENCE_WEIGHT)]
+
+
+def test_a_long_query_takes_the_names_its_code_calls_but_not_builtins() -> None:
+    issue = "ccode(sinc(x)) doesn't work\n```\nIn [30]: ccode(sinc(x))\nprint(len(M.col_join(B)))\n```\n"
+    identifiers = parse(issue).identifiers
+    assert {"ccode", "sinc", "col_join"} <= set(identifiers)
+    assert not {"print", "len", "x"} & set(identifiers)
+    assert "ccode" not in parse("why does ccode(x) fail").identifiers  # a short query: the call rule is for issues
+
+
+def test_version_prior_demotes_an_older_version_folder_unless_the_query_names_it() -> None:
+    old = chunk(1, "pkg/src/v3/schemas.ts", 1.0, name="ZodType")
+    new = chunk(2, "pkg/src/v4/core/schemas.ts", 0.8, name="ZodType")
+    alone = chunk(3, "other/v1/api.ts", 0.9)  # no sibling version among the candidates: left alone
+    assert ranking.newest_versions([old, new, alone]) == {(0, "pkg/src"): 4}
+    assert order("ZodType base class", [old, new, alone]) == [2, 1, 3]
+    assert rank(parse("ZodType base class"), [old, new])[1].factors["version"] == ranking.SUPERSEDED_FACTOR
+    assert order("ZodType in v3", [old, new, alone])[0] == 1  # the query names v3
+    assert order("ZodType base class", [old, new, alone], frozenset({"version"})) == [1, 2, 3]
+    assert ranking.newest_versions([chunk(4, "src/v2x/a.ts", 1.0), chunk(5, "src/v3/a.ts", 1.0)]) == {}
+
+
+def test_path_prior_knows_the_abbreviations_file_names_use() -> None:
+    words = ranking.path_words(parse("standard library Serialize implementations"))
+    assert {"impl", "std"} <= words  # each word brings its abbreviations ...
+    assert ranking.path_factor(words, "serde_core/src/ser/impls.rs") == 1 + ranking.PATH_STEM_WEIGHT + \
+        ranking.PATH_FOLDER_WEIGHT  # `ser` (serialize) the folder, `impls` the stem
+    assert ranking.path_factor(ranking.path_words(parse("model configuration")), "pydantic/config.py") == \
+        1 + ranking.PATH_STEM_WEIGHT
+    assert "configur" in ranking.path_words(parse("the config loader"))  # ... and an abbreviation its word
+    assert ranking.path_factor(ranking.path_words(parse("model settings")), "pydantic/config.py") == 1.0
+
+
+def test_a_long_query_reads_path_words_and_asked_roles_from_its_title_only() -> None:
+    issue = parse("Error pretty printing MatAdd\n```py\n>>> pprint(x)\n```\nI tested it with the latest master.\n")
+    assert issue.kind is QueryKind.LONG
+    assert {"pretti", "print", "matadd"} <= set(issue.words) and "latest" not in issue.words
+    assert issue.asks_for == frozenset()  # "tested" in the body: tests stay demoted
+    assert parse("Flaky test of the client\nsee below\nmore\n").asks_for == frozenset({"test"})
+    assert parse("x" * 300 + "\nsecond line\nthird line").words == []  # a first line that long is no title
+    assert ranking.path_factor(set(issue.words), "sympy/printing/pretty/pretty.py") > 1.0
