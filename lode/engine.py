@@ -1,4 +1,5 @@
-"""The core that every interface shares: the CLI, the REST API and the MCP server call this and nothing below it."""
+"""The core that every interface shares (the CLI, the REST API, MCP). Its statements are lode/store's classes;
+what SQL is left here is listed in tests/unit/test_sql_boundaries.py."""
 
 from __future__ import annotations
 
