@@ -1,4 +1,5 @@
-"""The core that every interface shares: the CLI, the REST API and the MCP server call this and nothing below it."""
+"""The core that every interface shares (the CLI, the REST API, MCP). Its statements are lode/store's classes;
+what SQL is left here is listed in tests/unit/test_sql_boundaries.py."""
 
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ from lode.search.highlight import highlights
 from lode.search.pattern import PatternSearch, compile_pattern
 from lode.search.query import Query, QueryKind, parse
 from lode.search.tokens import tokenize
-from lode.store.db import Database, one_row, scalar, set_local
+from lode.store.db import Database, set_local
 from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
+from lode.store.symbols import Symbols
 from lode.store.uow import unit_of_work
 from lode.store.vectors import Vectors
 
@@ -236,9 +238,8 @@ class Lode:
         progress = progress or counts(self.db, repo_id, model)
         if progress.pending == 0:
             with self.db.connection() as conn:
-                serving = conn.execute("SELECT embedding_model FROM repositories WHERE id = %s",
-                                       (repo_id,)).fetchone()
-            if serving is not None and serving[0] not in (None, model):
+                serving = Repositories(conn).serving_model(repo_id)
+            if serving not in (None, model):
                 self._switch_over(repo_id, model)
         return progress
 
@@ -278,9 +279,7 @@ class Lode:
 
     def _switch_over(self, repo_id: int, model: int) -> None:
         with unit_of_work(self.db) as uow:
-            old = scalar(uow.conn.execute(
-                "SELECT embedding_model FROM repositories WHERE id = %s FOR UPDATE", (repo_id,)
-            ))
+            old = uow.repos.serving_model(repo_id, for_update=True)
             uow.repos.set_embedding_models(repo_id, model, None)
             if old is not None and old != model:
                 uow.vectors.delete_repository_model(repo_id, old)
@@ -556,61 +555,18 @@ class Lode:
         _check_text("the symbol name", name)
         if not 1 <= limit <= MAX_K:
             raise InputError(f"--limit must be between 1 and {MAX_K}")
-        last = name.rsplit(".", 1)[-1]  # every match, exact or qualified, ends with this name
-        suffix = "%." + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params = {"name": name, "last": last, "suffix": suffix, "limit": limit}
         with self.db.read(self.settings.timeouts.symbol_lookup) as conn:
-            params["repos"] = [r.id for r in self._repos_for(conn, repo)]
-            rows = conn.execute(
-                """SELECT r.name, c.path, min(c.start_line), max(c.end_line), c.kind, c.name, c.name_path,
-                          c.language, min(c.signature), min(c.docstring),
-                          min(CASE WHEN c.name_path = %(name)s THEN 0 WHEN c.name = %(name)s THEN 1
-                                   WHEN lower(c.name) = lower(%(name)s) THEN 2 ELSE 3 END) AS rank
-                     FROM chunks c JOIN repositories r ON r.id = c.repo_id
-                    WHERE lower(c.name) = lower(%(last)s) AND c.repo_id = ANY(%(repos)s)
-                      AND (lower(c.name) = lower(%(name)s) OR c.name_path = %(name)s
-                           OR c.name_path LIKE %(suffix)s)
-                    GROUP BY r.name, c.path, c.kind, c.name, c.name_path, c.language
-                    ORDER BY rank, r.name, c.path, min(c.start_line)
-                    LIMIT %(limit)s""",
-                params,
-            ).fetchall()
-            suggestions: list[str] = []
-            if not rows:  # a miss: suggest close names (a scan, only on this path)
-                suggestions = [
-                    row[0]
-                    for row in conn.execute(
-                        """SELECT name_path FROM chunks
-                            WHERE repo_id = ANY(%(repos)s) AND name_path IS NOT NULL
-                              AND similarity(name, %(last)s) > 0.5
-                            GROUP BY name_path ORDER BY max(similarity(name, %(last)s)) DESC, name_path LIMIT 10""",
-                        params,
-                    )
-                ]
-        keys = ("repo", "path", "start_line", "end_line", "kind", "name", "name_path", "language", "signature",
-                "docstring")
-        return {
-            "query": name,
-            "symbols": [dict(zip(keys, row[:10])) for row in rows],
-            "suggestions": suggestions,
-        }
+            repo_ids = [r.id for r in self._repos_for(conn, repo)]
+            found = Symbols(conn).lookup(name, repo_ids, limit)
+            suggestions = [] if found else Symbols(conn).similar_names(name, repo_ids)  # a miss: close names
+        return {"query": name, "symbols": [asdict(match) for match in found], "suggestions": suggestions}
 
     def source(self, repo: str, path: str, start_line: int, end_line: int) -> str:
         """The indexed text of the chunks within lines start_line..end_line of a file, in order; a chunk that
         overlaps an earlier one (a method inside its class's chunk, an overlapping window) is left out."""
         with self.db.connection() as conn:
             row = self._repos_for(conn, repo)[0]
-            parts, end = [], -1
-            for text, start_byte, end_byte in conn.execute(
-                """SELECT content, start_byte, end_byte FROM chunks
-                    WHERE repo_id = %s AND path = %s AND start_line >= %s AND end_line <= %s
-                    ORDER BY start_byte, end_byte DESC""",
-                (row.id, path, start_line, end_line),
-            ):
-                if start_byte >= end:
-                    parts.append(text)
-                    end = end_byte
-        return "\n".join(parts)
+            return "\n".join(Symbols(conn).source(row.id, path, start_line, end_line))
 
     def file_lines(self, repo: str, path: str, start_line: int = 1, end_line: int | None = None) -> dict[str, Any]:
         """Lines start_line..end_line (1-based, inclusive; to the end when None) of an indexed file.
@@ -648,30 +604,15 @@ class Lode:
         _check_text("the path", path)
         if not 1 <= limit <= MAX_OUTLINE:
             raise InputError(f"the limit must be between 1 and {MAX_OUTLINE}")
-        below = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "/%" if path else "%"
         with self.db.read(self.settings.timeouts.symbol_lookup) as conn:
             row = self._repos_for(conn, repo)[0]
-            params = {"repo": row.id, "path": path, "below": below, "limit": limit + 1}
-            rows = conn.execute(
-                """SELECT path, min(start_line), max(end_line), kind, name, name_path, min(signature)
-                     FROM chunks
-                    WHERE repo_id = %(repo)s AND (path = %(path)s OR path LIKE %(below)s)
-                      AND name IS NOT NULL AND kind <> ALL(%(skip)s)
-                    GROUP BY path, kind, name, name_path
-                    ORDER BY path, min(start_line), max(end_line) DESC
-                    LIMIT %(limit)s""",
-                params | {"skip": list(OUTLINE_SKIPPED_KINDS)},
-            ).fetchall()
-            files = conn.execute(
-                "SELECT count(*) FROM files WHERE repo_id = %(repo)s AND (path = %(path)s OR path LIKE %(below)s)",
-                params,
-            ).fetchone()[0]  # type: ignore[index]
+            entries = Symbols(conn).outline(row.id, path, list(OUTLINE_SKIPPED_KINDS), limit + 1)
+            files = Symbols(conn).files_under(row.id, path)
         if not files:
             raise NotFound(f"{path!r} is neither an indexed file nor a folder of indexed files of repository "
                            f"{row.name!r}")
-        keys = ("path", "start_line", "end_line", "kind", "name", "name_path", "signature")
-        return {"repo": row.name, "path": path, "files": files, "truncated": len(rows) > limit,
-                "symbols": [dict(zip(keys, r)) for r in rows[:limit]]}
+        return {"repo": row.name, "path": path, "files": files, "truncated": len(entries) > limit,
+                "symbols": [asdict(entry) for entry in entries[:limit]]}
 
     def grep(self, pattern: str, *, repo: str | tuple[str, ...] | None = None, regex: bool = False,
              ignore_case: bool = False, path: str | None = None, languages: tuple[str, ...] = (),
@@ -685,28 +626,23 @@ class Lode:
             for value in values:
                 _check_text(label, value)
         filters = Filters(languages=languages, path_glob=path)
-        clause, params = filters.sql("f")
+        filters.sql("f")  # validates the glob before any database work
         with self.db.read() as conn:
             repos = {r.id: r for r in self._repos_for(conn, repo)}
-            indexed = conn.execute(
-                f"""SELECT repo_id, id, path, size, mtime_ns, content_hash FROM files f
-                     WHERE repo_id = ANY(%(repos)s) AND {clause} ORDER BY repo_id, path""",
-                params | {"repos": list(repos)},
-            ).fetchall()
+            indexed = Files(conn).matching(list(repos), filters)
 
         def texts() -> Iterator[tuple[str, str, str | None]]:
             with ExitStack() as roots:
                 trees: dict[int, SourceTree | None] = {}
-                for repo_id, file_id, file_path, size, mtime_ns, content_hash in indexed:
+                for repo_id, indexed_file in indexed:
                     if repo_id not in trees:  # one open root per repository; None when it cannot be opened
                         try:
                             trees[repo_id] = roots.enter_context(SourceTree(repos[repo_id].root))
                         except (OSError, RootUnavailable):
                             trees[repo_id] = None
                     tree = trees[repo_id]
-                    indexed_file = FileRow(file_id, file_path, size, mtime_ns, content_hash)
                     text = None if tree is None else _indexed_text_in(tree, indexed_file, self.settings)[0]
-                    yield repos[repo_id].name, file_path, text
+                    yield repos[repo_id].name, indexed_file.path, text
 
         search = PatternSearch(compiled, limit, self.settings.timeouts.pattern_search)
         return {"pattern": pattern, "regex": regex, "ignore_case": ignore_case} | search.run(texts(), len(indexed))
@@ -861,20 +797,15 @@ class Lode:
                 return None if model is None else models[model][0]
 
             for row in self._repos_for(conn, repo):
-                files, fallbacks = one_row(conn.execute(
-                    "SELECT count(*), count(fallback) FROM files WHERE repo_id = %s", (row.id,)
-                ))
-                languages = dict(conn.execute(
-                    "SELECT language, count(*) FROM files WHERE repo_id = %s GROUP BY 1 ORDER BY 2 DESC", (row.id,)
-                ).fetchall())
+                files = Files(conn).summary(row.id)
                 skipped_rows = SkippedFiles(conn).all(row.id)
                 by_reason: dict[str, int] = {}
                 for item in skipped_rows:
                     by_reason[item.reason.value] = by_reason.get(item.reason.value, 0) + 1
                 entry = _repo_json(row) | {
-                    "files": files,
-                    "files_with_fallback": fallbacks,
-                    "languages": languages,
+                    "files": files.files,
+                    "files_with_fallback": files.with_fallback,
+                    "languages": files.languages,
                     "skipped": by_reason,
                     "empty": row.chunk_count == 0,
                     "last_run": IndexRuns(conn).latest(row.id),
@@ -889,6 +820,12 @@ class Lode:
                     ]
                 out.append(entry)
         return {"repos": out}
+
+    def indexed_files(self, repo: str, limit: int) -> list[FileRow]:
+        """A repository's first `limit` indexed files in path order; none when there is no such repository."""
+        with self.db.read() as conn:
+            row = Repositories(conn).get(repo)
+            return [] if row is None else Files(conn).first_by_path(row.id, limit)
 
     # ---- helpers ----------------------------------------------------------------------------------------
 

@@ -13,7 +13,6 @@ and hour) and POSTs each new one to LODE_ALERT_WEBHOOK.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import re
@@ -28,6 +27,7 @@ from pydantic import SecretStr
 
 from lode.config import Settings, get_settings
 from lode.logs import get_logger
+from lode.store.error_logs import Alerts, ErrorLogs
 
 if TYPE_CHECKING:
     from sentry_sdk.types import Event
@@ -190,21 +190,7 @@ def _store(event: dict[str, Any]) -> None:
         return  # the log line is all there is while the database is unreachable
     try:
         with db.unguarded(db.settings.timeouts.error_log) as conn:
-            conn.execute(
-                """WITH e AS (
-                       INSERT INTO error_logs (fingerprint, severity, category, component, error_type, message,
-                                               stack, context)
-                       VALUES (%(fingerprint)s, %(severity)s, %(category)s, %(component)s, %(error_type)s,
-                               %(message)s, %(stack)s, %(context)s)
-                       ON CONFLICT (fingerprint) DO UPDATE
-                          SET last_seen = now(), count = error_logs.count + 1, message = EXCLUDED.message,
-                              stack = EXCLUDED.stack, context = EXCLUDED.context
-                       RETURNING id, severity)
-                   INSERT INTO error_occurrences (error_id, minute, severity)
-                   SELECT id, date_trunc('minute', now()), severity FROM e
-                   ON CONFLICT (error_id, minute) DO UPDATE SET count = error_occurrences.count + 1""",
-                event | {"context": json.dumps(event["context"])},
-            )
+            ErrorLogs(conn).record(event)
     except CircuitBreakerError:
         pass
     except Exception as exc:
@@ -283,46 +269,20 @@ def list_errors(db: Database, *, since_hours: float = 24.0, severity: str | None
     if not 1 <= limit <= 1000:
         raise InputError("--limit must be between 1 and 1000")
     with db.connection() as conn:
-        rows = conn.execute(
-            """SELECT id, severity, category, component, error_type, message, context, fingerprint, first_seen,
-                      last_seen, count
-                 FROM error_logs
-                WHERE last_seen >= now() - make_interval(secs => %s) AND (%s::text IS NULL OR severity = %s)
-                ORDER BY last_seen DESC LIMIT %s""",
-            (since_hours * 3600, severity, severity, limit),
-        ).fetchall()
-        summary = conn.execute(
-            "SELECT severity, category, component, occurrences, distinct_errors, last_seen FROM error_summary_24h"
-            " ORDER BY occurrences DESC"
-        ).fetchall()
-        hourly = conn.execute(
-            "SELECT hour, severity, occurrences FROM error_rate_hourly"
-            " WHERE hour >= now() - interval '24 hours' ORDER BY hour DESC, severity"
-        ).fetchall()
-    keys = ("id", "severity", "category", "component", "error_type", "message", "context", "fingerprint",
-            "first_seen", "last_seen", "count")
+        logs = ErrorLogs(conn)
+        errors, summary, hourly = logs.recent(since_hours, severity, limit), logs.summary_24h(), logs.hourly()
     return {
         "since_hours": since_hours, "severity": severity,
-        "errors": [_jsonable(dict(zip(keys, row))) for row in rows],
-        "summary_24h": [_jsonable(dict(zip(("severity", "category", "component", "occurrences", "distinct_errors",
-                                              "last_seen"), row))) for row in summary],
-        "hourly": [_jsonable({"hour": h, "severity": s, "occurrences": n}) for h, s, n in hourly],
+        "errors": [_jsonable(row) for row in errors],
+        "summary_24h": [_jsonable(row) for row in summary],
+        "hourly": [_jsonable(row) for row in hourly],
     }
-
-
-_ALERT_KEYS = ("id", "rule", "window_start", "severity", "value", "threshold", "message", "created_at",
-               "updated_at", "notified_at", "acknowledged_at")
-_ALERT_COLUMNS = ", ".join(_ALERT_KEYS)
 
 
 def list_alerts(db: Database, *, include_acknowledged: bool = False, limit: int = 100) -> dict[str, Any]:
     with db.connection() as conn:
-        rows = conn.execute(
-            f"""SELECT {_ALERT_COLUMNS} FROM alerts WHERE %s OR acknowledged_at IS NULL
-                 ORDER BY created_at DESC LIMIT %s""",
-            (include_acknowledged, limit),
-        ).fetchall()
-    return {"alerts": [_jsonable(dict(zip(_ALERT_KEYS, row))) for row in rows]}
+        rows = Alerts(conn).listed(include_acknowledged, limit)
+    return {"alerts": [_jsonable(row) for row in rows]}
 
 
 def ack_alert(db: Database, alert_id: int) -> dict[str, Any]:
@@ -330,14 +290,10 @@ def ack_alert(db: Database, alert_id: int) -> dict[str, Any]:
     from lode.errors import NotFound
 
     with db.connection() as conn:
-        row = conn.execute(
-            f"""UPDATE alerts SET acknowledged_at = coalesce(acknowledged_at, now()) WHERE id = %s
-                RETURNING {_ALERT_COLUMNS}""",
-            (alert_id,),
-        ).fetchone()
+        row = Alerts(conn).acknowledge(alert_id)
     if row is None:
         raise NotFound(f"no alert with id {alert_id}")
-    return {"alert": _jsonable(dict(zip(_ALERT_KEYS, row)))}
+    return {"alert": _jsonable(row)}
 
 
 def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -350,33 +306,22 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
 def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
     """Apply the rules to the last hour of occurrences; store breaches (one alert per rule and hour), notify the
     webhook of every alert it has not accepted yet, and return the alerts raised by this evaluation."""
-    from lode.store.rows import one_row
-
     raised = []
     with db.connection() as conn:
-        counts = dict(conn.execute(
-            """SELECT severity, sum(count) FROM error_occurrences
-                WHERE minute > date_trunc('minute', now()) - interval '1 hour' GROUP BY severity"""
-        ).fetchall())
+        counts = ErrorLogs(conn).last_hour_by_severity()
         for rule, severity in RULES.items():
             threshold = getattr(settings.alerts, rule)
-            value = int(counts.get(severity, 0))
+            value = counts.get(severity, 0)
             if value <= threshold:
                 continue
-            row = one_row(conn.execute(
-                f"""INSERT INTO alerts (rule, window_start, severity, value, threshold, message)
-                    VALUES (%s, date_trunc('hour', now()), %s, %s, %s, %s)
-                    ON CONFLICT (rule, window_start) DO UPDATE
-                       SET value = EXCLUDED.value, updated_at = now(), message = EXCLUDED.message
-                    RETURNING {_ALERT_COLUMNS}, (xmax = 0)""",
-                (rule, severity, value, threshold,
-                 f"{value} {severity} errors in the last hour (threshold: more than {threshold})"),
-            ))
-            if row[-1]:
-                raised.append(_jsonable(dict(zip(_ALERT_KEYS, row[:-1]))))
+            alert, new = Alerts(conn).upsert(
+                rule, severity, value, threshold,
+                f"{value} {severity} errors in the last hour (threshold: more than {threshold})")
+            if new:
+                raised.append(_jsonable(alert))
                 record_log = getattr(log, "critical" if severity == "critical" else "error")
                 record_log("alert raised", rule=rule, value=value, threshold=threshold)
-        conn.execute("DELETE FROM error_occurrences WHERE minute < now() - interval '8 days'")
+        ErrorLogs(conn).prune_occurrences()
     if settings.alerts.webhook:
         _notify(db, settings.alerts.webhook)
     return raised
@@ -385,11 +330,9 @@ def evaluate_alerts(db: Database, settings: Settings) -> list[dict[str, Any]]:
 def _notify(db: Database, url: str) -> None:
     """POST every open alert the webhook has not accepted yet; a failed POST is retried at the next evaluation."""
     with db.connection() as conn:
-        rows = conn.execute(
-            f"SELECT {_ALERT_COLUMNS} FROM alerts WHERE notified_at IS NULL AND acknowledged_at IS NULL ORDER BY id"
-        ).fetchall()
+        rows = Alerts(conn).unnotified()
     for row in rows:
-        alert = _jsonable(dict(zip(_ALERT_KEYS, row)))
+        alert = _jsonable(row)
         try:
             response = httpx.post(url, json={"source": "lode", "alert": alert}, timeout=5.0)
             response.raise_for_status()
@@ -398,7 +341,7 @@ def _notify(db: Database, url: str) -> None:
                         url=scrub_text(url), error=type(exc).__name__)
             return
         with db.connection() as conn:
-            conn.execute("UPDATE alerts SET notified_at = now() WHERE id = %s", (alert["id"],))
+            Alerts(conn).mark_notified(alert["id"])
 
 
 class AlertMonitor:

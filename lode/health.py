@@ -12,7 +12,7 @@ from typing import Any
 
 from lode.engine import Lode
 from lode.resilience import breaker_states
-from lode.store.db import one_row
+from lode.store.queue_stats import queue_stats
 
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
 
@@ -38,8 +38,7 @@ def _timed(status: str, started: float, **details: Any) -> dict[str, Any]:
 def database_check(lode: Lode) -> dict[str, Any]:
     started = time.monotonic()
     try:
-        with lode.db.unguarded(lode.settings.timeouts.health_probe) as conn:
-            conn.execute("SELECT 1").fetchone()
+        lode.db.ping(lode.settings.timeouts.health_probe)
     except Exception as exc:  # any failure to reach it is the answer this check gives
         return _timed("fail", started, error=f"{type(exc).__name__}: {exc}")
     return _timed("pass", started)
@@ -93,20 +92,10 @@ def _queue(lode: Lode) -> dict[str, Any]:
     started = time.monotonic()
     try:
         with lode.db.connection() as conn:
-            workers, waiting, oldest = one_row(conn.execute(
-                """SELECT (SELECT count(*) FROM procrastinate_workers
-                            WHERE last_heartbeat > now() - make_interval(secs => %(stall)s)),
-                          count(*), extract(epoch FROM now() - min(scheduled_at))
-                     FROM (SELECT coalesce(scheduled_at, e.at) AS scheduled_at FROM procrastinate_jobs j
-                             LEFT JOIN LATERAL (SELECT min(at) AS at FROM procrastinate_events
-                                                 WHERE job_id = j.id AND type = 'deferred') e ON true
-                            WHERE j.status = 'todo' AND j.queue_name = %(queue)s
-                              AND coalesce(scheduled_at, now()) <= now()) waiting""",
-                {"stall": lode.settings.queue.stall_seconds, "queue": lode.settings.queue.name},
-            ))
+            stats = queue_stats(conn, lode.settings.queue.name, lode.settings.queue.stall_seconds)
     except Exception as exc:  # a failed count degrades the report; the database check tells why
         return _timed("warn", started, error=f"{type(exc).__name__}: {exc}")
-    oldest = None if oldest is None else round(float(oldest), 1)
-    stranded = waiting > 0 and workers == 0
-    return _timed("warn" if stranded else "pass", started, workers=workers, waiting=waiting,
+    oldest = None if stats.oldest_waiting_seconds is None else round(stats.oldest_waiting_seconds, 1)
+    stranded = stats.waiting > 0 and stats.workers == 0
+    return _timed("warn" if stranded else "pass", started, workers=stats.workers, waiting=stats.waiting,
                   oldest_waiting_seconds=oldest, **({"detail": "jobs wait and no worker is alive"} if stranded else {}))

@@ -16,7 +16,8 @@ from datetime import datetime
 import psycopg
 
 from lode.errors import InputError, NotFound
-from lode.store.db import Database, scalar
+from lode.store.api_keys import ApiKeyTable
+from lode.store.db import Database
 
 KEY_PREFIX = "lode_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -47,32 +48,27 @@ class ApiKeys:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         try:
             with self.db.connection() as conn:
-                conn.execute(
-                    "INSERT INTO api_keys (name, key_hash, repos) VALUES (%s, %s, %s)",
-                    (name, hash_key(key), sorted(set(repos)) if repos else None),
-                )
+                ApiKeyTable(conn).insert(name, hash_key(key), sorted(set(repos)) if repos else None)
         except psycopg.errors.UniqueViolation:
             raise InputError(f"a key named {name!r} exists; remove it first with `lode keys rm {name}`") from None
         return key
 
     def all(self) -> list[ApiKey]:
-        with self.db.connection() as conn:
-            rows = conn.execute("SELECT name, repos, created_at FROM api_keys ORDER BY name").fetchall()
-        return [ApiKey(name, tuple(repos) if repos is not None else None, created) for name, repos, created in rows]
+        return [record for record, _ in self.all_hashed()]
 
     def remove(self, name: str) -> None:
         with self.db.connection() as conn:
-            if conn.execute("DELETE FROM api_keys WHERE name = %s", (name,)).rowcount == 0:
+            if not ApiKeyTable(conn).delete(name):
                 raise NotFound(f"no API key named {name!r}")
 
     def any(self) -> bool:
         with self.db.connection() as conn:
-            return scalar(conn.execute("SELECT EXISTS (SELECT 1 FROM api_keys)"))
+            return ApiKeyTable(conn).any()
 
     def all_hashed(self) -> list[tuple[ApiKey, bytes]]:
         with self.db.connection() as conn:
-            rows = conn.execute("SELECT name, repos, created_at, key_hash FROM api_keys").fetchall()
-        return [(ApiKey(name, tuple(repos) if repos is not None else None, created), bytes(stored))
+            rows = ApiKeyTable(conn).all()
+        return [(ApiKey(name, tuple(repos) if repos is not None else None, created), stored)
                 for name, repos, created, stored in rows]
 
     @staticmethod

@@ -18,28 +18,23 @@ EXAMPLES = 10
 
 
 def staleness(lode: Lode, repo: str, root: str) -> dict[str, Any]:
-    with lode.db.connection() as conn:
-        rows = conn.execute(
-            """SELECT f.path, f.size, f.mtime_ns FROM files f JOIN repositories r ON r.id = f.repo_id
-                WHERE r.name = %s ORDER BY f.path LIMIT %s""",
-            (repo, MAX_FILES + 1),
-        ).fetchall()
+    rows = lode.indexed_files(repo, MAX_FILES + 1)
     deadline = time.monotonic() + MAX_SECONDS
     checked = changed = missing = 0
     examples: list[str] = []
-    for path, size, mtime_ns in rows[:MAX_FILES]:
+    for indexed in rows[:MAX_FILES]:
         if time.monotonic() > deadline:
             break
         checked += 1
         try:
-            stat = os.lstat(os.path.join(root, path))
+            stat = os.lstat(os.path.join(root, indexed.path))
         except OSError:
             missing += 1
         else:
-            if (stat.st_size, stat.st_mtime_ns) == (size, mtime_ns):
+            if (stat.st_size, stat.st_mtime_ns) == (indexed.size, indexed.mtime_ns):
                 continue
             changed += 1
         if len(examples) < EXAMPLES:
-            examples.append(path)
+            examples.append(indexed.path)
     return {"checked": checked, "changed": changed, "missing": missing,
             "complete": checked == len(rows), "examples": examples}

@@ -5,16 +5,19 @@ embedding backfill). The callers differ only in how that work is scheduled, and 
 from __future__ import annotations
 
 import enum
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lode import background
 from lode.embedding.backfill import BackfillProgress, counts
 from lode.indexer import IndexCancelled, IndexReport, ProgressCallback
 
 if TYPE_CHECKING:
+    from lode.config import Settings
     from lode.engine import Lode
     from lode.queue_client import Queue
 
@@ -23,7 +26,7 @@ class Schedule(enum.StrEnum):
     """Where the work an index run leaves is done."""
 
     INLINE = "inline"  # in this process, before run_index returns (the graph is then resolved by the run itself)
-    DETACHED = "detached"  # in a detached `lode` process (lode/background.py): run_index returns once search works
+    DETACHED = "detached"  # in a detached `lode` process (_spawn_detached): run_index returns once search works
     QUEUE = "queue"  # as tasks on the durable queue that every worker shares; run_index waits for them
 
 
@@ -64,7 +67,8 @@ def run_index(
     if on_indexed is not None:
         on_indexed(report)
     if report.graph_pending and graph is Schedule.DETACHED:
-        background.spawn_graph_resolution(lode.settings, report.repo)
+        _spawn_detached(lode.settings, ["graph", "resolve", "--repo", report.repo, "--json"],
+                        f"graph-{report.repo}.log")
     elif report.graph_pending and graph is Schedule.QUEUE:  # another worker may resolve it while this one embeds
         assert queue is not None
         queue.defer("resolve_graph", queueing_lock=f"lode-graph:{report.repo}", repo=report.repo)
@@ -92,7 +96,7 @@ def _fill_embeddings(lode: Lode, report: IndexReport, schedule: Schedule, queue:
     if schedule is Schedule.DETACHED:
         current = lode.embedding_counts(report.repo)
         if current.pending:
-            background.spawn_backfill(lode.settings, report.repo)
+            _spawn_detached(lode.settings, ["embed", "--repo", report.repo, "--json"], f"embed-{report.repo}.log")
         return current
     assert queue is not None
     return _embed_shared(lode, queue, report.repo, should_stop, on_progress)
@@ -118,3 +122,16 @@ def _embed_shared(lode: Lode, queue: Queue, repo: str, should_stop: Callable[[],
     final = lode.finish_embedding(repo_id, model)
     on_progress(final, True)
     return final
+
+
+def _spawn_detached(settings: Settings, command: list[str], log_name: str) -> None:
+    """Run `lode COMMAND` in its own session, so that it outlives this process, logging to LODE_HOME/logs/LOG_NAME.
+    The one way Lode runs work detached; the job queue (lode/queue.py) is the durable one."""
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    with open(logs / log_name, "ab") as log_file:
+        subprocess.Popen(
+            [sys.executable, "-m", "lode", *command],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+            env={**os.environ, "LODE_HOME": str(settings.home)},
+        )

@@ -172,6 +172,12 @@ class Database:
         with self.pool.connection(timeout=timeout) as conn, _timed_transaction(conn, timeout):
             yield conn
 
+    def ping(self, timeout: float) -> None:
+        """Run a trivial statement within `timeout` seconds, past the circuit breaker (see unguarded): raises
+        when the server cannot answer."""
+        with self.unguarded(timeout) as conn:
+            conn.execute("SELECT 1").fetchone()
+
     @contextmanager
     def advisory_lock(self, kind: int, key: int, wait: float | None = None) -> Iterator[bool]:
         """Hold pg_advisory_lock(kind, key) on a connection of its own; yields whether it was had.

@@ -13,6 +13,7 @@ import psycopg
 from psycopg.rows import class_row
 
 from lode.model import Chunk, Skipped
+from lode.search.filters import Filters
 from lode.store import copy_format
 
 
@@ -75,6 +76,12 @@ class Repositories:
     def all(self) -> list[RepoRow]:
         with self.conn.cursor(row_factory=class_row(RepoRow)) as cur:
             return cur.execute("SELECT * FROM repositories ORDER BY name").fetchall()
+
+    def serving_model(self, repo_id: int, *, for_update: bool = False) -> int | None:
+        """The embedding model whose vectors serve the repository's searches (None: none yet, or no such row)."""
+        lock = " FOR UPDATE" if for_update else ""
+        row = self.conn.execute(f"SELECT embedding_model FROM repositories WHERE id = %s{lock}", (repo_id,)).fetchone()
+        return None if row is None else row[0]
 
     def record_change(self, repo_id: int, chunk_delta: int, length_delta: int) -> None:
         """Bump the generation and the BM25 corpus statistics. Runs inside every file's unit of work."""
@@ -260,6 +267,40 @@ class Files:
     def touch(self, file_id: int, size: int, mtime_ns: int) -> None:
         """Record a new mtime for a file whose content did not change."""
         self.conn.execute("UPDATE files SET size = %s, mtime_ns = %s WHERE id = %s", (size, mtime_ns, file_id))
+
+    def summary(self, repo_id: int) -> FilesSummary:
+        files, fallbacks = self.conn.execute(
+            "SELECT count(*), count(fallback) FROM files WHERE repo_id = %s", (repo_id,)
+        ).fetchone() or (0, 0)
+        languages: dict[str, int] = dict(self.conn.execute(
+            "SELECT language, count(*) FROM files WHERE repo_id = %s GROUP BY 1 ORDER BY 2 DESC", (repo_id,)
+        ).fetchall())
+        return FilesSummary(files, fallbacks, languages)
+
+    def matching(self, repo_ids: list[int], filters: Filters) -> list[tuple[int, FileRow]]:
+        """(repository id, file) of the files that pass `filters` (languages, path glob), by repository and path."""
+        clause, params = filters.sql("f")
+        rows = self.conn.execute(
+            f"""SELECT repo_id, id, path, size, mtime_ns, content_hash FROM files f
+                 WHERE repo_id = ANY(%(repos)s) AND {clause} ORDER BY repo_id, path""",
+            params | {"repos": repo_ids},
+        ).fetchall()
+        return [(repo_id, FileRow(*rest)) for repo_id, *rest in rows]
+
+    def first_by_path(self, repo_id: int, limit: int) -> list[FileRow]:
+        """The repository's first `limit` files in path order."""
+        with self.conn.cursor(row_factory=class_row(FileRow)) as cur:
+            return cur.execute(
+                "SELECT id, path, size, mtime_ns, content_hash FROM files WHERE repo_id = %s ORDER BY path LIMIT %s",
+                (repo_id, limit),
+            ).fetchall()
+
+
+@dataclass(slots=True)
+class FilesSummary:
+    files: int
+    with_fallback: int  # files chunked by the fallback (text windows) rather than their grammar
+    languages: dict[str, int]  # files per language, most first
 
 
 CHUNK_ID_BITS = 20  # chunk id = (file_id << 20) | ordinal: room for 1,048,576 chunks a file
