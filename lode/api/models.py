@@ -310,6 +310,7 @@ class PatternOut(Doc):
 
 class SymbolOut(Located):
     signature: str | None
+    docstring: str | None = Field(default=None, description="The definition's docstring or leading comment, if any.")
 
 
 class SymbolsOut(Doc):

@@ -21,9 +21,7 @@ PAIRS = [
     (Hit, models.SearchHit,
      {"chunk_id": "internal: lode/engine.py's _hit_json drops it"},
      {"callers": "added by expand=true (Lode._expand)", "callees": "added by expand=true (Lode._expand)"}),
-    (SymbolMatch, models.SymbolOut,
-     {"docstring": "in the JSON (extra keys are allowed) but not declared in /openapi.json, which stays unchanged"},
-     {}),
+    (SymbolMatch, models.SymbolOut, {}, {}),
     (OutlineEntry, models.OutlineSymbol, {}, {}),
     (BackfillProgress, models.Embeddings, {}, {}),
 ]
