@@ -321,3 +321,48 @@ def test_a_scoped_key_reads_the_source_of_its_repositories_only(lode: Lode, lode
         assert source(theirs, **admin).json()["origin"] == "file"
     for repo in (mine, theirs):
         lode.remove_repository(repo)
+
+
+def test_the_newer_read_routes_keep_a_scoped_key_to_its_repositories(lode: Lode, lode_home: Path, tmp_path: Path,
+                                                                     no_keys: None) -> None:
+    """GET /v1/pattern (which reads files from disk), the outline, graph refs and POST /v1/search: 403 for a
+    repository outside the key's scope, and only the key's repositories when none is named."""
+    for name in ("mine", "theirs"):
+        write_tree(tmp_path / name, SHOP)
+    with api(lode_home, allowed_roots=[tmp_path]) as client:
+        mine, theirs = f"new-{uuid.uuid4().hex[:8]}", f"new-{uuid.uuid4().hex[:8]}"
+        index_via_api(client, tmp_path / "mine", mine)
+        index_via_api(client, tmp_path / "theirs", theirs)
+        scoped = bearer(ApiKeys(lode.db).create("scoped-newer", [mine]))
+
+        grep = client.get("/v1/pattern", params={"q": "apply_discount"}, headers=scoped)
+        assert grep.status_code == 200 and grep.json()["matches"]
+        assert {m["repo"] for m in grep.json()["matches"]} == {mine}
+        assert error_of(client.get("/v1/pattern", params={"q": "x", "repo": theirs}, headers=scoped), 403)
+        assert client.get(f"/v1/repositories/{mine}/outline", headers=scoped).json()["symbols"]
+        assert error_of(client.get(f"/v1/repositories/{theirs}/outline", headers=scoped), 403)
+        refs = client.get("/v1/graph/refs", params={"symbol": "apply_discount", "repo": mine}, headers=scoped)
+        assert refs.status_code == 200 and refs.json()["refs"]
+        assert error_of(client.get("/v1/graph/refs", params={"symbol": "apply_discount", "repo": theirs},
+                                   headers=scoped), 403)
+        posted = client.post("/v1/search", json={"q": "discount", "mode": "lexical", "k": 50}, headers=scoped)
+        assert posted.status_code == 200 and {h["repo"] for h in posted.json()["hits"]} == {mine}
+        assert error_of(client.post("/v1/search", json={"q": "discount", "repo": theirs}, headers=scoped), 403)
+
+
+def test_pattern_search_does_not_follow_a_directory_swapped_for_a_symlink(lode: Lode, lode_home: Path,
+                                                                          tmp_path: Path, no_keys: None) -> None:
+    """GET /v1/pattern reads the indexed files from disk: after a folder is replaced by a link to outside, its
+    files count as changed (`stale`) and are not searched, so no text outside the index comes back."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    write_tree(root, SHOP)
+    write_tree(outside, {"cart.py": "SECRET_OUTSIDE = 1\n", "pricing.py": "SECRET_OUTSIDE = 2\n"})
+    with api(lode_home, allowed_roots=[tmp_path]) as client:
+        repo = f"swap-{uuid.uuid4().hex[:8]}"
+        index_via_api(client, root, repo)
+        (root / "shop").rename(tmp_path / "moved")
+        os.symlink(outside, root / "shop")
+        found = client.get("/v1/pattern", params={"q": "SECRET_OUTSIDE", "repo": repo})
+        assert found.status_code == 200
+        assert found.json()["matches"] == []
+        assert set(found.json()["stale"]) >= {"shop/cart.py", "shop/pricing.py"}  # changed: not searched
