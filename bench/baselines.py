@@ -14,7 +14,8 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.common import median, percentile
-from lode.engine import LEG_DEPTH, Lode, ef_search
+from lode.engine import Lode
+from lode.services.search import LEG_DEPTH, ef_search
 from lode.search.filters import Filters
 from lode.store.vectors import LEGS, Vectors, to_literal, vectors_table
 

@@ -25,7 +25,8 @@ from threadpoolctl import threadpool_limits
 from bench.common import median, percentile
 from bench.scaling import queries_for, read_vectors
 from lode.config import Settings
-from lode.engine import LEG_DEPTH, Lode, ef_search
+from lode.engine import Lode
+from lode.services.search import LEG_DEPTH, ef_search
 from lode.store.vectors import LEGS, to_literal, vectors_table
 
 K = 10

@@ -161,11 +161,11 @@ def test_an_outage_leaves_indexing_lexical_only_and_the_backfill_resumes_by_itse
     log_path = Path(os.environ["LODE_HOME"]) / "logs" / f"embed-{repo}.log"
     wait_until(lambda: log_path.exists() and "breaker open; waiting" in log_path.read_text(), 60,
                "the background backfill meets the outage, the breaker opens and the backfill waits for it")
-    assert lode.embedding_counts(repo).pending == report["chunks"], "nothing is embedded during the outage"
+    assert lode.embeddings.counts(repo).pending == report["chunks"], "nothing is embedded during the outage"
     requests_during_outage = stub.requests
     stub.mode = "ok"
     deadline = time.monotonic() + 60
-    while (counts := lode.embedding_counts(repo)).pending and time.monotonic() < deadline:
+    while (counts := lode.embeddings.counts(repo)).pending and time.monotonic() < deadline:
         time.sleep(0.5)
     log = log_path.read_text()
     assert counts == BackfillProgress(done=report["chunks"], pending=0, failed=0), log

@@ -20,7 +20,7 @@ from lode.store.symbols import OutlineEntry, SymbolMatch
 PAIRS = [
     (Hit, models.SearchHit,
      {"chunk_id": "internal: lode/engine.py's _hit_json drops it"},
-     {"callers": "added by expand=true (Lode._expand)", "callees": "added by expand=true (Lode._expand)"}),
+     {"callers": "added by expand=true (SearchService._expand)", "callees": "added by expand=true (SearchService._expand)"}),
     (SymbolMatch, models.SymbolOut, {}, {}),
     (OutlineEntry, models.OutlineSymbol, {}, {}),
     (BackfillProgress, models.Embeddings, {}, {}),
