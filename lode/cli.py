@@ -414,6 +414,25 @@ def symbols(
 
 
 @app.command()
+def context(
+    query: Annotated[str | None, typer.Argument(help="What you are looking for (or pass --symbol).")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="A symbol to centre on instead of a query: "
+                                                                "pkg.mod.Class.method, Class.method or a short "
+                                                                "name.")] = None,
+    repo: RepoOption = None,
+    budget: Annotated[int | None, typer.Option("--budget", help="Tokens the text stays within, estimated at 3 "
+                                                               "characters each (100-100000; 4000 when "
+                                                               "omitted).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help=" | ".join(Mode))] = Mode.HYBRID,
+    as_json: JsonOption = False,
+) -> None:
+    """Code to read before a change, within a token budget: the definitions a query or a symbol finds, then their
+    callers, callees and tests, each cited path:start-end (MCP's get_context, GET /v1/context)."""
+    run_action(as_json, lambda lode: lode.context.build(query, symbol, repo=repo, budget=budget, mode=mode),
+               lambda result: out.print(result["text"], markup=False, highlight=False))
+
+
+@app.command()
 def status(
     repo: RepoOption = None,
     skipped: Annotated[bool, typer.Option("--skipped", help="List every skipped file with its reason.")] = False,

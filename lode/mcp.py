@@ -359,23 +359,6 @@ class ClearedOut(Doc):
     removed: str
 
 
-class ContextPiece(Doc):
-    role: Literal["definition", "caller", "callee", "test", "hit"]
-    name: str
-    repo: str
-    path: str
-    start_line: int
-    end_line: int
-
-
-class ContextOut(Doc):
-    text: str = Field(description="The packed context, as in the text content.")
-    tokens: int = Field(description="count_tokens of the text.")
-    budget_tokens: int
-    included: list[ContextPiece]
-    dropped: list[ContextPiece] = Field(description="Every piece left out for the budget, in priority order.")
-
-
 def _answer(text: str, model: type[Doc], data: dict[str, Any]) -> CallToolResult:
     """The text an agent reads, with the same answer as JSON (structuredContent) for programs."""
     structured = model.model_validate(data).model_dump(mode="json", by_alias=True)
@@ -645,14 +628,14 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
                                             description="The answer stays within this many tokens (estimated).")
                                  ] = DEFAULT_BUDGET,
         mode: SearchMode = Mode.HYBRID,
-    ) -> Annotated[CallToolResult, ContextOut]:
+    ) -> Annotated[CallToolResult, models.ContextOut]:
         """Code to read before a change, within a token budget: the definitions found, then their callers,
         callees and related tests, each cited path:start-end; what did not fit is listed at the end (all of it
         in the structured output's `dropped`)."""
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        packed = _engine_call(lambda: lode.context.build(query, symbol, scope, budget_tokens, mode))
-        return _answer(packed["text"], ContextOut, packed)
+        packed = _engine_call(lambda: lode.context.build(query, symbol, repo=scope, budget=budget_tokens, mode=mode))
+        return _answer(packed["text"], models.ContextOut, packed)
 
     server.forbid_unknown_arguments()
     return server

@@ -1,4 +1,4 @@
-"""The /v1 routes: repositories, index jobs, search, symbols, the code graph and status.
+"""The /v1 routes: repositories, index jobs, search, symbols, context, the code graph and status.
 
 Endpoints are plain `def`s (the engine is synchronous; FastAPI runs them on its thread pool). Each returns the
 CLI's `--json` document for the same operation.
@@ -16,6 +16,7 @@ from lode.api.keys import ApiKeys
 from lode.api.security import check_index_path, principal, repo_scope, require_repo
 from lode.api.staleness import staleness
 from lode.engine import Lode
+from lode.services.context import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
 from lode.services.files import LAST_LINE, MAX_GREP_MATCHES, MAX_OUTLINE
 from lode.services.search import MAX_K, MAX_QUERY_BYTES
 from lode.errors import InputError
@@ -271,6 +272,26 @@ def symbols(request: Request, lode: Engine, name: SymbolParam, repo: RepoParam =
     """Definitions whose name, qualified name or suffix matches, best first, with signatures; close names as
     suggestions when nothing matches."""
     return lode.search.symbols(name, repo=repo_scope(request, repo), limit=limit)
+
+
+@router.get("/context", response_model=models.ContextOut, tags=["search"], summary="Code to read before a change",
+            responses=errors(404, 503))
+def context(
+    request: Request, lode: Engine,
+    q: Annotated[str | None, Query(min_length=1, max_length=MAX_QUERY_BYTES, description="What you are looking for "
+                                   "(or pass symbol).", examples=["apply discount"])] = None,
+    symbol: Annotated[str | None, Query(min_length=1, max_length=500, description="A symbol to centre on (or pass "
+                                        "q).", examples=["shop.pricing.apply_discount"])] = None,
+    repo: RepoParam = None,
+    budget_tokens: Annotated[int, Query(ge=MIN_BUDGET, le=MAX_BUDGET, description="The text stays within this many "
+                                        "tokens (estimated).", examples=[2000])] = DEFAULT_BUDGET,
+    mode: Annotated[Mode, Query(description="How q is searched: hybrid, lexical or semantic.",
+                                examples=["lexical"])] = Mode.HYBRID,
+) -> dict[str, Any]:
+    """Code to read before a change, within a token budget (the MCP tool get_context): the definitions a search
+    or a symbol finds, then their callers, callees and related tests, each cited path:start-end; what did not fit
+    is listed at the end of the text and in `dropped`."""
+    return lode.context.build(q, symbol, repo=repo_scope(request, repo), budget=budget_tokens, mode=mode)
 
 
 @router.get("/pattern", response_model=models.PatternOut, tags=["search"],

@@ -153,10 +153,15 @@ class ContextService(Service):
     max_neighbours = 8
     max_tests = 3
 
-    def build(self, query: str | None, symbol: str | None, repo: RepoScope, budget: int,
-              mode: Mode | str) -> dict[str, Any]:
+    def build(self, query: str | None = None, symbol: str | None = None, *, repo: RepoScope = None,
+              budget: int | None = None, mode: Mode | str = Mode.HYBRID) -> dict[str, Any]:
+        """The text and its pieces (included, and dropped for the budget) for a query or a symbol, not both;
+        `budget` is in estimated tokens (count_tokens), DEFAULT_BUDGET when None."""
+        budget = DEFAULT_BUDGET if budget is None else budget
         if (query is None) == (symbol is None):
             raise InputError("pass exactly one of query or symbol")
+        if not MIN_BUDGET <= budget <= MAX_BUDGET:
+            raise InputError(f"the token budget must be between {MIN_BUDGET} and {MAX_BUDGET}, not {budget}")
         if symbol is not None:
             callers = self.lode.graph.neighbours("callers", symbol, repo=repo, limit=self.max_neighbours)
             node = callers["symbol"]
