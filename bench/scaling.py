@@ -23,6 +23,7 @@ from bench.corpora import Corpus
 from bench.index_cpython import sample_queries
 from lode.config import Settings, Timeouts
 from lode.engine import Lode
+from lode.services.base import repos_in_scope
 from lode.store.vectors import LEGS, vectors_table
 
 MODES = ("lexical", "semantic", "hybrid")
@@ -184,7 +185,7 @@ def index_point(engine: Lode, corpus: Corpus, repo: str, embed: bool) -> dict[st
 def read_vectors(engine: Lode, repo: str) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """(chunk ids, {leg: unit-norm float32 matrix}, model id) of a repository's serving model."""
     with engine.db.connection() as conn:
-        row = engine._repos_for(conn, repo)[0]
+        row = repos_in_scope(conn, repo)[0]
         model = row.embedding_model
         rows = conn.execute(
             f"SELECT chunk_id, text_vec::vector::real[], code_vec::vector::real[] FROM {vectors_table(model)} "
@@ -210,7 +211,7 @@ def fill_synthetic_vectors(engine: Lode, repo: str, pool: dict[str, np.ndarray],
     halfvec), for exact search."""
     rng = np.random.default_rng(seed)
     with engine.db.connection() as conn:
-        row = engine._repos_for(conn, repo)[0]
+        row = repos_in_scope(conn, repo)[0]
     model = engine._claim_model(row, engine.embedder, switch=False)
     table = vectors_table(model)
     timings = {}

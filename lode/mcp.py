@@ -1,8 +1,8 @@
 """The MCP server: Lode's search and code graph as tools for coding agents.
 
 `lode mcp` serves it over stdio; the REST app mounts the same server at /mcp over streamable HTTP (`mount`).
-Every tool calls the shared engine (`lode.engine.Lode`), answers in compact text that cites `path:start-end`,
-and turns bad input into an MCP tool error (`is_error`) with the engine's one-line message.
+Every tool calls a service of the shared engine (`lode.engine.Lode`, lode/services), answers in compact text that
+cites `path:start-end`, and turns bad input into an MCP tool error (`is_error`) with the engine's one-line message.
 """
 
 from __future__ import annotations
@@ -228,7 +228,7 @@ class HttpAccess(Access):
         open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
         checked, within = _http_rule(lambda: check_index_path(path, lode.settings, open_mode))
         root, name = lode.indexing.target(checked, repo,
-                                       authorize=lambda name: _http_rule(lambda: require_repo(request, name)))
+                                          authorize=lambda name: _http_rule(lambda: require_repo(request, name)))
         return root, name, within
 
     def remove(self, ctx: Context, lode: Lode, repo: str) -> None:
@@ -486,7 +486,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         lode = engine()
         scope = access.repos(ctx, lode, repo)
         result = _engine_call(lambda: lode.files.grep(pattern, repo=scope, regex=regex, ignore_case=ignore_case,
-                                                path=path, languages=(lang,) if lang else (), limit=limit))
+                                                      path=path, languages=(lang,) if lang else (), limit=limit))
         return _answer(_pattern_text(result), models.PatternOut, result)
 
     @server.tool(title="Callers of a symbol", annotations=READ_ONLY)

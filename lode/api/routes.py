@@ -255,7 +255,7 @@ def _search(request: Request, lode: Lode, p: models.SearchIn) -> dict[str, Any]:
         raise InputError(f"offset + k must be at most {MAX_K}")
     window = min(p.offset + p.k + 1, MAX_K)  # one more than the page tells whether another page exists
     result = lode.search.query(p.q, repo=repo_scope(request, p.repo), mode=p.mode, k=window, languages=tuple(p.lang),
-                         path=p.path, kinds=tuple(p.kind), expand=p.expand, group=p.group)
+                               path=p.path, kinds=tuple(p.kind), expand=p.expand, group=p.group)
     primary = "files" if p.group == "files" else "hits"  # what the page counts
     result["next_offset"] = p.offset + p.k if len(result[primary]) > p.offset + p.k else None
     for key in ("hits", "files") if p.group == "files" else ("hits",):
@@ -314,7 +314,7 @@ def pattern(
     path:line:column; files changed since indexing are listed in `stale`, not searched (the MCP tool
     search_pattern)."""
     return lode.files.grep(q, repo=repo_scope(request, repo), regex=regex, ignore_case=ignore_case, path=path,
-                     languages=tuple(lang), limit=limit)
+                           languages=tuple(lang), limit=limit)
 
 
 # ---- graph ------------------------------------------------------------------------------------------------

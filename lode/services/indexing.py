@@ -111,7 +111,7 @@ def run_index(
     if queue is None and Schedule.QUEUE in (graph, embeddings):
         raise ValueError("Schedule.QUEUE needs the queue")
     report = lode.indexing.index(path, repo, on_progress, should_stop, defer_graph=graph is not Schedule.INLINE,
-                        within=within)
+                                 within=within)
     if on_indexed is not None:
         on_indexed(report)
     if report.graph_pending and graph is Schedule.DETACHED:
