@@ -8,6 +8,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -133,29 +134,29 @@ def test_reindex_file_delete_and_repository_delete_make_old_entries_unreachable(
     cached, plain = engine(lode_home, redis_url), engine(lode_home, enabled=False)
 
     def same(call: str, *args: object, **kwargs: object) -> object:
-        answer = getattr(cached, call)(*args, **kwargs)
-        assert answer == getattr(plain, call)(*args, **kwargs)
+        answer = attrgetter(call)(cached)(*args, **kwargs)
+        assert answer == attrgetter(call)(plain)(*args, **kwargs)
         return answer
 
     search = ("frobnicate_zq",)
     options = {"repo": repo_name, "mode": "lexical"}
-    before = same("search", *search, **options)
-    callers_before = same("graph_neighbours", "callers", "pkg.readers.parse_row", repo=repo_name)
-    assert same("search", *search, **options) == before and counts(cached)["l1"]["hit"] == 1
+    before = same("search.query", *search, **options)
+    callers_before = same("graph.neighbours", "callers", "pkg.readers.parse_row", repo=repo_name)
+    assert same("search.query", *search, **options) == before and counts(cached)["l1"]["hit"] == 1
 
     # another process re-indexes: a new file calls both names
     write_tree(tmp_path, {"pkg/more.py": "from pkg.readers import parse_row\n\n\ndef frobnicate_zq_twice(v):\n"
                                          "    return parse_row(frobnicate_zq(v))\n"})
     lode.indexing.index(tmp_path, repo_name)
-    after = same("search", *search, **options)
+    after = same("search.query", *search, **options)
     assert after != before and any(h["path"] == "pkg/more.py" for h in after["hits"])
-    callers_after = same("graph_neighbours", "callers", "pkg.readers.parse_row", repo=repo_name)
+    callers_after = same("graph.neighbours", "callers", "pkg.readers.parse_row", repo=repo_name)
     assert len(callers_after["results"]) == len(callers_before["results"]) + 1
 
     (tmp_path / "pkg/more.py").unlink()  # a file delete
     lode.indexing.index(tmp_path, repo_name)
-    assert same("search", *search, **options) == before
-    assert same("graph_neighbours", "callers", "pkg.readers.parse_row", repo=repo_name) == callers_before
+    assert same("search.query", *search, **options) == before
+    assert same("graph.neighbours", "callers", "pkg.readers.parse_row", repo=repo_name) == callers_before
 
     lode.repos.remove(repo_name)  # a repository delete, then a new one under the same name
     with pytest.raises(NotFound):
@@ -163,7 +164,7 @@ def test_reindex_file_delete_and_repository_delete_make_old_entries_unreachable(
     shutil.rmtree(tmp_path / "pkg")
     write_tree(tmp_path, {"other.py": "def frobnicate_zq():\n    return 1\n"})
     lode.indexing.index(tmp_path, repo_name)
-    recreated = same("search", *search, **options)
+    recreated = same("search.query", *search, **options)
     assert [h["path"] for h in recreated["hits"]] == ["other.py"]
     cached.close()
     plain.close()
@@ -259,7 +260,7 @@ def test_redis_killed_frozen_and_restarted_never_fails_a_search(lode: Lode, lode
     expected = {q: plain.search.query(q, repo=repo_name, mode="lexical") for q in QUERIES}
     server = RedisServer().start()
     try:
-        engine(lode_home, server.url).search(QUERIES[0], repo=repo_name, mode="lexical")
+        engine(lode_home, server.url).search.query(QUERIES[0], repo=repo_name, mode="lexical")
 
         def check(label: str) -> Lode:
             """Every query through a fresh L1, so each lookup reaches L2: all answered, and right."""
