@@ -36,10 +36,10 @@ from starlette.types import ASGIApp
 from lode import __version__
 from lode.api import models
 from lode.api.models import Doc
-from lode.chunking.languages import LANGUAGES, language_for_path
 from lode.config import Settings
 from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, Lode
 from lode.errors import InputError, LodeError
+from lode.languages import LANGUAGES, language_for_path
 from lode.model import CHUNK_KINDS, Mode
 from lode.search.paths import is_test_path
 from lode.search.pattern import MAX_PATTERN_CHARS
