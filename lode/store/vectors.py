@@ -11,12 +11,16 @@ import psycopg
 
 from lode.search.filters import Filters
 from lode.store.db import scalar
-from lode.store.repositories import chunk_id
+from lode.store.repositories import CHUNK_ID_BITS, chunk_id
 
 LEGS = ("text", "code")
 # HNSW build: pgvector's m, twice its ef_construction (64). On 66k real vectors this holds recall@10 >= 0.95 at
 # ef_search 100 instead of 200, for 1.8x the bulk build and 1.3x the insert time (bench/ef_search.py)
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 128
+# A filtered leg ranks exactly when the matching files hold at most this many vectors: cosine over a few thousand
+# halfvecs costs less than an HNSW scan that skips most of what it visits, and misses nothing
+# (bench/vector_recall.py)
+EXACT_MAX = 2000
 
 
 def vectors_table(model: int) -> str:
@@ -196,14 +200,70 @@ class Vectors:
     def nearest(
         self, model: int, leg: str, query: np.ndarray, repo_ids: list[int], filters: Filters, limit: int
     ) -> list[tuple[int, float]]:
-        """(chunk_id, cosine similarity), nearest first, from the HNSW index (iterative scan under filters)."""
+        """(chunk_id, cosine similarity), nearest first.
+
+        A language or path filter is applied to the files first: their rows are few, and each file's chunks are
+        one id range, so the vectors are then selected by id, not by a regex per chunk. When those files hold at
+        most EXACT_MAX vectors they are ranked exactly. Otherwise the HNSW index is scanned (iterative under
+        filters) and its candidates re-sorted, because relaxed_order returns them only roughly in order; a scan
+        that ends short of `limit` (pgvector stops at hnsw.max_scan_tuples) is redone exactly.
+        """
         assert leg in LEGS
-        where, params = filters.sql("c")
-        join = f"JOIN chunks c ON c.id = v.chunk_id AND {where}" if where != "TRUE" else ""
+        file_ids = None
+        if filters.languages or filters.path_glob:
+            file_ids = self._matching_files(repo_ids, filters)
+            if not file_ids:
+                return []
+            ranked = self._exact(model, leg, query, repo_ids, file_ids, filters.kinds, limit, cap=EXACT_MAX)
+            if ranked is not None:
+                return ranked
+        hits = self._hnsw(model, leg, query, repo_ids, file_ids, filters.kinds, limit)
+        if len(hits) < limit:
+            return self._exact(model, leg, query, repo_ids, file_ids, filters.kinds, limit, cap=None) or []
+        return hits
+
+    def _matching_files(self, repo_ids: list[int], filters: Filters) -> list[int]:
+        where, params = Filters(languages=filters.languages, path_glob=filters.path_glob).sql("f")
+        return [row[0] for row in self.conn.execute(
+            f"SELECT id FROM files f WHERE f.repo_id = ANY(%(repos)s) AND {where}", {"repos": repo_ids, **params})]
+
+    def _exact(self, model: int, leg: str, query: np.ndarray, repo_ids: list[int], file_ids: list[int] | None,
+               kinds: tuple[str, ...], limit: int, cap: int | None) -> list[tuple[int, float]] | None:
+        """The exact ranking of the vectors that pass the filters; None when there are more than `cap`. They are
+        gathered in a MATERIALIZED CTE, so that the sort outside it cannot be answered by the HNSW index."""
+        source = f"{vectors_table(model)} v"
+        if file_ids is not None:  # each file's chunk id range, through the primary key
+            source = (f"unnest(%(files)s::bigint[]) f(id) JOIN {source} ON v.chunk_id >= f.id << {CHUNK_ID_BITS}"
+                      f" AND v.chunk_id < (f.id + 1) << {CHUNK_ID_BITS}")
         rows = self.conn.execute(
-            f"""SELECT v.chunk_id, 1 - (v.{leg}_vec <=> %(q)s::halfvec) FROM {vectors_table(model)} v {join}
-                 WHERE v.repo_id = ANY(%(repos)s)
-                 ORDER BY v.{leg}_vec <=> %(q)s::halfvec LIMIT %(limit)s""",
-            {"q": to_literal(query), "repos": repo_ids, "limit": limit, **params},
+            f"""WITH candidates AS MATERIALIZED (
+                    SELECT v.chunk_id, v.{leg}_vec <=> %(q)s::halfvec AS distance FROM {source} {_kind_join(kinds)}
+                     WHERE v.repo_id = ANY(%(repos)s) LIMIT %(cap)s)
+                SELECT chunk_id, 1 - distance, (SELECT count(*) FROM candidates) FROM candidates
+                 ORDER BY distance LIMIT %(limit)s""",
+            {"q": to_literal(query), "repos": repo_ids, "files": file_ids, "kinds": list(kinds), "limit": limit,
+             "cap": None if cap is None else cap + 1},
+        ).fetchall()
+        if cap is not None and rows and rows[0][2] > cap:
+            return None
+        return [(int(cid), float(sim)) for cid, sim, _ in rows]
+
+    def _hnsw(self, model: int, leg: str, query: np.ndarray, repo_ids: list[int], file_ids: list[int] | None,
+              kinds: tuple[str, ...], limit: int) -> list[tuple[int, float]]:
+        """The index scan's candidates, re-sorted: `distance + 0`, since PostgreSQL 17+ takes a CTE's output to be
+        in its ORDER BY's order and would skip a plain `ORDER BY distance` (pgvector's README)."""
+        in_files = "" if file_ids is None else f"AND v.chunk_id >> {CHUNK_ID_BITS} = ANY(%(files)s::bigint[])"
+        rows = self.conn.execute(
+            f"""WITH hits AS MATERIALIZED (
+                    SELECT v.chunk_id, v.{leg}_vec <=> %(q)s::halfvec AS distance
+                      FROM {vectors_table(model)} v {_kind_join(kinds)}
+                     WHERE v.repo_id = ANY(%(repos)s) {in_files}
+                     ORDER BY v.{leg}_vec <=> %(q)s::halfvec LIMIT %(limit)s)
+                SELECT chunk_id, 1 - distance FROM hits ORDER BY distance + 0""",
+            {"q": to_literal(query), "repos": repo_ids, "files": file_ids, "kinds": list(kinds), "limit": limit},
         )
         return [(int(cid), float(sim)) for cid, sim in rows]
+
+
+def _kind_join(kinds: tuple[str, ...]) -> str:
+    return "JOIN chunks c ON c.id = v.chunk_id AND c.kind = ANY(%(kinds)s)" if kinds else ""
