@@ -17,10 +17,10 @@ LEGS = ("text", "code")
 # HNSW build: pgvector's m, twice its ef_construction (64). On 66k real vectors this holds recall@10 >= 0.95 at
 # ef_search 100 instead of 200, for 1.8x the bulk build and 1.3x the insert time (bench/ef_search.py)
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 128
-# A filtered leg ranks exactly when the matching files hold at most this many vectors: cosine over a few thousand
-# halfvecs costs less than an HNSW scan that skips most of what it visits, and misses nothing
-# (bench/vector_recall.py)
-EXACT_MAX = 2000
+# A filtered leg ranks exactly when the matching files hold at most this many vectors. On 121k real vectors
+# (bench/vector_recall.py) exact ranking costs about 0.7 ms per thousand vectors, while an HNSW scan under a filter
+# that passes 1-4 % of them costs 16-45 ms, as it must walk past everything the filter drops
+EXACT_MAX = 10_000
 
 
 def vectors_table(model: int) -> str:
@@ -211,42 +211,45 @@ class Vectors:
         assert leg in LEGS
         file_ids = None
         if filters.languages or filters.path_glob:
-            file_ids = self._matching_files(repo_ids, filters)
-            if not file_ids:
+            file_ids, vectors = self._matching_files(model, repo_ids, filters)
+            if vectors == 0:
                 return []
-            ranked = self._exact(model, leg, query, repo_ids, file_ids, filters.kinds, limit, cap=EXACT_MAX)
-            if ranked is not None:
-                return ranked
+            if vectors <= EXACT_MAX:
+                return self._exact(model, leg, query, repo_ids, file_ids, filters.kinds, limit)
         hits = self._hnsw(model, leg, query, repo_ids, file_ids, filters.kinds, limit)
         if len(hits) < limit:
-            return self._exact(model, leg, query, repo_ids, file_ids, filters.kinds, limit, cap=None) or []
+            return self._exact(model, leg, query, repo_ids, file_ids, filters.kinds, limit)
         return hits
 
-    def _matching_files(self, repo_ids: list[int], filters: Filters) -> list[int]:
+    def _matching_files(self, model: int, repo_ids: list[int], filters: Filters) -> tuple[list[int], int]:
+        """The ids of the files that pass the language and path filters, and how many vectors they hold, counted
+        up to EXACT_MAX + 1 on the primary key (a file's chunk ids are one range)."""
         where, params = Filters(languages=filters.languages, path_glob=filters.path_glob).sql("f")
-        return [row[0] for row in self.conn.execute(
-            f"SELECT id FROM files f WHERE f.repo_id = ANY(%(repos)s) AND {where}", {"repos": repo_ids, **params})]
+        row = self.conn.execute(
+            f"""WITH matched AS MATERIALIZED (SELECT id FROM files f WHERE f.repo_id = ANY(%(repos)s) AND {where})
+                SELECT array(SELECT id FROM matched), (SELECT count(*) FROM (
+                    SELECT FROM matched m JOIN {vectors_table(model)} v ON {_in_file_range("m")}
+                     LIMIT %(cap)s) capped)""",
+            {"repos": repo_ids, "cap": EXACT_MAX + 1, **params},
+        ).fetchone()
+        assert row is not None
+        return row[0], row[1]
 
     def _exact(self, model: int, leg: str, query: np.ndarray, repo_ids: list[int], file_ids: list[int] | None,
-               kinds: tuple[str, ...], limit: int, cap: int | None) -> list[tuple[int, float]] | None:
-        """The exact ranking of the vectors that pass the filters; None when there are more than `cap`. They are
-        gathered in a MATERIALIZED CTE, so that the sort outside it cannot be answered by the HNSW index."""
+               kinds: tuple[str, ...], limit: int) -> list[tuple[int, float]]:
+        """The exact ranking of the vectors that pass the filters. They are gathered in a MATERIALIZED CTE, so
+        that the sort outside it cannot be answered by the HNSW index."""
         source = f"{vectors_table(model)} v"
-        if file_ids is not None:  # each file's chunk id range, through the primary key
-            source = (f"unnest(%(files)s::bigint[]) f(id) JOIN {source} ON v.chunk_id >= f.id << {CHUNK_ID_BITS}"
-                      f" AND v.chunk_id < (f.id + 1) << {CHUNK_ID_BITS}")
+        if file_ids is not None:
+            source = f"unnest(%(files)s::bigint[]) f(id) JOIN {source} ON {_in_file_range('f')}"
         rows = self.conn.execute(
             f"""WITH candidates AS MATERIALIZED (
                     SELECT v.chunk_id, v.{leg}_vec <=> %(q)s::halfvec AS distance FROM {source} {_kind_join(kinds)}
-                     WHERE v.repo_id = ANY(%(repos)s) LIMIT %(cap)s)
-                SELECT chunk_id, 1 - distance, (SELECT count(*) FROM candidates) FROM candidates
-                 ORDER BY distance LIMIT %(limit)s""",
-            {"q": to_literal(query), "repos": repo_ids, "files": file_ids, "kinds": list(kinds), "limit": limit,
-             "cap": None if cap is None else cap + 1},
-        ).fetchall()
-        if cap is not None and rows and rows[0][2] > cap:
-            return None
-        return [(int(cid), float(sim)) for cid, sim, _ in rows]
+                     WHERE v.repo_id = ANY(%(repos)s))
+                SELECT chunk_id, 1 - distance FROM candidates ORDER BY distance LIMIT %(limit)s""",
+            {"q": to_literal(query), "repos": repo_ids, "files": file_ids, "kinds": list(kinds), "limit": limit},
+        )
+        return [(int(cid), float(sim)) for cid, sim in rows]
 
     def _hnsw(self, model: int, leg: str, query: np.ndarray, repo_ids: list[int], file_ids: list[int] | None,
               kinds: tuple[str, ...], limit: int) -> list[tuple[int, float]]:
@@ -263,6 +266,11 @@ class Vectors:
             {"q": to_literal(query), "repos": repo_ids, "files": file_ids, "kinds": list(kinds), "limit": limit},
         )
         return [(int(cid), float(sim)) for cid, sim in rows]
+
+
+def _in_file_range(files: str) -> str:
+    """A join condition: v's chunk is one of the file's (`files`.id), through the primary key's range."""
+    return (f"v.chunk_id >= {files}.id << {CHUNK_ID_BITS} AND v.chunk_id < ({files}.id + 1) << {CHUNK_ID_BITS}")
 
 
 def _kind_join(kinds: tuple[str, ...]) -> str:

@@ -15,12 +15,19 @@ import pytest
 from lode.engine import Lode
 from lode.search.filters import Filters, glob_to_regex
 from lode.store.repositories import Files, Repositories, chunk_id
-from lode.store.vectors import EXACT_MAX, ChunkVectors, Vectors, vectors_table
+from lode.store import vectors as vectors_module
+from lode.store.vectors import ChunkVectors, Vectors, vectors_table
 
 DIMENSION = 16
+EXACT_MAX = 1000  # the leg's threshold, scaled down with the corpus
 BIG_FILES, BIG_CHUNKS = 50, 50  # big/fN.py: more vectors than EXACT_MAX, so a filter on them scans the index
 SMALL_FILES, SMALL_CHUNKS = 2, 20  # small/fN.py: a selective filter
 FUNCTIONS = 30  # chunks of kind "function" (the rest are windows): a filter the index scan finds few of
+
+
+@pytest.fixture(autouse=True)
+def _small_exact_max(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vectors_module, "EXACT_MAX", EXACT_MAX)
 
 
 @dataclass
@@ -123,12 +130,15 @@ def test_hnsw_with_the_re_sort_returns_the_exact_top_k_in_order(corpus: Corpus, 
     (Filters(kinds=("function",)), 20),  # few pass: the index scan stops short, the exact pass completes it
     (Filters(path_glob="big/**", kinds=("function",)), 10),
     (Filters(path_glob="small/**"), 30),
+    (Filters(path_glob="!big/**"), 30),
     (Filters(path_glob="big/**"), 100),
+    (Filters(languages=("python",)), 100),
 ])
 def test_a_filter_that_k_vectors_pass_returns_k(corpus: Corpus, filters: Filters, limit: int) -> None:
     keep = np.ones(len(corpus.ids), dtype=bool)
     if filters.path_glob:
-        keep &= matching(corpus, filters.path_glob)
+        excluded = filters.path_glob.startswith("!")
+        keep &= matching(corpus, filters.path_glob.removeprefix("!")) != excluded
     if filters.kinds:
         keep &= np.array([kind in filters.kinds for kind in corpus.kinds])
     assert keep.sum() >= limit
