@@ -264,6 +264,7 @@ class Vectors:
                      ORDER BY v.{leg}_vec <=> %(q)s::halfvec LIMIT %(limit)s)
                 SELECT chunk_id, 1 - distance FROM hits ORDER BY distance + 0""",
             {"q": to_literal(query), "repos": repo_ids, "files": file_ids, "kinds": list(kinds), "limit": limit},
+            prepare=False,  # planned with the file ids as a constant, which PostgreSQL hashes, not a parameter
         )
         return [(int(cid), float(sim)) for cid, sim in rows]
 
