@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import re
 import sys
@@ -120,11 +121,11 @@ def load(engine: Lode, data: dict[str, Any], lib: Path) -> tuple[int, int, np.nd
     with psycopg.connect(engine.db.url) as conn:
         repo = Repositories(conn).get_or_create(REPO, str(lib))
         model = Vectors(conn).register_model(embedder.model_id, embedder.dimension)
-        file_ids = [r[0] for r in conn.execute("SELECT id FROM files WHERE repo_id = %s ORDER BY path", (repo.id,))]
+        by_path: dict[str, int] = dict(
+            conn.execute("SELECT path, id FROM files WHERE repo_id = %s", (repo.id,)).fetchall())
         if repo.chunk_count == len(spans):
-            by_path = dict(conn.execute("SELECT path, id FROM files WHERE repo_id = %s", (repo.id,)).fetchall())
             return repo.id, model, chunk_ids([by_path[p] for p in paths], spans)
-        assert not file_ids, f"{REPO} is partly loaded: remove {engine.settings.home} and run again"
+        assert not by_path, f"{REPO} is partly loaded: remove {engine.settings.home} and run again"
         started = time.perf_counter()
         Repositories(conn).set_embedding_models(repo.id, model, None)
         file_ids = Files(conn).reserve_ids(len(paths))
@@ -245,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         paths = data["paths"][data["spans"][:, 0]]
         ef = ef_search("auto", len(ids), LEG_DEPTH)
         result: dict[str, Any] = {"machine": machine(), "vectors": len(ids), "queries": len(queries), "k": 10,
-                                  "leg_depth": LEG_DEPTH, "ef_search": ef, "sets": {}}
+                                  "leg_depth": LEG_DEPTH, "ef_search": ef, "load_average_before": os.getloadavg(),
+                                  "sets": {}}
         with psycopg.connect(engine.db.url) as conn:
             for name, glob in FILTER_SETS:
                 keep = np.ones(len(ids), dtype=bool)
@@ -263,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                     for s in STRATEGIES), file=sys.stderr, flush=True)
     finally:
         engine.close()
+    result["load_average_after"] = os.getloadavg()  # the machine is shared: a busy one slows both strategies
     text = json.dumps(result, indent=1)
     if args.out:
         args.out.write_text(text + "\n")
