@@ -271,7 +271,7 @@ class Vectors:
 
 def _in_file_range(files: str) -> str:
     """A join condition: v's chunk is one of the file's (`files`.id), through the primary key's range."""
-    return (f"v.chunk_id >= {files}.id << {CHUNK_ID_BITS} AND v.chunk_id < ({files}.id + 1) << {CHUNK_ID_BITS}")
+    return f"v.chunk_id >= {files}.id << {CHUNK_ID_BITS} AND v.chunk_id < ({files}.id + 1) << {CHUNK_ID_BITS}"
 
 
 def _kind_join(kinds: tuple[str, ...]) -> str:
