@@ -29,12 +29,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import fresh_engine, machine, median  # noqa: E402
-from lode.chunking import language_for_path, module_name  # noqa: E402
 from lode.chunking.chunker import chunk_file_with_tree  # noqa: E402
 from lode.config import Settings  # noqa: E402
 from lode.discover import SourceTree  # noqa: E402
 from lode.engine import Lode  # noqa: E402
 from lode.graph import FileFacts, GraphStore, ResolveReport, extract_facts  # noqa: E402
+from lode.languages import language_for_path, module_name  # noqa: E402
 from lode.model import Candidate, Skipped  # noqa: E402
 from lode.search.lexical import chunk_postings  # noqa: E402
 from lode.store.repositories import Chunks, Files, Repositories  # noqa: E402

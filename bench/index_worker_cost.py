@@ -33,8 +33,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
-    from lode.chunking import language_for_path, module_name
     from lode.chunking.chunker import chunk_file_with_tree
+    from lode.languages import language_for_path, module_name
     from lode.config import Settings
     from lode.discover import SourceTree
     from lode.graph import extract_facts

@@ -97,9 +97,10 @@ def evaluate(lode: Lode, cases: Sequence[Case], repo: str | None, modes: Sequenc
 def generate_docstring_benchmark(source: Path, out: Path, limit: int, seed: int = 0) -> dict[str, Any]:
     """Copy the Python files of `source` to out/tree with docstrings blanked, and write out/queries.jsonl:
     one query per function with a docstring of ≥ 5 words (its first sentence), expecting that function."""
-    from lode.chunking import chunk_file, module_name
+    from lode.chunking import chunk_file
     from lode.chunking.treesitter import ParseTimeout, parse
     from lode.config import get_settings
+    from lode.languages import module_name
 
     settings = get_settings()
     tree_dir = out / "tree"

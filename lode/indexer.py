@@ -22,13 +22,13 @@ import psutil
 import psycopg
 
 from lode import errorlog
-from lode.chunking import language_for_path, module_name
 from lode.chunking.chunker import chunk_file_with_tree
 from lode.config import Settings
 from lode.discover import RootUnavailable, SourceTree
 from lode.errors import LodeError
 from lode.graph import FactsTimeout, GraphStore, extract_facts
 from lode.graph.store import GraphBatch
+from lode.languages import language_for_path, module_name
 from lode.model import Candidate, SkipReason, Skipped
 from lode.search.lexical import chunk_postings
 from lode.store.db import Database, DatabaseUnavailable, set_local_timeout

@@ -34,10 +34,10 @@ from starlette.types import ASGIApp
 from lode import __version__
 from lode.api import models
 from lode.api.models import Doc
-from lode.chunking.languages import LANGUAGES
 from lode.config import Settings
 from lode.engine import Lode
 from lode.errors import LodeError
+from lode.languages import LANGUAGES
 from lode.model import CHUNK_KINDS, Mode
 from lode.search.pattern import MAX_PATTERN_CHARS
 from lode.services.base import RepoScope

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from lode.chunking import chunk_file, language_for_path
+from lode.chunking import chunk_file
 from lode.config import Settings, Timeouts
+from lode.languages import language_for_path
 from lode.model import Chunk, ChunkedFile
 
 

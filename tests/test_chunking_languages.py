@@ -7,8 +7,8 @@ import textwrap
 import pytest
 
 from lode.chunking import chunk_file
-from lode.chunking.languages import LANGUAGES
 from lode.config import Settings, Timeouts
+from lode.languages import LANGUAGES
 
 SETTINGS = Settings(
     chunk_max_lines=150, chunk_max_bytes=12_000, window_lines=60, window_overlap=10, timeouts=Timeouts(parse=5.0)

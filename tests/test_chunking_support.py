@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from lode.chunking import language_for_path, module_name
 from lode.chunking.treesitter import ParseTimeout, parse
 from lode.chunking.windows import SourceLines, window_ranges
+from lode.languages import language_for_path, module_name
 
 # -- module names
 

@@ -15,11 +15,12 @@ from itertools import pairwise
 
 from tree_sitter import Node, Tree
 
-from lode.chunking.languages import CONTAINER_KINDS, Grammar, Scope, grammar_for
 from lode.chunking.treesitter import ParseTimeout, parse
 from lode.errorlog import record_error
 from lode.chunking.windows import SourceLines, window_chunks, window_ranges
 from lode.config import Settings
+from lode.languages import grammar_for
+from lode.languages.base import CONTAINER_KINDS, Grammar, Scope
 from lode.model import Chunk, ChunkedFile
 
 

@@ -8,7 +8,7 @@ import time
 
 import tree_sitter
 
-from lode.chunking.languages import grammar_for
+from lode.languages import grammar_for
 
 _READ_SIZE = 64 * 1024  # bytes handed to the parser per read callback
 

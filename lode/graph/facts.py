@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 from tree_sitter import Node, Query, QueryCursor, Tree
 
-from lode.chunking.languages import CONTAINER_KINDS
 from lode.chunking.treesitter import _language
+from lode.languages import LANGUAGES
+from lode.languages.base import CONTAINER_KINDS
 from lode.model import ChunkedFile
 
 MODULE_ORDINAL = 0xFFFFF  # the module node's id is (file_id << 20) | MODULE_ORDINAL
@@ -127,7 +128,8 @@ def extract_facts(
     symbols, by_path, owners = _symbols(chunked, module, data, line_count)
     facts = FileFacts(path, language, module, module, symbols)
     if tree is not None:
-        extract = _EXTRACTORS.get(language, _extract_by_name)
+        record = LANGUAGES.get(language)
+        extract = _READERS.get(record.facts_reader, _extract_by_name) if record else _extract_by_name
         deadline = _DEADLINE.set(time.monotonic() + timeout_seconds)
         try:
             extract(_File(facts, data, owners, by_path), tree.root_node)
@@ -151,7 +153,8 @@ def _symbols(
     index: dict[str, int] = {}
     variants: dict[tuple[str, str | None], int] = {}
     spans: list[_Span] = []
-    overloaded = _java_overloads(chunked) if chunked.language == "java" else set()
+    record = LANGUAGES.get(chunked.language)
+    overloaded = _java_overloads(chunked) if record and record.resolution.overloads else set()
     for ordinal, chunk in enumerate(chunked.chunks):
         name_path = chunk.name_path
         if not name_path or chunk.kind in NOT_SYMBOLS:
@@ -844,11 +847,9 @@ def _string(file: _File, node: Node | None) -> str:
     return file.text(node).strip("'\"`") if node is not None else ""
 
 
-def _extract_js(language: str) -> Callable[[_File, Node], None]:
-    query = _TS_QUERY if language in ("typescript", "tsx") else _JS_QUERY
-
+def _extract_js(query: str) -> Callable[[_File, Node], None]:
     def extract(file: _File, root: Node) -> None:
-        found = _captures(language, query, root)
+        found = _captures(file.facts.language, query, root)
         for node in (*found.get("import", ()), *found.get("export", ())):
             _js_import_export(file, node)
         for node in found.get("require", ()):
@@ -1155,25 +1156,14 @@ def _extract_java(file: _File, root: Node) -> None:
 
 # ---- other languages: calls by name -----------------------------------------------------------------------
 
-_CALL_QUERIES = {
-    "c": "(call_expression function: _ @call)",
-    "cpp": "(call_expression function: _ @call)",
-    "rust": "(call_expression function: _ @call)",
-    "ruby": "(call method: _ @call)",
-    "php": """(function_call_expression function: _ @call)
-              (member_call_expression name: _ @call)
-              (scoped_call_expression name: _ @call)
-              (object_creation_expression (name) @call)""",
-    "csharp": """(invocation_expression function: _ @call)
-                 (object_creation_expression type: _ @call)""",
-}
 _GENERIC_ARGUMENTS = re.compile(r"<[^<>]*>")
 _NAME_PARTS = re.compile(r"[A-Za-z_]\w*")
 
 
 def _extract_by_name(file: _File, root: Node) -> None:
     """Calls as `Qualifier.name` (the last two names of the callee) for languages resolved by name."""
-    query = _CALL_QUERIES.get(file.facts.language)
+    record = LANGUAGES.get(file.facts.language)
+    query = record.call_query if record else None
     if query is None:
         return
     for node in _captures(file.facts.language, query, root).get("call", ()):
@@ -1185,11 +1175,11 @@ def _extract_by_name(file: _File, root: Node) -> None:
             file.refer("calls", file.owner(node), ".".join(parts[-2:]), node.start_point.row + 1)
 
 
-_EXTRACTORS: dict[str, Callable[[_File, Node], None]] = {
+# by Language.facts_reader; a language without one has its calls read by name (its call_query)
+_READERS: dict[str | None, Callable[[_File, Node], None]] = {
     "python": _extract_python,
-    "javascript": _extract_js("javascript"),
-    "typescript": _extract_js("typescript"),
-    "tsx": _extract_js("tsx"),
+    "javascript": _extract_js(_JS_QUERY),
+    "typescript": _extract_js(_TS_QUERY),
     "go": _extract_go,
     "java": _extract_java,
 }

@@ -1,6 +1,6 @@
 """Resolution: raw references plus the repository's symbol table -> edges with a confidence.
 
-Rules, by language:
+Rules, by language (which language follows which rules is its record's Language.resolution, lode.languages):
 - Python: `import x`, `import x as y`, `from x import y as z`, relative imports (made absolute at extraction),
   `import *`, `__init__` re-exports (a module's own imports are its members); `self.m()`/`cls.m()` through the
   enclosing class, then its bases depth-first in declaration order; `super().m()` through the bases; `C.m()`;
@@ -53,6 +53,8 @@ from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from lode.graph import facts as f
+from lode.languages import LANGUAGES
+from lode.languages.base import BY_NAME_ONLY, Resolution
 from lode.store.repositories import chunk_id
 
 EXACT = 1.0
@@ -72,12 +74,16 @@ _WANTED = {"calls": CALLABLE_KINDS, "decorates": CALLABLE_KINDS, "inherits": TYP
 # uses that make edges to the repository's own definitions only: externals (`int`, `@property`) would be most
 # of them and serve no question `lode graph refs` answers about the repository
 _IN_REPOSITORY_ONLY = frozenset({"annotates", "decorates"})
-_JS = frozenset({"javascript", "typescript", "tsx"})
-_RESOLVED_BY_SCOPE = _JS | {"python", "go", "java"}
 _NONE: list = []  # an empty result, never mutated
 _TS_PATHS_KEY = "@paths"  # the looked-up name of every TS config's paths
 _DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\.[A-Za-z_$#][\w$]*)*\Z")
 _CALLED_DOTTED = re.compile(r"[A-Za-z_$][\w$]*(?:\(\))?(?:\.[A-Za-z_$#][\w$]*(?:\(\))?)*(?:\[\])?\Z")
+
+
+def rules(language: str) -> Resolution:
+    """The resolution rules of a language id as stored; a language the registry does not know resolves by name."""
+    record = LANGUAGES.get(language)
+    return record.resolution if record else BY_NAME_ONLY
 
 
 def name_key(name: str) -> int:
@@ -102,7 +108,7 @@ def definition_keys(
     for scope, name in bindings:  # constructor arguments and TS paths are looked up without their scope
         keys.add(name if name.startswith(f.CONSTRUCTS) else _TS_PATHS_KEY if name.startswith(f.TS_PATHS)
                  else f"{scope}.{name}")
-    if language == "go":
+    if rules(language).package_is_folder:
         keys.add("dir:" + posixpath.dirname(path))
     return keys
 
@@ -117,6 +123,10 @@ class FileInfo(NamedTuple):
     @property
     def directory(self) -> str:
         return posixpath.dirname(self.path)
+
+    @property
+    def rules(self) -> Resolution:
+        return rules(self.language)
 
 
 class NodeInfo(NamedTuple):
@@ -177,7 +187,7 @@ class SymbolTable:
             self.nodes[node.id] = node
             self.by_path.setdefault(node.name_path, []).append(node)
             self.by_name.setdefault(node.name, []).append(node)
-            if node.name_path.endswith(")") and self.files[node.file_id].language == "java":
+            if node.name_path.endswith(")") and self.files[node.file_id].rules.overloads:
                 # an overload is also found by its plain name
                 self.by_path.setdefault(node.name_path[: node.name_path.rfind("(")], []).append(node)
             if node.kind == "module":
@@ -203,11 +213,11 @@ class SymbolTable:
             self.bases.setdefault(node_id, []).append(expression)
         packages = {file.directory for file in self.files.values() if _is_package_init(file)}
         self.import_folders = {file.file_id: folders for file in self.files.values()
-                               if file.language == "python" and (folders := _import_folders(file, packages))}
+                               if file.rules.python_imports and (folders := _import_folders(file, packages))}
 
 
 def _is_package_init(file: FileInfo) -> bool:
-    return file.language == "python" and posixpath.basename(file.path).startswith("__init__.")
+    return file.rules.python_imports and posixpath.basename(file.path).startswith("__init__.")
 
 
 def _import_folders(file: FileInfo, packages: set[str]) -> list[str]:
@@ -281,7 +291,7 @@ class Resolver:
         """What of a reference's source its resolution reads: the file; the source itself when it binds names
         (local imports, typed locals) or in Java (enclosing types); its enclosing type for self/super calls."""
         file = self.table.files[source.file_id]
-        if file.language == "java" or (
+        if file.rules.implicit_this or (
             source.kind in _FUNCTION_KINDS and (source.name_path, source.file_id) in self.table.bound_scopes
         ):
             return (source.file_id, source.id)
@@ -304,7 +314,7 @@ class Resolver:
             return [v for v in self._imported(module, file.file_id) if v.node.kind == "module"]
         if reference.kind in ("inherits", "annotates"):
             return self._types(self._expression(reference.name, source, file))
-        if file.language not in _RESOLVED_BY_SCOPE:
+        if not file.rules.by_scope:
             return self._by_name(reference.name, file)
         parts = reference.name.split(".")
         hint = reference.hint
@@ -333,7 +343,7 @@ class Resolver:
             if node.kind == "package" or (wanted is not None and (node.kind not in wanted or value.instance)):
                 continue
             best[node.id] = max(best.get(node.id, 0.0), value.confidence)
-        by_name = file.language not in _RESOLVED_BY_SCOPE and reference.kind == "calls"
+        by_name = not file.rules.by_scope and reference.kind == "calls"
         if not best and reference.kind in _IN_REPOSITORY_ONLY:
             return []
         if not best or (by_name and len(best) > MAX_CANDIDATES):
@@ -369,7 +379,7 @@ class Resolver:
             for binding in self._bindings(scope, head, file.file_id):
                 if binding.kind in (f.IMPORT, f.EXTERNAL_NAME, f.GO_PACKAGE):
                     return binding.target + dot + rest
-        if reference.kind == "calls" and file.language == "python" and head in f.PYTHON_BUILTINS:
+        if reference.kind == "calls" and file.rules.python_imports and head in f.PYTHON_BUILTINS:
             raise _Drop
         return name
 
@@ -425,14 +435,13 @@ class Resolver:
     def _name(self, name: str, source: NodeInfo, file: FileInfo) -> list[_Value]:
         if source.kind in _FUNCTION_KINDS and (bound := self._bindings(source.name_path, name, file.file_id)):
             return self._follow(bound)
-        if file.language == "java":
+        if file.rules.implicit_this:
             for owner in self._enclosing_types(source, file):
                 if members := self._member(owner, name):
                     return [_Value(v.node, v.instance, v.confidence * SELF_MEMBER) for v in members]
-        if file.language == "go":
-            found = [n for n in self._nodes(f"{file.namespace}.{name}") if self._same_package(n, file)]
-        elif file.language == "java":
-            found = self._nodes(f"{file.namespace}.{name}")
+        if file.rules.names_in_package:
+            found = [n for n in self._nodes(f"{file.namespace}.{name}")
+                     if not file.rules.package_is_folder or self._same_package(n, file)]
         else:
             found = [n for n in self._nodes(f"{file.module}.{name}") if n.file_id == file.file_id]
         if found:
@@ -467,7 +476,7 @@ class Resolver:
     def _ts_aliased(self, name: str, file: FileInfo) -> list[_Value]:
         """A bare import specifier, with a name imported from it (`@app/models.Repo`), through the `paths` of the
         nearest TS config above the file: the first pattern and path that name something in the repository."""
-        if file.language not in _JS:
+        if not file.rules.es_modules:
             return []
         self._touch(_TS_PATHS_KEY)
         folder = None
@@ -516,7 +525,7 @@ class Resolver:
         for value in values:
             node = value.node
             exports = (self._bindings(node.name_path, f.MODULE_EXPORTS, node.file_id)
-                       if node.kind == "module" and self.table.files[node.file_id].language in _JS else None)
+                       if node.kind == "module" and self.table.files[node.file_id].rules.es_modules else None)
             found += self._follow(exports) if exports else [value]
         return found
 
@@ -561,7 +570,7 @@ class Resolver:
     def _js_index(self, name: str) -> list[NodeInfo]:
         """JS `./dir` is `./dir/index`."""
         index = [n for n in self._nodes(name + ".index") if n.kind == "module"]
-        return index if index and self.table.files[index[0].file_id].language in _JS else []
+        return index if index and self.table.files[index[0].file_id].rules.es_modules else []
 
     def _member(self, node: NodeInfo, name: str) -> list[_Value]:
         if node.kind == "module":
@@ -600,7 +609,7 @@ class Resolver:
             # what the class says (an annotation, `self.x = C()`) wins over what its callers pass
             return self._follow([b for b in bound if b.kind != f.PARAMETER] or bound)
         bases = self._bases(owner)
-        if embedded := [base for base in bases if base.node.name == name and self._is_go(owner)]:
+        if embedded := [base for base in bases if base.node.name == name and self._embeds(owner)]:
             return embedded  # Go: an embedded struct is also a field named by its type (`i.Base.Save()`)
         for base in bases:
             if inherited := self._member(base.node, name):
@@ -696,10 +705,10 @@ class Resolver:
         if node.file_id == owner.file_id:
             return True
         owner_file = self.table.files[owner.file_id]
-        return owner_file.language == "go" and self._same_package(node, owner_file)
+        return owner_file.rules.package_is_folder and self._same_package(node, owner_file)
 
-    def _is_go(self, node: NodeInfo) -> bool:
-        return self.table.files[node.file_id].language == "go"
+    def _embeds(self, node: NodeInfo) -> bool:
+        return self.table.files[node.file_id].rules.embedded_fields
 
     def _same_package(self, node: NodeInfo, file: FileInfo) -> bool:
         return self.table.files[node.file_id].directory == file.directory

@@ -8,28 +8,20 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lode.chunking.languages import LANGUAGES
+from lode import languages
 from lode.errors import InputError
+from lode.languages import LANGUAGES
 from lode.model import CHUNK_KINDS
-
-# names people type for a language id (compared lowercased)
-LANGUAGE_ALIASES = {
-    "py": "python", "python3": "python", "js": "javascript", "jsx": "javascript", "node": "javascript",
-    "ts": "typescript", "golang": "go", "rs": "rust", "c++": "cpp", "cxx": "cpp", "cc": "cpp", "c#": "csharp",
-    "cs": "csharp", "rb": "ruby", "md": "markdown", "yml": "yaml", "sh": "shell", "bash": "shell", "zsh": "shell",
-    "kt": "kotlin", "proto": "protobuf", "makefile": "make", "txt": "text", "htm": "html",
-}
 
 
 def canonical_languages(values: tuple[str, ...]) -> tuple[str, ...]:
     """Language ids for --lang values, case and aliases aside (`Python`, `py`: python); an unknown one is an error."""
     canonical = []
     for value in values:
-        name = value.strip().lower()
-        name = LANGUAGE_ALIASES.get(name, name)
-        if name not in LANGUAGES:
+        language = languages.get(value)
+        if language is None:
             raise InputError(f"--lang: unknown language {value!r}; valid values: {', '.join(sorted(LANGUAGES))}")
-        canonical.append(name)
+        canonical.append(language.name)
     return tuple(dict.fromkeys(canonical))
 
 

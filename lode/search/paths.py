@@ -1,6 +1,6 @@
 """What a file's path says about its role: test, example, docs source, compat shim, vendored, generated, a
-TypeScript declaration or an internal (private) module behind the public one. One set of per-language patterns
-for the whole project (ranking priors, MCP context).
+TypeScript declaration or an internal (private) module behind the public one. One set of patterns for the whole
+project (ranking priors, MCP context); a test file's name follows its language's convention (Language.test_paths).
 
 A path has no role when it is ordinary source. Patterns look at folder names and file names only, so
 `lode/contest.py` or `src/testing_utils.md` are not tests while `pkg/testing/` (a test-support package) is.
@@ -11,17 +11,15 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from lode import languages
+
 ROLES = ("test", "example", "docs", "compat", "vendored", "generated", "declaration", "internal")
 
+_TEST_FOLDERS = r"(^|/)(tests?|__tests__|__mocks__|spec|specs|testing|testdata|test_?utils?|fixtures?)/"
+_TEST_FILES = dict.fromkeys(pattern for language in languages.all() for pattern in language.test_paths)
+
 _PATTERNS: dict[str, re.Pattern[str]] = {
-    "test": re.compile(
-        r"(^|/)(tests?|__tests__|__mocks__|spec|specs|testing|testdata|test_?utils?|fixtures?)/"
-        r"|(^|/)test_[^/]*$|(^|/)conftest\.py$"  # python
-        r"|_tests?\.[^/.]+$"  # go, rust, c, python
-        r"|\.(test|spec)\.[^/]+$"  # javascript, typescript
-        r"|[a-z0-9]Tests?\.(java|cs|kt|scala|php|swift)$|(^|/)Tests?[A-Z][^/]*\.(java|cs|kt)$"  # jvm, .net
-        r"|_spec\.rb$|(^|/)spec_helper\.rb$"  # ruby
-    ),
+    "test": re.compile("|".join((_TEST_FOLDERS, *_TEST_FILES))),
     "example": re.compile(r"(^|/)(examples?|samples?|demos?|_examples|example_[^/]*)/|(^|/)examples?\.[^/]+$"),
     "docs": re.compile(r"(^|/)(docs?|documentation|doc_src|docs_src|site)/"),
     "compat": re.compile(r"(^|/)(compat|legacy|deprecated|shims?|polyfills?|backports?)(/|\.[^/]+$|_[^/]*$)"),

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lode.chunking.languages import language_for_path
+from lode.languages import language_for_path
 from lode.errors import InputError
 from lode.model import Mode
 from lode.search.paths import is_test_path

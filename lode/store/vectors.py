@@ -11,12 +11,16 @@ import psycopg
 
 from lode.search.filters import Filters
 from lode.store.db import scalar
-from lode.store.repositories import chunk_id
+from lode.store.repositories import CHUNK_ID_BITS, chunk_id
 
 LEGS = ("text", "code")
 # HNSW build: pgvector's m, twice its ef_construction (64). On 66k real vectors this holds recall@10 >= 0.95 at
 # ef_search 100 instead of 200, for 1.8x the bulk build and 1.3x the insert time (bench/ef_search.py)
 HNSW_M, HNSW_EF_CONSTRUCTION = 16, 128
+# A filtered leg ranks exactly when the matching files hold at most this many vectors. On 121k real vectors
+# (bench/vector_recall.py) exact ranking costs about 0.7 ms per thousand vectors, while an HNSW scan under a filter
+# that passes 1-4 % of them costs 16-45 ms, as it must walk past everything the filter drops
+EXACT_MAX = 10_000
 
 
 def vectors_table(model: int) -> str:
@@ -196,14 +200,79 @@ class Vectors:
     def nearest(
         self, model: int, leg: str, query: np.ndarray, repo_ids: list[int], filters: Filters, limit: int
     ) -> list[tuple[int, float]]:
-        """(chunk_id, cosine similarity), nearest first, from the HNSW index (iterative scan under filters)."""
+        """(chunk_id, cosine similarity), nearest first.
+
+        A language or path filter is applied to the files first: their rows are few, and each file's chunks are
+        one id range, so the vectors are then selected by id, not by a regex per chunk. When those files hold at
+        most EXACT_MAX vectors they are ranked exactly. Otherwise the HNSW index is scanned (iterative under
+        filters) and its candidates re-sorted, because relaxed_order returns them only roughly in order; a scan
+        that ends short of `limit` (pgvector stops at hnsw.max_scan_tuples) is redone exactly.
+        """
         assert leg in LEGS
-        where, params = filters.sql("c")
-        join = f"JOIN chunks c ON c.id = v.chunk_id AND {where}" if where != "TRUE" else ""
+        file_ids = None
+        if filters.languages or filters.path_glob:
+            file_ids, vectors = self._matching_files(model, repo_ids, filters)
+            if vectors == 0:
+                return []
+            if vectors <= EXACT_MAX:
+                return self._exact(model, leg, query, repo_ids, file_ids, filters.kinds, limit)
+        hits = self._hnsw(model, leg, query, repo_ids, file_ids, filters.kinds, limit)
+        if len(hits) < limit:
+            return self._exact(model, leg, query, repo_ids, file_ids, filters.kinds, limit)
+        return hits
+
+    def _matching_files(self, model: int, repo_ids: list[int], filters: Filters) -> tuple[list[int], int]:
+        """The ids of the files that pass the language and path filters, and how many vectors they hold, counted
+        up to EXACT_MAX + 1 on the primary key (a file's chunk ids are one range)."""
+        where, params = Filters(languages=filters.languages, path_glob=filters.path_glob).sql("f")
+        row = self.conn.execute(
+            f"""WITH matched AS MATERIALIZED (SELECT id FROM files f WHERE f.repo_id = ANY(%(repos)s) AND {where})
+                SELECT array(SELECT id FROM matched), (SELECT count(*) FROM (
+                    SELECT FROM matched m JOIN {vectors_table(model)} v ON {_in_file_range("m")}
+                     LIMIT %(cap)s) capped)""",
+            {"repos": repo_ids, "cap": EXACT_MAX + 1, **params},
+        ).fetchone()
+        assert row is not None
+        return row[0], row[1]
+
+    def _exact(self, model: int, leg: str, query: np.ndarray, repo_ids: list[int], file_ids: list[int] | None,
+               kinds: tuple[str, ...], limit: int) -> list[tuple[int, float]]:
+        """The exact ranking of the vectors that pass the filters. They are gathered in a MATERIALIZED CTE, so
+        that the sort outside it cannot be answered by the HNSW index."""
+        source = f"{vectors_table(model)} v"
+        if file_ids is not None:
+            source = f"unnest(%(files)s::bigint[]) f(id) JOIN {source} ON {_in_file_range('f')}"
         rows = self.conn.execute(
-            f"""SELECT v.chunk_id, 1 - (v.{leg}_vec <=> %(q)s::halfvec) FROM {vectors_table(model)} v {join}
-                 WHERE v.repo_id = ANY(%(repos)s)
-                 ORDER BY v.{leg}_vec <=> %(q)s::halfvec LIMIT %(limit)s""",
-            {"q": to_literal(query), "repos": repo_ids, "limit": limit, **params},
+            f"""WITH candidates AS MATERIALIZED (
+                    SELECT v.chunk_id, v.{leg}_vec <=> %(q)s::halfvec AS distance FROM {source} {_kind_join(kinds)}
+                     WHERE v.repo_id = ANY(%(repos)s))
+                SELECT chunk_id, 1 - distance FROM candidates ORDER BY distance LIMIT %(limit)s""",
+            {"q": to_literal(query), "repos": repo_ids, "files": file_ids, "kinds": list(kinds), "limit": limit},
         )
         return [(int(cid), float(sim)) for cid, sim in rows]
+
+    def _hnsw(self, model: int, leg: str, query: np.ndarray, repo_ids: list[int], file_ids: list[int] | None,
+              kinds: tuple[str, ...], limit: int) -> list[tuple[int, float]]:
+        """The index scan's candidates, re-sorted: `distance + 0`, since PostgreSQL 17+ takes a CTE's output to be
+        in its ORDER BY's order and would skip a plain `ORDER BY distance` (pgvector's README)."""
+        in_files = "" if file_ids is None else f"AND v.chunk_id >> {CHUNK_ID_BITS} = ANY(%(files)s::bigint[])"
+        rows = self.conn.execute(
+            f"""WITH hits AS MATERIALIZED (
+                    SELECT v.chunk_id, v.{leg}_vec <=> %(q)s::halfvec AS distance
+                      FROM {vectors_table(model)} v {_kind_join(kinds)}
+                     WHERE v.repo_id = ANY(%(repos)s) {in_files}
+                     ORDER BY v.{leg}_vec <=> %(q)s::halfvec LIMIT %(limit)s)
+                SELECT chunk_id, 1 - distance FROM hits ORDER BY distance + 0""",
+            {"q": to_literal(query), "repos": repo_ids, "files": file_ids, "kinds": list(kinds), "limit": limit},
+            prepare=False,  # planned with the file ids as a constant, which PostgreSQL hashes, not a parameter
+        )
+        return [(int(cid), float(sim)) for cid, sim in rows]
+
+
+def _in_file_range(files: str) -> str:
+    """A join condition: v's chunk is one of the file's (`files`.id), through the primary key's range."""
+    return f"v.chunk_id >= {files}.id << {CHUNK_ID_BITS} AND v.chunk_id < ({files}.id + 1) << {CHUNK_ID_BITS}"
+
+
+def _kind_join(kinds: tuple[str, ...]) -> str:
+    return "JOIN chunks c ON c.id = v.chunk_id AND c.kind = ANY(%(kinds)s)" if kinds else ""

@@ -1,8 +1,10 @@
-"""Module names: the prefix of every name path in a file."""
+"""Python: modules named by the import system, its own graph facts reader and resolution rules."""
 
 from __future__ import annotations
 
 import posixpath
+
+from lode.languages.base import Definition, Grammar, Language, Resolution, Wrapper, wheel
 
 _PACKAGE_MARKERS = ("__init__.py", "__init__.pyi")
 # a directory holding one of these is a project's root: its code is imported from there (or from its src/)
@@ -27,20 +29,33 @@ def python_root(directory: str, all_paths: frozenset[str]) -> str:
     return ""
 
 
-def module_name(path: str, all_paths: frozenset[str], language: str) -> str:
-    """The dotted module name of a '/'-separated path relative to the repository root.
-
-    Python follows the import system with PEP 420: folders with or without `__init__.py` are packages, up to the
+def python_module_name(path: str, all_paths: frozenset[str]) -> str:
+    """The import system's name, with PEP 420: folders with or without `__init__.py` are packages, up to the
     file's import root (python_root), so `src/flask/sansio/app.py` is "flask.sansio.app" whether or not sansio/
-    has an `__init__.py`. Other languages use the path without its extension: "src.app.util".
-    """
+    has an `__init__.py`."""
     directory, filename = posixpath.split(path)
     stem = filename.rpartition(".")[0] or filename
-    if language != "python":
-        return posixpath.join(directory, stem).replace("/", ".")
     root = python_root(directory, all_paths)
     package = directory[len(root) :].strip("/")
     parts = package.split("/") if package else []
     if stem != "__init__" or not parts:
         parts.append(stem)
     return ".".join(parts)
+
+
+PYTHON = Language(
+    name="python",
+    extensions=(".py", ".pyi"),
+    aliases=("py", "python3"),
+    grammar=Grammar(
+        load=wheel("tree_sitter_python"),
+        definitions={"function_definition": Definition("function"), "class_definition": Definition("class")},
+        wrappers={"decorated_definition": Wrapper("definition")},
+        python_docstrings=True,
+        python_guards=True,
+    ),
+    module_name=python_module_name,
+    facts_reader="python",
+    resolution=Resolution(by_scope=True, python_imports=True),
+    test_paths=(r"(^|/)test_[^/]*$", r"(^|/)conftest\.py$", r"_tests?\.[^/.]+$"),
+)
