@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from lode.engine import Lode
-from serve_process import lode_serve
+from tests.support.serve_process import lode_serve
 from tests.support.cli import run_cli
 from tests.support.trees import write_tree
 

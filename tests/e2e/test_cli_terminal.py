@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lode.engine import Lode
 
-PYSHOP = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
+PYSHOP = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"
 
 
 def _drain(fd: int, into: list[bytes]) -> None:

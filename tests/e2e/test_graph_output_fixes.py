@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from tests.support.cli import run_cli
-from test_graph_support import GraphRepo
+from tests.support.graph_repos import GraphRepo
 
 from lode import graph
 from lode.engine import Lode

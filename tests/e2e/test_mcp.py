@@ -29,7 +29,7 @@ from lode.engine import Lode
 from lode.mcp import count_tokens, create_server
 from lode.search.paths import is_test_path
 
-FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"
 TOOLS = {"search_code", "find_symbol", "get_callers", "get_callees", "find_path", "find_references",
          "index_repository", "index_status", "get_context", "get_symbols_overview", "read_code", "search_pattern",
          "clear_index"}

@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from serve_process import lode_serve
+from tests.support.serve_process import lode_serve
 
 from lode.engine import Lode
 

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_process import lode_serve
+from tests.support.serve_process import lode_serve
 
 from lode.engine import Lode
 

@@ -1,7 +1,7 @@
 """The server's trust boundary against real `lode serve` processes and raw HTTP (issue #15, items 2, 3 and 7):
 Host and Origin on every route (DNS rebinding, cross-site requests), authentication by the caller's address once
 no key is left, and X-Forwarded-For believed only from LODE_TRUSTED_PROXIES. Callers that are not on loopback
-come from a network namespace (tests/netns.py)."""
+come from a network namespace (tests/support/netns.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from tests.support.cli import run_cli
-from netns import namespace_host
-from serve_process import lode_serve
+from tests.support.netns import namespace_host
+from tests.support.serve_process import lode_serve
 from tests.support.api_server import SHOP
 from tests.support.trees import write_tree
 

@@ -25,7 +25,7 @@ from tests.support.cli import run_cli
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FIXTURE = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"
 GRAND_TOTAL = '''
 
 def grand_total(order):

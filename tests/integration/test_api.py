@@ -22,7 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.cli import run_cli
-from redis_server import running_redis
+from tests.support.redis_server import running_redis
 from lode.config import EmbeddingSettings, Settings
 from lode.engine import Lode
 from lode.health import health_report

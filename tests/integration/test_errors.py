@@ -21,7 +21,7 @@ from lode.resilience import reset_breakers
 from lode.store.db import Database
 from tests.support.api_client import local_client
 from tests.support.cli import run_cli
-from tests.resilience_stubs import Receiver
+from tests.support.resilience_stubs import Receiver
 
 SECRET = "hunter2-s3cret"
 

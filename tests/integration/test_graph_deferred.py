@@ -17,7 +17,7 @@ from lode.engine import Lode
 from lode.graph.store import GraphStore, edges_partition
 from lode.indexer import _REPO_LOCK_CLASS
 
-PYSHOP = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
+PYSHOP = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"
 
 
 def _backlog(lode: Lode, repo: str) -> int:

@@ -5,7 +5,7 @@ results; what the flow does not know stays external, and confidence shows each s
 from __future__ import annotations
 
 import pytest
-from test_graph_support import GraphRepo
+from tests.support.graph_repos import GraphRepo
 
 from lode.engine import Lode
 from lode.graph.facts import _python_items_type, _python_type

@@ -8,7 +8,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from test_graph_support import GraphRepo, file_facts
+from tests.support.graph_repos import GraphRepo, file_facts
 
 from lode.engine import Lode
 

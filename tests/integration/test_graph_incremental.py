@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_graph_support import GraphRepo, file_facts
+from tests.support.graph_repos import GraphRepo, file_facts
 
 from lode.engine import Lode
 from lode.graph.store import GraphStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_graph_support import GraphRepo
+from tests.support.graph_repos import GraphRepo
 
 from lode.engine import Lode
 

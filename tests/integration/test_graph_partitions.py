@@ -16,7 +16,7 @@ from lode.engine import Lode
 from lode.graph.store import edges_partition
 from lode.store.db import _migrations
 
-PYSHOP = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
+PYSHOP = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"
 PARENT_INDEXES = {"graph_edges_source_idx", "graph_edges_target_idx", "graph_edges_external_idx"}
 
 

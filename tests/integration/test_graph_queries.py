@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_graph_support import FIXTURES, GraphRepo
+from tests.support.graph_repos import FIXTURES, GraphRepo
 
 from lode import graph
 from lode.engine import Lode

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_graph_support import FIXTURES, GraphRepo, in_repo_calls, precision_recall, truth
+from tests.support.graph_repos import FIXTURES, GraphRepo, in_repo_calls, precision_recall, truth
 
 from lode.engine import Lode
 

@@ -23,8 +23,8 @@ from lode.config import QueueSettings, ServerSettings, Settings
 from lode.engine import Lode
 from lode.errors import InputError
 
-PYSHOP = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
-ROOT = Path(__file__).resolve().parents[1]
+PYSHOP = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"
+ROOT = Path(__file__).resolve().parents[2]
 OFF_MESSAGE = "the code graph is off (LODE_GRAPH=false)"
 GRAPH_TABLES = ("graph_files", "graph_nodes", "graph_edges", "graph_file_dependencies", "graph_dirty_files")
 

@@ -22,7 +22,7 @@ from lode.indexer import IndexCancelled
 from lode.queue_client import Queue
 from lode.services.indexing import Schedule, run_index
 
-PYSHOP = Path(__file__).parent / "fixtures" / "graph" / "pyshop"
+PYSHOP = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"
 
 
 @pytest.fixture

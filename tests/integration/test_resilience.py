@@ -26,7 +26,7 @@ from lode.resilience import (
 )
 from lode.workers import Lost, map_killable
 from tests.support.tcp_proxy import TcpProxy
-from tests.resilience_stubs import FaultyEmbedder, breaker_settings, sleep_then_echo
+from tests.support.resilience_stubs import FaultyEmbedder, breaker_settings, sleep_then_echo
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,7 @@
 
 Vectors are deterministic: hashed bags of words, with a few synonyms folded together so that a query can be
 "semantically" close to code that shares none of its words. Usage:
-    python tests/stub_embedder.py PORT [--delay SECONDS] [--model NAME] [--dim N]
+    python tests/support/embedding_stub_service.py PORT [--delay SECONDS] [--model NAME] [--dim N]
 """
 
 from __future__ import annotations

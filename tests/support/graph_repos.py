@@ -1,5 +1,5 @@
 """Shared helpers for the graph tests: a repository driven through the graph API alone (no indexer), and the
-hand-written truth files of the fixture repositories. The tests here check the helpers' own assumptions."""
+hand-written truth files of the fixture repositories (their own assumptions: tests/unit/test_graph_repos.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from lode.graph.facts import FileFacts, extract_facts
 from lode.graph.store import GraphStore
 from lode.store.repositories import Files, Repositories
 
-FIXTURES = Path(__file__).parent / "fixtures" / "graph"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "graph"
 SETTINGS = Settings(embedder="none")
 
 EdgeRow = tuple[str, str, str, str]  # (source name_path, target name_path or external name, kind, evidence)
@@ -117,13 +117,3 @@ def precision_recall(found: set[tuple[str, str]], expected: set[tuple[str, str]]
     hits = len(found & expected)
     return hits / max(1, len(found)), hits / max(1, len(expected))
 
-
-def test_file_facts_use_module_names_of_the_package_layout() -> None:
-    facts = file_facts("src/pkg/mod.py", "def f():\n    pass\n", frozenset({"src/pkg/__init__.py", "src/pkg/mod.py"}))
-    assert [s.name_path for s in facts.symbols] == ["pkg.mod", "pkg.mod.f"]
-
-
-def test_truth_files_parse() -> None:
-    for root in FIXTURES.iterdir():
-        edges = truth(root)
-        assert edges and all(source and target for source, target in edges)

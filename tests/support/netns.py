@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from rawhttp import Answer
+from tests.support.rawhttp import Answer
 
 RAWHTTP = Path(__file__).with_name("rawhttp.py")
 
@@ -31,7 +31,7 @@ class NamespaceHost:
 
     def request(self, address: str, port: int, method: str = "GET", path: str = "/",
                 headers: dict[str, str] | None = None, body: str = "") -> Answer:
-        """A raw HTTP request (tests/rawhttp.py) sent from inside the test host."""
+        """A raw HTTP request (tests/support/rawhttp.py) sent from inside the test host."""
         spec = {"address": address, "port": port, "method": method, "path": path, "headers": headers or {},
                 "body": body}
         done = subprocess.run(["ip", "netns", "exec", self.namespace, sys.executable, str(RAWHTTP), json.dumps(spec)],

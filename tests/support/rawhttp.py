@@ -1,8 +1,8 @@
 """HTTP/1.1 written byte for byte, so that a test sets Host, Origin and X-Forwarded-For exactly as an attacker
 would (no client library picks or fixes them), optionally from a chosen source address.
 
-Also runnable as a script, for a caller inside a network namespace (tests/netns.py):
-`python tests/rawhttp.py '{"address": ..., "port": ..., "method": ..., "path": ..., "headers": {...}}'` prints
+Also runnable as a script, for a caller inside a network namespace (tests/support/netns.py):
+`python tests/support/rawhttp.py '{"address": ..., "port": ..., "method": ..., "path": ..., "headers": {...}}'` prints
 the answer as one JSON document.
 """
 

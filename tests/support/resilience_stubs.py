@@ -19,7 +19,7 @@ from lode.config import get_settings
 from lode.errorlog import record_error
 from lode.resilience import reset_breakers
 
-from tests.stub_embedder import vector
+from tests.support.embedding_stub_service import vector
 
 
 

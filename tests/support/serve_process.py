@@ -1,4 +1,4 @@
-"""`lode serve` as a real subprocess on a free port, answered through tests/rawhttp.py."""
+"""`lode serve` as a real subprocess on a free port, answered through tests/support/rawhttp.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from rawhttp import Answer, request
+from tests.support.rawhttp import Answer, request
 
 from tests.support.processes import stop
 

@@ -269,7 +269,7 @@ def test_quick_suite_runs_end_to_end(tmp_path: Path) -> None:
     for module in ("bm25s", "pyinstrument"):  # the bench extra: pip install -c constraints.txt -e '.[bench]'
         pytest.importorskip(module, reason="bench/run needs the bench extra (pip install -e '.[bench]')")
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     out, work = tmp_path / "out", tmp_path / "work"
     done = subprocess.run([str(root / "bench" / "run"), "--quick", "--out", str(out), "--work", str(work)],
                           check=False, capture_output=True, text=True, timeout=1800)

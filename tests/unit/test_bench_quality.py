@@ -209,7 +209,7 @@ def test_a_tiny_semble_like_set_runs_end_to_end(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.quality", "--set", "semble,symbols", "--modes", "lexical,bm25s",
          "--data", str(tmp_path / "data"), "--mirrors", str(mirrors), "--cache", str(cache), "--label", "tiny"],
-        check=False, cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=300,
+        check=False, cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
         env={**os.environ, "LODE_EMBEDDER": "none"})
     assert done.returncode == 0, done.stderr[-3000:]
     assert "semble gone: no snapshot holds revision" in done.stderr  # left out, and said so

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from test_graph_support import SETTINGS, file_facts
+from tests.support.graph_repos import SETTINGS, file_facts
 
 from lode.chunking.chunker import chunk_file_with_tree
 from lode.graph.facts import (
