@@ -137,14 +137,16 @@ SLOW = pytest.mark.slow  # one outage kind runs by default, the others with `pyt
 
 @pytest.mark.parametrize("mode", ["500", pytest.param("429", marks=SLOW), pytest.param("stall", marks=SLOW),
                                   pytest.param("malformed", marks=SLOW)])
-def test_an_outage_leaves_indexing_lexical_only_and_the_backfill_resumes_by_itself(stub, lode, tmp_path, mode):
+def test_an_outage_leaves_indexing_lexical_only_and_the_backfill_resumes_by_itself(stub, lode, tmp_path, monkeypatch,
+                                                                                   mode):
+    monkeypatch.delenv("LODE_EMBED_DIMENSION", raising=False)  # unset whatever the caller's environment says
     repo = f"t-{uuid.uuid4().hex[:8]}"
     token = uuid.uuid4().hex[:10]
     _write_repo(tmp_path / "src", token)
     stub.mode, stub.retry_after, stub.stall_seconds = mode, "1", 30
     env = {
         "LODE_EMBEDDER": "http", "LODE_EMBED_URL": stub.url, "LODE_EMBED_MODEL": stub.model,
-        # no LODE_EMBED_DIMENSION: the dimension probe meets the outage too
+        # LODE_EMBED_DIMENSION unset (above): the dimension probe meets the outage too
         "LODE_EMBED_RETRY_ATTEMPTS": "2", "LODE_EMBED_RETRY_MAX_SECONDS": "3",
         "LODE_EMBED_QUERY_RETRY_ATTEMPTS": "1", "LODE_EMBED_OUTAGE_WAIT_SECONDS": "120",
         "LODE_TIMEOUT_EMBED_BATCH": "1", "LODE_TIMEOUT_EMBED_SINGLE": "1",
