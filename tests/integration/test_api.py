@@ -465,9 +465,8 @@ def test_health_warns_on_redis_down_and_open_circuits_and_fails_without_database
         try:
             assert health_report(degraded)["checks"]["redis"]["status"] == "pass"
             redis_server.freeze()  # a hung Redis: the ping's socket timeout answers
-            started = time.monotonic()
             hung = health_report(degraded)["checks"]["redis"]
-            assert hung["status"] == "warn" and "Timeout" in hung["error"] and time.monotonic() - started < 3
+            assert hung["status"] == "warn" and "Timeout" in hung["error"]
             redis_server.thaw()
             redis_server.kill()
             failing = breaker("embedder", config=degraded.settings.breakers)

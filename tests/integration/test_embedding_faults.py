@@ -22,6 +22,7 @@ from lode.resilience import breaker_states, reset_breakers, wait_for_recovery
 from tests.support.cli import run_cli
 from tests.support.resilience_stubs import FaultyEmbedder, breaker_settings
 from tests.support.polling import wait_until
+from tests.support.retries import retry_sleeps
 
 
 @pytest.fixture(autouse=True)
@@ -42,10 +43,6 @@ def _embedder(stub: FaultyEmbedder, **kwargs) -> HttpEmbedder:
     return HttpEmbedder(stub.url, stub.model, **options)
 
 
-def _gaps(stub: FaultyEmbedder) -> list[float]:
-    return [b - a for a, b in zip(stub.request_times, stub.request_times[1:])]
-
-
 def test_5xx_is_retried_up_to_the_attempt_cap(stub):
     stub.mode = "500"
     with pytest.raises(ProviderUnavailable, match="HTTP 500.*3 attempts"):
@@ -53,7 +50,7 @@ def test_5xx_is_retried_up_to_the_attempt_cap(stub):
     assert stub.requests == 3
 
 
-def test_429_waits_for_retry_after_then_succeeds(stub):
+def test_429_waits_for_retry_after_then_succeeds(stub, caplog):
     stub.mode, stub.retry_after = "429", "1"
     embedder = _embedder(stub)
 
@@ -65,15 +62,14 @@ def test_429_waits_for_retry_after_then_succeeds(stub):
     threading.Thread(target=recover_after_two, daemon=True).start()
     result = embedder.embed(["read a file"])
     assert result.vectors[0] is not None and stub.requests == 3
-    assert all(gap >= 0.9 for gap in _gaps(stub)), f"Retry-After: 1 not honoured: {_gaps(stub)}"
+    assert retry_sleeps(caplog) == [1.0, 1.0], "Retry-After: 1 is the wait before each retry"
 
 
-def test_a_retry_after_beyond_the_time_cap_stops_at_once(stub):
+def test_a_retry_after_beyond_the_time_cap_stops_at_once(stub, caplog):
     stub.mode, stub.retry_after = "429", "3600"
-    started = time.monotonic()
     with pytest.raises(ProviderUnavailable, match="HTTP 429"):
         _embedder(stub, retry_max_seconds=5.0).embed(["a"])
-    assert stub.requests == 1 and time.monotonic() - started < 2
+    assert stub.requests == 1 and retry_sleeps(caplog) == []
 
 
 @pytest.mark.parametrize("mode", ["401", "malformed"])
@@ -84,12 +80,11 @@ def test_client_errors_and_malformed_answers_are_not_retried(stub, mode):
     assert stub.requests == 1
 
 
-def test_a_stalled_service_times_out_and_total_time_is_capped(stub):
+def test_a_stalled_service_times_out_and_total_time_is_capped(stub, caplog):
     stub.mode, stub.stall_seconds = "stall", 30
-    started = time.monotonic()
-    with pytest.raises(ProviderUnavailable, match="Timeout"):
+    with pytest.raises(ProviderUnavailable, match="Timeout"):  # the 30 s stall would have answered
         _embedder(stub, single_timeout=0.5, query_retry_attempts=2).embed_query("a")
-    assert stub.requests == 2 and time.monotonic() - started < 5, "two 0.5 s attempts, not a 30 s stall"
+    assert stub.requests == 2 and len(retry_sleeps(caplog)) == 1, "two attempts that time out, one wait between"
 
 
 def test_query_embeddings_have_their_own_tighter_retry_cap(stub):
@@ -166,11 +161,9 @@ def test_an_outage_leaves_indexing_lexical_only_and_the_backfill_resumes_by_itse
     assert lode.embedding_counts(repo).pending == report["chunks"], "nothing is embedded during the outage"
     requests_during_outage = stub.requests
     stub.mode = "ok"
-    deadline = time.monotonic() + 60
-    while (counts := lode.embedding_counts(repo)).pending and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(lambda: not lode.embedding_counts(repo).pending, 60, "the backfill resumes once the service is back")
     log = log_path.read_text()
-    assert counts == BackfillProgress(done=report["chunks"], pending=0, failed=0), log
+    assert lode.embedding_counts(repo) == BackfillProgress(done=report["chunks"], pending=0, failed=0), log
     assert requests_during_outage < 40, f"{requests_during_outage} requests: the open breaker should hold them back"
     code, found, _ = run_cli("search", f"read {token} lines", "--repo", repo, "--json", env=env)
     assert code == 0 and found["degraded"] == [] and found["hits"][0]["legs"]["text"] is not None

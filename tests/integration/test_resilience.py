@@ -147,17 +147,15 @@ def test_hybrid_deadline_drops_a_stuck_leg_cancels_its_statement_and_marks_it_de
     with FaultyEmbedder() as stub:
         settings = Settings(home=lode.settings.home, embedder="http",
                             embedding=EmbeddingSettings(url=stub.url, model=stub.model, dimension=64),
-                            timeouts=Timeouts(hybrid_search=1.0, lexical_search=20.0))
+                            # the lexical leg's own timeout outlasts the test's: only the hybrid deadline ends it
+                            timeouts=Timeouts(hybrid_search=1.0, lexical_search=3600.0))
         with Lode(settings) as engine:
             engine.index(tmp_path / "src", repo)
             assert engine.embed(repo).pending == 0
             with psycopg.connect(engine.db.url, autocommit=False) as locker:
                 locker.execute("LOCK TABLE postings IN ACCESS EXCLUSIVE MODE")  # the lexical leg now waits
-                started = time.monotonic()
                 result = engine.search("read lines of a file", repo=repo, mode="hybrid")
-                elapsed = time.monotonic() - started
                 waiting = _waiting_on_postings(locker)
-            assert elapsed < 4, f"the hybrid query took {elapsed:.1f}s; its deadline is 1s"
             assert result["degraded"] == ["lexical"]
             assert result["hits"] and result["hits"][0]["path"] == "pkg/io.py"
             assert all(hit["legs"]["lexical"] is None for hit in result["hits"])
@@ -230,11 +228,10 @@ def test_an_open_database_breaker_fails_reads_fast_with_a_clear_error(lode, capl
 
 def test_a_worker_past_its_timeout_is_killed_and_the_other_jobs_go_on(lode):
     jobs = [("fast-1", 0.0), ("stuck", 300.0), ("records", 0.0), ("fast-2", 0.0), ("crash", 0.0), ("fast-3", 0.0)]
-    started = time.monotonic()
+    # the stuck job (300 s) outlasts the test's own timeout: the results come back only if its worker is killed
     results = list(map_killable(sleep_then_echo, jobs, workers=2, timeout=1.5,
                                 mp_context=multiprocessing.get_context("forkserver"),
                                 describe=lambda job: {"path": job[0]}))
-    assert time.monotonic() - started < 60, "the stuck job (300 s) was not stopped"
     assert [job for job, _ in results] == jobs, "results come back in job order"
     by_name = {job[0]: result for job, result in results}
     assert isinstance(by_name["stuck"], Lost) and by_name["stuck"].reason == "timeout"
