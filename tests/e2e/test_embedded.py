@@ -6,12 +6,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.support.polling import wait_until
 from tests.support.trees import base_tree, write_tree
 
 
@@ -45,10 +45,7 @@ def test_concurrent_processes_share_one_server_that_stops_after_the_last(tmp_pat
                             text=True, timeout=60)
     assert '"r0"' in listed.stdout and '"r1"' in listed.stdout and '"r2"' in listed.stdout
     assert (home / "pgdata" / "PG_VERSION").exists()
-    deadline = time.monotonic() + 15  # the postmaster's children exit a moment after it does
-    while _servers_for(home) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _servers_for(home) == [], "the server outlived its last user"
+    _wait_gone(home, 15, "the server outlived its last user")  # its children exit a moment after the postmaster
 
 
 # a process that starts (or attaches to) the embedded server, optionally with other TUNING, prints what it runs
@@ -101,19 +98,14 @@ def test_a_restart_only_setting_waits_while_another_process_uses_the_server(tmp_
     other = _user(home, "shared_buffers=256MB")  # a newer Lode asks for another value: no restart under holder
     assert _settings(other) == (tuned, checkpointer)
     assert _finish(other) == "alive" and _finish(holder) == "alive"
-    deadline = time.monotonic() + 15
-    while _servers_for(home) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    _wait_gone(home, 15, "the server outlived its last users")
     alone = _user(home, "shared_buffers=256MB")  # the next process to start it alone applies it
     assert _settings(alone)[0] == "256MB"
     assert _finish(alone) == "alive"
 
 
-def _gone(home: Path, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while _servers_for(home) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not _servers_for(home)
+def _wait_gone(home: Path, within: float, message: str = "the embedded server is still running") -> None:
+    wait_until(lambda: not _servers_for(home), within, message)
 
 
 def _lode(home: Path, *args: str, idle: float) -> subprocess.CompletedProcess:
@@ -132,11 +124,8 @@ def _reapers(home: Path) -> list[psutil.Process]:
             if "lode.store.embedded" in (p.info["cmdline"] or []) and str(home) in " ".join(p.info["cmdline"])]
 
 
-def _reapers_gone(home: Path, within: float = 15) -> bool:
-    deadline = time.monotonic() + within
-    while _reapers(home) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return not _reapers(home)
+def _wait_reapers_gone(home: Path, message: str) -> None:
+    wait_until(lambda: not _reapers(home), 15, message)
 
 
 @pytest.mark.slow
@@ -149,8 +138,8 @@ def test_the_server_outlives_its_last_user_for_the_idle_period_then_stops(tmp_pa
     assert _lode(home, "repos", "--json", idle=idle).returncode == 0
     assert _postmaster_pid(home) == postmaster, "the next command started a new server"
     assert len(_reapers(home)) == 1  # one reaper per server, however many commands came and went
-    assert _gone(home, idle + 30), "the idle server was never stopped"
-    assert _reapers_gone(home), "the reaper outlived the server it stopped"
+    _wait_gone(home, idle + 30, "the idle server was never stopped")
+    _wait_reapers_gone(home, "the reaper outlived the server it stopped")
 
 
 def test_lode_stop_stops_an_idle_server_now_and_refuses_while_it_is_in_use(tmp_path: Path) -> None:
@@ -162,15 +151,16 @@ def test_lode_stop_stops_an_idle_server_now_and_refuses_while_it_is_in_use(tmp_p
     assert busy.returncode == 1 and f"in use by {holder.pid}" in busy.stderr
     assert json.loads(busy.stdout)["error"]["exit_code"] == 1 and _servers_for(home)
     assert _finish(holder) == "alive"  # the refusal left its connection alone
-    assert _gone(home, 30)  # the holder ran without an idle period: it stopped the server as its last user
+    _wait_gone(home, 30)  # the holder ran without an idle period: it stopped the server as its last user
     assert _lode(home, "status", "--json", idle=600).returncode == 0
     assert _servers_for(home) and _reapers(home)
     stopped = _lode(home, "stop", "--json", idle=600)
     assert stopped.returncode == 0 and json.loads(stopped.stdout) == {"stopped": True, "reason": None}
-    assert _gone(home, 15)
-    assert _reapers_gone(home), "the reaper outlived the server it was waiting to stop"
+    _wait_gone(home, 15)
+    _wait_reapers_gone(home, "the reaper outlived the server it was waiting to stop")
     assert _lode(home, "status", "--json", idle=600).returncode == 0  # and it starts again on demand
-    assert _lode(home, "stop", idle=600).returncode == 0 and _gone(home, 15)
+    assert _lode(home, "stop", idle=600).returncode == 0
+    _wait_gone(home, 15)
 
 
 def test_a_client_killed_with_sigkill_does_not_keep_an_idle_server_alive(tmp_path: Path) -> None:
@@ -181,4 +171,4 @@ def test_a_client_killed_with_sigkill_does_not_keep_an_idle_server_alive(tmp_pat
     victim.wait(timeout=30)
     assert _servers_for(home)
     assert _lode(home, "status", "--json", idle=2).returncode == 0  # the next user prunes it, then leaves last
-    assert _gone(home, 2 + 30), "a dead client's pid kept the server from stopping"
+    _wait_gone(home, 2 + 30, "a dead client's pid kept the server from stopping")

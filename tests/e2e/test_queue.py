@@ -16,6 +16,7 @@ import pytest
 
 from tests.support.snapshot import index_snapshot
 from tests.support.cli import run_cli
+from tests.support.polling import wait_until
 from lode.config import EmbeddingSettings, QueueSettings, Settings
 from lode.embedding.backfill import BackfillProgress
 from lode.engine import Lode
@@ -215,9 +216,8 @@ def test_health_counts_waiting_jobs_and_live_workers(lode_home: Path, tmp_path: 
         # other tests' workers may be alive: the check warns only when nobody could take the job
         assert waiting["status"] == ("warn" if waiting["workers"] == 0 else "pass")
         with worker_process(queue, tmp_path / "worker.log"):
-            deadline = time.monotonic() + 60
-            while (check := health_report(engine)["checks"]["queue"])["waiting"] and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert check["waiting"] == 0 and check["workers"] >= 1 and check["status"] == "pass"
+            wait_until(lambda: health_report(engine)["checks"]["queue"]["waiting"] == 0, 60, "the worker took the job")
+            check = health_report(engine)["checks"]["queue"]
+            assert check["workers"] >= 1 and check["status"] == "pass"
     finally:
         engine.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from tests.support.cli import run_cli
 from tests.support.netns import namespace_host
+from tests.support.polling import wait_until
 from tests.support.serve_process import lode_serve
 from tests.support.api_server import SHOP
 from tests.support.trees import write_tree
@@ -22,6 +23,7 @@ from tests.support.trees import write_tree
 from lode.api.hosts import HostPolicy
 from lode.api.keys import ApiKeys
 from lode.engine import Lode
+from lode.jobs import ACTIVE as ACTIVE_JOB_STATES
 
 EVERY_ROUTE = ["/v1/repositories", "/v1/search?q=discount&mode=lexical", "/v1/status", "/", "/static/app.js",
                "/docs", "/openapi.json", "/metrics", "/livez", "/readyz", "/health", "/mcp",
@@ -68,10 +70,8 @@ def test_every_route_refuses_a_foreign_host_and_state_changes_from_a_foreign_ori
             accepted = served.request("POST", "/v1/index", {"Origin": origin}, _index_request(secret, repo))
             assert accepted.status == 202, (origin, accepted.body)
         job = accepted.json()["job"]["id"]
-        deadline = time.monotonic() + 120
-        while served.request("GET", f"/v1/index/{job}").json()["job"]["state"] in ("queued", "running"):
-            assert time.monotonic() < deadline, "the index job did not finish"
-            time.sleep(0.2)
+        wait_until(lambda: served.request("GET", f"/v1/index/{job}").json()["job"]["state"] not in ACTIVE_JOB_STATES,
+                   120, "the index job did not finish")
         same_origin = {"Origin": f"http://localhost:{port}"}
         assert served.request("DELETE", f"/v1/repositories/{repo}", same_origin).status == 200
 

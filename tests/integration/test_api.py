@@ -22,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.support.cli import run_cli
+from tests.support.polling import wait_until
 from tests.support.redis_server import running_redis
 from lode.config import EmbeddingSettings, Settings
 from lode.engine import Lode
@@ -319,10 +320,8 @@ def test_cancel_running_and_queued_jobs_and_one_job_per_repository(lode: Lode, l
         _changed_tree(root, 10, 2)
         with repo_lock(lode, "api-cancel"):
             running = client.post("/v1/index", json={"path": str(root), "repo": "api-cancel"}).json()["job"]
-            deadline = time.monotonic() + 30
-            while client.get(f"/v1/index/{running['id']}").json()["job"]["state"] != "running":
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_until(lambda: client.get(f"/v1/index/{running['id']}").json()["job"]["state"] == "running", 30,
+                       "the job started")
             again = client.post("/v1/index", json={"path": str(root), "repo": "api-cancel"})
             assert again.status_code == 202 and again.json()["merged"] is True  # the same request joins the job
             assert again.json()["job"]["id"] == running["id"]

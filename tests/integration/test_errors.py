@@ -21,6 +21,7 @@ from lode.resilience import reset_breakers
 from lode.store.db import Database
 from tests.support.api_client import local_client
 from tests.support.cli import run_cli
+from tests.support.polling import wait_until
 from tests.support.resilience_stubs import Receiver
 
 SECRET = "hunter2-s3cret"
@@ -240,9 +241,7 @@ def test_alert_monitor_evaluates_in_the_background_until_stopped(lode):
     monitor = AlertMonitor(lode.db, settings).start()
     try:
         record_error("alert-monitor", message="a warning", severity="warning", category="test")
-        deadline = __import__("time").monotonic() + 10
-        while not errorlog.list_alerts(lode.db)["alerts"] and __import__("time").monotonic() < deadline:
-            __import__("time").sleep(0.1)
+        wait_until(lambda: errorlog.list_alerts(lode.db)["alerts"], 10, "the monitor raised an alert")
     finally:
         monitor.stop()
     assert [a["rule"] for a in errorlog.list_alerts(lode.db)["alerts"]] == ["warning_per_hour"]

@@ -4,12 +4,12 @@ queries finish queued work first (or say that it is still running); forked resol
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 from tests.support.snapshot import index_snapshot
 from tests.support.cli import run_cli
+from tests.support.polling import wait_until
 
 import lode.graph.store as graph_store
 from lode.config import Settings
@@ -40,12 +40,9 @@ def test_cli_index_resolves_a_large_change_in_the_background(lode: Lode, repo_na
                               env={"LODE_GRAPH_INLINE_FILES": "0"})
     assert code == 0 and report["graph_pending"] is True
     log = Path(lode.settings.home) / "logs" / f"graph-{repo_name}.log"
-    deadline = time.monotonic() + 60
     # the detached `lode graph resolve` commits, then logs its report
-    while (_backlog(lode, repo_name) or '"resolved": true' not in _text(log)) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert _backlog(lode, repo_name) == 0
-    assert '"resolved": true' in _text(log)
+    wait_until(lambda: _backlog(lode, repo_name) == 0 and '"resolved": true' in _text(log), 60,
+               "the background resolve emptied the backlog and logged its report")
 
     clean = f"{repo_name}-clean"
     code, report, _ = run_cli("index", str(tree), "--repo", clean, "--json")  # small: resolved inline
