@@ -25,6 +25,7 @@ from lode.resilience import (
     wait_for_recovery,
 )
 from lode.workers import Lost, map_killable
+from tests.support.polling import wait_until
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.resilience_stubs import FaultyEmbedder, breaker_settings, sleep_then_echo
 
@@ -155,11 +156,11 @@ def test_hybrid_deadline_drops_a_stuck_leg_cancels_its_statement_and_marks_it_de
             with psycopg.connect(engine.db.url, autocommit=False) as locker:
                 locker.execute("LOCK TABLE postings IN ACCESS EXCLUSIVE MODE")  # the lexical leg now waits
                 result = engine.search("read lines of a file", repo=repo, mode="hybrid")
-                waiting = _waiting_on_postings(locker)
+                wait_until(lambda: _waiting_on_postings(locker) == 0, 2,
+                           "the dropped leg's statement must be cancelled, not left waiting")
             assert result["degraded"] == ["lexical"]
             assert result["hits"] and result["hits"][0]["path"] == "pkg/io.py"
             assert all(hit["legs"]["lexical"] is None for hit in result["hits"])
-            assert waiting == 0, "the dropped leg's statement must be cancelled, not left waiting"
             with engine.db.connection() as conn:
                 recorded = conn.execute(
                     """SELECT count(*) FROM error_logs WHERE component = 'search' AND category = 'timeout'
@@ -169,17 +170,20 @@ def test_hybrid_deadline_drops_a_stuck_leg_cancels_its_statement_and_marks_it_de
             assert full["degraded"] == [] and full["hits"][0]["legs"]["lexical"] is not None
 
 
+def _reads(engine: Lode) -> bool:
+    """Whether a read reaches the database (the breaker's half-open probe, once its recovery time has passed)."""
+    try:
+        engine.symbols("read_lines")
+    except LodeError:
+        return False
+    return True
+
+
 def _waiting_on_postings(locker: psycopg.Connection) -> int:
-    """Statements of other backends still waiting for the postings lock, after a moment for cancels to land."""
-    count = -1
-    for _ in range(20):
-        count = locker.execute(
-            """SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock'
-                  AND query ILIKE '%%postings%%'""").fetchone()[0]
-        if count == 0:
-            break
-        time.sleep(0.1)
-    return count
+    """Statements of other backends waiting for the postings lock."""
+    return locker.execute(
+        """SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock'
+              AND query ILIKE '%%postings%%'""").fetchone()[0]
 
 
 # ---- database breaker on read paths ---------------------------------------------------------------------
@@ -211,14 +215,7 @@ def test_an_open_database_breaker_fails_reads_fast_with_a_clear_error(lode, capl
                 read()
             assert isinstance(refused.value.__cause__, CircuitBreakerError), "the breaker refused it: no connection"
         proxy.restore()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                engine.symbols("read_lines")
-                break
-            except LodeError:
-                assert time.monotonic() < deadline, "reads did not recover after the database came back"
-                time.sleep(0.3)
+        wait_until(lambda: _reads(engine), 20, "reads did not recover after the database came back")
         assert breaker_states()["database"]["state"] == "closed"
     proxy.cut()
 
