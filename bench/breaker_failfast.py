@@ -16,7 +16,7 @@ os.environ["LODE_BREAKER_FAILURE_THRESHOLD"] = "2"
 
 from lode.embedding.base import ProviderUnavailable  # noqa: E402
 from lode.embedding.http import HttpEmbedder  # noqa: E402
-from tests.resilience_stubs import FaultyEmbedder  # noqa: E402
+from tests.support.resilience_stubs import FaultyEmbedder  # noqa: E402
 
 
 def main(calls: int = 1000) -> None:

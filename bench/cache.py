@@ -1,7 +1,7 @@
 """The query cache: the same 200 hybrid queries cold, then warm from each layer, then with Redis killed and frozen.
 
 Corpus: CPython's Lib/json and Lib/email, every chunk embedded with the local model. A real redis-server is
-started on a free port (tests/redis_server.py). Phases, all in this process, k=10, hybrid:
+started on a free port (tests/support/redis_server.py). Phases, all in this process, k=10, hybrid:
   miss      the cache flushed (L1, L2 and the L3 query vectors): each query is embedded and searched
   L1 hit    the same queries again, same engine
   L2 hit    a new engine (empty L1, as after a restart) on the same Redis
@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bench.common import machine, median, percentile  # noqa: E402
 from bench.index_cpython import sample_queries  # noqa: E402
@@ -32,7 +31,7 @@ from lode.config import Settings  # noqa: E402
 from lode.engine import Lode  # noqa: E402
 from lode.resilience import breaker_states, reset_breakers  # noqa: E402
 from lode.store.repositories import Repositories  # noqa: E402
-from redis_server import RedisServer  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
 
 REPO = "cpython-lib-0"  # the name sample_queries draws from
 

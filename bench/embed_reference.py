@@ -1,4 +1,5 @@
-"""Reference vectors for tests/test_embedding_local.py, embedded by the torch export (needs the export extra).
+"""Reference vectors for tests/integration/test_embedding_local.py, embedded by the torch export (needs the export
+extra).
 
 Usage: python bench/embed_reference.py [--out tests/fixtures/embedding_reference.npz]
 The texts: CoSQA functions and queries (every 250th function, every 40th query) and edge cases (empty, one

@@ -146,7 +146,8 @@ def main() -> None:
             encode, embed_query = build()
             rate = throughput(encode, sample, args.runs)
             mrr = cosine = None
-            if not name.startswith("sentence-transformers"):  # its vectors are Lode's fp32 (tests/test_embedding_local)
+            # sentence-transformers' vectors are Lode's fp32 (tests/integration/test_embedding_local.py)
+            if not name.startswith("sentence-transformers"):
                 matrix, mrr = retrieval(encode, embed_query, corpus, queries)
                 reference = matrix if reference is None else reference
                 cosine = float((matrix * reference).sum(axis=1).min())

@@ -26,7 +26,6 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from bench.common import machine, median
 from lode.config import Settings
@@ -112,7 +111,7 @@ def main() -> None:
            "LODE_EMBEDDER": "local" if args.provider == "local" else "http"}
     stub = None
     if args.provider == "stub":
-        from test_semantic import start_stub
+        from tests.support.embedding_stub import start_stub
 
         stub, stub_url = start_stub("--delay", str(args.stub_delay))
         env.update({"LODE_EMBED_URL": stub_url, "LODE_EMBED_MODEL": "stub-a"})

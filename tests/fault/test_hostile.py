@@ -1,7 +1,7 @@
 """The hostile corpus, extended (issue #7, item 5): every kind of bad file gets its exact skip reason or fallback,
 read back through `lode status --skipped --json` and the chunks table; nothing hangs (pytest-timeout) or crashes.
 
-tests/test_cli.py keeps the original 13-kind corpus end to end; this one adds the rest.
+tests/e2e/test_cli.py keeps the original 13-kind corpus end to end; this one adds the rest.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.snapshot import index_snapshot
 from tests.support.cli import run_cli
-from faultlib import (
+from tests.support.faultlib import (
     KillPoint, assert_no_orphans, assert_same_top10, forget_killed_holders, generate_repo, kill_at, kill_survivors,
     lode_index_process, mutate, run_statuses, seeded_kill_points, top10, wait_for_survivors,
 )

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from tests.support.snapshot import index_snapshot
-from faultlib import assert_no_orphans, assert_same_top10, generate_repo, lode_index_process, top10
+from tests.support.faultlib import assert_no_orphans, assert_same_top10, generate_repo, lode_index_process, top10
 from lode.config import Settings
 from lode.engine import Lode
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
-from serve_process import lode_serve
+from tests.support.serve_process import lode_serve
 from tests.support.tcp_proxy import TcpProxy
 
 from lode.engine import Lode

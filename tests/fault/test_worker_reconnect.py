@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from serve_process import Served, lode_serve
+from tests.support.serve_process import Served, lode_serve
 
 from tests.support.processes import stop
 

@@ -33,7 +33,7 @@ from lode.config import Settings
 from lode.embedding.backfill import BackfillProgress
 from lode.engine import Lode
 from lode.store import embedded
-from redis_server import RedisServer
+from tests.support.redis_server import RedisServer
 from tests.support.embedding_stub import start_stub
 
 pytestmark = pytest.mark.slow

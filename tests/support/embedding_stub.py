@@ -1,5 +1,5 @@
-"""The stub embedding service (tests/stub_embedder.py) in a real process of its own, standing in for a remote
-OpenAI-compatible API."""
+"""The stub embedding service (tests/support/embedding_stub_service.py) in a real process of its own, standing in
+for a remote OpenAI-compatible API."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-STUB = Path(__file__).parent.parent / "stub_embedder.py"
+STUB = Path(__file__).with_name("embedding_stub_service.py")
 
 
 def free_port() -> int:
