@@ -14,7 +14,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from bench.common import median, percentile
-from lode.engine import LEG_DEPTH, Lode, ef_search
+from lode.engine import Lode
+from lode.services.base import repos_in_scope
+from lode.services.search import LEG_DEPTH, ef_search
 from lode.search.filters import Filters
 from lode.store.vectors import LEGS, Vectors, to_literal, vectors_table
 
@@ -52,7 +54,7 @@ def bm25s_latency(engine: Lode, repo: str, queries: list[str]) -> dict[str, Any]
 
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     with engine.db.connection() as conn:
-        row = engine._repos_for(conn, repo)[0]
+        row = repos_in_scope(conn, repo)[0]
         contents = [r[0] for r in conn.execute("SELECT content FROM chunks WHERE repo_id = %s ORDER BY id", (row.id,))]
     stemmer = Stemmer.Stemmer("english")
     started = time.perf_counter()
@@ -80,7 +82,7 @@ def hnsw_vs_exact(engine: Lode, repo: str, queries: list[str], ids: np.ndarray, 
     latencies (HNSW: the engine's SQL query; exact: one numpy matrix-vector product and a partition).
     `tuned_ef` is the smallest ef_search holding recall@k >= RECALL_TARGET on both legs (None: none did)."""
     with engine.db.connection() as conn:
-        repo_id = engine._repos_for(conn, repo)[0].id
+        repo_id = repos_in_scope(conn, repo)[0].id
     vectors = [np.asarray(engine.embedder.embed_query(q), dtype=np.float32) for q in queries]
     exact: dict[str, list[set[int]]] = {}
     exact_ms: dict[str, list[float]] = {}

@@ -40,7 +40,7 @@ def timed(engine: Lode, query: str) -> tuple[float, bool]:
     """One hybrid search: its latency in ms, and whether it failed."""
     started = time.perf_counter()
     try:
-        engine.search(query, repo=REPO, mode="hybrid", k=10)
+        engine.search.query(query, repo=REPO, mode="hybrid", k=10)
         failed = False
     except Exception as exc:  # noqa: BLE001 - the benchmark counts failures of any kind
         failed = True
@@ -61,8 +61,8 @@ def against_baseline(broken: Lode, baseline: Lode, queries: list[str], embedded_
     first), so both do the same work apart from trying Redis."""
     opening_queries = [f"breaker opening query {i}" for i in range(5)]
     for query in opening_queries + queries:
-        embedded_by.search(query, repo=REPO, mode="hybrid", k=10)
-    broken.repositories(), baseline.repositories()  # open both database pools outside the timings
+        embedded_by.search.query(query, repo=REPO, mode="hybrid", k=10)
+    broken.repos.all(), baseline.repos.all()  # open both database pools outside the timings
     reset_breakers()  # a closed "redis" breaker: the opening searches below open it
     opening = [timed(broken, q) for q in opening_queries]
     pairs = [(timed(broken, q), timed(baseline, q)) for q in queries]
@@ -99,10 +99,10 @@ def main() -> None:
             return Lode(Settings(home=args.home, embedder="local", redis_url=server.url if redis else None))
 
         first = engine()
-        first.index(tree, REPO)
-        progress = first.embed(REPO)
+        first.indexing.index(tree, REPO)
+        progress = first.embeddings.embed(REPO)
         queries = sample_queries(first, args.queries, seed=3)
-        first.search("warm up the model and the buffer cache", repo=REPO, mode="hybrid")
+        first.search.query("warm up the model and the buffer cache", repo=REPO, mode="hybrid")
         first.cache.flush()
 
         rows: list[tuple[str, list[float], int]] = []

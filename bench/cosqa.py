@@ -63,15 +63,15 @@ def index_corpus(engine: Lode, corpus: dict[int, str], root: Path, embed: bool =
     root.mkdir(parents=True, exist_ok=True)
     for ident, code in corpus.items():
         (root / f"f{ident}.py").write_text(code)
-    engine.index(root, "cosqa")
+    engine.indexing.index(root, "cosqa")
     if embed:
-        engine.embed("cosqa")
+        engine.embeddings.embed("cosqa")
 
 
 def rankings(engine: Lode, queries: list[dict], mode: str = "lexical") -> list[tuple[list[str], str]]:
     out = []
     for q in queries:
-        hits = engine.search(q["query"], repo="cosqa", mode=mode, k=30)["hits"]
+        hits = engine.search.query(q["query"], repo="cosqa", mode=mode, k=30)["hits"]
         paths = list(dict.fromkeys(h["path"] for h in hits))  # a file split into parts counts once
         out.append((paths[:10], f"f{q['target']}.py"))
     return out

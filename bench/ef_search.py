@@ -1,5 +1,5 @@
 """HNSW recall@10 and leg latency against hnsw.ef_search on a repository's real stored vectors, to calibrate
-LODE_EF_SEARCH=auto (lode.engine.ef_search) and compare index build parameters.
+LODE_EF_SEARCH=auto (lode.services.search.ef_search) and compare index build parameters.
 
     .venv/bin/python -m bench.ef_search --home LODE_HOME --repo NAME [--sizes 10000,30000] [--builds 16:64,16:128]
 
@@ -25,7 +25,9 @@ from threadpoolctl import threadpool_limits
 from bench.common import median, percentile
 from bench.scaling import queries_for, read_vectors
 from lode.config import Settings
-from lode.engine import LEG_DEPTH, Lode, ef_search
+from lode.engine import Lode
+from lode.services.base import repos_in_scope
+from lode.services.search import LEG_DEPTH, ef_search
 from lode.store.vectors import LEGS, to_literal, vectors_table
 
 K = 10
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ids, legs, model = read_vectors(engine, args.repo)
         with engine.db.connection() as conn:
-            repo = engine._repos_for(conn, args.repo)[0]
+            repo = repos_in_scope(conn, args.repo)[0]
             dimension = conn.execute(
                 "SELECT dimension FROM embedding_models WHERE id = %s", (model,)).fetchone()[0]
             build_params = conn.execute(

@@ -17,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import machine  # noqa: E402
 from bench.cosqa import load  # noqa: E402
 from lode.config import Settings  # noqa: E402
-from lode.engine import Lode, _RunningStatements  # noqa: E402
+from lode.engine import Lode  # noqa: E402
+from lode.services.base import repos_in_scope  # noqa: E402
+from lode.services.search import _RunningStatements  # noqa: E402
 from lode.evaluate import mean, score  # noqa: E402
 from lode.search.filters import Filters  # noqa: E402
 from lode.search.fusion import fuse  # noqa: E402
@@ -39,23 +41,24 @@ def main() -> None:
     args = parser.parse_args()
     corpus, queries = load(None)
     engine = Lode(Settings(home=args.home, embedder="local"))
-    if "cosqa" not in {r["repo"] for r in engine.repositories()}:
+    if "cosqa" not in {r["repo"] for r in engine.repos.all()}:
         root = args.home / "corpus"
         root.mkdir(parents=True, exist_ok=True)
         for ident, code in corpus.items():
             (root / f"f{ident}.py").write_text(code)
-        engine.index(root, "cosqa")
-    engine.embed("cosqa")
+        engine.indexing.index(root, "cosqa")
+    engine.embeddings.embed("cosqa")
     with engine.db.connection() as conn:
-        repo = engine._repos_for(conn, "cosqa")[0]
+        repo = repos_in_scope(conn, "cosqa")[0]
         paths = dict(conn.execute("SELECT id, path FROM chunks WHERE repo_id = %s", (repo.id,)).fetchall())
     runs, statements = [], _RunningStatements()
     for q in queries:
-        vector = engine._query_vector(engine.embedder, q["query"])
+        search = engine.search
+        vector = search._query_vector(engine.embedder, q["query"])
         legs = {
-            "lexical": engine._lexical_leg(q["query"], [repo], Filters(), DEPTH, statements),
-            "text": engine._vector_leg(repo.embedding_model, "text", vector, [repo.id], Filters(), DEPTH, statements),
-            "code": engine._vector_leg(repo.embedding_model, "code", vector, [repo.id], Filters(), DEPTH, statements),
+            "lexical": search._lexical_leg(q["query"], [repo], Filters(), DEPTH, statements),
+            "text": search._vector_leg(repo.embedding_model, "text", vector, [repo.id], Filters(), DEPTH, statements),
+            "code": search._vector_leg(repo.embedding_model, "code", vector, [repo.id], Filters(), DEPTH, statements),
         }
         runs.append((legs, f"f{q['target']}.py"))
 

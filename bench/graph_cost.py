@@ -162,7 +162,7 @@ def index_once(engine: Any, postgres: Postgres, corpus: Path, home: Path, mode: 
         raise SystemExit(f"run {repo}: LODE_GRAPH={mode} but {built} graph_files rows, pending "
                          f"{report['graph_pending']}")
     graph = edge_set(engine, repo) if mode == "on" else None
-    engine.remove_repository(repo)  # the database does not grow run after run
+    engine.repos.remove(repo)  # the database does not grow run after run
     return {"run": number, "mode": mode, "repo": repo, "wall_s": wall, "cpu_lode_s": lode_cpu,
             "cpu_postgres_s": pg_cpu, "cpu_s": lode_cpu + pg_cpu, "files_indexed": report["files_indexed"],
             "chunks": report["chunks"], "report_seconds": report["seconds"], "graph": graph}

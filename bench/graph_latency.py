@@ -51,7 +51,7 @@ def main() -> None:
     tree = args.home / "Lib"
     if not tree.exists():
         copy_lib(Path(sysconfig.get_paths()["stdlib"]), tree)
-    engine.index(tree, REPO)
+    engine.indexing.index(tree, REPO)
     with engine.db.connection() as conn:
         nodes, edges = conn.execute(
             """SELECT (SELECT count(*) FROM graph_nodes n WHERE n.repo_id = r.id),
@@ -66,7 +66,7 @@ def main() -> None:
         for _ in range(3):
             for symbol in symbols:
                 started = time.perf_counter()
-                result = engine.graph_neighbours(direction, symbol, repo=REPO, depth=args.depth)
+                result = engine.graph.neighbours(direction, symbol, repo=REPO, depth=args.depth)
                 times.append((time.perf_counter() - started) * 1000)
                 sizes.append(len(result["results"]))
         print(f"| {direction} | {len(symbols)} | {median(sizes):.0f} | {median(times):.1f} "

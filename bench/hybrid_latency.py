@@ -32,20 +32,20 @@ def main() -> None:
     tree = args.home / "Lib"
     if not tree.exists():
         copy_lib(Path(sysconfig.get_paths()["stdlib"]), tree)
-    engine.index(tree, REPO)
+    engine.indexing.index(tree, REPO)
     started = time.perf_counter()
-    before = engine.embedding_counts(REPO).done
-    progress = engine.embed(REPO)
+    before = engine.embeddings.counts(REPO).done
+    progress = engine.embeddings.embed(REPO)
     seconds = time.perf_counter() - started
     queries = sample_queries(engine, args.queries, seed=2)
     for mode in ("lexical", "semantic", "hybrid"):
-        engine.search("warm up the buffer cache " + mode, repo=REPO, mode=mode)
+        engine.search.query("warm up the buffer cache " + mode, repo=REPO, mode=mode)
     rows = []
     for mode in ("lexical", "semantic", "hybrid"):
         latencies = []
         for q in queries:
             t = time.perf_counter()
-            engine.search(f"{q} ({mode})", repo=REPO, mode=mode, k=10)  # suffix: a new query vector each time
+            engine.search.query(f"{q} ({mode})", repo=REPO, mode=mode, k=10)  # suffix: a new query vector each time
             latencies.append((time.perf_counter() - t) * 1000)
         rows.append((mode, median(latencies), percentile(latencies, 95)))
     print(f"Search latency on CPython Lib/, {progress.done:,} embedded chunks; {machine()}")

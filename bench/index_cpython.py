@@ -66,14 +66,14 @@ def main() -> None:
     searchable_runs, graph_runs, full_runs, noop_runs = [], [], [], []
     for run in range(args.runs):  # each run indexes into a new repository, then re-indexes it unchanged
         started = time.perf_counter()
-        report = engine.index(tree, f"cpython-lib-{run}", defer_graph=True)  # as `lode index` returns
+        report = engine.indexing.index(tree, f"cpython-lib-{run}", defer_graph=True)  # as `lode index` returns
         searchable_runs.append(time.perf_counter() - started)
         resolving = time.perf_counter()
-        engine.resolve_graph(f"cpython-lib-{run}")  # what the background `lode graph resolve` does
+        engine.graph.resolve(f"cpython-lib-{run}")  # what the background `lode graph resolve` does
         graph_runs.append(time.perf_counter() - resolving)
         full_runs.append(time.perf_counter() - started)
         started = time.perf_counter()
-        noop = engine.index(tree, f"cpython-lib-{run}")
+        noop = engine.indexing.index(tree, f"cpython-lib-{run}")
         noop_runs.append(time.perf_counter() - started)
     full, noop_seconds = median(full_runs), median(noop_runs)
     searchable, resolve = median(searchable_runs), median(graph_runs)
@@ -84,12 +84,12 @@ def main() -> None:
         ).fetchone()[0])
     queries = sample_queries(engine, args.queries)
     for q in queries[:20]:  # warm the buffer cache
-        engine.search(q, repo="cpython-lib-0", mode="lexical")
+        engine.search.query(q, repo="cpython-lib-0", mode="lexical")
     latencies = []
     for _ in range(3):
         for q in queries:
             t = time.perf_counter()
-            engine.search(q, repo="cpython-lib-0", mode="lexical", k=10)
+            engine.search.query(q, repo="cpython-lib-0", mode="lexical", k=10)
             latencies.append((time.perf_counter() - t) * 1000)
     engine.close()
 

@@ -65,7 +65,7 @@ def main() -> None:
         engine = Lode(settings)
         _ = engine.db  # the server starts outside the timing
         started[0] = time.perf_counter()
-        engine.index(tree, "bench")
+        engine.indexing.index(tree, "bench")
         total = time.perf_counter() - started[0]
         engine.close()
     finally:

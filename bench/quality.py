@@ -333,7 +333,7 @@ def run_query(engine: Any, bm25: FileBM25 | None, corpus: Corpus, query: Query, 
             files = bm25.search(query.text, 10)
         else:
             try:
-                hits = engine.search(query.text, repo=corpus.lode_repo, mode=mode, k=HITS_PER_QUERY)["hits"]
+                hits = engine.search.query(query.text, repo=corpus.lode_repo, mode=mode, k=HITS_PER_QUERY)["hits"]
             except LodeError as exc:  # a refused query (e.g. too long) scores 0 and is counted
                 error = f"{type(exc).__name__}: {exc}"
             files = qm.distinct_files((h["path"] for h in hits), 10)
@@ -378,13 +378,13 @@ def progress_logger(repo: str, every_s: float = 60.0) -> Callable[[Any], None]:
 
 def prepare_index(engine: Any, corpus: Corpus, embed: bool) -> dict[str, Any]:
     started = time.perf_counter()
-    report = engine.index(corpus.root, corpus.lode_repo)
+    report = engine.indexing.index(corpus.root, corpus.lode_repo)
     facts: dict[str, Any] = {"files_indexed": report.files_indexed, "files_unchanged": report.files_unchanged,
                              "files_skipped": report.files_skipped, "chunks": report.chunks,
                              "index_s": round(time.perf_counter() - started, 1)}
     if embed:
         started = time.perf_counter()
-        progress = engine.embed(corpus.lode_repo, on_progress=progress_logger(corpus.lode_repo))
+        progress = engine.embeddings.embed(corpus.lode_repo, on_progress=progress_logger(corpus.lode_repo))
         facts.update(embedded=progress.done, embed_pending=progress.pending, embed_failed=progress.failed,
                      embed_s=round(time.perf_counter() - started, 1))
     return facts

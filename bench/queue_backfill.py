@@ -119,7 +119,7 @@ def main() -> None:
     logs.mkdir()
     lode = Lode(Settings(database_url=url, home=home, embedder="none"))
     try:
-        lode.index(root, REPO)
+        lode.indexing.index(root, REPO)
         order = [n for rep in range(args.reps) for n in ((1, 2) if rep % 2 == 0 else (2, 1))]
         runs = [one_run(lode, env, root, n, logs) for n in order]
     finally:

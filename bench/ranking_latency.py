@@ -49,7 +49,7 @@ def main() -> None:
     try:
         sample = queries(engines["on"], args.per_kind)
         for state, engine in engines.items():  # warm up: the model, the pools, the buffer cache
-            engine.search(f"warm up {state}", mode=args.mode)
+            engine.search.query(f"warm up {state}", mode=args.mode)
         times: dict[str, dict[str, list[float]]] = {"off": {}, "on": {}}
         for number, query in enumerate(sample):
             kind = classify(query).value

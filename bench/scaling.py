@@ -23,6 +23,7 @@ from bench.corpora import Corpus
 from bench.index_cpython import sample_queries
 from lode.config import Settings, Timeouts
 from lode.engine import Lode
+from lode.services.base import repos_in_scope
 from lode.store.vectors import LEGS, vectors_table
 
 MODES = ("lexical", "semantic", "hybrid")
@@ -149,9 +150,9 @@ def index_point(engine: Lode, corpus: Corpus, repo: str, embed: bool) -> dict[st
     load_average = " ".join(f"{x:.1f}" for x in os.getloadavg())  # the machine is shared: note how busy it was
     with PeakRss(pgdata) as rss:
         started = time.perf_counter()
-        report = engine.index(corpus.root, repo, defer_graph=True)
+        report = engine.indexing.index(corpus.root, repo, defer_graph=True)
         searchable = time.perf_counter() - started
-        if not engine.resolve_graph(repo):
+        if not engine.graph.resolve(repo):
             raise RuntimeError(f"graph resolution of {repo} did not run: another process holds the repository")
         full = time.perf_counter() - started
     point: dict[str, Any] = {
@@ -164,14 +165,14 @@ def index_point(engine: Lode, corpus: Corpus, repo: str, embed: bool) -> dict[st
         "load_average_at_start": load_average,
     }
     started = time.perf_counter()
-    engine.index(corpus.root, repo)  # nothing changed: the no-op re-index
+    engine.indexing.index(corpus.root, repo)  # nothing changed: the no-op re-index
     point["noop_s"] = time.perf_counter() - started
     point["noop_share"] = point["noop_s"] / full
     point["db_ratio_lexical_graph"] = point["db_bytes_lexical_graph"] / corpus.bytes
     if embed:
         with PeakRss(pgdata) as rss:
             started = time.perf_counter()
-            progress = engine.embed(repo)
+            progress = engine.embeddings.embed(repo)
             point["embed_s"] = time.perf_counter() - started
         point["embedded"] = progress.done
         point["embed_chunks_per_s"] = progress.done / point["embed_s"]
@@ -184,7 +185,7 @@ def index_point(engine: Lode, corpus: Corpus, repo: str, embed: bool) -> dict[st
 def read_vectors(engine: Lode, repo: str) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """(chunk ids, {leg: unit-norm float32 matrix}, model id) of a repository's serving model."""
     with engine.db.connection() as conn:
-        row = engine._repos_for(conn, repo)[0]
+        row = repos_in_scope(conn, repo)[0]
         model = row.embedding_model
         rows = conn.execute(
             f"SELECT chunk_id, text_vec::vector::real[], code_vec::vector::real[] FROM {vectors_table(model)} "
@@ -210,7 +211,7 @@ def fill_synthetic_vectors(engine: Lode, repo: str, pool: dict[str, np.ndarray],
     halfvec), for exact search."""
     rng = np.random.default_rng(seed)
     with engine.db.connection() as conn:
-        row = engine._repos_for(conn, repo)[0]
+        row = repos_in_scope(conn, repo)[0]
     model = engine._claim_model(row, engine.embedder, switch=False)
     table = vectors_table(model)
     timings = {}
@@ -261,11 +262,11 @@ def query_latencies(engine: Lode, repo: str, queries: list[str], modes: tuple[st
     """P50/P95 ms per mode; every query is run once per mode (the cache is off, so each pays its embedding)."""
     out = {}
     for mode in modes:
-        engine.search("warm up the buffer cache", repo=repo, mode=mode)
+        engine.search.query("warm up the buffer cache", repo=repo, mode=mode)
         times = []
         for q in queries:
             started = time.perf_counter()
-            engine.search(q, repo=repo, mode=mode, k=10)
+            engine.search.query(q, repo=repo, mode=mode, k=10)
             times.append((time.perf_counter() - started) * 1000)
         out[mode] = {"p50_ms": median(times), "p95_ms": percentile(times, 95), "n": len(times)}
     return out
@@ -284,7 +285,7 @@ def incremental(engine: Lode, corpus: Corpus, repo: str, counts: list[int]) -> l
             with path.open("ab") as handle:
                 handle.write(f"\n# lode-bench edit {round_}\n".encode())
         started = time.perf_counter()
-        report = engine.index(corpus.root, repo)
+        report = engine.indexing.index(corpus.root, repo)
         rows.append({"changed_files": count, "files_indexed": report.files_indexed,
                      "seconds": time.perf_counter() - started})
     return rows

@@ -34,8 +34,8 @@ def run(home: Path, limit: int, modules: int | None = None) -> dict:
         generate_docstring_benchmark(source, work, limit, seed=0)
     engine = Lode(Settings(home=home, embedder="local"))
     try:
-        engine.index(work / "tree", "stdlib-docs")
-        engine.embed("stdlib-docs")
+        engine.indexing.index(work / "tree", "stdlib-docs")
+        engine.embeddings.embed("stdlib-docs")
         return evaluate(engine, load_cases(work / "queries.jsonl"), "stdlib-docs", ["lexical", "semantic", "hybrid"])
     finally:
         engine.close()

@@ -27,6 +27,7 @@ import numpy as np
 from bench import baselines, corpora, cosqa, report, scaling, stdlib_docstrings
 from bench.common import quality
 from lode.config import Timeouts
+from lode.services.base import repos_in_scope
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -137,7 +138,7 @@ def run_scaling(plan: Plan, work: Path, results: dict[str, Any], save: Any, reus
                 point |= timings
                 point["vectors_source"] = "synthetic"
                 with engine.db.connection() as conn:
-                    vectors = (ids, legs, engine._repos_for(conn, repo)[0].embedding_model)
+                    vectors = (ids, legs, repos_in_scope(conn, repo)[0].embedding_model)
                 log(f"  synthetic vectors: load {timings['vector_load_s']:.0f} s, HNSW build "
                     f"{timings['hnsw_build_s']:.0f} s")
             queries = scaling.queries_for(engine, repo, plan.queries)
@@ -181,7 +182,7 @@ def run_profile(plan: Plan, work: Path, results: dict[str, Any], save: Any, reus
         profiler = Profiler(interval=0.005)
         profiler.start()
         started = time.perf_counter()
-        engine.index(corpus.root, "profile")
+        engine.indexing.index(corpus.root, "profile")
         seconds = time.perf_counter() - started
         profiler.stop()
     session = profiler.last_session

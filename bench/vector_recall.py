@@ -33,7 +33,8 @@ import psycopg
 from bench.common import machine, median, percentile, uncached
 from bench.corpora import stdlib_dir
 from bench.ef_search import Truth
-from lode.engine import LEG_DEPTH, Lode, ef_search
+from lode.engine import Lode
+from lode.services.search import LEG_DEPTH, ef_search
 from lode.search.filters import Filters, glob_to_regex
 from lode.store.repositories import Files, Repositories, chunk_id
 from lode.store.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, Vectors, to_literal, vectors_table

@@ -136,7 +136,7 @@ def watch(
 
     try:
         with Lode(settings) as lode:
-            root, _ = lode.index_target(path, repo)  # a bad PATH or --repo fails before any watching
+            root, _ = lode.indexing.target(path, repo)  # a bad PATH or --repo fails before any watching
             watching = False
             # The first (empty) yield comes once the watcher runs: the first report follows it, so a change made
             # after that report is never missed. watchfiles' default filter skips .git, __pycache__,
@@ -210,7 +210,7 @@ def _progress_bars(quiet: bool) -> AbstractContextManager[_ProgressBars | None]:
 
 def _embed_with_progress(lode: Lode, repo: str, quiet: bool, switch: bool = False) -> Any:
     with _progress_bars(quiet) as bars:
-        return lode.embed(repo, switch=switch, on_progress=bars.embeddings if bars else None)
+        return lode.embeddings.embed(repo, switch=switch, on_progress=bars.embeddings if bars else None)
 
 
 @app.command()
@@ -307,7 +307,7 @@ def search(
     result = local_server.search(server, params) if server else None
     if result is None:
         settings = load_settings()
-        result = engine_result(as_json, lambda lode: lode.search(
+        result = engine_result(as_json, lambda lode: lode.search.query(
             query, repo=repo, mode=mode, k=k, languages=tuple(lang or ()), path=path, kinds=tuple(kind or ()),
             expand=expand, group=group), settings)
         if not result["hits"]:
@@ -373,7 +373,7 @@ def _say_if_nothing_indexed(settings: Settings, repo: str | None) -> None:
 
     if repo is None:
         with Lode(settings) as lode:
-            if not lode.repositories():
+            if not lode.repos.all():
                 err.print("lode: nothing is indexed yet: run `lode index PATH` first", markup=False,
                           highlight=False)
 
@@ -410,7 +410,26 @@ def symbols(
             if sym["signature"]:
                 out.print(f"    {sym['signature']}", markup=False, highlight=False)
 
-    run_action(as_json, lambda lode: lode.symbols(name, repo=repo, limit=limit), render)
+    run_action(as_json, lambda lode: lode.search.symbols(name, repo=repo, limit=limit), render)
+
+
+@app.command()
+def context(
+    query: Annotated[str | None, typer.Argument(help="What you are looking for (or pass --symbol).")] = None,
+    symbol: Annotated[str | None, typer.Option("--symbol", help="A symbol to centre on instead of a query: "
+                                                                "pkg.mod.Class.method, Class.method or a short "
+                                                                "name.")] = None,
+    repo: RepoOption = None,
+    budget: Annotated[int | None, typer.Option("--budget", help="Tokens the text stays within, estimated at 3 "
+                                                               "characters each (100-100000; 4000 when "
+                                                               "omitted).")] = None,
+    mode: Annotated[str, typer.Option("--mode", help=" | ".join(Mode))] = Mode.HYBRID,
+    as_json: JsonOption = False,
+) -> None:
+    """Code to read before a change, within a token budget: the definitions a query or a symbol finds, then their
+    callers, callees and tests, each cited path:start-end (MCP's get_context, GET /v1/context)."""
+    run_action(as_json, lambda lode: lode.context.build(query, symbol, repo=repo, budget=budget, mode=mode),
+               lambda result: out.print(result["text"], markup=False, highlight=False))
 
 
 @app.command()
@@ -443,7 +462,7 @@ def status(
                 out.print(f"    {item['reason']:<22} {item['path']}  {item['detail']}", markup=False,
                           highlight=False)
 
-    run_action(as_json, lambda lode: lode.status(repo, skipped=skipped), render)
+    run_action(as_json, lambda lode: lode.repos.status(repo, skipped=skipped), render)
 
 
 @app.command()
@@ -480,7 +499,7 @@ def repos(ctx: typer.Context, as_json: JsonOption = False) -> None:
             table.add_row(row["repo"], row["root"], str(row["chunks"]), str(row["generation"]), row["updated_at"])
         out.print(table)
 
-    run_action(as_json, lambda lode: {"repos": lode.repositories()}, lambda r: render(r["repos"]))
+    run_action(as_json, lambda lode: {"repos": lode.repos.all()}, lambda r: render(r["repos"]))
 
 
 @repos_app.command("rm")
@@ -488,7 +507,7 @@ def repos_rm(name: Annotated[str, typer.Argument(help="Repository name.")], as_j
     """Remove a repository and everything indexed for it (one transaction)."""
 
     def action(lode: Lode) -> dict[str, Any]:
-        lode.remove_repository(name)
+        lode.repos.remove(name)
         return {"removed": name}
 
     run_action(as_json, action, lambda result: out.print(f"removed {result['removed']}"))
@@ -521,7 +540,7 @@ def _neighbours(direction: str, symbol: str, repo: str | None, depth: int, kinds
         if result["truncated"]:
             err.print("[yellow]truncated: raise --limit or lower --depth[/]")
 
-    run_action(as_json, lambda lode: lode.graph_neighbours(
+    run_action(as_json, lambda lode: lode.graph.neighbours(
         direction, symbol, repo=repo, depth=depth, kinds=_kinds(kinds), min_confidence=min_confidence), render)
 
 
@@ -572,7 +591,7 @@ def graph_refs(
         if result["truncated"]:
             err.print("[yellow]truncated: raise --limit[/]")
 
-    run_action(as_json, lambda lode: lode.graph_refs(
+    run_action(as_json, lambda lode: lode.graph.refs(
         symbol, repo=repo, kinds=_kinds(kinds), min_confidence=min_confidence, limit=limit), render)
 
 
@@ -597,7 +616,7 @@ def graph_path(
         for hop in result["path"]:
             out.print(f"  → {_place(hop)} [dim]{hop['edge']} at {hop['evidence']}[/]", highlight=False)
 
-    run_action(as_json, lambda lode: lode.graph_path(source, target, repo=repo, max_depth=max_depth), render)
+    run_action(as_json, lambda lode: lode.graph.path(source, target, repo=repo, max_depth=max_depth), render)
 
 
 @graph_app.command("resolve")
@@ -607,7 +626,7 @@ def graph_resolve(
     """Finish the code graph's queued resolution (`lode index` leaves a large one to the background)."""
 
     def action(lode: Lode) -> dict[str, Any]:
-        lode.resolve_graph(repo)
+        lode.graph.resolve(repo)
         return {"repo": repo, "resolved": True}
 
     run_action(as_json, action, lambda result: out.print(f"{result['repo']}: the code graph is resolved"))
@@ -633,7 +652,7 @@ def graph_stats(repo: RepoOption = None, as_json: JsonOption = False) -> None:
         for cycle in cycles:
             out.print("  " + " → ".join(cycle), markup=False, highlight=False)
 
-    run_action(as_json, lambda lode: lode.graph_stats(repo), render)
+    run_action(as_json, lambda lode: lode.graph.stats(repo), render)
 
 
 @graph_app.command("export")
@@ -652,7 +671,7 @@ def graph_export(
 
     filters = ExportFilters(kinds=_kinds(kinds), min_confidence=min_confidence, include_external=include_external,
                             path_glob=path, limit=limit)
-    run_action(False, lambda lode: lode.graph_export(fmt, filters, repo), print)
+    run_action(False, lambda lode: lode.graph.export(fmt, filters, repo), print)
 
 
 @cache_app.command("stats")

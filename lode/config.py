@@ -223,7 +223,7 @@ class Settings(BaseSettings):
     pool_max_size: int = Field(default=8, ge=1)
     # the embedded server outlives its last user by this long, so the next command finds it running (0: stop at once)
     embedded_idle_seconds: float = Field(default=300.0, ge=0)
-    # HNSW candidate list of a vector leg (pgvector's 1..1000); auto grows with the index (lode.engine.ef_search)
+    # HNSW candidate list of a vector leg (pgvector's 1..1000); auto grows with the index (services/search.py)
     ef_search: Literal["auto"] | Annotated[int, Field(ge=1, le=1000)] = "auto"
     # the ranking stage after fusion (lode/search/ranking.py): off for ablations, or some priors off by name
     ranking: Literal["on", "off"] = "on"  # LODE_RANKING

@@ -86,7 +86,7 @@ def evaluate(lode: Lode, cases: Sequence[Case], repo: str | None, modes: Sequenc
         per_query = []
         degraded: set[str] = set()
         for case in cases:
-            response = lode.search(case.query, repo=repo, mode=mode, k=10)
+            response = lode.search.query(case.query, repo=repo, mode=mode, k=10)
             degraded.update(response["degraded"])
             ranked = [relevant(hit, case) for hit in response["hits"]]
             per_query.append(score(ranked, len(case.expected)))

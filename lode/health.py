@@ -79,7 +79,7 @@ def _backfill(lode: Lode, circuits: dict[str, dict[str, Any]]) -> dict[str, Any]
     started = time.monotonic()
     try:
         pending = sum(
-            lode.embedding_counts(repo["repo"]).pending for repo in lode.repositories()
+            lode.embeddings.counts(repo["repo"]).pending for repo in lode.repos.all()
         ) if lode.settings.embedder != "none" else 0
     except Exception as exc:  # a failed count degrades the report; the database check tells why
         return _timed("warn", started, error=f"{type(exc).__name__}: {exc}")

@@ -77,7 +77,7 @@ class Jobs:
     def submit(self, root: Path, repo: str, within: Path | None = None) -> tuple[dict[str, Any], bool]:
         """Queue an index of `root` into `repo`; (the job, whether it merged into an active one). JobConflict if
         the repository has an active job for another path. `within`: the allowed root that admitted the
-        request, to which the run is confined (Lode.index)."""
+        request, to which the run is confined (IndexingService.index)."""
         for _ in range(3):  # the active job may finish between the refused insert and the lookup
             job_id = str(uuid.uuid4())
             try:

@@ -1,17 +1,15 @@
 """The MCP server: Lode's search and code graph as tools for coding agents.
 
 `lode mcp` serves it over stdio; the REST app mounts the same server at /mcp over streamable HTTP (`mount`).
-Every tool calls the shared engine (`lode.engine.Lode`), answers in compact text that cites `path:start-end`,
-and turns bad input into an MCP tool error (`is_error`) with the engine's one-line message.
+Every tool calls a service of the shared engine (`lode.engine.Lode`, lode/services), answers in compact text that
+cites `path:start-end`, and turns bad input into an MCP tool error (`is_error`) with the engine's one-line message.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
-import math
 import os
-import re
 import signal
 import threading
 import time
@@ -37,13 +35,16 @@ from lode import __version__
 from lode.api import models
 from lode.api.models import Doc
 from lode.config import Settings
-from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, Lode
-from lode.errors import InputError, LodeError
-from lode.languages import LANGUAGES, language_for_path
+from lode.engine import Lode
+from lode.errors import LodeError
+from lode.languages import LANGUAGES
 from lode.model import CHUNK_KINDS, Mode
-from lode.search.paths import is_test_path
 from lode.search.pattern import MAX_PATTERN_CHARS
+from lode.services.base import RepoScope
+from lode.services.context import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
+from lode.services.files import LAST_LINE, MAX_GREP_MATCHES, MAX_OUTLINE
 from lode.services.indexing import IndexOutcome, Schedule, run_index
+from lode.services.search import MAX_K
 
 INSTRUCTIONS = (
     "Lode indexes code repositories. Use search_code to find where something is done, search_pattern for exact "
@@ -72,29 +73,12 @@ Symbol = Annotated[str, Field(description="A qualified name (pkg.mod.Class.metho
                                           "unique short name.")]
 Depth = Annotated[int, Field(ge=1, le=10, description="Hops to follow, 1-10.")]
 MinConfidence = Annotated[float, Field(ge=0, le=1, description="Drop edges resolved with less confidence (0-1).")]
-RepoScope = str | tuple[str, ...] | None  # one repository, an API key's repositories, or all
 
 READ_ONLY = ToolAnnotations(read_only_hint=True)
 WRITES_INDEX = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
 DROPS_INDEX = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False)
 MAX_READ_LINES = 1000  # lines in one read_code answer
-MIN_BUDGET = 100
-MAX_BUDGET = 100_000
 T = TypeVar("T")
-
-
-# ---- token budget ------------------------------------------------------------------------------------------
-
-_PIECES = re.compile(r"\w+|[^\w\s]")
-
-
-def count_tokens(text: str) -> int:
-    """An estimate of LLM tokens, leaning high: one per 3 characters, and never fewer than the words and symbols.
-
-    LLM tokenizers are usually quoted at 3.5-4 characters per token of source code; the word/symbol floor covers
-    punctuation-dense text. The client's own tokenizer is unknown here, so budgets hold for this count (README).
-    """
-    return max(math.ceil(len(text) / 3), len(_PIECES.findall(text)))
 
 
 # ---- formatting -------------------------------------------------------------------------------------------
@@ -163,213 +147,6 @@ def _shown_query(query: str) -> str:
 
 # ---- get_context ------------------------------------------------------------------------------------------
 
-@dataclass
-class _Item:
-    role: str  # definition | caller | callee | test | hit
-    repo: str
-    name: str
-    path: str
-    start_line: int
-    end_line: int
-    language: str
-    focus_line: int  # the line to keep when the text is cut (a caller's call site)
-    focus_pattern: re.Pattern[str] | None = None  # or the first line that matches this
-    text: str = ""
-
-    @property
-    def key(self) -> tuple[str, str, int, int]:
-        return (self.repo, self.path, self.start_line, self.end_line)
-
-    def cite(self) -> str:
-        return f"{self.path}:{self.start_line}-{self.end_line}"
-
-    def piece(self) -> dict[str, Any]:
-        return {"role": self.role, "name": self.name, "repo": self.repo, "path": self.path,
-                "start_line": self.start_line, "end_line": self.end_line}
-
-    def render(self, max_lines: int | None = None) -> str:
-        lines = self.text.splitlines()
-        shown = f"{self.cite()}"
-        if max_lines is not None and max_lines < len(lines):
-            first = min(max(0, self.focus_line - self.start_line - max_lines // 2), len(lines) - max_lines)
-            lines = lines[first : first + max_lines]
-            shown += f", lines {self.start_line + first}-{self.start_line + first + max_lines - 1} shown"
-        body = "\n".join(lines)
-        return f"### {self.role}: {self.name} ({shown}, repo {self.repo})\n```{self.language}\n{body}\n```"
-
-
-class ContextPacker:
-    """Adds rendered items in priority order while the whole text stays within the budget.
-
-    An item that does not fit whole is cut to the lines around its focus line (at least `min_lines`); one that
-    does not fit even so is dropped and listed, with its citation, in the closing lines. Characters and pieces
-    add up over blocks joined by blank lines, so the running totals give `count_tokens` of the whole text.
-    """
-
-    min_lines = 4
-    separator = "\n\n"
-
-    def __init__(self, header: str, budget: int) -> None:
-        self.budget = budget
-        self.blocks: list[str] = []
-        self.chars = self.pieces = 0
-        self.dropped: list[_Item] = []
-        self.included: list[_Item] = []
-        self.placeholder = 10 ** len(str(budget)) - 1  # as many digits as any count within the budget
-        self.reserve = self._footer(dropped_count=99_999)  # the longest unlisted footer
-        if not self._fits(header, self.reserve):
-            raise InputError(f"budget_tokens={budget} cannot hold even the header; use at least {MIN_BUDGET}")
-        self._append(header)
-
-    def _fits(self, *extra: str) -> bool:
-        chars = self.chars + sum(len(e) for e in extra) + len(self.separator) * (len(self.blocks) + len(extra) - 1)
-        pieces = self.pieces + sum(len(_PIECES.findall(e)) for e in extra)
-        return max(math.ceil(chars / 3), pieces) <= self.budget
-
-    def _append(self, block: str) -> None:
-        self.blocks.append(block)
-        self.chars += len(block)
-        self.pieces += len(_PIECES.findall(block))
-
-    def add(self, item: _Item) -> None:
-        whole = item.render()
-        if self._fits(whole, self.reserve):
-            self._append(whole)
-            self.included.append(item)
-            return
-        low, high, best = self.min_lines, len(item.text.splitlines()) - 1, None
-        while low <= high:  # the most lines around the focus that fit
-            middle = (low + high) // 2
-            if self._fits(item.render(middle), self.reserve):
-                best, low = middle, middle + 1
-            else:
-                high = middle - 1
-        if best is None:
-            self.dropped.append(item)
-        else:
-            self._append(item.render(best))
-            self.included.append(item)
-
-    def _footer(self, listed: int = 0, dropped_count: int = 0) -> str:
-        """The closing lines: the first `listed` dropped items with their citations, then how many more."""
-        lines = []
-        if listed:
-            lines.append("Dropped for the budget: " + "; ".join(
-                f"{d.role} {d.name} {d.cite()}" for d in self.dropped[:listed]))
-        if dropped_count > listed:
-            lines.append(f"{'And' if listed else 'Dropped for the budget:'} {dropped_count - listed} more items.")
-        lines.append(f"[~{self.placeholder} of {self.budget} tokens, estimated at 3 characters per token]")
-        return "\n".join(lines)
-
-    def result(self) -> dict[str, Any]:
-        """The text, and (for structured output) every item included and every one dropped."""
-        text = self.text()
-        return {"text": text, "tokens": count_tokens(text), "budget_tokens": self.budget,
-                "included": [item.piece() for item in self.included],
-                "dropped": [item.piece() for item in self.dropped]}
-
-    def text(self) -> str:
-        listed = len(self.dropped)
-        while listed and not self._fits(self._footer(listed, len(self.dropped))):
-            listed -= 1
-        footer = self._footer(listed, len(self.dropped))
-        draft = self.separator.join([*self.blocks, footer])  # the unlisted form fits: every add kept room for it
-        final = draft.replace(f"[~{self.placeholder} of", f"[~{count_tokens(draft)} of")  # no longer: same count
-        assert count_tokens(final) <= self.budget
-        return final
-
-
-class ContextBuilder:
-    """get_context: seeds from a search or a symbol, expanded along the graph, packed under a token budget."""
-
-    max_seeds = 3
-    max_neighbours = 8
-    max_tests = 3
-
-    def __init__(self, lode: Lode) -> None:
-        self.lode = lode
-
-    def build(self, query: str | None, symbol: str | None, repo: RepoScope, budget: int,
-              mode: Mode | str) -> dict[str, Any]:
-        if (query is None) == (symbol is None):
-            raise InputError("pass exactly one of query or symbol")
-        if symbol is not None:
-            callers = self.lode.graph_neighbours("callers", symbol, repo=repo, limit=self.max_neighbours)
-            node = callers["symbol"]
-            if node["external"]:
-                raise InputError(f"{symbol!r} is defined outside the indexed repositories ({node['name_path']})")
-            seeds = [self._item("definition", node)]
-            neighbours = {node["name_path"]: callers}
-            header = f"Context for symbol {node['name_path']}"
-        else:
-            assert query is not None  # exactly one of them, checked above
-            found = self.lode.search(query, repo=repo, mode=mode, k=5)
-            seeds = [self._item("hit", hit, name=hit["name_path"] or hit["name"] or hit["kind"])
-                     for hit in found["hits"]]
-            if not seeds:
-                text = f"No code matches {query!r}." + (f" (legs not used: {', '.join(found['degraded'])})"
-                                                        if found["degraded"] else "")
-                return {"text": text, "tokens": count_tokens(text), "budget_tokens": budget, "included": [],
-                        "dropped": []}
-            neighbours = {}
-            header = f"Context for query {query!r} ({found['mode']})"
-        packer = ContextPacker(header, budget)
-        seen: set[tuple[str, str, int, int]] = set()
-        for item in seeds:
-            seen.add(item.key)
-            self._fill(item)
-            packer.add(item)
-        expanded = [s for s in seeds if s.role == "definition" or "." in s.name][: self.max_seeds]
-        for seed in expanded:
-            for item in self._expansion(seed, neighbours.get(seed.name)):
-                if item.key not in seen:
-                    seen.add(item.key)
-                    self._fill(item)
-                    packer.add(item)
-        return packer.result()
-
-    def _expansion(self, seed: _Item, callers: dict[str, Any] | None) -> list[_Item]:
-        try:
-            if callers is None:
-                callers = self.lode.graph_neighbours("callers", seed.name, repo=seed.repo, limit=self.max_neighbours)
-            callees = self.lode.graph_neighbours("callees", seed.name, repo=seed.repo, limit=self.max_neighbours)
-        except InputError:  # a hit with no graph node of its own (a window, an ambiguous name)
-            return self._tests(seed)
-        items = [self._item("caller", hop, focus=_evidence_line(hop)) for hop in callers["results"]]
-        items += [self._item("callee", hop) for hop in callees["results"] if not hop["external"]]
-        return items + self._tests(seed)
-
-    def _tests(self, seed: _Item) -> list[_Item]:
-        short = seed.name.rsplit(".", 1)[-1]
-        if not short.isidentifier():
-            return []
-        mention = re.compile(rf"\b{re.escape(short)}\b")
-        hits = self.lode.search(short, repo=seed.repo, mode=Mode.LEXICAL, k=50)["hits"]
-        tests = [h for h in hits if is_test_path(h["path"]) and mention.search(h["snippet"])]
-        items = [self._item("test", h, name=h["name_path"] or h["name"] or h["path"]) for h in tests[: self.max_tests]]
-        for item in items:
-            item.focus_pattern = mention
-        return items
-
-    def _item(self, role: str, node: dict[str, Any], *, name: str | None = None, focus: int | None = None) -> _Item:
-        return _Item(role=role, repo=node["repo"], name=name or node["name_path"], path=node["path"],
-                     start_line=node["start_line"], end_line=node["end_line"], language=node.get("language") or "",
-                     focus_line=focus or node["start_line"])
-
-    def _fill(self, item: _Item) -> None:
-        item.text = self.lode.source(item.repo, item.path, item.start_line, item.end_line)
-        item.language = item.language or language_for_path(item.path) or ""
-        if item.focus_pattern is not None:  # a test: keep the line that mentions the symbol
-            lines = item.text.splitlines()
-            first = next((i for i, line in enumerate(lines) if item.focus_pattern.search(line)), 0)
-            item.focus_line = item.start_line + first
-
-
-def _evidence_line(hop: dict[str, Any]) -> int | None:
-    line = str(hop.get("evidence") or "").rsplit(":", 1)[-1]
-    return int(line) if line.isdigit() else None
-
-
 # ---- the server -------------------------------------------------------------------------------------------
 
 
@@ -384,7 +161,7 @@ class DefaultRepo:
     def resolve(self, lode: Lode) -> str | None:
         if self.name is not None or self.directory is None:
             return self.name
-        roots = {r["repo"]: Path(r["root"]) for r in lode.repositories()}
+        roots = {r["repo"]: Path(r["root"]) for r in lode.repos.all()}
         holding = [name for name, root in roots.items() if root == self.directory or root in self.directory.parents]
         return max(holding, key=lambda name: len(roots[name].parts), default=None)
 
@@ -407,7 +184,7 @@ class Access:
         scope = self.repos(ctx, lode, repo)
         if isinstance(scope, str):
             return scope
-        visible = [r["repo"] for r in lode.repositories() if scope is None or r["repo"] in scope]
+        visible = [r["repo"] for r in lode.repos.all() if scope is None or r["repo"] in scope]
         if len(visible) == 1:
             return visible[0]
         raise ToolError(f"pass repo: {len(visible)} repositories are indexed; index_status lists them"
@@ -416,11 +193,11 @@ class Access:
     def index_target(self, ctx: Context, lode: Lode, path: str, repo: str | None) -> tuple[Any, str, Any]:
         """(root, repository name, the directory the run is confined to or None)."""
         _check_text_arguments(path=path, repo=repo)
-        return (*lode.index_target(path, repo), None)
+        return (*lode.indexing.target(path, repo), None)
 
     def remove(self, ctx: Context, lode: Lode, repo: str) -> None:
         _check_text_arguments(repo=repo)
-        lode.remove_repository(repo)
+        lode.repos.remove(repo)
 
 
 def _http_request(ctx: Context) -> Request:
@@ -450,8 +227,8 @@ class HttpAccess(Access):
             _http_rule(lambda: require_repo(request, repo))
         open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
         checked, within = _http_rule(lambda: check_index_path(path, lode.settings, open_mode))
-        root, name = lode.index_target(checked, repo,
-                                       authorize=lambda name: _http_rule(lambda: require_repo(request, name)))
+        root, name = lode.indexing.target(checked, repo,
+                                          authorize=lambda name: _http_rule(lambda: require_repo(request, name)))
         return root, name, within
 
     def remove(self, ctx: Context, lode: Lode, repo: str) -> None:
@@ -582,23 +359,6 @@ class ClearedOut(Doc):
     removed: str
 
 
-class ContextPiece(Doc):
-    role: Literal["definition", "caller", "callee", "test", "hit"]
-    name: str
-    repo: str
-    path: str
-    start_line: int
-    end_line: int
-
-
-class ContextOut(Doc):
-    text: str = Field(description="The packed context, as in the text content.")
-    tokens: int = Field(description="count_tokens of the text.")
-    budget_tokens: int
-    included: list[ContextPiece]
-    dropped: list[ContextPiece] = Field(description="Every piece left out for the budget, in priority order.")
-
-
 def _answer(text: str, model: type[Doc], data: dict[str, Any]) -> CallToolResult:
     """The text an agent reads, with the same answer as JSON (structuredContent) for programs."""
     structured = model.model_validate(data).model_dump(mode="json", by_alias=True)
@@ -637,7 +397,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         _check_text_arguments(path=path)
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        result = _engine_call(lambda: lode.search(
+        result = _engine_call(lambda: lode.search.query(
             query, repo=scope, mode=mode, k=k, languages=(lang,) if lang else (), path=path,
             kinds=(kind,) if kind else (), group="files" if files else "chunks"))
         text = _files_text(result) if files else _search_text(result)
@@ -653,7 +413,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         """Find definitions by name: path:start-end, kind, signature and docstring's first line."""
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        result = _engine_call(lambda: lode.symbols(name, repo=scope, limit=limit))
+        result = _engine_call(lambda: lode.search.symbols(name, repo=scope, limit=limit))
         if not result["symbols"]:
             hint = f" Close names: {', '.join(result['suggestions'])}." if result["suggestions"] else ""
             return _answer(f"No symbol named {name!r}.{hint}", models.SymbolsOut, result)
@@ -679,7 +439,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         _check_text_arguments(path=path)
         lode = engine()
         name = access.one_repo(ctx, lode, repo)
-        result = _engine_call(lambda: lode.outline(name, path, limit))
+        result = _engine_call(lambda: lode.files.outline(name, path, limit))
         return _answer(_outline_text(result), models.OutlineOut, result)
 
     @server.tool(title="Read code", annotations=READ_ONLY)
@@ -699,7 +459,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         lode = engine()
         name = access.one_repo(ctx, lode, repo)
         last = start + MAX_READ_LINES - 1 if end is None else min(end, start + MAX_READ_LINES - 1)
-        result = _engine_call(lambda: lode.file_lines(name, path, start, last + 1))
+        result = _engine_call(lambda: lode.files.lines(name, path, start, last + 1))
         more = len(result["lines"]) > last - start + 1
         if more:
             result["lines"] = result["lines"][:last - start + 1]
@@ -725,8 +485,8 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         _check_text_arguments(path=path)
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        result = _engine_call(lambda: lode.grep(pattern, repo=scope, regex=regex, ignore_case=ignore_case,
-                                                path=path, languages=(lang,) if lang else (), limit=limit))
+        result = _engine_call(lambda: lode.files.grep(pattern, repo=scope, regex=regex, ignore_case=ignore_case,
+                                                      path=path, languages=(lang,) if lang else (), limit=limit))
         return _answer(_pattern_text(result), models.PatternOut, result)
 
     @server.tool(title="Callers of a symbol", annotations=READ_ONLY)
@@ -735,7 +495,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         """Who calls a symbol, up to `depth` hops: each caller with path:start-end and the call site."""
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        result = _engine_call(lambda: lode.graph_neighbours(
+        result = _engine_call(lambda: lode.graph.neighbours(
             "callers", symbol, repo=scope, depth=depth, min_confidence=min_confidence))
         return _answer(_neighbours_text(result), models.NeighboursOut, result)
 
@@ -745,7 +505,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         """What a symbol calls, up to `depth` hops; calls outside the repositories show as (external)."""
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        result = _engine_call(lambda: lode.graph_neighbours(
+        result = _engine_call(lambda: lode.graph.neighbours(
             "callees", symbol, repo=scope, depth=depth, min_confidence=min_confidence))
         return _answer(_neighbours_text(result), models.NeighboursOut, result)
 
@@ -760,7 +520,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         """The shortest chain of calls/imports/inheritance between two symbols, each step with its evidence."""
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        result = _engine_call(lambda: lode.graph_path(source, target, repo=scope, max_depth=max_depth))
+        result = _engine_call(lambda: lode.graph.path(source, target, repo=scope, max_depth=max_depth))
         if not result["found"]:
             return _answer(f"No path between {source} and {target} within {max_depth} hops.", models.PathOut,
                            result)
@@ -780,7 +540,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         annotates (type annotations) and decorates. get_callers lists only calls, one line per caller."""
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        result = _engine_call(lambda: lode.graph_refs(symbol, repo=scope, limit=limit))
+        result = _engine_call(lambda: lode.graph.refs(symbol, repo=scope, limit=limit))
         start = result["symbol"]
         lines = [f"uses of {start['name_path']} {_cite(start)}: {len(result['refs'])} found"]
         lines += [f"{use['evidence']}  {use['kind']} in {use['name_path']}" for use in result["refs"]]
@@ -841,7 +601,7 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         Without repo it lists every repository (the default one is marked)."""
         lode = engine()
         scope = access.repos(ctx, lode, repo if repo is not None else ALL_REPOS)
-        result = _engine_call(lambda: lode.status(scope))
+        result = _engine_call(lambda: lode.repos.status(scope))
         if not result["repos"]:
             return _answer("No repositories are indexed yet; call index_repository.", models.StatusOut, result)
         default = access.repos(ctx, lode, None) if repo is None else None
@@ -866,16 +626,16 @@ def create_server(get_lode: Callable[[], Lode], access: Access | None = None) ->
         repo: Repo = None,
         budget_tokens: Annotated[int, Field(ge=MIN_BUDGET, le=MAX_BUDGET,
                                             description="The answer stays within this many tokens (estimated).")
-                                 ] = 4000,
+                                 ] = DEFAULT_BUDGET,
         mode: SearchMode = Mode.HYBRID,
-    ) -> Annotated[CallToolResult, ContextOut]:
+    ) -> Annotated[CallToolResult, models.ContextOut]:
         """Code to read before a change, within a token budget: the definitions found, then their callers,
         callees and related tests, each cited path:start-end; what did not fit is listed at the end (all of it
         in the structured output's `dropped`)."""
         lode = engine()
         scope = access.repos(ctx, lode, repo)
-        packed = _engine_call(lambda: ContextBuilder(lode).build(query, symbol, scope, budget_tokens, mode))
-        return _answer(packed["text"], ContextOut, packed)
+        packed = _engine_call(lambda: lode.context.build(query, symbol, repo=scope, budget=budget_tokens, mode=mode))
+        return _answer(packed["text"], models.ContextOut, packed)
 
     server.forbid_unknown_arguments()
     return server

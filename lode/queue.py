@@ -52,11 +52,11 @@ def index_repository(context: JobContext, job_id: str) -> None:
 
 
 def embed_batch(context: JobContext, repo_id: int, model: int, first: int, last: int) -> None:
-    _lode(context).embed_range(repo_id, model, first, last, wait=None, should_stop=context.should_abort)
+    _lode(context).embeddings.embed_range(repo_id, model, first, last, wait=None, should_stop=context.should_abort)
 
 
 def resolve_graph(context: JobContext, repo: str) -> None:
-    _lode(context).resolve_graph(repo)
+    _lode(context).graph.resolve(repo)
 
 
 def collect_garbage(context: JobContext, timestamp: int) -> None:

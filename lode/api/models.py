@@ -372,6 +372,27 @@ class GraphStatsOut(Doc):
     import_cycles: list[list[str]]
 
 
+# ---- context ----------------------------------------------------------------------------------------------
+
+class ContextPiece(Doc):
+    role: Literal["definition", "caller", "callee", "test", "hit"]
+    name: str
+    repo: str
+    path: str
+    start_line: int
+    end_line: int
+
+
+class ContextOut(Doc):
+    text: str = Field(description="The packed context: each piece cited path:start-end, what did not fit listed "
+                                  "at the end (MCP's get_context answers it as its text content).")
+    tokens: int = Field(description="The text's estimated tokens (one per 3 characters, at least one per word "
+                                    "or symbol).")
+    budget_tokens: int
+    included: list[ContextPiece]
+    dropped: list[ContextPiece] = Field(description="Every piece left out for the budget, in priority order.")
+
+
 # ---- health -----------------------------------------------------------------------------------------------
 
 class Check(Doc):

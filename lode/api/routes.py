@@ -1,4 +1,4 @@
-"""The /v1 routes: repositories, index jobs, search, symbols, the code graph and status.
+"""The /v1 routes: repositories, index jobs, search, symbols, context, the code graph and status.
 
 Endpoints are plain `def`s (the engine is synchronous; FastAPI runs them on its thread pool). Each returns the
 CLI's `--json` document for the same operation.
@@ -15,7 +15,10 @@ from lode.api import models
 from lode.api.keys import ApiKeys
 from lode.api.security import check_index_path, principal, repo_scope, require_repo
 from lode.api.staleness import staleness
-from lode.engine import LAST_LINE, MAX_GREP_MATCHES, MAX_K, MAX_OUTLINE, MAX_QUERY_BYTES, Lode
+from lode.engine import Lode
+from lode.services.context import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
+from lode.services.files import LAST_LINE, MAX_GREP_MATCHES, MAX_OUTLINE
+from lode.services.search import MAX_K, MAX_QUERY_BYTES
 from lode.errors import InputError
 from lode.model import Mode
 from lode.graph import EDGE_KINDS, ExportFilters
@@ -84,7 +87,7 @@ def _kinds(raw: str) -> tuple[str, ...]:
 def list_repositories(request: Request, lode: Engine) -> dict[str, Any]:
     """The indexed repositories (those the API key may use): name, root, generation, chunks and timestamps."""
     key = principal(request)
-    return {"repositories": [r for r in lode.repositories() if key is None or key.allows(r["repo"])]}
+    return {"repositories": [r for r in lode.repos.all() if key is None or key.allows(r["repo"])]}
 
 
 @router.get("/repositories/{name}", response_model=models.RepositoryOut, tags=["repositories"],
@@ -93,7 +96,7 @@ def get_repository(request: Request, name: RepoPath, lode: Engine) -> dict[str, 
     """One repository's status (as in GET /v1/status) with a bounded check of how many indexed files changed
     on disk since."""
     require_repo(request, name)
-    entry = lode.status(name)["repos"][0]
+    entry = lode.repos.status(name)["repos"][0]
     entry["staleness"] = staleness(lode, entry["repo"], entry["root"])
     return {"repository": entry}
 
@@ -111,7 +114,7 @@ def repository_source(
     """Lines of an indexed file, with a link that opens it in an editor. Served from the file while its bytes
     are those indexed, else from the index's own text (origin "index", with the reason in "stale")."""
     require_repo(request, name)
-    lines = lode.file_lines(name, path, start_line, end_line)
+    lines = lode.files.lines(name, path, start_line, end_line)
     template = request.app.state.settings.server.editor_url
     return lines | {"editor_url": editor_link(template, lines["absolute_path"], lines["start_line"])}
 
@@ -127,7 +130,7 @@ def repository_outline(
     """The definitions (kind, name, lines, signature) of an indexed file or of the files below a folder, in path
     and line order (the MCP tool get_symbols_overview)."""
     require_repo(request, name)
-    return lode.outline(name, path, limit)
+    return lode.files.outline(name, path, limit)
 
 
 @router.delete("/repositories/{name}", response_model=models.RemovedOut, tags=["repositories"],
@@ -145,7 +148,7 @@ def remove_repository(request: Request, lode: Lode, name: str) -> None:
     require_repo(request, name)
     if any(job["state"] in ACTIVE for job in request.app.state.jobs.list((name,), limit=5)):
         raise JobConflict(f"repository {name!r} has an active index job; cancel it first")
-    lode.remove_repository(name)
+    lode.repos.remove(name)
 
 
 @router.get("/status", response_model=models.StatusOut, tags=["repositories"], summary="Index status",
@@ -153,7 +156,7 @@ def remove_repository(request: Request, lode: Lode, name: str) -> None:
 def status(request: Request, lode: Engine, repo: RepoParam = None) -> dict[str, Any]:
     """Per repository: files, chunks, languages, skipped files by reason, embeddings, the last run, the graph
     and a bounded staleness check (the document of `lode status --json`)."""
-    result = lode.status(repo_scope(request, repo))
+    result = lode.repos.status(repo_scope(request, repo))
     for entry in result["repos"]:
         entry["staleness"] = staleness(lode, entry["repo"], entry["root"])
     return result
@@ -171,7 +174,7 @@ def start_index(request: Request, body: Annotated[models.IndexRequest, Body()], 
         require_repo(request, body.repo)
     open_mode = request.app.state.loopback and not ApiKeys(lode.db).any()
     path, within = check_index_path(body.path, lode.settings, open_mode)
-    root, name = lode.index_target(path, body.repo, authorize=lambda name: require_repo(request, name))
+    root, name = lode.indexing.target(path, body.repo, authorize=lambda name: require_repo(request, name))
     job, merged = runner.submit(root, name, within)
     return {"job": job, "merged": merged}
 
@@ -251,8 +254,8 @@ def _search(request: Request, lode: Lode, p: models.SearchIn) -> dict[str, Any]:
     if p.offset + p.k > MAX_K:
         raise InputError(f"offset + k must be at most {MAX_K}")
     window = min(p.offset + p.k + 1, MAX_K)  # one more than the page tells whether another page exists
-    result = lode.search(p.q, repo=repo_scope(request, p.repo), mode=p.mode, k=window, languages=tuple(p.lang),
-                         path=p.path, kinds=tuple(p.kind), expand=p.expand, group=p.group)
+    result = lode.search.query(p.q, repo=repo_scope(request, p.repo), mode=p.mode, k=window, languages=tuple(p.lang),
+                               path=p.path, kinds=tuple(p.kind), expand=p.expand, group=p.group)
     primary = "files" if p.group == "files" else "hits"  # what the page counts
     result["next_offset"] = p.offset + p.k if len(result[primary]) > p.offset + p.k else None
     for key in ("hits", "files") if p.group == "files" else ("hits",):
@@ -268,7 +271,27 @@ def symbols(request: Request, lode: Engine, name: SymbolParam, repo: RepoParam =
                                         examples=[20])] = 20) -> dict[str, Any]:
     """Definitions whose name, qualified name or suffix matches, best first, with signatures; close names as
     suggestions when nothing matches."""
-    return lode.symbols(name, repo=repo_scope(request, repo), limit=limit)
+    return lode.search.symbols(name, repo=repo_scope(request, repo), limit=limit)
+
+
+@router.get("/context", response_model=models.ContextOut, tags=["search"], summary="Code to read before a change",
+            responses=errors(404, 503))
+def context(
+    request: Request, lode: Engine,
+    q: Annotated[str | None, Query(min_length=1, max_length=MAX_QUERY_BYTES, description="What you are looking for "
+                                   "(or pass symbol).", examples=["apply discount"])] = None,
+    symbol: Annotated[str | None, Query(min_length=1, max_length=500, description="A symbol to centre on (or pass "
+                                        "q).", examples=["shop.pricing.apply_discount"])] = None,
+    repo: RepoParam = None,
+    budget_tokens: Annotated[int, Query(ge=MIN_BUDGET, le=MAX_BUDGET, description="The text stays within this many "
+                                        "tokens (estimated).", examples=[2000])] = DEFAULT_BUDGET,
+    mode: Annotated[Mode, Query(description="How q is searched: hybrid, lexical or semantic.",
+                                examples=["lexical"])] = Mode.HYBRID,
+) -> dict[str, Any]:
+    """Code to read before a change, within a token budget (the MCP tool get_context): the definitions a search
+    or a symbol finds, then their callers, callees and related tests, each cited path:start-end; what did not fit
+    is listed at the end of the text and in `dropped`."""
+    return lode.context.build(q, symbol, repo=repo_scope(request, repo), budget=budget_tokens, mode=mode)
 
 
 @router.get("/pattern", response_model=models.PatternOut, tags=["search"],
@@ -290,15 +313,15 @@ def pattern(
     """Every line of the indexed files containing the text (or matching the regex), as grep would, with
     path:line:column; files changed since indexing are listed in `stale`, not searched (the MCP tool
     search_pattern)."""
-    return lode.grep(q, repo=repo_scope(request, repo), regex=regex, ignore_case=ignore_case, path=path,
-                     languages=tuple(lang), limit=limit)
+    return lode.files.grep(q, repo=repo_scope(request, repo), regex=regex, ignore_case=ignore_case, path=path,
+                           languages=tuple(lang), limit=limit)
 
 
 # ---- graph ------------------------------------------------------------------------------------------------
 
 def _neighbours(direction: str, request: Request, lode: Lode, symbol: str, repo: str | None, depth: int,
                 kinds: str, min_confidence: float) -> dict[str, Any]:
-    return lode.graph_neighbours(direction, symbol, repo=repo_scope(request, repo), depth=depth,
+    return lode.graph.neighbours(direction, symbol, repo=repo_scope(request, repo), depth=depth,
                                  kinds=_kinds(kinds), min_confidence=min_confidence)
 
 
@@ -327,7 +350,7 @@ def graph_refs(request: Request, lode: Engine, symbol: SymbolParam, repo: RepoPa
                ) -> dict[str, Any]:
     """Every use of a symbol: calls, imports, base classes, type annotations and decorators, each with its kind
     and evidence (path:line)."""
-    return lode.graph_refs(symbol, repo=repo_scope(request, repo), kinds=_kinds(kinds),
+    return lode.graph.refs(symbol, repo=repo_scope(request, repo), kinds=_kinds(kinds),
                            min_confidence=min_confidence, limit=limit)
 
 
@@ -342,14 +365,14 @@ def graph_path(request: Request, lode: Engine,
                max_depth: Annotated[int, Query(ge=1, le=10, description="Hops at most.", examples=[6])] = 6,
                ) -> dict[str, Any]:
     """The shortest chain of calls, imports or inheritance between two symbols, each step with its evidence."""
-    return lode.graph_path(source, target, repo=repo_scope(request, repo), max_depth=max_depth)
+    return lode.graph.path(source, target, repo=repo_scope(request, repo), max_depth=max_depth)
 
 
 @router.get("/graph/stats", response_model=models.GraphStatsOut, tags=["graph"], summary="Graph statistics",
             responses=errors(404, 503))
 def graph_stats(request: Request, lode: Engine, repo: RepoParam = None) -> dict[str, Any]:
     """Nodes and edges by kind, the most called and most calling symbols, and import cycles."""
-    return lode.graph_stats(repo_scope(request, repo))
+    return lode.graph.stats(repo_scope(request, repo))
 
 
 EXPORT_TYPES = {"json": "application/json", "dot": "text/vnd.graphviz", "mermaid": "text/plain"}
@@ -374,5 +397,5 @@ def graph_export(
     """The code graph (or the part the filters keep) as JSON, Graphviz dot or Mermaid."""
     filters = ExportFilters(kinds=_kinds(kinds), min_confidence=min_confidence, include_external=include_external,
                             path_glob=path, limit=limit)
-    text = lode.graph_export(format, filters, repo_scope(request, repo))
+    text = lode.graph.export(format, filters, repo_scope(request, repo))
     return Response(text, media_type=EXPORT_TYPES[format])

@@ -18,7 +18,7 @@ EXAMPLES = 10
 
 
 def staleness(lode: Lode, repo: str, root: str) -> dict[str, Any]:
-    rows = lode.indexed_files(repo, MAX_FILES + 1)
+    rows = lode.repos.indexed_files(repo, MAX_FILES + 1)
     deadline = time.monotonic() + MAX_SECONDS
     checked = changed = missing = 0
     examples: list[str] = []

@@ -114,7 +114,7 @@ def test_hostile_corpus_end_to_end(lode: Lode, tmp_path: Path, repo_name: str) -
         terms = conn.execute("SELECT count(*) FROM postings WHERE term IN ('hunter2supersecret', 'hunter2pem')"
                              ).fetchone()[0]
     assert leaked == 0 and terms == 0
-    hits = lode.search("wide utf16", repo=repo_name, mode="lexical")["hits"]
+    hits = lode.search.query("wide utf16", repo=repo_name, mode="lexical")["hits"]
     assert hits and hits[0]["path"] == "utf16.py"
 
 

@@ -46,4 +46,4 @@ def test_index_draws_its_bars_on_a_terminal_and_reports(lode: Lode, repo_name: s
     assert proc.returncode == 0, terminal
     assert f"{repo_name}: " in proc.stdout.decode() and "indexed" in proc.stdout.decode()
     assert "indexing" in terminal and "Traceback" not in terminal
-    lode.remove_repository(repo_name)
+    lode.repos.remove(repo_name)

@@ -26,7 +26,8 @@ from mcp.client.stdio import StdioServerParameters
 
 from lode.config import ServerSettings, Settings
 from lode.engine import Lode
-from lode.mcp import count_tokens, create_server
+from lode.mcp import create_server
+from lode.services.context import count_tokens
 from lode.search.paths import is_test_path
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"
@@ -57,7 +58,7 @@ def shop(lode: Lode, tmp_path_factory: pytest.TempPathFactory) -> str:
     (root / "tests").mkdir()
     (root / "tests" / "test_pricing.py").write_text(TEST_FILE)
     name = f"mcp-{uuid.uuid4().hex[:8]}"
-    lode.index(root, name)
+    lode.indexing.index(root, name)
     return name
 
 
@@ -267,7 +268,7 @@ def serving(settings: Settings) -> Iterator[str]:
 def test_tools_over_streamable_http(lode: Lode, http_server: str, shop: str, tmp_path: Path) -> None:
     (tmp_path / "scratch.py").write_text("def scratch():\n    return 1\n")
     scratch = f"mcp-scratch-{uuid.uuid4().hex[:8]}"
-    lode.index(tmp_path, scratch)
+    lode.indexing.index(tmp_path, scratch)
 
     async def scenario() -> dict[str, Any]:
         async with Client(f"{http_server}/mcp", read_timeout_seconds=60) as client:
@@ -293,7 +294,7 @@ def test_tools_over_streamable_http(lode: Lode, http_server: str, shop: str, tmp
     assert out["unknown"].is_error and "no repository named 'no-such-repo'" in text_of(out["unknown"])
     assert "15-19 method checkout" in text_of(out["outline"])
     assert out["clear"].structured_content == {"removed": scratch}
-    assert scratch not in {r["repo"] for r in lode.repositories()}
+    assert scratch not in {r["repo"] for r in lode.repos.all()}
 
 
 def test_http_endpoint_rejects_foreign_hosts_and_origins(http_server: str) -> None:
@@ -342,7 +343,7 @@ def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server
 
     other = f"mcp-other-{uuid.uuid4().hex[:8]}"
     (tmp_path / "other.py").write_text("def other_thing():\n    return 1\n")
-    lode.index(tmp_path, other)
+    lode.indexing.index(tmp_path, other)
     keys = ApiKeys(lode.db)
     key_name = f"mcp-{uuid.uuid4().hex[:8]}"
     token = keys.create(key_name, [shop])
@@ -376,7 +377,7 @@ def test_http_tools_follow_the_api_keys_repository_scope(lode: Lode, http_server
     assert out["index"].is_error and f"not allowed to use repository {other!r}" in text_of(out["index"])  # first
     assert out["index_unnamed"].is_error and "LODE_ALLOWED_ROOTS" in text_of(out["index_unnamed"])
     assert out["clear_foreign"].is_error and f"not allowed to use repository {other!r}" in text_of(out["clear_foreign"])
-    assert other in {r["repo"] for r in lode.repositories()}
+    assert other in {r["repo"] for r in lode.repos.all()}
     assert out["read_foreign"].is_error and f"not allowed to use repository {other!r}" in text_of(out["read_foreign"])
     assert "15-19 method checkout" in text_of(out["outline_unnamed"])  # the key's only repository
 
@@ -394,7 +395,7 @@ def test_index_repository_checks_the_keys_scope_before_the_repository(lode: Lode
     for directory in (allowed / "hidden-root", allowed / "mine", allowed / "elsewhere" / other):
         directory.mkdir(parents=True)
         (directory / "m.py").write_text("def m():\n    return 1\n")
-    lode.index(allowed / "hidden-root", other)
+    lode.indexing.index(allowed / "hidden-root", other)
     keys = ApiKeys(lode.db)
     key_name = f"mcp-scope-{uuid.uuid4().hex[:8]}"
     token = keys.create(key_name, [f"mcp-mine-{uuid.uuid4().hex[:8]}"])
@@ -485,7 +486,7 @@ def test_a_long_caller_is_cut_around_its_call_site(lode: Lode, tmp_path: Path) -
     (tmp_path / "long.py").write_text(
         f"def target():\n    return 1\n\n\ndef long_caller():\n{body}\n    return target()\n")
     name = f"mcp-long-{uuid.uuid4().hex[:8]}"
-    lode.index(tmp_path, name)
+    lode.indexing.index(tmp_path, name)
 
     async def context() -> str:
         async with Client(create_server(lambda: lode)) as client:

@@ -140,7 +140,7 @@ def test_the_backfill_is_split_into_batches_that_workers_share(lode: Lode, lode_
     assert job["embeddings"] == {"done": job["chunks"], "pending": 0, "failed": 0}
     assert len(seen) == batches > 5  # every batch was queued for any worker
     assert any("doing" in states for states in seen.values())  # and the second slot took some
-    assert lode.embedding_counts("q-batches") == BackfillProgress(done=job["chunks"], pending=0, failed=0)
+    assert lode.embeddings.counts("q-batches") == BackfillProgress(done=job["chunks"], pending=0, failed=0)
 
 
 def test_garbage_collection_removes_only_garbage(lode: Lode) -> None:

@@ -39,23 +39,23 @@ def test_hybrid_finds_semantic_only_and_lexical_only_chunks(lode: Lode, lode_hom
                                                             repo_name: str, stub: str) -> None:
     write_tree(tmp_path, SEMANTIC_CORPUS)
     engine = http_engine(lode_home, stub)
-    engine.index(tmp_path, repo_name)
-    before = engine.search("read file lines", repo=repo_name, mode="hybrid")
+    engine.indexing.index(tmp_path, repo_name)
+    before = engine.search.query("read file lines", repo=repo_name, mode="hybrid")
     assert set(before["degraded"]) == {"text", "code"}  # nothing embedded yet: lexical still answers
-    progress = engine.embed(repo_name)
+    progress = engine.embeddings.embed(repo_name)
     assert (progress.done, progress.pending, progress.failed) == (4, 0, 0)
 
-    semantic = engine.search("read file lines", repo=repo_name, mode="hybrid")
+    semantic = engine.search.query("read file lines", repo=repo_name, mode="hybrid")
     assert semantic["degraded"] == []
     top = semantic["hits"][0]
     assert top["name"] == "slurp"  # shares no word with the query: only the vector legs can find it
     assert top["legs"]["lexical"] is None and top["legs"]["text"] is not None
 
-    exact = engine.search("frobnicate_zq", repo=repo_name, mode="hybrid")
+    exact = engine.search.query("frobnicate_zq", repo=repo_name, mode="hybrid")
     hit = next(h for h in exact["hits"] if h["name"] == "frobnicate_zq")
     assert hit["legs"]["lexical"] == 1 and exact["hits"][0]["name"] == "frobnicate_zq"
 
-    only_semantic = engine.search("read file lines", repo=repo_name, mode="semantic")
+    only_semantic = engine.search.query("read file lines", repo=repo_name, mode="semantic")
     assert only_semantic["hits"][0]["name"] == "slurp"
     assert all(h["legs"]["lexical"] is None for h in only_semantic["hits"])
     engine.close()
@@ -88,8 +88,8 @@ def test_rejected_chunk_is_marked_failed_and_others_embed(lode: Lode, lode_home:
                                                           repo_name: str, stub: str) -> None:
     write_tree(tmp_path, {**SEMANTIC_CORPUS, "bad.py": "def poisoned():\n    return 'POISON'\n"})
     engine = http_engine(lode_home, stub)
-    engine.index(tmp_path, repo_name)
-    progress = engine.embed(repo_name)
+    engine.indexing.index(tmp_path, repo_name)
+    progress = engine.embeddings.embed(repo_name)
     assert (progress.done, progress.pending, progress.failed) == (4, 0, 1)
     engine.close()
 
@@ -121,7 +121,7 @@ def test_backfill_resumes_after_sigkill(lode: Lode, lode_home: Path, tmp_path: P
         deadline = time.monotonic() + 60
         done = 0
         while time.monotonic() < deadline:
-            done = lode.embedding_counts(repo_name).done
+            done = lode.embeddings.counts(repo_name).done
             if done >= 100:
                 break
             time.sleep(0.05)
@@ -134,7 +134,7 @@ def test_backfill_resumes_after_sigkill(lode: Lode, lode_home: Path, tmp_path: P
     fast, url = start_stub()
     try:
         engine = http_engine(lode_home, url)
-        progress = engine.embed(repo_name)
+        progress = engine.embeddings.embed(repo_name)
         assert (progress.done, progress.pending, progress.failed) == (300, 0, 0)
         engine.close()
     finally:
@@ -148,8 +148,8 @@ def test_backfill_resumes_after_sigkill(lode: Lode, lode_home: Path, tmp_path: P
     fast, url = start_stub()
     try:
         engine = http_engine(lode_home, url)
-        engine.index(clean, repo_name + "-clean")
-        engine.embed(repo_name + "-clean")
+        engine.indexing.index(clean, repo_name + "-clean")
+        engine.embeddings.embed(repo_name + "-clean")
         engine.close()
     finally:
         fast.kill()
@@ -163,8 +163,8 @@ def test_index_returns_at_once_and_embeds_in_the_background(lode: Lode, tmp_path
         write_tree(tmp_path, SEMANTIC_CORPUS)
         code, report, _ = run_cli("index", str(tmp_path), "--repo", repo_name, "--json", env=http_env(url))
         assert code == 0 and report["embeddings"]["pending"] == 4 and report["embeddings"]["done"] == 0
-        wait_until(lambda: not lode.embedding_counts(repo_name).pending, 60, "the background backfill")
-        assert lode.embedding_counts(repo_name) == BackfillProgress(done=4, pending=0, failed=0)
+        wait_until(lambda: not lode.embeddings.counts(repo_name).pending, 60, "the background backfill")
+        assert lode.embeddings.counts(repo_name) == BackfillProgress(done=4, pending=0, failed=0)
     finally:
         slow.kill()
         slow.wait()
@@ -172,18 +172,18 @@ def test_index_returns_at_once_and_embeds_in_the_background(lode: Lode, tmp_path
 
 def test_one_backfill_per_repository_at_a_time(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str,
                                                stub: str) -> None:
-    from lode.engine import _BACKFILL_LOCK
+    from lode.services.embeddings import _BACKFILL_LOCK
 
     write_tree(tmp_path, SEMANTIC_CORPUS)
     engine = http_engine(lode_home, stub)
-    engine.index(tmp_path, repo_name)
+    engine.indexing.index(tmp_path, repo_name)
     with lode.db.connection() as conn:
         repo_id = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo_name,)).fetchone()[0]
     with lode.db.advisory_lock(_BACKFILL_LOCK, repo_id) as held:  # as another process's backfill holds it
         assert held
-        busy = engine.embed(repo_name)
+        busy = engine.embeddings.embed(repo_name)
     assert (busy.done, busy.pending) == (0, 4), "the second backfill must leave the work to the first"
-    done = engine.embed(repo_name)
+    done = engine.embeddings.embed(repo_name)
     assert (done.done, done.pending) == (4, 0)
     engine.close()
 
@@ -195,8 +195,8 @@ def test_no_query_embedding_before_the_first_vector_is_stored(lode_home: Path, t
     write_tree(tmp_path, SEMANTIC_CORPUS)
     engine = http_engine(lode_home, stub)
     try:
-        engine.index(tmp_path, repo_name)
-        engine.embed(repo_name, should_stop=lambda: True)  # sets the serving model, stores nothing
+        engine.indexing.index(tmp_path, repo_name)
+        engine.embeddings.embed(repo_name, should_stop=lambda: True)  # sets the serving model, stores nothing
     finally:
         engine.close()
     with socket.socket() as provider:  # listens but never answers: a connection attempt would queue here
@@ -205,9 +205,9 @@ def test_no_query_embedding_before_the_first_vector_is_stored(lode_home: Path, t
         provider.setblocking(False)
         engine = http_engine(lode_home, f"http://127.0.0.1:{provider.getsockname()[1]}")
         try:
-            assert engine.embedding_counts(repo_name) == BackfillProgress(done=0, pending=4, failed=0)
-            assert engine.status(repo_name)["repos"][0]["embedding_model"] == "http:stub-a"
-            result = engine.search("post the payload", repo=repo_name, mode="hybrid")
+            assert engine.embeddings.counts(repo_name) == BackfillProgress(done=0, pending=4, failed=0)
+            assert engine.repos.status(repo_name)["repos"][0]["embedding_model"] == "http:stub-a"
+            result = engine.search.query("post the payload", repo=repo_name, mode="hybrid")
         finally:
             engine.close()
         with pytest.raises(BlockingIOError):

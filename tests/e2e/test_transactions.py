@@ -62,7 +62,7 @@ def test_a_killed_repository_delete_leaves_the_repository_whole(lode: Lode, tmp_
     write_tree(tmp_path, SEMANTIC_CORPUS)
     assert run_cli("index", str(tmp_path), "--repo", repo_name, "--json")[0] == 0
     before = index_snapshot(lode, repo_name)
-    hits_before = lode.search("payload", repo=repo_name, mode="lexical")["hits"]
+    hits_before = lode.search.query("payload", repo=repo_name, mode="lexical")["hits"]
 
     with psycopg.connect(lode.db.url) as holder:
         holder.execute("LOCK TABLE chunks IN SHARE MODE")  # the delete's last statements wait here
@@ -72,7 +72,7 @@ def test_a_killed_repository_delete_leaves_the_repository_whole(lode: Lode, tmp_
     _wait_rolled_back(lode)
 
     assert index_snapshot(lode, repo_name) == before  # vectors, graph and postings came back with it
-    assert lode.search("payload", repo=repo_name, mode="lexical")["hits"] == hits_before
+    assert lode.search.query("payload", repo=repo_name, mode="lexical")["hits"] == hits_before
     code, removed, _ = run_cli("repos", "rm", repo_name, "--json")
     assert code == 0 and removed == {"removed": repo_name}
 

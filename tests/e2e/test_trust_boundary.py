@@ -27,7 +27,7 @@ from lode.jobs import ACTIVE as ACTIVE_JOB_STATES
 
 EVERY_ROUTE = ["/v1/repositories", "/v1/search?q=discount&mode=lexical", "/v1/status", "/", "/static/app.js",
                "/docs", "/openapi.json", "/metrics", "/livez", "/readyz", "/health", "/mcp",
-               "/v1/pattern?q=discount", "/v1/graph/refs?symbol=apply_discount"]
+               "/v1/pattern?q=discount", "/v1/graph/refs?symbol=apply_discount", "/v1/context?q=discount&mode=lexical"]
 
 
 def _index_request(path: Path, repo: str) -> str:

@@ -78,14 +78,14 @@ def small_repo(lode: Lode, tmp_path_factory: pytest.TempPathFactory) -> str:
     (root / "pkg" / "parse.py").write_text("def parse_config(path):\n    return open(path).read()\n\n\n"
                                            "class Loader:\n    def load(self, name):\n        return name\n")
     (root / "web.js").write_text("export function renderTemplate(t) {\n  return t.trim();\n}\n")
-    lode.index(root, "fuzz-queries")
+    lode.indexing.index(root, "fuzz-queries")
     return "fuzz-queries"
 
 
 def _search(lode: Lode, repo: str, query: str, path: str | None, kinds: tuple[str, ...],
             languages: tuple[str, ...], k: int) -> None:
     try:
-        result = lode.search(query, repo=repo, mode="lexical", k=k, path=path, kinds=kinds, languages=languages)
+        result = lode.search.query(query, repo=repo, mode="lexical", k=k, path=path, kinds=kinds, languages=languages)
     except InputError:
         return
     assert result["query"] == query and len(result["hits"]) <= k
@@ -117,15 +117,15 @@ def test_search_with_any_strings_gives_results_or_input_error(lode: Lode, small_
 
 def test_search_fuzz_repo_is_searchable(lode: Lode, small_repo: str) -> None:
     """The fuzzed searches ran against an index that answers: a fuzz over an empty index would prove little."""
-    hits = lode.search("parse config", repo=small_repo, mode="lexical")["hits"]
+    hits = lode.search.query("parse config", repo=small_repo, mode="lexical")["hits"]
     assert hits and hits[0]["name"] == "parse_config"
     assert Path(hits[0]["path"]).name == "parse.py"
 
 
 @pytest.mark.parametrize("bad", ["a\x00b", "\udcffname"])
 def test_symbol_and_graph_arguments_refuse_nul_and_lone_surrogates(lode: Lode, small_repo: str, bad: str) -> None:
-    for call in (lambda: lode.symbols(bad, repo=small_repo),
-                 lambda: lode.graph_neighbours("callers", bad, repo=small_repo),
-                 lambda: lode.graph_path(bad, "parse", repo=small_repo)):
+    for call in (lambda: lode.search.symbols(bad, repo=small_repo),
+                 lambda: lode.graph.neighbours("callers", bad, repo=small_repo),
+                 lambda: lode.graph.path(bad, "parse", repo=small_repo)):
         with pytest.raises(InputError):
             call()

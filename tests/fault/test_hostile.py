@@ -190,7 +190,7 @@ def test_hostile_corpus_each_kind_gets_its_reason_or_fallback(lode: Lode, lode_h
 
     grower.start()
     try:
-        report = engine.index(root, repo_name, on_progress)
+        report = engine.indexing.index(root, repo_name, on_progress)
     finally:
         grower.stop.set()
         grower.join(timeout=10)
@@ -210,7 +210,7 @@ def test_hostile_corpus_each_kind_gets_its_reason_or_fallback(lode: Lode, lode_h
         leaked = conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%hunter2%%'").fetchone()[0]
     assert leaked == 0
 
-    report = lode.index(root, repo_name)  # a re-run: nothing unchanged is read again, the grown file is whole
+    report = lode.indexing.index(root, repo_name)  # a re-run: nothing unchanged is read again, the grown file is whole
     assert report.files_indexed == 1 and report.files_deleted == 0
     grown = _chunks_by_path(lode, repo_name)["growing.py"][1]
     assert f"def grow_{final.count('def grow_') - 1}" in grown[-1]
@@ -220,7 +220,7 @@ def test_deep_nesting_within_the_default_parse_timeout_is_chunked(lode: Lode, tm
                                                                    repo_name: str) -> None:
     """With the default 5 s budget the 200k-deep file parses; the chunker and graph walk must not recurse."""
     (tmp_path / "deep_nesting.py").write_text(_deep_nesting())
-    report = lode.index(tmp_path, repo_name)
+    report = lode.indexing.index(tmp_path, repo_name)
     assert report.files_indexed == 1
     fallback, chunks = _chunks_by_path(lode, repo_name)["deep_nesting.py"]
     assert fallback in (None, "parse_timeout") and len(chunks) >= 100
@@ -232,7 +232,7 @@ def test_deep_nesting_past_its_parse_budget_is_indexed_as_line_windows(lode_home
     (tmp_path / "deep_nesting.py").write_text(_deep_nesting())
     engine = Lode(Settings(home=lode_home, embedder="none", timeouts=Timeouts(parse=0.001)))
     try:
-        report = engine.index(tmp_path, repo_name)
+        report = engine.indexing.index(tmp_path, repo_name)
     finally:
         engine.close()
     assert report.files_indexed == 1
@@ -309,7 +309,7 @@ def test_a_root_that_cannot_be_listed_is_an_error_and_deletes_nothing(lode: Lode
         (root / "kept.py").write_text("def kept():\n    return 1\n")
         (root / "pkg").mkdir()
         (root / "pkg" / "also.py").write_text("def also():\n    return 2\n")
-        lode.index(root, repo_name)
+        lode.indexing.index(root, repo_name)
         before = index_snapshot(lode, repo_name)
         root.chmod(0)
         done = index_unprivileged(lode, lode_home, root, repo_name, home)
@@ -330,7 +330,7 @@ def test_a_git_work_tree_whose_listing_fails_is_an_error_and_deletes_nothing(lod
     (root / "kept.py").write_text("def kept():\n    return 1\n")
     subprocess.run(["git", "init", "-q"], cwd=root, check=True, timeout=30)
     subprocess.run(["git", "add", "kept.py"], cwd=root, check=True, timeout=30)
-    lode.index(root, repo_name)
+    lode.indexing.index(root, repo_name)
     before = index_snapshot(lode, repo_name)
     (root / ".git" / "index").write_bytes(b"DIRC garbage")
     line = _one_error_line(*run_cli("index", str(root), "--repo", repo_name, "--json"))
@@ -344,7 +344,7 @@ def test_a_root_that_lists_empty_while_its_index_has_files_is_an_error(lode: Lod
     root = tmp_path / "mount-point"
     root.mkdir()
     (root / "kept.py").write_text("def kept():\n    return 1\n")
-    lode.index(root, repo_name)
+    lode.indexing.index(root, repo_name)
     before = index_snapshot(lode, repo_name)
     (root / "kept.py").rename(tmp_path / "kept.py")
     line = _one_error_line(*run_cli("index", str(root), "--repo", repo_name, "--json"))
@@ -379,7 +379,7 @@ def test_git_tree_ignored_files_submodules_and_deleted_tracked_files(lode: Lode,
     (root / "untracked.py").write_text("def untracked():\n    return 1\n")
     (root / "gone.py").unlink()  # tracked, deleted in the work tree
 
-    report = lode.index(root, repo_name)
+    report = lode.indexing.index(root, repo_name)
     assert report.files_skipped == 0
     assert set(_chunks_by_path(lode, repo_name)) == {"tracked.py", "untracked.py", ".gitignore", ".gitmodules"}
     assert _skipped_via_cli(repo_name) == {}

@@ -134,7 +134,7 @@ def test_after_server_stop_no_corruption_and_next_run_equals_clean(stopped_run: 
 
         clean = tmp_path / "clean"
         shutil.copytree(stopped_run.live, clean)
-        engine.index(clean, "clean")
+        engine.indexing.index(clean, "clean")
         assert index_snapshot(engine, "live") == index_snapshot(engine, "clean")
         assert_same_top10(top10(engine, "live"), top10(engine, "clean"))
         assert_no_orphans(engine)

@@ -8,6 +8,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -87,23 +88,23 @@ def test_l2_hit_is_promoted_to_l1_and_writes_go_through(lode: Lode, lode_home: P
                                                         repo_name: str, redis_server: RedisServer,
                                                         redis_url: str) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     first = engine(lode_home, redis_url)
-    cold = first.search("frobnicate_zq", repo=repo_name, mode="lexical")
+    cold = first.search.query("frobnicate_zq", repo=repo_name, mode="lexical")
     assert cold["hits"] and counts(first)["l1"]["miss"] == 1 and counts(first)["l2"]["miss"] == 1
     [key] = redis_keys(redis_server, "search")  # written through to L2
     assert 0 < redis_server.client().ttl(key) <= Settings().cache.ttl_search
-    assert first.search("frobnicate_zq", repo=repo_name, mode="lexical") == cold
+    assert first.search.query("frobnicate_zq", repo=repo_name, mode="lexical") == cold
     assert counts(first)["l1"]["hit"] == 1 and counts(first)["l2"]["miss"] == 1  # L1 answered, L2 not asked
 
     second = engine(lode_home, redis_url)  # what another process sees: an empty L1, the shared L2
-    assert second.search("frobnicate_zq", repo=repo_name, mode="lexical") == cold
+    assert second.search.query("frobnicate_zq", repo=repo_name, mode="lexical") == cold
     assert counts(second)["l1"] == {"hit": 0, "miss": 1, "error": 0, "skip": 0}
     assert counts(second)["l2"] == {"hit": 1, "miss": 0, "error": 0, "skip": 0}
-    assert second.search("frobnicate_zq", repo=repo_name, mode="lexical") == cold
+    assert second.search.query("frobnicate_zq", repo=repo_name, mode="lexical") == cold
     assert counts(second)["l1"]["hit"] == 1 and counts(second)["l2"]["hit"] == 1  # promoted into L1
-    assert len(second.search("slurp", repo=repo_name, mode="lexical")["hits"]) > 1
-    assert len(second.search("slurp", repo=repo_name, mode="lexical", k=1)["hits"]) == 1  # k is in the key
+    assert len(second.search.query("slurp", repo=repo_name, mode="lexical")["hits"]) > 1
+    assert len(second.search.query("slurp", repo=repo_name, mode="lexical", k=1)["hits"]) == 1  # k is in the key
     metrics = generate_latest().decode()
     assert 'lode_cache_requests_total{kind="search",layer="l2",result="hit"}' in metrics
     first.close()
@@ -113,13 +114,13 @@ def test_l2_hit_is_promoted_to_l1_and_writes_go_through(lode: Lode, lode_home: P
 def test_l2_entries_expire_after_their_ttl(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str,
                                            redis_server: RedisServer, redis_url: str) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     short = engine(lode_home, redis_url, ttl_search=1)
-    short.search("parse row", repo=repo_name, mode="lexical")
+    short.search.query("parse row", repo=repo_name, mode="lexical")
     assert len(redis_keys(redis_server, "search")) == 1
     wait_until(lambda: redis_keys(redis_server, "search") == [], 10, "the entry outlived its 1 s TTL")
     later = engine(lode_home, redis_url)
-    later.search("parse row", repo=repo_name, mode="lexical")
+    later.search.query("parse row", repo=repo_name, mode="lexical")
     assert counts(later)["l2"]["miss"] == 1
     short.close()
     later.close()
@@ -129,41 +130,41 @@ def test_reindex_file_delete_and_repository_delete_make_old_entries_unreachable(
     lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str, redis_url: str
 ) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     cached, plain = engine(lode_home, redis_url), engine(lode_home, enabled=False)
 
     def same(call: str, *args: object, **kwargs: object) -> object:
-        answer = getattr(cached, call)(*args, **kwargs)
-        assert answer == getattr(plain, call)(*args, **kwargs)
+        answer = attrgetter(call)(cached)(*args, **kwargs)
+        assert answer == attrgetter(call)(plain)(*args, **kwargs)
         return answer
 
     search = ("frobnicate_zq",)
     options = {"repo": repo_name, "mode": "lexical"}
-    before = same("search", *search, **options)
-    callers_before = same("graph_neighbours", "callers", "pkg.readers.parse_row", repo=repo_name)
-    assert same("search", *search, **options) == before and counts(cached)["l1"]["hit"] == 1
+    before = same("search.query", *search, **options)
+    callers_before = same("graph.neighbours", "callers", "pkg.readers.parse_row", repo=repo_name)
+    assert same("search.query", *search, **options) == before and counts(cached)["l1"]["hit"] == 1
 
     # another process re-indexes: a new file calls both names
     write_tree(tmp_path, {"pkg/more.py": "from pkg.readers import parse_row\n\n\ndef frobnicate_zq_twice(v):\n"
                                          "    return parse_row(frobnicate_zq(v))\n"})
-    lode.index(tmp_path, repo_name)
-    after = same("search", *search, **options)
+    lode.indexing.index(tmp_path, repo_name)
+    after = same("search.query", *search, **options)
     assert after != before and any(h["path"] == "pkg/more.py" for h in after["hits"])
-    callers_after = same("graph_neighbours", "callers", "pkg.readers.parse_row", repo=repo_name)
+    callers_after = same("graph.neighbours", "callers", "pkg.readers.parse_row", repo=repo_name)
     assert len(callers_after["results"]) == len(callers_before["results"]) + 1
 
     (tmp_path / "pkg/more.py").unlink()  # a file delete
-    lode.index(tmp_path, repo_name)
-    assert same("search", *search, **options) == before
-    assert same("graph_neighbours", "callers", "pkg.readers.parse_row", repo=repo_name) == callers_before
+    lode.indexing.index(tmp_path, repo_name)
+    assert same("search.query", *search, **options) == before
+    assert same("graph.neighbours", "callers", "pkg.readers.parse_row", repo=repo_name) == callers_before
 
-    lode.remove_repository(repo_name)  # a repository delete, then a new one under the same name
+    lode.repos.remove(repo_name)  # a repository delete, then a new one under the same name
     with pytest.raises(NotFound):
-        cached.search(*search, **options)
+        cached.search.query(*search, **options)
     shutil.rmtree(tmp_path / "pkg")
     write_tree(tmp_path, {"other.py": "def frobnicate_zq():\n    return 1\n"})
-    lode.index(tmp_path, repo_name)
-    recreated = same("search", *search, **options)
+    lode.indexing.index(tmp_path, repo_name)
+    recreated = same("search.query", *search, **options)
     assert [h["path"] for h in recreated["hits"]] == ["other.py"]
     cached.close()
     plain.close()
@@ -173,7 +174,7 @@ def test_graph_answers_are_not_cached_while_resolution_is_queued(lode: Lode, lod
                                                                  repo_name: str, redis_server: RedisServer,
                                                                  redis_url: str) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     cached = Lode(Settings(home=lode_home, redis_url=redis_url, timeouts=Timeouts(graph_traversal=0.3)))
     plain = engine(lode_home, enabled=False)
     with lode.db.connection() as conn, conn.transaction():  # work queued, as between a run's files and its resolve
@@ -182,18 +183,18 @@ def test_graph_answers_are_not_cached_while_resolution_is_queued(lode: Lode, lod
         conn.execute("INSERT INTO graph_dirty_files (repo_id, file_id) VALUES (%s, %s)", (repo_id, file_id))
     with lode.db.advisory_lock(_REPO_LOCK_CLASS, repo_id) as held:  # an index run holds the repository
         assert held
-        queued = cached.graph_neighbours("callees", "pkg.net.send_request", repo=repo_name)
-        cached.search("slurp", repo=repo_name, mode="lexical", expand=True)
+        queued = cached.graph.neighbours("callees", "pkg.net.send_request", repo=repo_name)
+        cached.search.query("slurp", repo=repo_name, mode="lexical", expand=True)
     assert queued["graph_pending"] is True
     assert redis_keys(redis_server) == [] and cached.cache.stats()["layers"]["l1"]["entries"] == 0
 
-    settled = cached.graph_neighbours("callees", "pkg.net.send_request", repo=repo_name)  # resolves, then caches
+    settled = cached.graph.neighbours("callees", "pkg.net.send_request", repo=repo_name)  # resolves, then caches
     assert settled["graph_pending"] is False and settled["results"] == queued["results"]
-    assert settled == plain.graph_neighbours("callees", "pkg.net.send_request", repo=repo_name)
-    assert cached.graph_path("pkg.net.send_request", "pkg.readers.parse_row", repo=repo_name)["found"]
-    assert cached.graph_stats(repo_name) == plain.graph_stats(repo_name)
+    assert settled == plain.graph.neighbours("callees", "pkg.net.send_request", repo=repo_name)
+    assert cached.graph.path("pkg.net.send_request", "pkg.readers.parse_row", repo=repo_name)["found"]
+    assert cached.graph.stats(repo_name) == plain.graph.stats(repo_name)
     assert len(redis_keys(redis_server, "graph")) == 3
-    assert cached.graph_neighbours("callees", "pkg.net.send_request", repo=repo_name) == settled
+    assert cached.graph.neighbours("callees", "pkg.net.send_request", repo=repo_name) == settled
     assert counts(cached, "graph")["l1"]["hit"] == 1
     cached.close()
     plain.close()
@@ -204,46 +205,46 @@ def test_hybrid_from_cache_equals_uncached_and_degraded_answers_are_not_kept(
 ) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
     cached, plain = engine(lode_home, redis_url), engine(lode_home, enabled=False)
-    cached.index(tmp_path, repo_name)
-    cached.embed(repo_name)
+    cached.indexing.index(tmp_path, repo_name)
+    cached.embeddings.embed(repo_name)
     write_tree(tmp_path, {"pkg/lines.py": "def read_lines(document):\n    return document.splitlines()\n"})
-    cached.index(tmp_path, repo_name)
+    cached.indexing.index(tmp_path, repo_name)
     generation = _generation(cached, repo_name)
-    degraded = cached.search("read file lines", repo=repo_name)
+    degraded = cached.search.query("read file lines", repo=repo_name)
     assert degraded["degraded"] == ["text", "code"]  # the new chunk waits for its vector
-    cached.embed(repo_name)
+    cached.embeddings.embed(repo_name)
     assert _generation(cached, repo_name) == generation  # completing the embeddings keeps the generation...
-    complete = cached.search("read file lines", repo=repo_name)
+    complete = cached.search.query("read file lines", repo=repo_name)
     assert complete["degraded"] == [] and complete != degraded  # ...yet the degraded answer was not served
 
     other = engine(lode_home, redis_url)
     for mode in ("lexical", "hybrid", "semantic"):
         for query in QUERIES:
             for expand in (False, True):
-                expected = plain.search(query, repo=repo_name, mode=mode, expand=expand)
+                expected = plain.search.query(query, repo=repo_name, mode=mode, expand=expand)
                 for lode_ in (cached, cached, other):  # computed, from L1, from L2
-                    assert lode_.search(query, repo=repo_name, mode=mode, expand=expand) == expected
+                    assert lode_.search.query(query, repo=repo_name, mode=mode, expand=expand) == expected
     assert counts(cached)["l1"]["hit"] >= 30 and counts(other)["l2"]["hit"] >= 29
 
     # query embeddings: L3 (PostgreSQL) answers a fresh process without Redis, so the model is not asked again
     fresh = engine(lode_home)
-    assert fresh.search("read file lines", repo=repo_name) == complete
+    assert fresh.search.query("read file lines", repo=repo_name) == complete
     assert counts(fresh, "vector")["l3"]["hit"] == 1 and counts(fresh, "vector")["l3"]["miss"] == 0
     for lode_ in (cached, plain, other, fresh):
         lode_.close()
 
 
 def _generation(lode: Lode, repo: str) -> int:
-    return next(r["generation"] for r in lode.repositories() if r["repo"] == repo)
+    return next(r["generation"] for r in lode.repos.all() if r["repo"] == repo)
 
 
 def test_l1_is_bounded_by_bytes(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     small = engine(lode_home, l1_bytes=1000)
     plain = engine(lode_home, enabled=False)
     for query in QUERIES * 2:
-        assert small.search(query, repo=repo_name, mode="lexical") == plain.search(query, repo=repo_name,
+        assert small.search.query(query, repo=repo_name, mode="lexical") == plain.search.query(query, repo=repo_name,
                                                                                     mode="lexical")
     l1 = small.cache.stats()["layers"]["l1"]
     assert 0 < l1["bytes"] <= 1000 and l1["evictions"] > 0 and l1["misses"] > len(QUERIES)
@@ -254,18 +255,18 @@ def test_l1_is_bounded_by_bytes(lode: Lode, lode_home: Path, tmp_path: Path, rep
 def test_redis_killed_frozen_and_restarted_never_fails_a_search(lode: Lode, lode_home: Path, tmp_path: Path,
                                                                 repo_name: str, fast_recovery: None) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     plain = engine(lode_home, enabled=False)
-    expected = {q: plain.search(q, repo=repo_name, mode="lexical") for q in QUERIES}
+    expected = {q: plain.search.query(q, repo=repo_name, mode="lexical") for q in QUERIES}
     server = RedisServer().start()
     try:
-        engine(lode_home, server.url).search(QUERIES[0], repo=repo_name, mode="lexical")
+        engine(lode_home, server.url).search.query(QUERIES[0], repo=repo_name, mode="lexical")
 
         def check(label: str) -> Lode:
             """Every query through a fresh L1, so each lookup reaches L2: all answered, and right."""
             fresh = engine(lode_home, server.url)
             for query in QUERIES * 2:
-                assert fresh.search(query, repo=repo_name, mode="lexical") == expected[query], label
+                assert fresh.search.query(query, repo=repo_name, mode="lexical") == expected[query], label
             return fresh
 
         server.kill()
@@ -297,11 +298,11 @@ def test_cli_stats_and_flush(lode: Lode, lode_home: Path, tmp_path: Path, repo_n
                              redis_server: RedisServer, redis_url: str) -> None:
     write_tree(tmp_path / "a", CACHE_CORPUS)
     write_tree(tmp_path / "b", CACHE_CORPUS)
-    lode.index(tmp_path / "a", repo_name)
-    lode.index(tmp_path / "b", repo_name + "-b")
+    lode.indexing.index(tmp_path / "a", repo_name)
+    lode.indexing.index(tmp_path / "b", repo_name + "-b")
     cached = engine(lode_home, redis_url)
     for repo in (repo_name, repo_name + "-b", None):
-        cached.search("slurp", repo=repo, mode="lexical")
+        cached.search.query("slurp", repo=repo, mode="lexical")
     assert len(redis_keys(redis_server, "search")) == 3
 
     env = {"LODE_REDIS_URL": redis_url}
@@ -313,7 +314,7 @@ def test_cli_stats_and_flush(lode: Lode, lode_home: Path, tmp_path: Path, repo_n
     code, flushed, _ = run_cli("cache", "flush", "--repo", repo_name, "--json", env=env)
     assert code == 0 and flushed["l2"] == 2  # its own entry and the all-repositories one
     remaining = redis_keys(redis_server, "search")
-    assert len(remaining) == 1 and cached.search("slurp", repo=repo_name + "-b", mode="lexical")
+    assert len(remaining) == 1 and cached.search.query("slurp", repo=repo_name + "-b", mode="lexical")
     assert counts(cached)["l1"]["hit"] == 1  # this process's L1 still holds b
 
     code, _, stderr = run_cli("cache", "flush", "--repo", "no-such-repo", "--json", env=env)
@@ -327,9 +328,9 @@ def test_cli_stats_and_flush(lode: Lode, lode_home: Path, tmp_path: Path, repo_n
 def test_bad_redis_url_and_inexact_values_are_not_cached(lode: Lode, lode_home: Path, tmp_path: Path,
                                                          repo_name: str) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     odd = engine(lode_home, "nonsense://nowhere")  # a malformed LODE_REDIS_URL: no L2, no failed command
-    assert odd.search("slurp", repo=repo_name, mode="lexical")["hits"]
+    assert odd.search.query("slurp", repo=repo_name, mode="lexical")["hits"]
     l2 = odd.cache.stats()["layers"]["l2"]
     assert l2["enabled"] is False and "LODE_REDIS_URL" in l2["problem"]
 
@@ -392,13 +393,13 @@ def test_two_databases_sharing_one_redis_never_read_each_others_entries(
         for number, lode_db in enumerate(engines):
             root = tmp_path / f"home{number}" / "same"
             write_tree(root, {"pkg/shared.py": f"def shared_name():\n    return 'ONLY_IN_DATABASE_{number}'\n"})
-            lode_db.index(root, "same")
+            lode_db.indexing.index(root, "same")
         rows = []
         for lode_db in engines:
             with lode_db.db.connection() as conn:
                 rows.append(conn.execute("SELECT id, generation FROM repositories WHERE name = 'same'").fetchone())
         assert rows[0] == rows[1]  # all the cache keys told apart before they carried the database's identity
-        answers = [lode_db.search("shared_name", repo="same", mode="lexical") for lode_db in engines]
+        answers = [lode_db.search.query("shared_name", repo="same", mode="lexical") for lode_db in engines]
         assert [counts(lode_db)["l2"]["miss"] for lode_db in engines] == [1, 1]
         for number, answer in enumerate(answers):
             assert [f"ONLY_IN_DATABASE_{number}" in hit["snippet"] for hit in answer["hits"]] == [True]

@@ -16,7 +16,7 @@ from tests.support.trees import CACHE_CORPUS, write_tree
 
 def test_stats_flush_and_metrics(lode: Lode, lode_home: Path, tmp_path: Path, repo_name: str) -> None:
     write_tree(tmp_path, CACHE_CORPUS)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     with running_redis() as server:
         settings = Settings(home=lode_home, embedder="none", redis_url=server.url,
                             server=ServerSettings(rate_limit=None))

@@ -39,11 +39,11 @@ def test_the_engine_takes_a_queries_timeout_from_its_settings(lode_home: Path, r
     # the session timeout is far longer than the test's own: only the symbol lookup's can end the wait below
     settings = Settings(home=lode_home, embedder="none", timeouts=Timeouts(symbol_lookup=0.2, db_query=3600))
     with Lode(settings) as engine:
-        engine.index(tmp_path / "src", repo_name)
+        engine.indexing.index(tmp_path / "src", repo_name)
         try:
             with psycopg.connect(engine.db.url) as locker:
                 locker.execute("LOCK TABLE chunks IN ACCESS EXCLUSIVE MODE")  # the lookup now waits
                 with pytest.raises(psycopg.errors.QueryCanceled):
-                    engine.symbols("add", repo=repo_name)
+                    engine.search.symbols("add", repo=repo_name)
         finally:
-            engine.remove_repository(repo_name)
+            engine.repos.remove(repo_name)

@@ -209,7 +209,7 @@ def test_footprint_assigns_every_byte_of_the_tables_to_one_part(lode: Lode, tmp_
         "class Cart:\n    def add(self, item):\n        self.items.append(item)\n\n"
         "def checkout(cart):\n    cart.add('receipt')\n    return total(cart)\n\n"
         "def total(cart):\n    return sum(cart.items)\n")
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     report = footprint.footprint(lode)
     with lode.db.connection() as conn:
         chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]

@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from lode.config import Settings
-from lode.engine import CHUNKS_PER_EF, EF_SEARCH_MAX, EF_SEARCH_MIN, LEG_DEPTH, Lode, ef_search
+from lode.engine import Lode
+from lode.services.search import CHUNKS_PER_EF, EF_SEARCH_MAX, EF_SEARCH_MIN, LEG_DEPTH, ef_search
 from lode.store.vectors import HNSW_EF_CONSTRUCTION, HNSW_M, LEGS, Vectors, vectors_table
 from tests.support.trees import SEMANTIC_CORPUS, write_tree
 from tests.support.embedding_stub import http_env
@@ -54,8 +55,8 @@ def test_searches_run_their_legs_with_the_decided_ef(lode_home: Path, tmp_path: 
     repo = f"t-{uuid.uuid4().hex[:10]}"
     engine = Lode(Settings(home=lode_home))
     try:
-        engine.index(tmp_path, repo)
-        engine.embed(repo)
+        engine.indexing.index(tmp_path, repo)
+        engine.embeddings.embed(repo)
         with engine.db.connection() as conn:
             model_row = conn.execute("SELECT embedding_model FROM repositories WHERE name = %s", (repo,)).fetchone()
             stored = conn.execute(f"SELECT count(*) FROM {vectors_table(model_row[0])}").fetchone()[0]
@@ -80,7 +81,7 @@ def test_searches_run_their_legs_with_the_decided_ef(lode_home: Path, tmp_path: 
         seen.clear()
         engine = Lode(Settings(home=lode_home, ef_search=setting, cache={"enabled": False}))
         try:
-            answer = engine.search("post payload", repo=repo, mode="semantic", k=k)
+            answer = engine.search.query("post payload", repo=repo, mode="semantic", k=k)
         finally:
             engine.close()
         assert answer["degraded"] == [] and answer["hits"]

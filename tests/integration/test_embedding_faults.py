@@ -158,12 +158,12 @@ def test_an_outage_leaves_indexing_lexical_only_and_the_backfill_resumes_by_itse
     log_path = Path(os.environ["LODE_HOME"]) / "logs" / f"embed-{repo}.log"
     wait_until(lambda: log_path.exists() and "breaker open; waiting" in log_path.read_text(), 60,
                "the background backfill meets the outage, the breaker opens and the backfill waits for it")
-    assert lode.embedding_counts(repo).pending == report["chunks"], "nothing is embedded during the outage"
+    assert lode.embeddings.counts(repo).pending == report["chunks"], "nothing is embedded during the outage"
     requests_during_outage = stub.requests
     stub.mode = "ok"
-    wait_until(lambda: not lode.embedding_counts(repo).pending, 60, "the backfill resumes once the service is back")
+    wait_until(lambda: not lode.embeddings.counts(repo).pending, 60, "the backfill resumes once the service is back")
     log = log_path.read_text()
-    assert lode.embedding_counts(repo) == BackfillProgress(done=report["chunks"], pending=0, failed=0), log
+    assert lode.embeddings.counts(repo) == BackfillProgress(done=report["chunks"], pending=0, failed=0), log
     assert requests_during_outage < 40, f"{requests_during_outage} requests: the open breaker should hold them back"
     code, found, _ = run_cli("search", f"read {token} lines", "--repo", repo, "--json", env=env)
     assert code == 0 and found["degraded"] == [] and found["hits"][0]["legs"]["text"] is not None

@@ -84,13 +84,13 @@ def test_semantic_search_with_the_static_embedder(static_home: Path, tmp_path: P
     write_tree(tmp_path, CORPUS)
     engine = Lode(Settings(home=static_home, embedder="static"))
     try:
-        engine.index(tmp_path, repo_name)
-        progress = engine.embed(repo_name)
+        engine.indexing.index(tmp_path, repo_name)
+        progress = engine.embeddings.embed(repo_name)
         assert (progress.done, progress.pending, progress.failed) == (3, 0, 0)
         for query, expected in [("gzip compression of a file", "archive/gzip_tools.py"),
                                 ("fetch a page from the web", "net/download.py"),
                                 ("average colour of an image", "colour/pixels.py")]:
-            hits = engine.search(query, repo=repo_name, mode="semantic", k=3)["hits"]
+            hits = engine.search.query(query, repo=repo_name, mode="semantic", k=3)["hits"]
             assert hits[0]["path"] == expected, (query, [hit["path"] for hit in hits])
         with engine.db.connection() as conn:
             model = conn.execute("SELECT e.model_id FROM repositories r JOIN embedding_models e "

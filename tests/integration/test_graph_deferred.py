@@ -53,13 +53,13 @@ def test_cli_index_resolves_a_large_change_in_the_background(lode: Lode, repo_na
 def test_a_graph_query_finishes_queued_work_first(lode_home: Path, repo_name: str, tmp_path: Path) -> None:
     tree = shutil.copytree(PYSHOP, tmp_path / "shop")
     with Lode(Settings(home=lode_home, embedder="none", graph_inline_files=0)) as engine:
-        report = engine.index(tree, repo_name, defer_graph=True)
+        report = engine.indexing.index(tree, repo_name, defer_graph=True)
         assert report.graph_pending and _backlog(engine, repo_name) > 0
-        assert engine.status(repo_name)["repos"][0]["graph"]["pending_files"] == _backlog(engine, repo_name)
-        result = engine.graph_neighbours("callers", "shop.util.clamp", repo=repo_name)
+        assert engine.repos.status(repo_name)["repos"][0]["graph"]["pending_files"] == _backlog(engine, repo_name)
+        result = engine.graph.neighbours("callers", "shop.util.clamp", repo=repo_name)
         assert result["graph_pending"] is False and result["results"]
         assert _backlog(engine, repo_name) == 0
-        assert engine.status(repo_name)["repos"][0]["graph"]["pending_files"] == 0
+        assert engine.repos.status(repo_name)["repos"][0]["graph"]["pending_files"] == 0
 
 
 def test_a_query_during_a_long_index_run_says_the_graph_is_pending(lode_home: Path, repo_name: str,
@@ -68,14 +68,14 @@ def test_a_query_during_a_long_index_run_says_the_graph_is_pending(lode_home: Pa
     settings = Settings(home=lode_home, embedder="none", graph_inline_files=0)
     settings.timeouts.graph_traversal = 0.5
     with Lode(settings) as engine:
-        engine.index(tree, repo_name, defer_graph=True)
+        engine.indexing.index(tree, repo_name, defer_graph=True)
         with engine.db.connection() as conn:
             repo_id = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo_name,)).fetchone()[0]
         with engine.db.advisory_lock(_REPO_LOCK_CLASS, repo_id) as held:  # as an index run holds it
             assert held
-            pending = engine.graph_neighbours("callers", "shop.util.clamp", repo=repo_name)  # answers, not waits
+            pending = engine.graph.neighbours("callers", "shop.util.clamp", repo=repo_name)  # answers, not waits
         assert pending["graph_pending"] is True and pending["results"] == []
-        settled = engine.graph_neighbours("callers", "shop.util.clamp", repo=repo_name)  # not served from a cache
+        settled = engine.graph.neighbours("callers", "shop.util.clamp", repo=repo_name)  # not served from a cache
         assert settled["graph_pending"] is False and settled["results"]
 
 
@@ -83,7 +83,7 @@ def test_forked_resolution_equals_serial(lode_home: Path, repo_name: str, tmp_pa
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     tree = shutil.copytree(PYSHOP, tmp_path / "shop")
     with Lode(Settings(home=lode_home, embedder="none")) as engine:
-        engine.index(tree, f"{repo_name}-serial")
+        engine.indexing.index(tree, f"{repo_name}-serial")
         monkeypatch.setattr(graph_store, "_PARALLEL_JSON", 1)
         forks = []
         real_pool = graph_store.multiprocessing.get_context
@@ -94,7 +94,7 @@ def test_forked_resolution_equals_serial(lode_home: Path, repo_name: str, tmp_pa
 
         monkeypatch.setattr(graph_store.multiprocessing, "get_context", counting_context)
         engine.settings.index_workers = 2
-        engine.index(tree, f"{repo_name}-forked")
+        engine.indexing.index(tree, f"{repo_name}-forked")
         assert forks.count("fork") == 1  # the resolution; the indexer's file workers start by "forkserver"
         serial, forked = _edges(engine, f"{repo_name}-serial"), _edges(engine, f"{repo_name}-forked")
     assert serial and serial == forked
@@ -107,7 +107,7 @@ def test_a_resolution_that_writes_many_edges_leaves_fresh_statistics(lode: Lode,
     empty edges."""
     calls = 8000
     (tmp_path / "many.py").write_text("def target():\n    pass\n\n\ndef caller():\n" + "    target()\n" * calls)
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     with lode.db.connection() as conn:
         repo_id = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo_name,)).fetchone()[0]
         stored = conn.execute("SELECT count(*) FROM graph_edges WHERE repo_id = %s", (repo_id,)).fetchone()[0]

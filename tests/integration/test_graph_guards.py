@@ -94,6 +94,6 @@ def test_guards_are_recorded_and_both_variants_are_callees(lode: Lode, repo_name
     calls = {(source, target) for source, target, _, _ in repo.edges(("calls",))}
     assert {("net.proxy_bypass", "net._registry"), ("net.proxy_bypass", "net._environment"),
             ("net.use", "net.proxy_bypass"), ("net.use", "net.escape")} <= calls
-    callees = lode.graph_neighbours("callees", "net.use", repo=repo_name)["results"]
+    callees = lode.graph.neighbours("callees", "net.use", repo=repo_name)["results"]
     assert sorted(hop["guard"] or "" for hop in callees if hop["name_path"] == "net.proxy_bypass") == [
         'platform: else of sys.platform == "win32"', 'platform: sys.platform == "win32"']

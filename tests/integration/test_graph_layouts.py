@@ -77,10 +77,10 @@ def test_symbols_are_found_by_their_import_name_under_a_namespace_folder(
     for path, text in FRAMEWORK.items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
-    lode.index(tmp_path, repo_name)
-    found = lode.symbols("web.sansio.app.App", repo=repo_name)["symbols"]
+    lode.indexing.index(tmp_path, repo_name)
+    found = lode.search.symbols("web.sansio.app.App", repo=repo_name)["symbols"]
     assert [(s["name_path"], s["path"]) for s in found] == [("web.sansio.app.App", "src/web/sansio/app.py")]
-    callees = lode.graph_neighbours("callees", "web.app.Web.run", repo=repo_name)
+    callees = lode.graph.neighbours("callees", "web.app.Web.run", repo=repo_name)
     assert [hop["name_path"] for hop in callees["results"]] == ["web.sansio.app.App.make_response"]
 
 
@@ -92,10 +92,11 @@ def test_a_new_project_root_renames_the_modules_of_unchanged_files(
     (tmp_path / "libs" / "acme" / "acme").mkdir(parents=True)
     (tmp_path / "libs" / "acme" / "acme" / "core.py").write_text("def run():\n    pass\n")
     (tmp_path / "app.py").write_text("from acme.core import run\ndef main():\n    run()\n")
-    lode.index(tmp_path, repo_name)
-    assert [s["name_path"] for s in lode.symbols("run", repo=repo_name)["symbols"]] == ["libs.acme.acme.core.run"]
+    lode.indexing.index(tmp_path, repo_name)
+    assert ([s["name_path"] for s in lode.search.symbols("run", repo=repo_name)["symbols"]]
+            == ["libs.acme.acme.core.run"])
     (tmp_path / "libs" / "acme" / "pyproject.toml").write_text("[project]\nname = 'acme'\n")
-    lode.index(tmp_path, repo_name)
-    assert [s["name_path"] for s in lode.symbols("run", repo=repo_name)["symbols"]] == ["acme.core.run"]
-    callers = lode.graph_neighbours("callers", "acme.core.run", repo=repo_name)["results"]
+    lode.indexing.index(tmp_path, repo_name)
+    assert [s["name_path"] for s in lode.search.symbols("run", repo=repo_name)["symbols"]] == ["acme.core.run"]
+    callers = lode.graph.neighbours("callers", "acme.core.run", repo=repo_name)["results"]
     assert [hop["name_path"] for hop in callers] == ["app.main"]

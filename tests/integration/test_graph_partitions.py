@@ -35,7 +35,7 @@ def test_a_repositorys_edges_live_in_its_own_indexed_partition_until_it_is_remov
     lode: Lode, repo_name: str, tmp_path: Path
 ) -> None:
     tree = shutil.copytree(PYSHOP, tmp_path / "shop")
-    lode.index(tree, repo_name)
+    lode.indexing.index(tree, repo_name)
     with lode.db.connection() as conn:
         repo_id = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo_name,)).fetchone()[0]
         table = edges_partition(repo_id)
@@ -47,11 +47,11 @@ def test_a_repositorys_edges_live_in_its_own_indexed_partition_until_it_is_remov
     # a later resolution writes into the partition: the edges equal a clean index of the edited tree
     service = next(tree.rglob("*.py"))
     service.write_text(service.read_text() + "\n\ndef added():\n    return added()\n")
-    lode.index(tree, repo_name)
-    lode.index(tree, f"{repo_name}-clean")
+    lode.indexing.index(tree, repo_name)
+    lode.indexing.index(tree, f"{repo_name}-clean")
     assert index_snapshot(lode, repo_name)["edges"] == index_snapshot(lode, f"{repo_name}-clean")["edges"]
 
-    lode.remove_repository(repo_name)
+    lode.repos.remove(repo_name)
     with lode.db.connection() as conn:
         assert conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None
         assert conn.execute("SELECT count(*) FROM graph_edges WHERE repo_id <> %s", (repo_id,)).fetchone()[0] >= others

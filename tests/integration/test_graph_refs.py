@@ -56,7 +56,7 @@ def index(lode: Lode, root: Path, name: str) -> None:
     for path, text in FILES.items():
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(text)
-    lode.index(root, name)
+    lode.indexing.index(root, name)
 
 
 def uses(result: dict) -> set[tuple[str, str, str]]:
@@ -65,21 +65,21 @@ def uses(result: dict) -> set[tuple[str, str, str]]:
 
 def test_refs_list_every_use_with_its_kind_and_callers_stay_calls(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     index(lode, tmp_path, repo_name)
-    result = lode.graph_refs("app.models.Request", repo=repo_name)
+    result = lode.graph.refs("app.models.Request", repo=repo_name)
     assert result["symbol"]["name_path"] == "app.models.Request" and not result["truncated"]
     assert uses(result) == USES  # the annotation of `handle` counts once, though Request appears twice in it
-    callers = lode.graph_neighbours("callers", "app.models.Request", repo=repo_name)["results"]
+    callers = lode.graph.neighbours("callers", "app.models.Request", repo=repo_name)["results"]
     assert [(hop["name_path"], hop["edge"]) for hop in callers] == [("app.views.handle", "calls")]
-    assert uses(lode.graph_refs("registered", repo=repo_name, kinds=("decorates",))) == {
+    assert uses(lode.graph.refs("registered", repo=repo_name, kinds=("decorates",))) == {
         ("app.views.handle", "decorates", "app/views.py:5")}
     # `@option(kind=Choice())` runs when the class body runs: the calls belong to View, not to View.get
-    assert {(use["name_path"], use["kind"]) for use in lode.graph_refs("Choice", repo=repo_name)["refs"]} == {
+    assert {(use["name_path"], use["kind"]) for use in lode.graph.refs("Choice", repo=repo_name)["refs"]} == {
         ("app.views", "imports"), ("app.views.View", "calls")}
-    assert lode.graph_neighbours("callees", "app.views.View.get", repo=repo_name)["results"] == []
-    assert uses(lode.graph_refs("option", repo=repo_name)) == {
+    assert lode.graph.neighbours("callees", "app.views.View.get", repo=repo_name)["results"] == []
+    assert uses(lode.graph.refs("option", repo=repo_name)) == {
         ("app.views", "imports", "app/views.py:2"), ("app.views.View", "calls", "app/views.py:10"),
         ("app.views.View.get", "decorates", "app/views.py:10")}
-    limited = lode.graph_refs("app.models.Request", repo=repo_name, limit=2)
+    limited = lode.graph.refs("app.models.Request", repo=repo_name, limit=2)
     assert len(limited["refs"]) == 2 and limited["truncated"]
 
 

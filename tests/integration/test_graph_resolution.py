@@ -387,8 +387,8 @@ def test_java_overloads_are_nodes_of_their_own_and_calls_pick_by_argument_count(
     }
     # the plain name lists the overloads; the full one picks one
     with pytest.raises(AmbiguousSymbol, match=r"Repo\.save\(String\)"):
-        lode.graph_neighbours("callers", "Repo.save", repo=repo_name)
-    callers = lode.graph_neighbours("callers", "Repo.save(String,int)", repo=repo_name)["results"]
+        lode.graph.neighbours("callers", "Repo.save", repo=repo_name)
+    callers = lode.graph.neighbours("callers", "Repo.save(String,int)", repo=repo_name)["results"]
     assert [hit["name_path"] for hit in callers] == ["com.acme.App.run"]
 
 

@@ -73,25 +73,25 @@ def test_graph_off_indexes_for_search_only_and_graph_queries_refuse(
     graph_off: Lode, lode_home: Path, repo_name: str, tmp_path: Path
 ) -> None:
     tree = _shop(tmp_path)
-    report = graph_off.index(tree, repo_name)
+    report = graph_off.indexing.index(tree, repo_name)
     assert report.files_indexed == 10 and report.graph_pending is False
     assert _graph_rows(graph_off, repo_name) == dict.fromkeys(GRAPH_TABLES, 0)
-    hits = graph_off.search("clamp", repo=repo_name, mode="lexical")["hits"]
+    hits = graph_off.search.query("clamp", repo=repo_name, mode="lexical")["hits"]
     assert hits and hits[0]["name_path"] == "shop.util.clamp"
-    assert graph_off.status(repo_name)["repos"][0]["graph"] == {"enabled": False, "nodes": 0, "pending_files": 0}
+    assert graph_off.repos.status(repo_name)["repos"][0]["graph"] == {"enabled": False, "nodes": 0, "pending_files": 0}
     code, text, _ = run_cli("status", "--repo", repo_name, env={"LODE_GRAPH": "false"})
     assert code == 0 and "graph: off (LODE_GRAPH=false)" in text
 
     from lode.graph import ExportFilters
 
     for query in (
-        lambda: graph_off.graph_neighbours("callers", "shop.util.clamp", repo=repo_name),
-        lambda: graph_off.graph_neighbours("callees", "shop.util.clamp"),
-        lambda: graph_off.graph_path("app.main", "shop.util.clamp", repo=repo_name),
-        lambda: graph_off.graph_stats(repo_name),
-        lambda: graph_off.graph_export("json", ExportFilters(), repo_name),
-        lambda: graph_off.resolve_graph(repo_name),
-        lambda: graph_off.search("clamp", repo=repo_name, mode="lexical", expand=True),
+        lambda: graph_off.graph.neighbours("callers", "shop.util.clamp", repo=repo_name),
+        lambda: graph_off.graph.neighbours("callees", "shop.util.clamp"),
+        lambda: graph_off.graph.path("app.main", "shop.util.clamp", repo=repo_name),
+        lambda: graph_off.graph.stats(repo_name),
+        lambda: graph_off.graph.export("json", ExportFilters(), repo_name),
+        lambda: graph_off.graph.resolve(repo_name),
+        lambda: graph_off.search.query("clamp", repo=repo_name, mode="lexical", expand=True),
     ):
         with pytest.raises(InputError, match=re.escape(OFF_MESSAGE)):
             query()
@@ -120,14 +120,14 @@ def test_turning_the_graph_back_on_builds_it_as_a_clean_build_would(
     lode: Lode, graph_off: Lode, repo_name: str, tmp_path: Path, first: str
 ) -> None:
     tree = _shop(tmp_path)
-    (lode if first == "on" else graph_off).index(tree, repo_name)
+    (lode if first == "on" else graph_off).indexing.index(tree, repo_name)
     # edits with the graph off: a changed file, a new one, a deleted one, and a rename (callers now external)
     util = tree / "shop" / "util.py"
     util.write_text(util.read_text() + "\n\ndef double_clamp(value):\n    return clamp(clamp(value, 0, 9), 1, 8)\n")
     (tree / "shop" / "extra.py").write_text("from shop.util import double_clamp\n\ndef go():\n    double_clamp(3)\n")
     (tree / "shop" / "storage" / "backends.py").rename(tree / "shop" / "storage" / "engines.py")
     (tree / "shop" / "pricing.py").unlink()
-    off = graph_off.index(tree, repo_name)
+    off = graph_off.indexing.index(tree, repo_name)
     assert off.files_indexed == 3 and off.files_deleted == 2
     with graph_off.db.connection() as conn:
         unbuilt = conn.execute(
@@ -136,23 +136,23 @@ def test_turning_the_graph_back_on_builds_it_as_a_clean_build_would(
         ).fetchone()[0]
     assert unbuilt == (3 if first == "on" else 10)
 
-    on = lode.index(tree, repo_name)
+    on = lode.indexing.index(tree, repo_name)
     assert (on.files_indexed, on.files_deleted, on.files_unchanged) == (unbuilt, 0, 10 - unbuilt)
     rows = _graph_rows(lode, repo_name)
     assert rows["graph_files"] == 10 and rows["graph_dirty_files"] == 0 and rows["graph_edges"] > 0
-    graph = lode.status(repo_name)["repos"][0]["graph"]
+    graph = lode.repos.status(repo_name)["repos"][0]["graph"]
     assert graph == {"enabled": True, "nodes": rows["graph_nodes"], "pending_files": 0} and graph["nodes"] > 10
     code, text, _ = run_cli("status", "--repo", repo_name)
     assert code == 0 and f"graph: {graph['nodes']} nodes\n" in text
 
     clean = f"{repo_name}-clean"
-    lode.index(shutil.copytree(tree, tmp_path / "clean"), clean)
+    lode.indexing.index(shutil.copytree(tree, tmp_path / "clean"), clean)
     assert _graph(lode, repo_name) == _graph(lode, clean)
     calls = {(s, t) for s, _, t, kind, _, _ in index_snapshot(lode, repo_name)["edges"] if kind == "calls"}
     assert ("shop.extra.go", "shop.util.double_clamp") in calls
 
     before = _versions(lode, repo_name)  # a no-op re-index with the graph on rebuilds nothing
-    noop = lode.index(tree, repo_name)
+    noop = lode.indexing.index(tree, repo_name)
     assert (noop.files_indexed, noop.files_deleted, noop.files_unchanged) == (0, 0, 10)
     assert _versions(lode, repo_name) == before
 

@@ -65,7 +65,7 @@ def test_inline_resolves_the_graph_in_the_run_and_fills_the_embeddings_before_re
         document = outcome.as_dict()
         assert list(document)[-2:] == ["embeddings", "warnings"] and document["chunks"] == chunks
         assert document["embeddings"] == {"done": chunks, "pending": 0, "failed": 0}
-        engine.remove_repository(repo_name)
+        engine.repos.remove(repo_name)
 
 
 def test_detached_leaves_a_deferred_graph_to_a_background_process(lode_home: Path, repo_name: str,
@@ -76,7 +76,7 @@ def test_detached_leaves_a_deferred_graph_to_a_background_process(lode_home: Pat
         assert outcome.embeddings == BackfillProgress(done=0, pending=0, failed=0)  # no provider: nothing to fill
         wait_until(lambda: _backlog(engine, repo_name) == 0, timeout=60,
                    message="the detached `lode graph resolve` did not resolve the graph")
-        engine.remove_repository(repo_name)
+        engine.repos.remove(repo_name)
 
 
 def test_queue_shares_the_work_with_other_workers_and_waits_for_it(
@@ -94,7 +94,7 @@ def test_queue_shares_the_work_with_other_workers_and_waits_for_it(
         assert finals[-1] is True and not any(finals[:-1])
         tasks = _queued_tasks(engine, queue.name)
         assert tasks[0] == "lode:resolve_graph" and tasks.count("lode:embed_batch") > 1
-        engine.remove_repository(repo_name)
+        engine.repos.remove(repo_name)
 
 
 def test_a_stop_during_the_backfill_cancels_the_run_with_the_chunks_left_pending(
@@ -106,8 +106,8 @@ def test_a_stop_during_the_backfill_cancels_the_run_with_the_chunks_left_pending
             run_index(engine, shop, repo_name, graph=Schedule.QUEUE, embeddings=Schedule.QUEUE,
                       queue=Queue(engine.db), should_stop=lambda: stop[0],
                       on_indexed=lambda report: stop.__setitem__(0, True))
-        assert engine.embedding_counts(repo_name).pending > 0
-        engine.remove_repository(repo_name)
+        assert engine.embeddings.counts(repo_name).pending > 0
+        engine.repos.remove(repo_name)
 
 
 def test_the_queue_schedules_need_the_queue(lode: Lode, shop: Path) -> None:

@@ -21,20 +21,20 @@ from lode.engine import Lode
 
 def test_index_then_search_finds_definitions(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     write_tree(tmp_path, base_tree())
-    report = lode.index(tmp_path, repo_name)
+    report = lode.indexing.index(tmp_path, repo_name)
     assert report.files_indexed == 5 and report.files_skipped == 0 and report.chunks > 0
 
-    hits = lode.search("register hook", repo=repo_name, mode="lexical")["hits"]
+    hits = lode.search.query("register hook", repo=repo_name, mode="lexical")["hits"]
     assert hits[0]["name_path"] == "tiny.models.Request.register_hook"
     assert hits[0]["path"] == "tiny/models.py" and hits[0]["legs"]["lexical"] == 1
 
-    ts_hits = lode.search("add route", repo=repo_name, mode="lexical", languages=("typescript",))["hits"]
+    ts_hits = lode.search.query("add route", repo=repo_name, mode="lexical", languages=("typescript",))["hits"]
     assert ts_hits and all(h["language"] == "typescript" for h in ts_hits)
     assert ts_hits[0]["name"] == "addRoute"
 
-    only_util = lode.search("parse", repo=repo_name, mode="lexical", path="tiny/util*")["hits"]
+    only_util = lode.search.query("parse", repo=repo_name, mode="lexical", path="tiny/util*")["hits"]
     assert {h["path"] for h in only_util} == {"tiny/util.py"}
-    classes = lode.search("request", repo=repo_name, mode="lexical", kinds=("class",))["hits"]
+    classes = lode.search.query("request", repo=repo_name, mode="lexical", kinds=("class",))["hits"]
     assert classes and {h["kind"] for h in classes} == {"class"}
 
 
@@ -43,8 +43,8 @@ def test_name_matches_outrank_body_mentions(lode: Lode, tmp_path: Path, repo_nam
         "a.py": "def load_config(path):\n    return open(path).read()\n",
         "b.py": "def main():\n    # we load config here, then config again, config config\n    load(1)\n",
     })
-    lode.index(tmp_path, repo_name)
-    hits = lode.search("load config", repo=repo_name, mode="lexical")["hits"]
+    lode.indexing.index(tmp_path, repo_name)
+    hits = lode.search.query("load config", repo=repo_name, mode="lexical")["hits"]
     assert hits[0]["name"] == "load_config"
 
 
@@ -54,22 +54,22 @@ def test_name_matches_outrank_body_mentions(lode: Lode, tmp_path: Path, repo_nam
 ])
 def test_queries_are_plain_text(lode: Lode, tmp_path: Path, repo_name: str, query: str) -> None:
     write_tree(tmp_path, base_tree())
-    lode.index(tmp_path, repo_name)
-    result = lode.search(query, repo=repo_name, mode="lexical")
+    lode.indexing.index(tmp_path, repo_name)
+    result = lode.search.query(query, repo=repo_name, mode="lexical")
     assert isinstance(result["hits"], list)
-    assert lode.search("register hook", repo=repo_name, mode="lexical")["hits"], "the index survived"
+    assert lode.search.query("register hook", repo=repo_name, mode="lexical")["hits"], "the index survived"
 
 
 def test_symbols_exact_qualified_and_suffix(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     write_tree(tmp_path, base_tree())
-    lode.index(tmp_path, repo_name)
-    by_name = lode.symbols("register_hook", repo=repo_name)["symbols"]
+    lode.indexing.index(tmp_path, repo_name)
+    by_name = lode.search.symbols("register_hook", repo=repo_name)["symbols"]
     assert [s["name_path"] for s in by_name] == ["tiny.models.Request.register_hook"]
-    by_suffix = lode.symbols("Request.register_hook", repo=repo_name)["symbols"]
+    by_suffix = lode.search.symbols("Request.register_hook", repo=repo_name)["symbols"]
     assert by_suffix[0]["start_line"] == 11 and by_suffix[0]["kind"] == "method"
-    qualified = lode.symbols("tiny.util.parse_header_links", repo=repo_name)["symbols"]
+    qualified = lode.search.symbols("tiny.util.parse_header_links", repo=repo_name)["symbols"]
     assert qualified[0]["signature"].startswith("def parse_header_links(value)")
-    missing = lode.symbols("register_hok", repo=repo_name)
+    missing = lode.search.symbols("register_hok", repo=repo_name)
     assert missing["symbols"] == [] and "tiny.models.Request.register_hook" in missing["suggestions"]
 
 
@@ -89,14 +89,14 @@ def _row_versions(lode: Lode, repo: str) -> dict:
 def test_noop_reindex_writes_nothing(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     write_tree(tmp_path, base_tree())
     (tmp_path / ".env").write_text("SECRET=1\n")
-    lode.index(tmp_path, repo_name)
+    lode.indexing.index(tmp_path, repo_name)
     before = _row_versions(lode, repo_name)
-    report = lode.index(tmp_path, repo_name)
+    report = lode.indexing.index(tmp_path, repo_name)
     assert (report.files_indexed, report.files_deleted, report.files_unchanged) == (0, 0, 5)
     assert _row_versions(lode, repo_name) == before
 
     os.utime(tmp_path / "tiny/util.py", ns=(1, 1))  # touched, same content: only the mtime is recorded
-    report = lode.index(tmp_path, repo_name)
+    report = lode.indexing.index(tmp_path, repo_name)
     assert report.files_indexed == 0 and report.files_unchanged == 5
     after = _row_versions(lode, repo_name)
     assert after["chunks"] == before["chunks"] and after["postings"] == before["postings"]
@@ -105,19 +105,19 @@ def test_noop_reindex_writes_nothing(lode: Lode, tmp_path: Path, repo_name: str)
 def test_incremental_edits_equal_a_clean_index(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     live, clean = tmp_path / "live", tmp_path / "clean"
     write_tree(live, base_tree())
-    lode.index(live, repo_name)
+    lode.indexing.index(live, repo_name)
 
     (live / "tiny/util.py").write_text(PY_UTIL + "\n\ndef unquote(value):\n    return value.strip('\"')\n")
     (live / "tiny/models.py").rename(live / "tiny/request.py")  # rename
     (live / "web/app.ts").unlink()  # delete
     write_tree(live, {"web/routes.ts": "export const routes = ['/a', '/b'];\n"})  # add
-    report = lode.index(live, repo_name)
+    report = lode.indexing.index(live, repo_name)
     assert (report.files_indexed, report.files_deleted) == (3, 2)
 
     shutil.copytree(live, clean)
-    lode.index(clean, repo_name + "-clean")
+    lode.indexing.index(clean, repo_name + "-clean")
     assert index_snapshot(lode, repo_name) == index_snapshot(lode, repo_name + "-clean")
-    hits = lode.search("register hook", repo=repo_name, mode="lexical")["hits"]
+    hits = lode.search.query("register hook", repo=repo_name, mode="lexical")["hits"]
     assert hits[0]["name_path"] == "tiny.request.Request.register_hook"
 
 
@@ -129,7 +129,7 @@ def test_random_edit_sequences_equal_a_clean_index(lode: Lode, tmp_path: Path, r
     write_tree(live, {"pkg/__init__.py": "", **{
         n: f"from pkg.m{(i + 1) % 12} import f{(i + 1) % 12}\n\ndef f{i}():\n    return f{(i + 1) % 12}()\n"
         for i, n in enumerate(names)}})
-    lode.index(live, repo_name)
+    lode.indexing.index(live, repo_name)
     for step in range(6):
         for _ in range(4):
             target = live / rng.choice(names)
@@ -142,10 +142,10 @@ def test_random_edit_sequences_equal_a_clean_index(lode: Lode, tmp_path: Path, r
                 callee = rng.randrange(12)
                 target.write_text(f"from pkg.m{callee} import f{callee}\n\nclass C{step}:\n    def m(self, x):\n"
                                   f"        return f{callee}(x * {rng.randint(0, 99)})\n")
-        lode.index(live, repo_name)
+        lode.indexing.index(live, repo_name)
     clean = tmp_path / "clean"
     shutil.copytree(live, clean)
-    lode.index(clean, repo_name + "-clean")
+    lode.indexing.index(clean, repo_name + "-clean")
     live_snapshot = index_snapshot(lode, repo_name)
     assert any(kind == "calls" and target.startswith("pkg.") for _, _, target, kind, _, _ in live_snapshot["edges"])
     assert live_snapshot == index_snapshot(lode, repo_name + "-clean")
@@ -185,7 +185,7 @@ def test_sigkill_mid_run_then_rerun_equals_clean(lode: Lode, lode_home: Path, tm
     proc.wait(timeout=10)
     assert 50 <= indexed < MID_RUN_FILES, "the kill landed mid-run"
 
-    report = lode.index(live, repo_name)
+    report = lode.indexing.index(live, repo_name)
     assert report.files_indexed + report.files_unchanged == MID_RUN_FILES
     with lode.db.connection() as conn:
         statuses = [row[0] for row in conn.execute(
@@ -196,22 +196,22 @@ def test_sigkill_mid_run_then_rerun_equals_clean(lode: Lode, lode_home: Path, tm
 
     clean = tmp_path / "clean"
     shutil.copytree(live, clean)
-    lode.index(clean, repo_name + "-clean")
+    lode.indexing.index(clean, repo_name + "-clean")
     assert index_snapshot(lode, repo_name) == index_snapshot(lode, repo_name + "-clean")
 
 
 def test_empty_index_says_so(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02")
-    report = lode.index(tmp_path, repo_name)
+    report = lode.indexing.index(tmp_path, repo_name)
     assert report.files_indexed == 0 and report.warnings and "EMPTY" in report.warnings[0]
-    assert lode.status(repo_name)["repos"][0]["empty"] is True
+    assert lode.repos.status(repo_name)["repos"][0]["empty"] is True
 
 
 def test_remove_repository(lode: Lode, tmp_path: Path, repo_name: str) -> None:
     write_tree(tmp_path, base_tree())
-    lode.index(tmp_path, repo_name)
-    lode.remove_repository(repo_name)
-    assert repo_name not in {r["repo"] for r in lode.repositories()}
+    lode.indexing.index(tmp_path, repo_name)
+    lode.repos.remove(repo_name)
+    assert repo_name not in {r["repo"] for r in lode.repos.all()}
     with lode.db.connection() as conn:
         left = conn.execute("SELECT count(*) FROM chunks c WHERE NOT EXISTS "
                             "(SELECT 1 FROM repositories r WHERE r.id = c.repo_id)").fetchone()[0]
@@ -249,10 +249,10 @@ def test_ctrl_c_mid_run_leaves_a_consistent_index(lode: Lode, tmp_path: Path, re
             (repo_name,),
         ).fetchone()[0]
     assert status == "aborted"
-    lode.index(live, repo_name)
+    lode.indexing.index(live, repo_name)
     clean = tmp_path / "clean"
     shutil.copytree(live, clean)
-    lode.index(clean, repo_name + "-clean")
+    lode.indexing.index(clean, repo_name + "-clean")
     assert index_snapshot(lode, repo_name) == index_snapshot(lode, repo_name + "-clean")
 
 
@@ -290,11 +290,11 @@ def test_a_directory_swapped_for_a_symlink_during_a_run_is_not_followed(lode: Lo
 
     engine = Lode(Settings(home=lode_home, embedder="none", index_workers=workers))
     try:
-        report = engine.index(root, repo_name, on_progress)
+        report = engine.indexing.index(root, repo_name, on_progress)
     finally:
         engine.close()
     assert swapped and report.files_indexed == 1 and report.files_skipped == len(names)
-    assert lode.status(repo_name)["repos"][0]["skipped"] == {"symlink_outside_root": len(names)}
+    assert lode.repos.status(repo_name)["repos"][0]["skipped"] == {"symlink_outside_root": len(names)}
     with lode.db.connection() as conn:
         leaked = conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%SWAPPED_IN_SECRET%%'").fetchone()[0]
     assert leaked == 0

@@ -92,7 +92,7 @@ def assert_term_stats_match_postings(lode: Lode, name: str) -> None:
 def corpus(lode: Lode, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     root = copy_corpus(tmp_path_factory.mktemp("pruning") / "src")
     name = "pruning-stdlib"
-    lode.index(root, name)
+    lode.indexing.index(root, name)
     return root, name
 
 
@@ -146,12 +146,12 @@ def test_pruned_top_k_stays_exact_through_incremental_changes_and_deletes(
     for path in changed[15:]:
         path.unlink()
     shutil.copytree(STDLIB / "asyncio", root / "asyncio_copy", ignore=shutil.ignore_patterns("__pycache__"))
-    report = lode.index(root, name)
+    report = lode.indexing.index(root, name)
     assert report.files_deleted == 10 and report.files_indexed > 15
     assert_term_stats_match_postings(lode, name)
     assert_pruned_equals_exhaustive(lode, [name], seed=2)
     shutil.rmtree(root / "asyncio_copy")  # a whole package gone: its terms' df falls to 0
-    lode.index(root, name)
+    lode.indexing.index(root, name)
     assert_term_stats_match_postings(lode, name)
     assert_pruned_equals_exhaustive(lode, [name], seed=3)
 
@@ -159,7 +159,7 @@ def test_pruned_top_k_stays_exact_through_incremental_changes_and_deletes(
 def test_pruned_top_k_over_two_repositories(lode: Lode, corpus: tuple[Path, str], tmp_path: Path) -> None:
     _, name = corpus
     other = "pruning-other"
-    lode.index(copy_corpus(tmp_path / "other", ("json", "email", "asyncio")), other)
+    lode.indexing.index(copy_corpus(tmp_path / "other", ("json", "email", "asyncio")), other)
     assert_pruned_equals_exhaustive(lode, [name, other], seed=4)
 
 
@@ -167,7 +167,7 @@ def test_a_repository_without_term_stats_is_searched_exhaustively_until_its_next
     lode: Lode, tmp_path: Path, repo_name: str
 ) -> None:
     root = copy_corpus(tmp_path / "src", ("json",))
-    lode.index(root, repo_name)
+    lode.indexing.index(root, repo_name)
     with lode.db.connection() as conn:  # as an index from before migration 0016 is
         (repo_id,) = conn.execute("UPDATE repositories SET term_stats_ready = false WHERE name = %s RETURNING id",
                                   (repo_name,)).fetchone()
@@ -178,7 +178,7 @@ def test_a_repository_without_term_stats_is_searched_exhaustively_until_its_next
         assert lexical.top_k(conn, lexical.query_terms("decode json object"), [repo_id], chunks, length, 10) is None
         hits = lexical.search(conn, "decode json object", [repo_id], chunks, length, Filters(), 10)
     assert hits and hits == exhaustive(lode, "decode json object", [repo_id], chunks, length, 10)
-    lode.index(root, repo_name)  # nothing changed; its maintenance rebuilds the stats
+    lode.indexing.index(root, repo_name)  # nothing changed; its maintenance rebuilds the stats
     assert_term_stats_match_postings(lode, repo_name)
     assert_pruned_equals_exhaustive(lode, [repo_name], seed=5)
 

@@ -14,7 +14,8 @@ import pytest
 from mcp import Client
 
 from lode.config import Settings
-from lode.engine import MAX_QUERY_BYTES, Lode
+from lode.engine import Lode
+from lode.services.search import MAX_QUERY_BYTES
 from lode.errors import InputError
 from lode.mcp import create_server
 from lode.search import ranking
@@ -103,7 +104,7 @@ def webapp(lode: Lode, tmp_path_factory: pytest.TempPathFactory) -> str:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text(textwrap.dedent(text).lstrip())
     name = f"rank-{uuid.uuid4().hex[:8]}"
-    lode.index(root, name)
+    lode.indexing.index(root, name)
     return name
 
 
@@ -115,28 +116,28 @@ def test_a_bare_name_finds_its_definition_first_and_before_its_tests(lode: Lode,
                                                                       webapp: str) -> None:
     unranked = Lode(Settings(home=lode_home, embedder="none", ranking="off"))
     try:
-        before = unranked.search("url_for", repo=webapp, mode="lexical")
+        before = unranked.search.query("url_for", repo=webapp, mode="lexical")
     finally:
         unranked.close()
     assert first_paths(before)[0] == "tests/test_helpers.py"  # what the stage fixes: the test outranks the definition
 
-    result = lode.search("url_for", repo=webapp, mode="lexical")
+    result = lode.search.query("url_for", repo=webapp, mode="lexical")
     assert result["query_kind"] == "symbol"
     top = result["hits"][0]
     assert (top["path"], top["name"]) == ("webapp/helpers.py", "url_for")
     assert top["legs"]["priors"]["definition"] > 1 and top["legs"]["lexical"] is not None
     tests = [i for i, path in enumerate(first_paths(result)) if path.startswith("tests/")]
     assert tests and min(tests) > 0
-    assert lode.search("run_command", repo=webapp)["hits"][0]["path"] == "webapp/cli.py"  # hybrid, legs degraded
+    assert lode.search.query("run_command", repo=webapp)["hits"][0]["path"] == "webapp/cli.py"  # hybrid, legs degraded
 
 
 def test_filters_still_filter_and_a_test_query_gets_its_tests(lode: Lode, webapp: str) -> None:
-    only_tests = lode.search("url_for", repo=webapp, path="tests/**")
+    only_tests = lode.search.query("url_for", repo=webapp, path="tests/**")
     assert only_tests["hits"] and set(first_paths(only_tests)) == {"tests/test_helpers.py"}
-    classes = lode.search("url_for", repo=webapp, kinds=("class",))
+    classes = lode.search.query("url_for", repo=webapp, kinds=("class",))
     assert {hit["kind"] for hit in classes["hits"]} == {"class"}
     def test_factor(query: str) -> float | None:
-        hits = lode.search(query, repo=webapp, mode="lexical")["hits"]
+        hits = lode.search.query(query, repo=webapp, mode="lexical")["hits"]
         return next(h["legs"]["priors"].get("role", 1.0) for h in hits if h["path"] == "tests/test_cli.py")
 
     assert test_factor("run_command") == ranking.ROLE_FACTORS["test"]
@@ -144,26 +145,26 @@ def test_filters_still_filter_and_a_test_query_gets_its_tests(lode: Lode, webapp
 
 
 def test_the_file_mode_ranks_files_with_their_best_hits(lode: Lode, webapp: str) -> None:
-    result = lode.search("url_for", repo=webapp, group="files", k=3)
+    result = lode.search.query("url_for", repo=webapp, group="files", k=3)
     assert [f["path"] for f in result["files"]][0] == "webapp/helpers.py" and len(result["files"]) == 3
     first = result["files"][0]
     assert first.keys() == {"repo", "path", "language", "score", "hits"}
     assert first["repo"] == webapp and first["language"] == "python"
     assert first["hits"][0]["name"] == "url_for" and all(h["path"] == first["path"] for h in first["hits"])
     assert [f["score"] for f in result["files"]] == sorted((f["score"] for f in result["files"]), reverse=True)
-    assert "files" not in lode.search("url_for", repo=webapp)
+    assert "files" not in lode.search.query("url_for", repo=webapp)
     with pytest.raises(InputError, match="group must be one of"):
-        lode.search("url_for", repo=webapp, group="folders")
+        lode.search.query("url_for", repo=webapp, group="folders")
 
 
 def test_queries_up_to_64_kib_are_taken_and_longer_ones_refused(lode: Lode, webapp: str) -> None:
     issue = TRACEBACK + "url_for returns a wrong rule\n"
     body = issue + "x" * (MAX_QUERY_BYTES - len(issue.encode()))
     assert len(body.encode()) == MAX_QUERY_BYTES
-    result = lode.search(body, repo=webapp, group="files")
+    result = lode.search.query(body, repo=webapp, group="files")
     assert result["query_kind"] == "long" and result["files"][0]["path"] == "webapp/helpers.py"
     with pytest.raises(InputError, match=r"the query is 65537 bytes; the limit is 65536 \(64 KiB\)"):
-        lode.search(body + "y", repo=webapp)
+        lode.search.query(body + "y", repo=webapp)
 
 
 def test_ranking_off_and_unknown_priors(lode_home: Path, webapp: str) -> None:
@@ -171,7 +172,7 @@ def test_ranking_off_and_unknown_priors(lode_home: Path, webapp: str) -> None:
         Lode(Settings(home=lode_home, embedder="none", ranking_disable="path,nonsense"))
     engine = Lode(Settings(home=lode_home, embedder="none", ranking_disable="definition"))
     try:
-        hits = engine.search("url_for", repo=webapp, mode="lexical")["hits"]
+        hits = engine.search.query("url_for", repo=webapp, mode="lexical")["hits"]
     finally:
         engine.close()
     assert all("definition" not in hit["legs"]["priors"] for hit in hits)
@@ -183,10 +184,10 @@ def test_a_superseded_version_folder_yields_to_the_newest_unless_named(lode: Lod
         (tmp_path / "api" / version).mkdir(parents=True)
         (tmp_path / "api" / version / "routes.py").write_text(routes)
     name = f"versions-{uuid.uuid4().hex[:8]}"
-    lode.index(tmp_path, name)
+    lode.indexing.index(tmp_path, name)
 
     def priors(query: str) -> dict[str, dict[str, float]]:
-        return {h["path"]: h["legs"]["priors"] for h in lode.search(query, repo=name, mode="lexical")["hits"]}
+        return {h["path"]: h["legs"]["priors"] for h in lode.search.query(query, repo=name, mode="lexical")["hits"]}
 
     listed = priors("list the routes")
     assert list(listed) == ["api/v2/routes.py", "api/v1/routes.py"]

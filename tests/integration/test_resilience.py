@@ -122,10 +122,10 @@ def test_a_lode_configures_the_breakers_it_calls_through_with_its_own_settings(l
     settings = Settings(home=lode.settings.home, embedder="none", database_url=url, timeouts=Timeouts(db_query=1.0),
                         breakers=BreakerSettings(failure_threshold=1, recovery_seconds=60))
     with Lode(settings) as engine:
-        assert engine.symbols("read_lines")["symbols"] is not None
+        assert engine.search.symbols("read_lines")["symbols"] is not None
         proxy.cut()
         with pytest.raises(LodeError, match="unreachable"):
-            engine.symbols("read_lines")
+            engine.search.symbols("read_lines")
         assert breaker_states()["database"]["state"] == "open", "one failure opened it: this Lode's threshold"
         found = find_breaker("database")
         assert found is not None and found.limits == (1, 60.0, 1)
@@ -151,11 +151,11 @@ def test_hybrid_deadline_drops_a_stuck_leg_cancels_its_statement_and_marks_it_de
                             # the lexical leg's own timeout outlasts the test's: only the hybrid deadline ends it
                             timeouts=Timeouts(hybrid_search=1.0, lexical_search=3600.0))
         with Lode(settings) as engine:
-            engine.index(tmp_path / "src", repo)
-            assert engine.embed(repo).pending == 0
+            engine.indexing.index(tmp_path / "src", repo)
+            assert engine.embeddings.embed(repo).pending == 0
             with psycopg.connect(engine.db.url, autocommit=False) as locker:
                 locker.execute("LOCK TABLE postings IN ACCESS EXCLUSIVE MODE")  # the lexical leg now waits
-                result = engine.search("read lines of a file", repo=repo, mode="hybrid")
+                result = engine.search.query("read lines of a file", repo=repo, mode="hybrid")
                 wait_until(lambda: _waiting_on_postings(locker) == 0, 2,
                            "the dropped leg's statement must be cancelled, not left waiting")
             assert result["degraded"] == ["lexical"]
@@ -166,14 +166,14 @@ def test_hybrid_deadline_drops_a_stuck_leg_cancels_its_statement_and_marks_it_de
                     """SELECT count(*) FROM error_logs WHERE component = 'search' AND category = 'timeout'
                           AND context->>'leg' = 'lexical' AND context->'repos' ? %s""", (repo,)).fetchone()[0]
             assert recorded == 1
-            full = engine.search("read lines of a file", repo=repo, mode="hybrid")
+            full = engine.search.query("read lines of a file", repo=repo, mode="hybrid")
             assert full["degraded"] == [] and full["hits"][0]["legs"]["lexical"] is not None
 
 
 def _reads(engine: Lode) -> bool:
     """Whether a read reaches the database (the breaker's half-open probe, once its recovery time has passed)."""
     try:
-        engine.symbols("read_lines")
+        engine.search.symbols("read_lines")
     except LodeError:
         return False
     return True
@@ -200,17 +200,17 @@ def test_an_open_database_breaker_fails_reads_fast_with_a_clear_error(lode, capl
     url = psycopg.conninfo.make_conninfo(lode.db.url, host="127.0.0.1", port=str(proxy.port))
     settings = Settings(home=lode.settings.home, embedder="none", database_url=url, timeouts=Timeouts(db_query=1.0))
     with Lode(settings) as engine:
-        assert engine.symbols("read_lines")["symbols"] is not None
+        assert engine.search.symbols("read_lines")["symbols"] is not None
         proxy.cut()
         with caplog.at_level(logging.ERROR):
             for _ in range(2):
                 with pytest.raises(LodeError, match="unreachable"):
-                    engine.symbols("read_lines")
+                    engine.search.symbols("read_lines")
         assert breaker_states()["database"]["state"] == "open"
         assert any(getattr(r, "msg", None) and isinstance(r.msg, dict) and r.msg.get("component") == "database"
                    and r.msg.get("severity") == "critical" for r in caplog.records), "the outage is recorded"
-        for read in (lambda: engine.symbols("read_lines"), lambda: engine.graph_stats(),
-                     lambda: engine.search("anything", mode="lexical")):
+        for read in (lambda: engine.search.symbols("read_lines"), lambda: engine.graph.stats(),
+                     lambda: engine.search.query("anything", mode="lexical")):
             with pytest.raises(LodeError, match="database is unavailable") as refused:
                 read()
             assert isinstance(refused.value.__cause__, CircuitBreakerError), "the breaker refused it: no connection"

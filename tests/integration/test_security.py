@@ -263,7 +263,7 @@ def test_a_job_whose_directory_became_a_symlink_out_of_its_allowed_root_fails_an
     assert job["state"] == "failed", job
     assert job["error"] == f"{allowed / 'proj'} is no longer under the allowed root {allowed}; nothing was indexed"
     with pytest.raises(NotFound):
-        lode.status(name)
+        lode.repos.status(name)
     with lode.db.connection() as conn:
         leaked = conn.execute("SELECT count(*) FROM chunks WHERE content LIKE '%%CONFINEMENT_SECRET%%'").fetchone()
         assert leaked == (0,)
@@ -278,7 +278,7 @@ def test_a_scoped_key_learns_nothing_about_repositories_outside_its_scope(
     write_tree(allowed / "hidden-place", TINY)
     write_tree(allowed / "mine", TINY)
     write_tree(allowed / "elsewhere" / other, TINY)  # a directory whose name is the other repository's
-    lode.index(allowed / "hidden-place", other)
+    lode.indexing.index(allowed / "hidden-place", other)
     with api(lode_home, allowed_roots=[allowed]) as client:
         scoped = bearer(ApiKeys(lode.db).create("scoped-index", [mine]))
 
@@ -304,7 +304,7 @@ def test_a_scoped_key_reads_the_source_of_its_repositories_only(lode: Lode, lode
     mine, theirs = f"sec-src-mine-{uuid.uuid4().hex[:8]}", f"sec-src-theirs-{uuid.uuid4().hex[:8]}"
     for repo in (mine, theirs):
         write_tree(tmp_path / repo, TINY)
-        lode.index(tmp_path / repo, repo)
+        lode.indexing.index(tmp_path / repo, repo)
     with api(lode_home) as client:
         scoped = bearer(ApiKeys(lode.db).create("scoped-source", [mine]))
 
@@ -320,7 +320,7 @@ def test_a_scoped_key_reads_the_source_of_its_repositories_only(lode: Lode, lode
         admin = bearer(ApiKeys(lode.db).create("admin-source"))
         assert source(theirs, **admin).json()["origin"] == "file"
     for repo in (mine, theirs):
-        lode.remove_repository(repo)
+        lode.repos.remove(repo)
 
 
 def test_the_newer_read_routes_keep_a_scoped_key_to_its_repositories(lode: Lode, lode_home: Path, tmp_path: Path,

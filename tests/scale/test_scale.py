@@ -142,7 +142,7 @@ def assert_equal_to_reference(engine: Lode, name: str, repo: str) -> None:
     ours, theirs = index_snapshot(engine, repo), index_snapshot(engine, f"ref-{name}")
     for part in ("files", "chunks", "postings", "skipped", "edges", "stats"):
         assert ours[part] == theirs[part], f"{repo}: {part} differ from the single-process index"
-    assert engine.embedding_counts(repo) == BackfillProgress(done=ours["stats"][0], pending=0, failed=0)
+    assert engine.embeddings.counts(repo) == BackfillProgress(done=ours["stats"][0], pending=0, failed=0)
 
 
 def wait_jobs(url: str, job_ids: list[str], timeout: float = 600) -> list[dict[str, Any]]:

@@ -231,7 +231,7 @@ def top10(lode: Lode, repo: str) -> dict[str, list[tuple[float, str, int, str | 
     """Each fixed query's lexical top 10 as (score, path, start line, name path), ties in a stable order."""
     out = {}
     for query in QUERIES:
-        hits = lode.search(query, repo=repo, mode="lexical", k=10)["hits"]
+        hits = lode.search.query(query, repo=repo, mode="lexical", k=10)["hits"]
         out[query] = [(h["score"], h["path"], h["start_line"], h["name_path"]) for h in hits]
     return out
 

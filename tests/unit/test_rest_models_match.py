@@ -19,8 +19,9 @@ from lode.store.symbols import OutlineEntry, SymbolMatch
 # (record, REST model, record fields the JSON leaves out, model fields the record has not: each with its reason)
 PAIRS = [
     (Hit, models.SearchHit,
-     {"chunk_id": "internal: lode/engine.py's _hit_json drops it"},
-     {"callers": "added by expand=true (Lode._expand)", "callees": "added by expand=true (Lode._expand)"}),
+     {"chunk_id": "internal: lode/services/search.py's _hit_json drops it"},
+     {"callers": "added by expand=true (SearchService._expand)",
+      "callees": "added by expand=true (SearchService._expand)"}),
     (SymbolMatch, models.SymbolOut, {}, {}),
     (OutlineEntry, models.OutlineSymbol, {}, {}),
     (BackfillProgress, models.Embeddings, {}, {}),

@@ -14,11 +14,7 @@ CHECKED = ["api/*.py", "cli*.py", "mcp.py", "health.py", "engine.py", "services/
 STATEMENT_CALLS = {"execute", "executemany", "cursor", "copy"}
 
 # (module path under lode/, enclosing function) -> why its statements are not in lode/store yet
-ALLOWED = {
-    ("engine.py", "Lode._hits"): "the search path's chunk rows; lode/engine.py's search is being reworked for "
-                                 "issue 17 (ranking), its SQL moves to lode/store after that lands",
-    ("engine.py", "Lode._candidates"): "the ranking stage's one candidate statement (issue 17, as above)",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _statements(path: Path) -> set[str]:
