@@ -31,7 +31,7 @@ from lode.indexer import IndexCancelled, IndexReport, Progress
 from lode.logs import get_logger
 from lode.queue_client import Queue, worker_name
 from lode.services.indexing import Schedule, run_index
-from lode.store.db import one_row, scalar
+from lode.store.jobs import JobRows, delete_garbage
 
 log = get_logger(__name__)
 
@@ -41,9 +41,6 @@ _PROGRESS_WRITE_SECONDS = 0.5  # progress is written at most this often (and at 
 
 JOBS_FINISHED = Counter("lode_index_jobs_total", "Index jobs finished, by final state.", ["state"])
 JOBS_RUNNING = Gauge("lode_index_jobs_running", "Index jobs running in this process.")
-
-_COLUMNS = ("id, repo, path, state, phase, files_total, files_done, chunks, embeddings_done, embeddings_pending, "
-            "embeddings_failed, eta_seconds, error, report, created_at, started_at, finished_at, attempts, owner")
 
 
 class JobConflict(InputError):
@@ -82,13 +79,11 @@ class Jobs:
             job_id = str(uuid.uuid4())
             try:
                 with self.lode.db.connection() as conn:
-                    conn.execute("INSERT INTO jobs (id, repo, path, allowed_root, state, owner) "
-                                 "VALUES (%s, %s, %s, %s, 'queued', %s)",
-                                 (job_id, repo, str(root), str(within) if within else None, worker_name()))
+                    rows = JobRows(conn)
+                    rows.insert(job_id, repo, str(root), str(within) if within else None, worker_name())
                     queue_job_id = self.queue.defer("index_repository", conn=conn, lock=f"lode-index:{repo}",
                                                     job_id=job_id)
-                    row = one_row(conn.execute(f"UPDATE jobs SET queue_job_id = %s WHERE id = %s RETURNING {_COLUMNS}",
-                                               (queue_job_id, job_id)))
+                    row = rows.set_queue_job(job_id, queue_job_id)
                 return job_json(row), False
             except psycopg.errors.UniqueViolation:
                 active = self._active(repo)
@@ -101,7 +96,7 @@ class Jobs:
 
     def get(self, job_id: str) -> dict[str, Any]:
         with self.lode.db.connection() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = %s", (_uuid(job_id),)).fetchone()
+            row = JobRows(conn).get(_uuid(job_id))
         if row is None:
             raise NotFound(f"no index job {job_id}")
         return job_json(row)
@@ -112,32 +107,19 @@ class Jobs:
             if state not in STATES:
                 raise InputError(f"unknown job state {state!r}; one of {', '.join(STATES)}")
         with self.lode.db.connection() as conn:
-            rows = conn.execute(
-                f"""SELECT {_COLUMNS} FROM jobs WHERE (%(all)s OR repo = ANY(%(repos)s))
-                       AND (%(any_state)s OR state = ANY(%(states)s))
-                     ORDER BY created_at DESC LIMIT %(limit)s""",
-                {"all": repos is None, "repos": list(repos or ()), "any_state": not states,
-                 "states": list(states or ()), "limit": limit},
-            ).fetchall()
+            rows = JobRows(conn).newest(repos, states, limit)
         return [job_json(row) for row in rows]
 
     def cancel(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued job at once, or ask a running one (on any worker) to stop; return the job."""
         with self.lode.db.connection() as conn:
-            row = conn.execute("SELECT state, queue_job_id FROM jobs WHERE id = %s FOR UPDATE",
-                               (_uuid(job_id),)).fetchone()
+            rows = JobRows(conn)
+            row = rows.lock(_uuid(job_id))  # FOR UPDATE: held until this transaction ends
             if row is None:
                 raise NotFound(f"no index job {job_id}")
             if row[0] not in ACTIVE:
                 raise JobConflict(f"index job {job_id} has finished: {row[0]}")
-            conn.execute(
-                """UPDATE jobs SET cancel_requested = true,
-                          state = CASE state WHEN 'queued' THEN 'cancelled' ELSE state END,
-                          error = CASE state WHEN 'queued' THEN 'cancelled by request' END,
-                          finished_at = CASE state WHEN 'queued' THEN now() END
-                    WHERE id = %s""",
-                (job_id,),
-            )
+            rows.request_cancel(job_id)
         if row[1] is not None:
             self.queue.cancel(row[1])
         if row[0] == "queued":
@@ -146,8 +128,7 @@ class Jobs:
 
     def _active(self, repo: str) -> dict[str, Any] | None:
         with self.lode.db.connection() as conn:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM jobs WHERE repo = %s AND state IN ('queued', 'running')",
-                               (repo,)).fetchone()
+            row = JobRows(conn).active(repo)
         return job_json(row) if row else None
 
 
@@ -221,14 +202,7 @@ class IndexJob:
 
     def _start(self) -> tuple[str, str, str | None] | None:
         with self.lode.db.connection() as conn:
-            row = conn.execute(
-                """UPDATE jobs SET state = 'running', phase = 'indexing', started_at = coalesce(started_at, now()),
-                          heartbeat_at = now(), owner = %s, attempts = attempts + 1, error = NULL
-                    WHERE id = %s AND state IN ('queued', 'running') AND NOT cancel_requested
-                    RETURNING path, repo, allowed_root""",
-                (self.worker, self.job_id),
-            ).fetchone()
-        return (row[0], row[1], row[2]) if row else None
+            return JobRows(conn).start(self.job_id, self.worker)
 
     def _progress(self, final: bool, **values: Any) -> None:
         self._unwritten.update(values)
@@ -244,26 +218,18 @@ class IndexJob:
 
     def _write(self, **values: Any) -> None:
         """Write progress; the answer says whether a cancel was requested through any process."""
-        assignments = ", ".join(f"{name} = %({name})s" for name in values)
         with self.lode.db.connection() as conn:
-            row = conn.execute(f"""UPDATE jobs SET {assignments}, heartbeat_at = now() WHERE id = %(id)s
-                                   RETURNING cancel_requested""", {**values, "id": self.job_id}).fetchone()
-        self._cancel_requested = bool(row and row[0])
+            cancel_requested = JobRows(conn).write(self.job_id, values)
+        self._cancel_requested = cancel_requested
 
     def _requeue(self) -> None:
         with self.lode.db.connection() as conn:
-            conn.execute("""UPDATE jobs SET state = 'queued', phase = NULL, eta_seconds = NULL,
-                                   error = 'its worker shut down; waiting for the next worker'
-                             WHERE id = %s AND state = 'running'""", (self.job_id,))
+            JobRows(conn).requeue(self.job_id)
         log.info("index job back in the queue", job_id=self.job_id)
 
     def _finish(self, state: str, error: str | None) -> None:
         with self.lode.db.connection() as conn:
-            updated = conn.execute(
-                """UPDATE jobs SET state = %s, error = %s, phase = NULL, eta_seconds = NULL, finished_at = now()
-                    WHERE id = %s AND state IN ('queued', 'running')""",
-                (state, error, self.job_id),
-            ).rowcount
+            updated = JobRows(conn).finish(self.job_id, state, error)
         if updated:
             JOBS_FINISHED.labels(state).inc()
         log.info("index job finished", job_id=self.job_id, state=state, error=error)
@@ -291,12 +257,7 @@ class _EmbeddingEta:
 def reconcile(lode: Lode) -> int:
     """Fail the active jobs whose queue job is over (its retries used up after worker deaths); return how many."""
     with lode.db.connection() as conn:
-        updated = conn.execute(
-            """UPDATE jobs SET state = 'failed', phase = NULL, eta_seconds = NULL, finished_at = now(),
-                      error = 'its workers stopped while running it, too many times'
-                WHERE state IN ('queued', 'running') AND queue_job_id IS NOT NULL AND NOT EXISTS (
-                      SELECT 1 FROM procrastinate_jobs p
-                       WHERE p.id = jobs.queue_job_id AND p.status IN ('todo', 'doing'))""").rowcount
+        updated = JobRows(conn).fail_orphaned()
     if updated:
         JOBS_FINISHED.labels("failed").inc(updated)
     return updated
@@ -307,37 +268,5 @@ def collect_garbage(lode: Lode) -> dict[str, int]:
     finished jobs and finished queue jobs older than LODE_QUEUE_RETENTION_HOURS, query embeddings beyond
     LODE_CACHE_L3_VECTORS, and the vectors, cached vectors, failures and query embeddings of models that no
     repository serves or is switching to."""
-    hours = lode.settings.queue.retention_hours
-    removed: dict[str, int] = {}
     with lode.db.connection() as conn:
-        removed["jobs"] = conn.execute(
-            "DELETE FROM jobs WHERE state NOT IN ('queued', 'running')"
-            " AND finished_at < now() - make_interval(hours => %s)",
-            (hours,)).rowcount
-        removed["queue_jobs"] = conn.execute(
-            """DELETE FROM procrastinate_jobs p WHERE p.status IN ('succeeded', 'failed', 'cancelled', 'aborted')
-                  AND NOT EXISTS (SELECT 1 FROM procrastinate_events e
-                                   WHERE e.job_id = p.id AND e.at >= now() - make_interval(hours => %s))""",
-            (hours,)).rowcount
-        unused = [row[0] for row in conn.execute(
-            """SELECT m.id FROM embedding_models m WHERE NOT EXISTS (
-                   SELECT 1 FROM repositories r WHERE m.id IN (r.embedding_model, r.next_embedding_model))""")]
-        from lode.store.vectors import cache_table, vectors_table
-
-        removed["vectors"] = removed["vector_cache"] = 0
-        for model in unused:
-            removed["vectors"] += conn.execute(f"DELETE FROM {vectors_table(model)}").rowcount
-            removed["vector_cache"] += conn.execute(f"DELETE FROM {cache_table(model)}").rowcount
-        removed["embedding_failures"] = conn.execute(
-            "DELETE FROM embedding_failures WHERE model = ANY(%s)", (unused,)).rowcount
-        removed["query_vectors"] = conn.execute(
-            """DELETE FROM query_vectors q WHERE NOT EXISTS (
-                   SELECT 1 FROM embedding_models m JOIN repositories r
-                       ON m.id IN (r.embedding_model, r.next_embedding_model) WHERE m.model_id = q.model_id)""",
-        ).rowcount
-        excess = scalar(conn.execute("SELECT count(*) FROM query_vectors")) - lode.settings.cache.l3_vectors
-        if excess > 0:
-            removed["query_vectors"] += conn.execute(
-                "DELETE FROM query_vectors WHERE ctid = ANY(ARRAY(SELECT ctid FROM query_vectors LIMIT %s))",
-                (excess,)).rowcount
-    return removed
+        return delete_garbage(conn, lode.settings.queue.retention_hours, lode.settings.cache.l3_vectors)
