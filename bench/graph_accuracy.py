@@ -33,7 +33,8 @@ from lode.chunking.chunker import chunk_file_with_tree  # noqa: E402
 from lode.config import Settings  # noqa: E402
 from lode.discover import SourceTree  # noqa: E402
 from lode.engine import Lode  # noqa: E402
-from lode.graph import FileFacts, GraphStore, ResolveReport, extract_facts  # noqa: E402
+from lode.graph import FileFacts, extract_facts  # noqa: E402
+from lode.store.graph import GraphStore, ResolveReport  # noqa: E402
 from lode.languages import language_for_path, module_name  # noqa: E402
 from lode.model import Candidate, Skipped  # noqa: E402
 from lode.search.lexical import chunk_postings  # noqa: E402

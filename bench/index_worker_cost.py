@@ -38,7 +38,7 @@ def main() -> None:
     from lode.config import Settings
     from lode.discover import SourceTree
     from lode.graph import extract_facts
-    from lode.graph.store import GraphBatch
+    from lode.store.graph import GraphBatch
     from lode.model import Candidate
     from lode.search.lexical import chunk_postings
     from lode.store.repositories import Chunks

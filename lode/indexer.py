@@ -26,12 +26,12 @@ from lode.chunking.chunker import chunk_file_with_tree
 from lode.config import Settings
 from lode.discover import RootUnavailable, SourceTree
 from lode.errors import LodeError
-from lode.graph import FactsTimeout, GraphStore, extract_facts
-from lode.graph.store import GraphBatch
+from lode.graph import FactsTimeout, extract_facts
 from lode.languages import language_for_path, module_name
 from lode.model import Candidate, SkipReason, Skipped
 from lode.search.lexical import chunk_postings
 from lode.store.db import Database, DatabaseUnavailable, set_local_timeout
+from lode.store.graph import GraphBatch, GraphStore
 from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsPartition, RepoRow
 from lode.store.uow import UnitOfWork, unit_of_work
 from lode.workers import Lost, map_killable

@@ -9,6 +9,9 @@ from typing import Any
 # The graph's edge kinds that queries walk and list (`contains` is structure, not a use); here so that the CLI's
 # help can name them without importing the graph
 EDGE_KINDS = ("calls", "imports", "inherits", "annotates", "decorates")
+# A file's module node in the graph has the id (file_id << 20) | MODULE_ORDINAL (made by lode.graph.facts, joined
+# on by the graph's queries in lode/store)
+MODULE_ORDINAL = 0xFFFFF
 
 
 class Mode(enum.StrEnum):

@@ -20,8 +20,8 @@ from lode.services.context import DEFAULT_BUDGET, MAX_BUDGET, MIN_BUDGET
 from lode.services.files import LAST_LINE, MAX_GREP_MATCHES, MAX_OUTLINE
 from lode.services.search import MAX_K, MAX_QUERY_BYTES
 from lode.errors import InputError
-from lode.model import Mode
-from lode.graph import EDGE_KINDS, ExportFilters
+from lode.model import EDGE_KINDS, Mode
+from lode.graph import ExportFilters
 from lode.search.pattern import MAX_PATTERN_CHARS
 from lode.jobs import ACTIVE, JobConflict, Jobs as JobsService
 from lode.web.editor import editor_link

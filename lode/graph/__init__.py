@@ -1,54 +1,18 @@
 """The code graph: definitions as nodes; calls, imports, inheritance, annotations and decorators as edges, with a
 confidence and evidence.
 
-Pipeline: `extract_facts` (and `GraphBatch.of`, which formats its rows) in the worker (facts.py, store.py);
+Pipeline: `extract_facts` in the worker (facts.py), whose rows `GraphBatch.of` formats (lode/store/graph.py);
 `GraphStore.insert`/`replace_file` and `delete_file` in each file's transaction; `GraphStore.resolve` once after
-a run (store.py, resolve.py). `queries` and `export` read the graph.
+a run, with the resolver of resolve.py. lode/store/graph_queries.py and `export` (export.py) read the graph.
 """
 
 from lode.graph.export import ExportFilters, export
 from lode.graph.facts import FactsTimeout, FileFacts, extract_facts
-from lode.graph.queries import (
-    EDGE_KINDS,
-    AmbiguousSymbol,
-    GraphNode,
-    GraphPath,
-    Hop,
-    References,
-    SymbolNotFound,
-    Traversal,
-    Use,
-    callees,
-    callers,
-    find_symbol,
-    path,
-    references,
-    stats,
-)
-from lode.graph.store import GraphBatch, GraphStore, ResolveReport
 
 __all__ = [
-    "EDGE_KINDS",
-    "AmbiguousSymbol",
     "ExportFilters",
     "FileFacts",
-    "GraphBatch",
-    "GraphNode",
-    "GraphPath",
-    "GraphStore",
-    "Hop",
-    "References",
-    "ResolveReport",
     "FactsTimeout",
-    "SymbolNotFound",
-    "Traversal",
-    "Use",
-    "callees",
-    "callers",
     "export",
     "extract_facts",
-    "find_symbol",
-    "path",
-    "references",
-    "stats",
 ]

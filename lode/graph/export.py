@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import psycopg
 
 from lode.errors import InputError
-from lode.graph.queries import EDGE_KINDS, WALKED_KINDS
+from lode.model import EDGE_KINDS
 from lode.search.filters import glob_to_regex
+from lode.store.graph_queries import WALKED_KINDS, export_rows
 
 FORMATS = ("json", "dot", "mermaid")
 
@@ -66,30 +67,9 @@ def export(
 def _load(
     conn: psycopg.Connection, repo_ids: list[int], filters: ExportFilters
 ) -> tuple[list[_Node], list[_Edge], bool]:
-    clauses = ["e.repo_id = ANY(%(repos)s)", "e.kind = ANY(%(kinds)s)", "e.confidence >= %(min)s"]
-    if not filters.include_external:
-        clauses.append("e.target_id IS NOT NULL")
-    params = {
-        "repos": repo_ids,
-        "kinds": list(filters.kinds),
-        "min": filters.min_confidence,
-        "limit": filters.limit + 1,
-    }
-    if filters.path_glob:
-        clauses.append("s.path ~ %(path)s")
-        params["path"] = glob_to_regex(filters.path_glob)
-    rows = conn.execute(
-        f"""SELECT s.id, s.name_path, s.kind, s.path, s.start_line, s.end_line,
-                   t.id, coalesce(t.name_path, e.target_name), coalesce(t.kind, 'external'), t.path, t.start_line,
-                   t.end_line, e.kind, max(e.confidence), min(e.line), count(*)
-              FROM graph_edges e JOIN graph_nodes s ON s.id = e.source_id
-              LEFT JOIN graph_nodes t ON t.id = e.target_id
-             WHERE {" AND ".join(clauses)} AND (e.target_id IS NULL OR t.id IS NOT NULL)
-             GROUP BY s.id, t.id, e.target_name, e.kind
-             ORDER BY s.name_path, s.path, coalesce(t.name_path, e.target_name), t.path, e.kind
-             LIMIT %(limit)s""",
-        params,
-    ).fetchall()
+    path = glob_to_regex(filters.path_glob) if filters.path_glob else None
+    rows = export_rows(conn, repo_ids, filters.kinds, filters.min_confidence, filters.include_external, path,
+                       filters.limit + 1)
     truncated = len(rows) > filters.limit
     nodes: dict[str, _Node] = {}
     edges: list[_Edge] = []

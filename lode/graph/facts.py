@@ -26,9 +26,8 @@ from tree_sitter import Node, Query, QueryCursor, Tree
 from lode.chunking.treesitter import _language
 from lode.languages import LANGUAGES
 from lode.languages.base import CONTAINER_KINDS
-from lode.model import ChunkedFile
+from lode.model import MODULE_ORDINAL, ChunkedFile
 
-MODULE_ORDINAL = 0xFFFFF  # the module node's id is (file_id << 20) | MODULE_ORDINAL
 NOT_SYMBOLS = frozenset({"module", "window"})
 PYTHON_BUILTINS = frozenset(dir(builtins))
 

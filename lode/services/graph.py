@@ -9,9 +9,11 @@ from typing import Any
 
 from lode import graph
 from lode.errors import InputError
-from lode.graph.store import GraphStore
 from lode.indexer import Indexer
 from lode.services.base import RepoScope, Service, check_text, repos_in_scope
+from lode.model import EDGE_KINDS
+from lode.store import graph_queries
+from lode.store.graph import GraphStore
 from lode.store.repositories import RepoRow
 
 
@@ -27,7 +29,7 @@ class GraphService(Service):
 
     def _neighbours(self, direction: str, symbol: str, repo: RepoScope, depth: int, kinds: tuple[str, ...],
                     min_confidence: float, limit: int) -> dict[str, Any]:
-        walk = graph.callers if direction == "callers" else graph.callees
+        walk = graph_queries.callers if direction == "callers" else graph_queries.callees
         with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = repos_in_scope(conn, repo)
             traversal = walk(conn, [r.id for r in repos], symbol, depth=depth, kinds=kinds,
@@ -36,7 +38,7 @@ class GraphService(Service):
         return {"symbol": node_json(traversal.start, names), "direction": direction, "depth": depth,
                 "truncated": traversal.truncated, "results": [hop_json(h, names) for h in traversal.hops]}
 
-    def refs(self, symbol: str, *, repo: RepoScope = None, kinds: tuple[str, ...] = graph.EDGE_KINDS,
+    def refs(self, symbol: str, *, repo: RepoScope = None, kinds: tuple[str, ...] = EDGE_KINDS,
              min_confidence: float = 0.0, limit: int = 200) -> dict[str, Any]:
         """Every use of a symbol (calls, imports, base classes, annotations, decorators), each with its kind."""
         check_text("the symbol", symbol)
@@ -47,8 +49,8 @@ class GraphService(Service):
               limit: int) -> dict[str, Any]:
         with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = repos_in_scope(conn, repo)
-            found = graph.references(conn, [r.id for r in repos], symbol, kinds=kinds,
-                                     min_confidence=min_confidence, limit=limit)
+            found = graph_queries.references(conn, [r.id for r in repos], symbol, kinds=kinds,
+                                             min_confidence=min_confidence, limit=limit)
         names = {r.id: r.name for r in repos}
         return {"symbol": node_json(found.symbol, names), "truncated": found.truncated,
                 "refs": [node_json(use.source, names) | {"kind": use.kind, "confidence": round(use.confidence, 3),
@@ -63,7 +65,7 @@ class GraphService(Service):
     def _path(self, source: str, target: str, repo: RepoScope, max_depth: int) -> dict[str, Any]:
         with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = repos_in_scope(conn, repo)
-            found = graph.path(conn, [r.id for r in repos], source, target, max_depth=max_depth)
+            found = graph_queries.path(conn, [r.id for r in repos], source, target, max_depth=max_depth)
         names = {r.id: r.name for r in repos}
         if found is None:
             return {"from": source, "to": target, "found": False, "path": []}
@@ -76,7 +78,7 @@ class GraphService(Service):
     def _stats(self, repo: RepoScope) -> dict[str, Any]:
         with self.db.read(self.settings.timeouts.graph_traversal) as conn:
             repos = repos_in_scope(conn, repo)
-            result = graph.stats(conn, [r.id for r in repos])
+            result = graph_queries.stats(conn, [r.id for r in repos])
         names = {r.id: r.name for r in repos}
         for entry in result["top_fan_in"] + result["top_fan_out"]:
             entry["symbol"] = node_json(entry["symbol"], names)
@@ -124,13 +126,13 @@ class GraphService(Service):
         return result
 
 
-def node_json(node: graph.GraphNode, repo_names: dict[int, str]) -> dict[str, Any]:
+def node_json(node: graph_queries.GraphNode, repo_names: dict[int, str]) -> dict[str, Any]:
     return {"repo": repo_names.get(node.repo_id), "name_path": node.name_path, "kind": node.kind,
             "path": node.path, "start_line": node.start_line, "end_line": node.end_line,
             "external": node.id is None, "guard": node.guard}
 
 
-def hop_json(hop: graph.Hop, repo_names: dict[int, str]) -> dict[str, Any]:
+def hop_json(hop: graph_queries.Hop, repo_names: dict[int, str]) -> dict[str, Any]:
     return node_json(hop.symbol, repo_names) | {
         "depth": hop.depth, "via": hop.via, "edge": hop.edge_kind, "confidence": round(hop.confidence, 3),
         "evidence": hop.evidence,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lode.errors import NotFound
-from lode.graph.store import GraphStore
+from lode.store.graph import GraphStore
 from lode.services.base import RepoScope, Service, repos_in_scope
 from lode.store.repositories import FileRow, Files, IndexRuns, RepoRow, Repositories, SkippedFiles
 from lode.store.uow import unit_of_work

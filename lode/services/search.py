@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from lode import graph
 from lode.config import Settings
 from lode.errorlog import record_error
 from lode.errors import InputError, LodeError
@@ -29,6 +28,7 @@ from lode.search.query import Query, QueryKind, parse
 from lode.search.tokens import tokenize
 from lode.services.base import RepoScope, Service, check_text, repos_in_scope
 from lode.services.graph import hop_json
+from lode.store import graph_queries
 from lode.store.db import set_local
 from lode.store.repositories import RepoRow
 from lode.store.search_rows import Injections, SearchRows
@@ -344,10 +344,10 @@ class SearchService(Service):
                     continue
                 try:
                     hit["callers"] = [hop_json(h, names) for h in
-                                      graph.callers(conn, repo_ids, hit["name_path"], limit=20).hops]
+                                      graph_queries.callers(conn, repo_ids, hit["name_path"], limit=20).hops]
                     hit["callees"] = [hop_json(h, names) for h in
-                                      graph.callees(conn, repo_ids, hit["name_path"], limit=20).hops]
-                except (graph.AmbiguousSymbol, graph.SymbolNotFound):
+                                      graph_queries.callees(conn, repo_ids, hit["name_path"], limit=20).hops]
+                except (graph_queries.AmbiguousSymbol, graph_queries.SymbolNotFound):
                     hit["callers"], hit["callees"] = [], []
 
     def _hits(self, conn: psycopg.Connection, ranked: list[tuple[int, float, dict[str, int | None]]],

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from lode.graph.store import GraphStore
+from lode.store.graph import GraphStore
 from lode.store.db import Database, set_local
 from lode.store.repositories import (
     Chunks,

@@ -12,6 +12,7 @@ from tests.support.graph_repos import GraphRepo
 from lode import graph
 from lode.engine import Lode
 from lode.graph.export import MERMAID_MAX_EDGES
+from lode.model import EDGE_KINDS
 
 
 def test_a_backward_path_prints_where_it_starts_and_ends(tmp_path: Path, repo_name: str) -> None:
@@ -30,7 +31,7 @@ def test_the_kinds_help_lists_the_kinds_the_commands_accept() -> None:
     code, text, _ = run_cli("graph", "callers", "--help", env={"COLUMNS": "200"})
     listed = re.search(r"Edge kinds, comma-separated:\s*([\w,\s]+)\.", text)
     assert code == 0 and listed is not None
-    assert [kind.strip() for kind in listed.group(1).replace("\n", "").split(",")] == list(graph.EDGE_KINDS)
+    assert [kind.strip() for kind in listed.group(1).replace("\n", "").split(",")] == list(EDGE_KINDS)
     assert "contains" not in text
 
 

@@ -11,10 +11,10 @@ from tests.support.snapshot import index_snapshot
 from tests.support.cli import run_cli
 from tests.support.polling import wait_until
 
-import lode.graph.store as graph_store
+import lode.store.graph as graph_store
 from lode.config import Settings
 from lode.engine import Lode
-from lode.graph.store import GraphStore, edges_partition
+from lode.store.graph import GraphStore, edges_partition
 from lode.indexer import _REPO_LOCK_CLASS
 
 PYSHOP = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"

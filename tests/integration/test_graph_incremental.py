@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.support.graph_repos import GraphRepo, file_facts
 
 from lode.engine import Lode
-from lode.graph.store import GraphStore
+from lode.store.graph import GraphStore
 from lode.store.repositories import Files
 
 MODULES = ("a", "b", "c", "d")

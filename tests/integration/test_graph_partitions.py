@@ -13,7 +13,7 @@ from tests.support.snapshot import index_snapshot
 from psycopg.conninfo import make_conninfo
 
 from lode.engine import Lode
-from lode.graph.store import edges_partition
+from lode.store.graph import edges_partition
 from lode.store.db import _migrations
 
 PYSHOP = Path(__file__).parent.parent / "fixtures" / "graph" / "pyshop"

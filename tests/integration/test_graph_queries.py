@@ -10,6 +10,7 @@ from tests.support.graph_repos import FIXTURES, GraphRepo
 from lode import graph
 from lode.engine import Lode
 from lode.errors import InputError
+from lode.store import graph_queries
 
 
 @pytest.fixture(scope="module")
@@ -37,29 +38,29 @@ def test_find_symbol_takes_qualified_names_suffixes_unique_short_names_and_exter
 ) -> None:
     with lode.db.connection() as conn:
         repos = [shop.repo_id]
-        product = graph.find_symbol(conn, repos, "Product")
+        product = graph_queries.find_symbol(conn, repos, "Product")
         assert (product.name_path, product.kind, product.path, product.start_line) == (
             "shop.models.Product",
             "class",
             "shop/models.py",
             20,
         )
-        assert graph.find_symbol(conn, repos, "Backend.save").name_path == "shop.storage.backends.Backend.save"
-        assert graph.find_symbol(conn, repos, "shop.models").kind == "module"
-        assert graph.find_symbol(conn, repos, "json.dumps").kind == "external"
-        with pytest.raises(graph.AmbiguousSymbol) as ambiguous:
-            graph.find_symbol(conn, repos, "write")
+        assert graph_queries.find_symbol(conn, repos, "Backend.save").name_path == "shop.storage.backends.Backend.save"
+        assert graph_queries.find_symbol(conn, repos, "shop.models").kind == "module"
+        assert graph_queries.find_symbol(conn, repos, "json.dumps").kind == "external"
+        with pytest.raises(graph_queries.AmbiguousSymbol) as ambiguous:
+            graph_queries.find_symbol(conn, repos, "write")
         assert len(ambiguous.value.candidates) == 3
         assert all("backends" in candidate for candidate in ambiguous.value.candidates)
         assert isinstance(ambiguous.value, InputError)  # exit code 2
-        with pytest.raises(graph.SymbolNotFound):
-            graph.find_symbol(conn, repos, "no_such_thing")
+        with pytest.raises(graph_queries.SymbolNotFound):
+            graph_queries.find_symbol(conn, repos, "no_such_thing")
 
 
 def test_callers_walk_up_by_depth_with_evidence(lode: Lode, shop: GraphRepo) -> None:
     with lode.db.connection() as conn:
-        direct = graph.callers(conn, [shop.repo_id], "shop.util.clamp")
-        deep = graph.callers(conn, [shop.repo_id], "shop.util.clamp", depth=3)
+        direct = graph_queries.callers(conn, [shop.repo_id], "shop.util.clamp")
+        deep = graph_queries.callers(conn, [shop.repo_id], "shop.util.clamp", depth=3)
     assert {(h.symbol.name_path, h.depth) for h in direct.hops} == {
         ("shop.models.Product.__init__", 1),
         ("shop.models.Product.restock", 1),
@@ -79,15 +80,15 @@ def test_callers_walk_up_by_depth_with_evidence(lode: Lode, shop: GraphRepo) -> 
     assert by_name["shop.cart.Cart.put"].depth == 3
     assert [h.depth for h in deep.hops] == sorted(h.depth for h in deep.hops)
     with lode.db.connection() as conn:
-        importers = graph.callers(conn, [shop.repo_id], "shop.models", kinds=("imports",))
+        importers = graph_queries.callers(conn, [shop.repo_id], "shop.models", kinds=("imports",))
     assert {h.symbol.name_path for h in importers.hops} == {"app", "shop.cart"}
 
 
 def test_callees_reach_externals_as_leaves_and_filter_by_confidence(lode: Lode, shop: GraphRepo) -> None:
     with lode.db.connection() as conn:
-        everything = graph.callees(conn, [shop.repo_id], "Backend.encode")
-        confident = graph.callees(conn, [shop.repo_id], "app.main", min_confidence=0.9)
-        all_main = graph.callees(conn, [shop.repo_id], "app.main")
+        everything = graph_queries.callees(conn, [shop.repo_id], "Backend.encode")
+        confident = graph_queries.callees(conn, [shop.repo_id], "app.main", min_confidence=0.9)
+        all_main = graph_queries.callees(conn, [shop.repo_id], "app.main")
     assert {(h.symbol.name_path, h.symbol.kind) for h in everything.hops} == {
         ("json.dumps", "external"),
         ("entity.kind", "external"),
@@ -99,13 +100,13 @@ def test_callees_reach_externals_as_leaves_and_filter_by_confidence(lode: Lode, 
 def test_traversals_stop_on_cycles_and_honour_depth_and_limit(lode: Lode, loops: GraphRepo) -> None:
     with lode.db.connection() as conn:
         repos = [loops.repo_id]
-        around = graph.callees(conn, repos, "one.a", depth=10)
-        limited = graph.callees(conn, repos, "one.a", depth=10, limit=2)
-        callers = graph.callers(conn, repos, "three.d", depth=10)
+        around = graph_queries.callees(conn, repos, "one.a", depth=10)
+        limited = graph_queries.callees(conn, repos, "one.a", depth=10, limit=2)
+        callers = graph_queries.callers(conn, repos, "three.d", depth=10)
         with pytest.raises(InputError):
-            graph.callees(conn, repos, "one.a", depth=11)
+            graph_queries.callees(conn, repos, "one.a", depth=11)
         with pytest.raises(InputError):
-            graph.callees(conn, repos, "one.a", kinds=("friends",))
+            graph_queries.callees(conn, repos, "one.a", kinds=("friends",))
     assert [(h.symbol.name_path, h.depth) for h in around.hops] == [("two.b", 1), ("three.c", 2), ("three.d", 3)]
     assert not around.truncated
     assert len(limited.hops) == 2 and limited.truncated
@@ -114,11 +115,11 @@ def test_traversals_stop_on_cycles_and_honour_depth_and_limit(lode: Lode, loops:
 
 def test_path_is_shortest_bounded_and_found_in_either_direction(lode: Lode, shop: GraphRepo, loops: GraphRepo) -> None:
     with lode.db.connection() as conn:
-        forward = graph.path(conn, [shop.repo_id], "app.main", "shop.util.slugify")
-        backward = graph.path(conn, [shop.repo_id], "shop.util.slugify", "app.main")
-        too_short = graph.path(conn, [shop.repo_id], "app.main", "shop.util.slugify", max_depth=2)
-        around = graph.path(conn, [loops.repo_id], "two.b", "one.a", kinds=("calls",))
-        none = graph.path(conn, [loops.repo_id], "one.a", "alone.e")
+        forward = graph_queries.path(conn, [shop.repo_id], "app.main", "shop.util.slugify")
+        backward = graph_queries.path(conn, [shop.repo_id], "shop.util.slugify", "app.main")
+        too_short = graph_queries.path(conn, [shop.repo_id], "app.main", "shop.util.slugify", max_depth=2)
+        around = graph_queries.path(conn, [loops.repo_id], "two.b", "one.a", kinds=("calls",))
+        none = graph_queries.path(conn, [loops.repo_id], "one.a", "alone.e")
     assert forward is not None and forward.direction == "forward"
     assert [(h.via, h.symbol.name_path, h.evidence) for h in forward.hops] == [
         ("app.main", "shop.storage.backends.Backend.save", "app.py:12"),
@@ -136,8 +137,8 @@ def test_stats_count_kinds_rank_fan_in_and_out_and_find_import_cycles(
     lode: Lode, shop: GraphRepo, loops: GraphRepo
 ) -> None:
     with lode.db.connection() as conn:
-        shop_stats = graph.stats(conn, [shop.repo_id], top=3)
-        loop_stats = graph.stats(conn, [loops.repo_id])
+        shop_stats = graph_queries.stats(conn, [shop.repo_id], top=3)
+        loop_stats = graph_queries.stats(conn, [loops.repo_id])
     assert shop_stats["nodes"] == {"class": 9, "function": 12, "method": 25, "module": 8}
     assert shop_stats["edges"]["inherits"] == {"internal": 5, "external": 0}
     assert shop_stats["edges"]["calls"]["internal"] > 40

@@ -352,7 +352,7 @@ def test_other_languages_resolve_by_name_with_lower_confidence(lode: Lode, repo_
 
 
 def test_java_overloads_are_nodes_of_their_own_and_calls_pick_by_argument_count(lode: Lode, repo_name: str) -> None:
-    from lode.graph.queries import AmbiguousSymbol
+    from lode.store.graph_queries import AmbiguousSymbol
 
     repo = build(lode, repo_name, {
         "src/com/acme/Repo.java": (

@@ -17,7 +17,7 @@ from tests.support.queue_worker import queue_settings
 from lode.config import EmbeddingSettings, Settings
 from lode.embedding.backfill import BackfillProgress
 from lode.engine import Lode
-from lode.graph.store import GraphStore
+from lode.store.graph import GraphStore
 from lode.indexer import IndexCancelled
 from lode.queue_client import Queue
 from lode.services.indexing import Schedule, run_index

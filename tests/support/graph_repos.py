@@ -10,7 +10,7 @@ from lode.chunking.chunker import chunk_file_with_tree
 from lode.config import Settings
 from lode.engine import Lode
 from lode.graph.facts import FileFacts, extract_facts
-from lode.graph.store import GraphStore
+from lode.store.graph import GraphStore
 from lode.languages import language_for_path, module_name
 from lode.store.repositories import Files, Repositories
 

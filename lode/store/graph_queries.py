@@ -13,8 +13,7 @@ from typing import Any
 import psycopg
 
 from lode.errors import InputError, NotFound
-from lode.model import EDGE_KINDS
-from lode.graph.facts import MODULE_ORDINAL
+from lode.model import EDGE_KINDS, MODULE_ORDINAL
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
 
 WALKED_KINDS = ("calls", "imports", "inherits")  # what paths and exports follow unless told
@@ -460,6 +459,40 @@ def import_cycles(conn: psycopg.Connection, repo_ids: list[int], limit: int = 50
     cycles.sort(key=lambda component: (-len(component), component))
     return cycles[:limit]
 
+
+
+def export_rows(
+    conn: psycopg.Connection,
+    repo_ids: list[int],
+    kinds: tuple[str, ...],
+    min_confidence: float,
+    include_external: bool,
+    path_regex: str | None,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """The edges of `kinds` merged per (source, target, kind), by name path, `limit` at most: the source's id,
+    name path, kind, path, start and end line; the same of the target (id and location None for an external
+    name, its kind 'external'); the edge kind, strongest confidence, first line and count. `path_regex` keeps
+    the edges whose source lies in a matching path."""
+    clauses = ["e.repo_id = ANY(%(repos)s)", "e.kind = ANY(%(kinds)s)", "e.confidence >= %(min)s"]
+    if not include_external:
+        clauses.append("e.target_id IS NOT NULL")
+    params = {"repos": repo_ids, "kinds": list(kinds), "min": min_confidence, "limit": limit}
+    if path_regex:
+        clauses.append("s.path ~ %(path)s")
+        params["path"] = path_regex
+    return conn.execute(
+        f"""SELECT s.id, s.name_path, s.kind, s.path, s.start_line, s.end_line,
+                   t.id, coalesce(t.name_path, e.target_name), coalesce(t.kind, 'external'), t.path, t.start_line,
+                   t.end_line, e.kind, max(e.confidence), min(e.line), count(*)
+              FROM graph_edges e JOIN graph_nodes s ON s.id = e.source_id
+              LEFT JOIN graph_nodes t ON t.id = e.target_id
+             WHERE {" AND ".join(clauses)} AND (e.target_id IS NULL OR t.id IS NOT NULL)
+             GROUP BY s.id, t.id, e.target_name, e.kind
+             ORDER BY s.name_path, s.path, coalesce(t.name_path, e.target_name), t.path, e.kind
+             LIMIT %(limit)s""",
+        params,
+    ).fetchall()
 
 def _components(graph: dict[str, list[str]]) -> list[list[str]]:
     """Tarjan's strongly connected components, iteratively (import graphs can be deep)."""
