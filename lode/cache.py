@@ -3,8 +3,9 @@
 Kinds and their L3:
 - "search" (a search document) and "graph" (a callers/callees/path/export answer): L3 is the index itself; a miss
   computes the answer from PostgreSQL.
-- "vector" (a query embedding, keyed by model id and query text): L3 is the query_vectors table (migration 0007),
-  so a repeated query in a fresh process (a CLI run) needs neither Redis nor the embedding model.
+- "vector" (a query embedding, keyed by model id and query text): L3 is the query_vectors table (migration 0007,
+  lode/store/query_vectors.py), so a repeated query in a fresh process (a CLI run) needs neither Redis nor the
+  embedding model.
   Chunk embeddings have their own L3, vector_cache_m<id> keyed by (model, view hash); the backfill reads it in
   batches, and an L1/L2 in front of that would only add copies.
 
@@ -45,6 +46,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from lode import resilience
 from lode.config import Settings
 from lode.errors import LodeError, unknown_repository
+from lode.store.query_vectors import QueryVectorTable
 
 if TYPE_CHECKING:
     from lode.store.db import Database
@@ -137,50 +139,6 @@ class RedisLayer:
     def close(self) -> None:
         self.reader.close()
         self.writer.close()
-
-
-class QueryVectorTable:
-    """L3 of query embeddings: the query_vectors table (float32 little-endian bytes), kept to about `max_rows`
-    rows: every PRUNE_EVERY writes of this process, the rows beyond that go, first in heap order (roughly the
-    oldest)."""
-
-    PRUNE_EVERY = 100
-
-    def __init__(self, database: Callable[[], Database], max_rows: int) -> None:
-        self.database = database
-        self.max_rows = max_rows
-        self._writes = 0
-
-    def get(self, model_id: str, digest: bytes) -> bytes | None:
-        with self.database().connection() as conn:
-            row = conn.execute("SELECT vector FROM query_vectors WHERE model_id = %s AND query_hash = %s",
-                               (model_id, digest)).fetchone()
-        return bytes(row[0]) if row else None
-
-    def put(self, model_id: str, digest: bytes, vector: bytes) -> None:
-        from lode.store.db import scalar  # imported here, as Database is: the cache module stays free of psycopg
-
-        self._writes += 1
-        with self.database().connection() as conn, conn.transaction():
-            conn.execute("INSERT INTO query_vectors (model_id, query_hash, vector) VALUES (%s, %s, %s)"
-                         " ON CONFLICT DO NOTHING", (model_id, digest, vector))
-            if self._writes % self.PRUNE_EVERY == 0:
-                excess = scalar(conn.execute("SELECT count(*) FROM query_vectors")) - self.max_rows
-                if excess > 0:
-                    conn.execute("DELETE FROM query_vectors WHERE ctid = ANY(ARRAY("
-                                 "SELECT ctid FROM query_vectors LIMIT %s))", (excess,))
-
-    def clear(self) -> int:
-        with self.database().connection() as conn, conn.transaction():
-            return conn.execute("DELETE FROM query_vectors").rowcount
-
-    def stats(self) -> dict[str, int]:
-        from lode.store.db import one_row
-
-        with self.database().connection() as conn:
-            rows, size = one_row(conn.execute(
-                "SELECT count(*), pg_total_relation_size('query_vectors') FROM query_vectors"))
-        return {"entries": int(rows), "bytes": int(size)}
 
 
 class Cache:

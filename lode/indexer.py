@@ -30,7 +30,7 @@ from lode.graph import FactsTimeout, extract_facts
 from lode.languages import language_for_path, module_name
 from lode.model import Candidate, SkipReason, Skipped
 from lode.search.lexical import chunk_postings
-from lode.store.db import Database, DatabaseUnavailable, set_local_timeout
+from lode.store.db import Database, DatabaseUnavailable, analyze, set_local_timeout
 from lode.store.graph import GraphBatch, GraphStore
 from lode.store.repositories import ChunkBatch, Chunks, FileRow, PostingsPartition, RepoRow
 from lode.store.uow import UnitOfWork, unit_of_work
@@ -190,7 +190,7 @@ class Indexer:
             repo = uow.repos.get_or_create(repo_name, tree.root)
         with self.db.advisory_lock(_REPO_LOCK_CLASS, repo.id):
             indexing = _Run(self, tree, within, repo, report, on_progress, should_stop)
-            indexing.execute()
+            indexing.run()
             backlog = self._graph_backlog(repo.id) if defer_graph and self.settings.graph else 0
             if backlog > self.settings.graph_inline_files:
                 report.graph_pending = True
@@ -252,9 +252,9 @@ class _Run:
         self.should_stop = should_stop or (lambda: False)  # checked between files
         self.progress = Progress()
         self.run_id: int | None = None  # created lazily: a no-op run writes nothing
-        self.term_stats = False  # whether each file's write keeps term_stats (not in a first load), see execute
+        self.term_stats = False  # whether each file's write keeps term_stats (not in a first load), see run
 
-    def execute(self) -> None:
+    def run(self) -> None:
         """Index the changed files; the caller then calls maintain() (done here if indexing fails)."""
         with unit_of_work(self.db) as uow:
             uow.runs.mark_dead_runs_aborted(self.repo.id)
@@ -368,7 +368,7 @@ class _Run:
             conn.autocommit = True
             PostingsPartition(conn, self.repo.id).finish_load()
             if self.report.chunks_written > max(_ANALYZE_AFTER_CHUNKS, self.repo.chunk_count // 10):
-                conn.execute("ANALYZE files, chunks, graph_files, graph_nodes")
+                analyze(conn, ("files", "chunks", "graph_files", "graph_nodes"))
             conn.autocommit = False
 
     def _process(self, jobs: list[FileJob]) -> Iterator[FileOutcome]:

@@ -20,7 +20,7 @@ from lode.resilience import CircuitBreakerError, find_breaker, wait_for_recovery
 from lode.embedding.views import code_view, text_view, view_hash
 from lode.store.db import Database
 from lode.store.uow import unit_of_work
-from lode.store.vectors import ChunkVectors, Vectors, vectors_table
+from lode.store.vectors import ChunkVectors, Vectors
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +126,7 @@ def through_outages(call: Callable[[], T], model_id: str, outage_wait: float,
 def pending_ranges(db: Database, repo_id: int, model: int, size: int) -> list[tuple[int, int]]:
     """The repository's pending chunks as (first id, last id) ranges of `size` chunks, in id order."""
     with db.connection() as conn:
-        return [(int(a), int(b)) for a, b in conn.execute(
-            f"""SELECT min(id), max(id) FROM (
-                    SELECT c.id, (row_number() OVER (ORDER BY c.id) - 1) / %(size)s AS batch FROM chunks c
-                     WHERE c.repo_id = %(repo)s
-                       AND NOT EXISTS (SELECT 1 FROM {vectors_table(model)} v WHERE v.chunk_id = c.id)
-                       AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.model = %(model)s
-                                                                          AND f.chunk_id = c.id)) pending
-                 GROUP BY batch ORDER BY batch""",
-            {"repo": repo_id, "model": model, "size": size},
-        )]
+        return Vectors(conn).pending_ranges(repo_id, model, size)
 
 
 def counts(db: Database, repo_id: int, model: int | None) -> BackfillProgress:

@@ -25,12 +25,9 @@ import psycopg
 from lode.model import Chunk
 from lode.search.filters import Filters
 from lode.search.tokens import term_counts, tokenize
-from lode.store.repositories import (
-    CHUNK_ID_BITS,
-    CHUNK_ID_DTYPE,
-    COUNT_DTYPE,
-    ChunkPostings,
-)
+from lode.store.postings import Postings, TermPostings
+from lode.store.repositories import CHUNK_ID_BITS, CHUNK_ID_DTYPE, ChunkPostings
+from lode.store.search_rows import SearchRows
 
 K1 = 1.5
 B = 0.75
@@ -85,30 +82,6 @@ def idf(df: int, corpus_size: int) -> float:
     return math.log(1 + (corpus_size - df + 0.5) / (df + 0.5))
 
 
-def _fetch(
-    conn: psycopg.Connection, terms: list[str], repo_ids: list[int], files: np.ndarray | None = None
-) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Each term's postings, as (chunk ids, term frequencies, chunk lengths); only `files`' when given."""
-    where = "term = ANY(%s) AND repo_id = ANY(%s)"
-    params: list[object] = [terms, repo_ids]
-    if files is not None:  # as one array literal: psycopg dumps a list of thousands of ints element by element
-        where += " AND file_id = ANY(%s::bigint[])"
-        params.append("{" + ",".join(map(str, files.tolist())) + "}")
-    rows = conn.execute(
-        "SELECT term, string_agg(chunk_ids, ''::bytea), string_agg(tfs, ''::bytea), string_agg(lengths, ''::bytea)"
-        f" FROM postings WHERE {where} GROUP BY term",
-        params,
-    ).fetchall()
-    return {
-        term: (
-            np.frombuffer(ids, dtype=CHUNK_ID_DTYPE),
-            np.frombuffer(tfs, dtype=COUNT_DTYPE).astype(np.float64),
-            np.frombuffer(lengths, dtype=COUNT_DTYPE).astype(np.float64),
-        )
-        for term, ids, tfs, lengths in rows
-    }
-
-
 def _bm25(weight: float, tf: np.ndarray, length: np.ndarray, avg_length: float) -> np.ndarray:
     """A term's BM25 scores; `weight` is its query count times its idf."""
     return weight * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length / avg_length))
@@ -123,7 +96,7 @@ def term_scores(
     terms = query_terms(query) if terms is None else terms
     if not terms or corpus_size == 0:
         return None
-    fetched = _fetch(conn, list(terms), repo_ids)
+    fetched = Postings(conn).fetch(list(terms), repo_ids)
     if not fetched:
         return None
     avg_length = total_length / corpus_size
@@ -159,7 +132,10 @@ def top_k(
     """The exhaustive ranking's first `limit` entries, reading common terms only where they can matter
     (MaxScore; see the module docstring), and how many postings it read; None, having read nothing, unless
     term_stats is ready for every repository searched."""
-    stats = _stats_and_first_read(conn, terms, repo_ids, corpus_size)
+    postings = Postings(conn)
+    # the dfs, and the postings of the rarest terms up to half of all the bounds, in one round trip: the threshold
+    # never exceeds the bounds of the terms read, so until then the unread ones may still reach it
+    stats = postings.stats_and_first_read(terms, repo_ids, corpus_size)
     if stats is None:
         return None
     dfs, first = stats
@@ -173,7 +149,7 @@ def top_k(
     scored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     postings_read = 0
 
-    def read(fetched: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    def read(fetched: dict[str, TermPostings]) -> None:
         nonlocal postings_read
         for term, (ids, tf, length) in fetched.items():
             scored[term] = (ids, _bm25(weight[term], tf, length, avg_length))
@@ -189,7 +165,7 @@ def top_k(
         if not unread or unread_bound * (1 + _SLACK) < threshold:
             break
         term = unread.pop()
-        read(_fetch(conn, [term], repo_ids))
+        read(postings.fetch([term], repo_ids))
         unread_bound -= bound[term]
     # The other terms, for the chunks whose partial score plus what they could still get reaches the threshold:
     # one term a statement while that prunes many files, the rest together once few are left.
@@ -201,7 +177,7 @@ def top_k(
             batch = [unread.pop()]
         else:
             batch, unread = unread, []
-        read(_fetch(conn, batch, repo_ids, files))
+        read(postings.fetch(batch, repo_ids, files))
         for term in batch:
             unread_bound -= bound[term]
             if term in scored:
@@ -221,50 +197,6 @@ def top_k(
     return [(int(chunk_ids[i]), float(sums[i])) for i in best(chunk_ids, sums, limit)], postings_read
 
 
-def _stats_and_first_read(
-    conn: psycopg.Connection, terms: Counter[str], repo_ids: list[int], corpus_size: int
-) -> tuple[dict[str, int], dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]] | None:
-    """None if term_stats is not ready for every repository; else each query term's df, with the postings of
-    the terms that top_k reads whole in any case, all in one round trip: rarest first, each term whose rarer
-    terms' bounds add up to at most half of all the bounds (the threshold never exceeds the bounds of the terms
-    read, so until then the unread ones may still reach it).
-    The weight is idf() times the query count, in SQL; a rounding difference changes only what is read first."""
-    rows = conn.execute(
-        """WITH ready AS (
-               SELECT count(*) = cardinality(%(repos)s::int[]) AS ok FROM repositories
-                WHERE id = ANY(%(repos)s) AND term_stats_ready),
-           s AS (
-               SELECT q.term, sum(t.df) AS df, q.qtf * ln(1 + (%(n)s - sum(t.df) + 0.5) / (sum(t.df) + 0.5)) AS w
-                 FROM unnest(%(terms)s::text[], %(qtfs)s::int[]) AS q(term, qtf)
-                 JOIN term_stats t ON t.term = q.term AND t.repo_id = ANY(%(repos)s)
-                GROUP BY q.term, q.qtf HAVING sum(t.df) > 0),
-           o AS (
-               SELECT term, df, coalesce(sum(w) OVER (ORDER BY df, term ROWS BETWEEN UNBOUNDED PRECEDING
-                                                      AND 1 PRECEDING), 0) AS rarer, sum(w) OVER () AS total
-                 FROM s)
-           SELECT ready.ok, o.term, o.df, p.ids, p.tfs, p.lengths FROM ready LEFT JOIN o ON ready.ok
-             LEFT JOIN LATERAL (
-               SELECT string_agg(chunk_ids, ''::bytea) AS ids, string_agg(tfs, ''::bytea) AS tfs,
-                      string_agg(lengths, ''::bytea) AS lengths
-                 FROM postings WHERE term = o.term AND repo_id = ANY(%(repos)s) AND o.rarer <= o.total / 2
-           ) p ON true""",
-        {"terms": list(terms), "qtfs": list(terms.values()), "repos": repo_ids, "n": corpus_size},
-    ).fetchall()
-    if not rows[0][0]:
-        return None
-    matched = [row[1:] for row in rows if row[1] is not None]
-    first = {
-        term: (
-            np.frombuffer(ids, dtype=CHUNK_ID_DTYPE),
-            np.frombuffer(tfs, dtype=COUNT_DTYPE).astype(np.float64),
-            np.frombuffer(lengths, dtype=COUNT_DTYPE).astype(np.float64),
-        )
-        for term, _, ids, tfs, lengths in matched
-        if ids is not None
-    }
-    return {term: int(df) for term, df, *_ in matched}, first
-
-
 def _joined(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """The scored terms' (ids, scores) concatenated in sorted term order."""
     parts = [scored[term] for term in sorted(scored)]
@@ -274,16 +206,6 @@ def _joined(scored: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarra
 def _sum_into(targets: np.ndarray, ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per entry of the sorted, distinct `targets`, the sum of `scores` of its entries in `ids` (all in targets)."""
     return np.bincount(np.searchsorted(targets, ids), weights=scores, minlength=len(targets))
-
-
-def document_frequencies(conn: psycopg.Connection, terms: list[str], repo_ids: list[int]) -> dict[str, int]:
-    """Chunks containing each term (terms in no chunk are left out): sizes of the postings, not their contents."""
-    rows = conn.execute(
-        "SELECT term, sum(octet_length(chunk_ids)) FROM postings WHERE term = ANY(%s) AND repo_id = ANY(%s) "
-        "GROUP BY term",
-        (terms, repo_ids),
-    ).fetchall()
-    return {term: int(size) // CHUNK_ID_DTYPE.itemsize for term, size in rows}
 
 
 def accumulate(ids: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -313,18 +235,12 @@ def _filtered(
     conn: psycopg.Connection, ranked_ids: np.ndarray, ranked_scores: np.ndarray, filters: Filters, limit: int
 ) -> list[tuple[int, float]]:
     """Walk the ranking in growing batches, keeping the chunks that pass the filters, until `limit` are found."""
-    where, params = filters.sql("c")
+    rows = SearchRows(conn)
     kept: list[tuple[int, float]] = []
     start, batch = 0, max(limit * 20, 500)
     while start < len(ranked_ids) and len(kept) < limit:
         window = ranked_ids[start : start + batch]
-        passing = {
-            row[0]
-            for row in conn.execute(
-                f"SELECT c.id FROM chunks c WHERE c.id = ANY(%(ids)s) AND {where}",
-                {"ids": window.tolist(), **params},
-            )
-        }
+        passing = rows.passing(window.tolist(), filters)
         for offset, cid in enumerate(window.tolist()):
             if cid in passing:
                 kept.append((cid, float(ranked_scores[start + offset])))

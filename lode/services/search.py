@@ -30,6 +30,7 @@ from lode.services.base import RepoScope, Service, check_text, repos_in_scope
 from lode.services.graph import hop_json
 from lode.store import graph_queries
 from lode.store.db import set_local
+from lode.store.postings import Postings
 from lode.store.repositories import RepoRow
 from lode.store.search_rows import Injections, SearchRows
 from lode.store.symbols import Symbols
@@ -238,7 +239,7 @@ class SearchService(Service):
                 terms = None
                 if plan is not None and plan.kind is QueryKind.LONG:  # the rare words and the names, capped
                     every = sorted(set(tokenize(query)))
-                    terms = plan.lexical_terms(lexical.document_frequencies(conn, every, [r.id for r in repos]))
+                    terms = plan.lexical_terms(Postings(conn).document_frequencies(every, [r.id for r in repos]))
                 return lexical.search(
                     conn, query, [r.id for r in repos], sum(r.chunk_count for r in repos),
                     sum(r.total_length for r in repos), filters, depth, terms,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from importlib import resources
 
 import psycopg
+from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from lode.config import Settings
@@ -223,6 +224,11 @@ def set_local_timeout(conn: psycopg.Connection, seconds: float, setting: str = "
 def set_local(conn: psycopg.Connection, setting: str, value: str) -> None:
     """SET LOCAL `setting` = `value`: until the current transaction ends."""
     _set(conn, setting, value, local=True)
+
+
+def analyze(conn: psycopg.Connection, tables: Sequence[str]) -> None:
+    """Refresh the planner's statistics of `tables` (ANALYZE), in one statement."""
+    conn.execute(sql.SQL("ANALYZE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
 
 
 def _set(conn: psycopg.Connection, setting: str, value: str, *, local: bool) -> None:

@@ -61,6 +61,12 @@ class SearchRows:
                 injected.setdefault(row[0], (tuple(row), why))
         return rows, injected
 
+    def passing(self, ids: Sequence[int], filters: Filters) -> set[int]:
+        """The chunks of `ids` that pass the filters."""
+        where, params = filters.sql("c")
+        return {row[0] for row in self.conn.execute(
+            f"SELECT c.id FROM chunks c WHERE c.id = ANY(%(ids)s) AND {where}", {"ids": list(ids), **params})}
+
     def hits(self, ids: Sequence[int]) -> dict[int, HitRow]:
         """The rows of the chunks `ids` that still exist, by id."""
         if not ids:

@@ -120,6 +120,20 @@ class Vectors:
         ).fetchall()
         return [PendingChunk(*row) for row in rows]
 
+    def pending_ranges(self, repo_id: int, model: int, size: int) -> list[tuple[int, int]]:
+        """The repository's pending chunks (as in pending()) as (first id, last id) ranges of `size` chunks, in id
+        order."""
+        return [(int(a), int(b)) for a, b in self.conn.execute(
+            f"""SELECT min(id), max(id) FROM (
+                    SELECT c.id, (row_number() OVER (ORDER BY c.id) - 1) / %(size)s AS batch FROM chunks c
+                     WHERE c.repo_id = %(repo)s
+                       AND NOT EXISTS (SELECT 1 FROM {vectors_table(model)} v WHERE v.chunk_id = c.id)
+                       AND NOT EXISTS (SELECT 1 FROM embedding_failures f WHERE f.model = %(model)s
+                                                                          AND f.chunk_id = c.id)) pending
+                 GROUP BY batch ORDER BY batch""",
+            {"repo": repo_id, "model": model, "size": size},
+        )]
+
     def counts(self, repo_id: int, model: int | None) -> dict[str, int]:
         total = scalar(self.conn.execute("SELECT chunk_count FROM repositories WHERE id = %s", (repo_id,)))
         if model is None:

@@ -18,13 +18,14 @@ from prometheus_client import generate_latest
 from psycopg.conninfo import make_conninfo
 
 from tests.support.cli import run_cli
-from lode.cache import PREFIX, QueryVectorTable
+from lode.cache import PREFIX
 from lode.config import CacheSettings, Settings, Timeouts
 from lode.engine import Lode
 from lode.errors import NotFound
 from lode.indexer import _REPO_LOCK_CLASS
 from lode.resilience import breaker_states, reset_breakers, wait_for_recovery
 from lode.store.db import Database, migrate
+from lode.store.query_vectors import QueryVectorTable
 from lode.store.repositories import Repositories
 from tests.support.redis_server import RedisServer, running_redis
 from tests.support.resilience_stubs import breaker_settings
