@@ -1,33 +1,33 @@
 """Tune hybrid fusion on the public CoSQA dev set: the legs' rankings are computed once, then fused offline.
 
-Usage: python bench/fusion_tuning.py [--home DIR]
-The index (with embeddings) is kept under --home, so a second run skips indexing and embedding.
+Usage: python -m bench.fusion_tuning [--home DIR]
+The index (with embeddings) is kept under --home, so a second run skips indexing and embedding. Each query's
+legs come from SearchService.legs, the rankings a hybrid search fuses (top 100 of each leg); the table shows each
+leg alone, equal-weight RRF, the shipped weights (lode.search.fusion.WEIGHTS) and the three best of each method.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import machine
+from bench.cosqa import index_corpus, load
+from lode.config import Settings
+from lode.engine import Lode
+from lode.evaluate import mean, score
+from lode.search.fusion import WEIGHTS, fuse
+from lode.services.search import LEG_DEPTH
+from lode.store.search_rows import SearchRows
 
-from bench.common import machine  # noqa: E402
-from bench.cosqa import load  # noqa: E402
-from lode.config import Settings  # noqa: E402
-from lode.engine import Lode  # noqa: E402
-from lode.services.base import repos_in_scope  # noqa: E402
-from lode.services.search import _RunningStatements  # noqa: E402
-from lode.evaluate import mean, score  # noqa: E402
-from lode.search.filters import Filters  # noqa: E402
-from lode.search.fusion import fuse  # noqa: E402
-
-DEPTH = 100
+Legs = dict[str, list[tuple[int, float]]]
+Run = tuple[Legs, str]  # a query's legs, and the path of its target function
 
 
-def rrf(legs: dict[str, list[tuple[int, float]]], weights: dict[str, float], k: int = 60) -> list[int]:
+def rrf(legs: Legs, weights: dict[str, float], k: int = 60) -> list[int]:
     scores: dict[int, float] = {}
     for leg, ranking in legs.items():
         for rank, (cid, _) in enumerate(ranking, start=1):
@@ -42,38 +42,30 @@ def main() -> None:
     corpus, queries = load(None)
     engine = Lode(Settings(home=args.home, embedder="local"))
     if "cosqa" not in {r["repo"] for r in engine.repos.all()}:
-        root = args.home / "corpus"
-        root.mkdir(parents=True, exist_ok=True)
-        for ident, code in corpus.items():
-            (root / f"f{ident}.py").write_text(code)
-        engine.indexing.index(root, "cosqa")
-    engine.embeddings.embed("cosqa")
-    with engine.db.connection() as conn:
-        repo = repos_in_scope(conn, "cosqa")[0]
-        paths = dict(conn.execute("SELECT id, path FROM chunks WHERE repo_id = %s", (repo.id,)).fetchall())
-    runs, statements = [], _RunningStatements()
-    for q in queries:
-        search = engine.search
-        vector = search._query_vector(engine.embedder, q["query"])
-        legs = {
-            "lexical": search._lexical_leg(q["query"], [repo], Filters(), DEPTH, statements),
-            "text": search._vector_leg(repo.embedding_model, "text", vector, [repo.id], Filters(), DEPTH, statements),
-            "code": search._vector_leg(repo.embedding_model, "code", vector, [repo.id], Filters(), DEPTH, statements),
-        }
-        runs.append((legs, f"f{q['target']}.py"))
+        index_corpus(engine, corpus, args.home / "corpus")
+    engine.embeddings.embed("cosqa")  # a no-op once every chunk has its vectors
+    runs: list[Run] = [(engine.search.legs(q["query"], repo="cosqa", depth=LEG_DEPTH), f"f{q['target']}.py")
+                       for q in queries]
+    ids = sorted({cid for legs, _ in runs for ranking in legs.values() for cid, _ in ranking})
+    with engine.db.read() as conn:
+        paths = {cid: row[2] for cid, row in SearchRows(conn).hits(ids).items()}
 
-    def quality(rank_ids) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    def quality(rank_ids: Callable[[Run], list[int]]) -> dict[str, float]:
         rows = []
-        for (_, target), ids in zip(runs, map(rank_ids, runs)):
-            ranked_paths = list(dict.fromkeys(paths[c] for c in ids))[:10]
-            rows.append(score([0 if p == target else None for p in ranked_paths], 1))
+        for run in runs:
+            ranked_paths = list(dict.fromkeys(paths[c] for c in rank_ids(run)))[:10]  # a split file counts once
+            rows.append(score([0 if p == run[1] else None for p in ranked_paths], 1))
         return mean(rows)
 
-    print(f"CoSQA dev-500 fusion grid; {machine()}")
+    def line(name: str, weights: dict[str, float] | None, m: dict[str, float]) -> str:
+        cells = [str(weights[leg]) if weights else "" for leg in ("lexical", "text", "code")]
+        cells += [f"{m[metric]:.3f}" for metric in ("MRR@10", "nDCG@10", "R@10")]
+        return f"| {name} | {' | '.join(cells)} |"
+
+    print(f"CoSQA dev-500 fusion grid, {len(queries)} queries, {len(corpus)} functions; {machine()}")
     print("| fusion | lexical | text | code | MRR@10 | nDCG@10 | R@10 |\n| --- | --- | --- | --- | --- | --- | --- |")
-    singles = {leg: quality(lambda run, leg=leg: [c for c, _ in run[0][leg]]) for leg in ("lexical", "text", "code")}
-    for leg, m in singles.items():
-        print(f"| {leg} alone | | | | {m['MRR@10']:.3f} | {m['nDCG@10']:.3f} | {m['R@10']:.3f} |")
+    for leg in ("lexical", "text", "code"):
+        print(line(f"{leg} alone", None, quality(lambda run, leg=leg: [c for c, _ in run[0][leg]])))
     grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0]
     results = []
     for wl, wt in itertools.product(grid, grid):
@@ -81,13 +73,14 @@ def main() -> None:
         min_max = quality(lambda run, weights=weights: [f.chunk_id for f in fuse(run[0], weights)])
         results.append(("min-max", weights, min_max))
         results.append(("weighted RRF", weights, quality(lambda run, weights=weights: rrf(run[0], weights))))
-    equal = quality(lambda run: rrf(run[0], {"lexical": 1.0, "text": 1.0, "code": 1.0}))
-    print(f"| RRF, equal weights | 1 | 1 | 1 | {equal['MRR@10']:.3f} | {equal['nDCG@10']:.3f} | {equal['R@10']:.3f} |")
+    equal = {"lexical": 1.0, "text": 1.0, "code": 1.0}
+    print(line("RRF, equal weights", dict.fromkeys(equal, 1), quality(lambda run: rrf(run[0], equal))))
+    print(line("min-max, shipped (WEIGHTS)", WEIGHTS,
+               quality(lambda run: [f.chunk_id for f in fuse(run[0], WEIGHTS)])))
     for method in ("min-max", "weighted RRF"):
         best = sorted((r for r in results if r[0] == method), key=lambda r: -r[2]["MRR@10"])[:3]
         for _, w, m in best:
-            print(f"| {method} | {w['lexical']} | {w['text']} | {w['code']} | {m['MRR@10']:.3f} | "
-                  f"{m['nDCG@10']:.3f} | {m['R@10']:.3f} |")
+            print(line(method, w, m))
     engine.close()
 
 

@@ -114,9 +114,32 @@ class SearchService(Service):
             cacheable=lambda result: settled and not result["degraded"],  # pending embeddings keep the generation
         )
 
+    def legs(self, query: str, *, repo: RepoScope = None, depth: int = LEG_DEPTH) -> dict[str, list[tuple[int, float]]]:
+        """Each leg's ranking of `query` before fusion, run as a hybrid search runs its legs (the query read the
+        same way, under the same deadline): {"lexical", "text", "code": [(chunk id, score), ...] best first}, at
+        most `depth` each. lode.search.fusion.fuse of them is a hybrid search's order before the ranking stage.
+        For tuning and benchmarks: a leg that could not rank every chunk (nothing or not everything embedded, a
+        provider or database failure, the hybrid deadline) is an error rather than a degraded answer."""
+        _check_query(query)
+        if not 1 <= depth <= EF_SEARCH_MAX:
+            raise InputError(f"depth must be between 1 and {EF_SEARCH_MAX}")
+        with self.db.read() as conn:
+            repos = repos_in_scope(conn, repo)
+        if not repos:
+            return {"lexical": [], "text": [], "code": []}
+        legs, degraded = self._run_legs(query, self._plan(query), repos, Mode.HYBRID, Filters(), depth)
+        if degraded:
+            raise LodeError(f"the {', '.join(degraded)} leg(s) could not rank every chunk (see `lode errors`; "
+                            "`lode embed` if embeddings are missing)")
+        return legs
+
+    def _plan(self, query: str) -> Query | None:
+        """How the ranking stage reads the query, or None with LODE_RANKING=off."""
+        return parse(query) if self.settings.ranking == "on" else None
+
     def _search(self, query: str, repos: list[RepoRow], mode: Mode, k: int, filters: Filters,
                 expand: bool, group: str) -> dict[str, Any]:
-        plan = parse(query) if self.settings.ranking == "on" else None
+        plan = self._plan(query)
         staged = plan is not None or group == "files"  # the file mode ranks the candidates even unranked
         depth = k if mode is Mode.LEXICAL and not staged else max(LEG_DEPTH, k)
         legs, degraded = self._run_legs(query, plan, repos, mode, filters, depth)
