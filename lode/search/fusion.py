@@ -2,7 +2,7 @@
 
 Each leg's scores are min-max normalised over its own candidates (so a leg's best hit counts 1 and its worst
 0), then combined as a weighted sum; a chunk missing from a leg gets 0 there. The weights were tuned on the
-public CoSQA dev set (bench/fusion_tuning.py); docs/benchmarks.md has the grid and why this beat weighted RRF.
+public CoSQA dev set (python -m bench.fusion_tuning); docs/benchmarks.md has the grid and why this beat weighted RRF.
 """
 
 from __future__ import annotations
