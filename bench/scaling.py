@@ -212,7 +212,7 @@ def fill_synthetic_vectors(engine: Lode, repo: str, pool: dict[str, np.ndarray],
     rng = np.random.default_rng(seed)
     with engine.db.connection() as conn:
         row = repos_in_scope(conn, repo)[0]
-    model = engine._claim_model(row, engine.embedder, switch=False)
+    _, model, _ = engine.embeddings.plan(repo, batch_chunks=len(pool["text"]))  # registers the model
     table = vectors_table(model)
     timings = {}
     # a connection of its own, without the pool's statement and transaction timeouts: a bulk load and an index
