@@ -15,6 +15,7 @@ import psycopg
 from lode.errors import InputError, NotFound
 from lode.model import EDGE_KINDS, MODULE_ORDINAL
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
+from lode.store.symbols import like_escaped
 
 WALKED_KINDS = ("calls", "imports", "inherits")  # what paths and exports follow unless told
 MAX_DEPTH = 10
@@ -94,12 +95,8 @@ class GraphPath:
 _NODE_COLUMNS = "n.id, n.repo_id, n.name_path, n.kind, n.path, n.start_line, n.end_line, n.guard"
 
 
-def _like_escaped(name: str) -> str:
-    return name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _like_suffix(name: str) -> str:
-    return "%." + _like_escaped(name)
+    return "%." + like_escaped(name)
 
 
 def find_symbol(conn: psycopg.Connection, repo_ids: list[int], name: str) -> GraphNode:
@@ -119,7 +116,7 @@ def find_symbol(conn: psycopg.Connection, repo_ids: list[int], name: str) -> Gra
                     OR n.name_path LIKE %(overload)s OR n.name_path LIKE %(suffix_overload)s)
              ORDER BY n.name_path, n.path LIMIT 51""",
         {"repos": repo_ids, "name": name, "last": last, "suffix": _like_suffix(name),
-         "overload": _like_escaped(name) + "(%" if plain else None,
+         "overload": like_escaped(name) + "(%" if plain else None,
          "suffix_overload": _like_suffix(name) + "(%" if plain else None},
     ).fetchall()
     exact = [row for row in rows if row[-1]]

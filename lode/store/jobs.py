@@ -8,7 +8,8 @@ from typing import Any
 
 import psycopg
 
-from lode.store.rows import one_row, scalar
+from lode.store.query_vectors import trim as trim_query_vectors
+from lode.store.rows import one_row
 from lode.store.vectors import cache_table, vectors_table
 
 JOB_COLUMNS = ("id, repo, path, state, phase, files_total, files_done, chunks, embeddings_done, embeddings_pending, "
@@ -149,9 +150,5 @@ def delete_garbage(conn: psycopg.Connection, retention_hours: int, query_vectors
                SELECT 1 FROM embedding_models m JOIN repositories r
                    ON m.id IN (r.embedding_model, r.next_embedding_model) WHERE m.model_id = q.model_id)""",
     ).rowcount
-    excess = scalar(conn.execute("SELECT count(*) FROM query_vectors")) - query_vectors_kept
-    if excess > 0:
-        removed["query_vectors"] += conn.execute(
-            "DELETE FROM query_vectors WHERE ctid = ANY(ARRAY(SELECT ctid FROM query_vectors LIMIT %s))",
-            (excess,)).rowcount
+    removed["query_vectors"] += trim_query_vectors(conn, query_vectors_kept)
     return removed

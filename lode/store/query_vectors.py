@@ -6,10 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import psycopg
+
 from lode.store.rows import one_row, scalar
 
 if TYPE_CHECKING:
     from lode.store.db import Database
+
+
+def trim(conn: psycopg.Connection, max_rows: int) -> int:
+    """Delete the rows beyond `max_rows`, first in heap order (roughly the oldest); return how many went."""
+    excess = scalar(conn.execute("SELECT count(*) FROM query_vectors")) - max_rows
+    if excess <= 0:
+        return 0
+    return conn.execute("DELETE FROM query_vectors WHERE ctid = ANY(ARRAY(SELECT ctid FROM query_vectors LIMIT %s))",
+                        (excess,)).rowcount
 
 
 class QueryVectorTable:
@@ -36,10 +47,7 @@ class QueryVectorTable:
             conn.execute("INSERT INTO query_vectors (model_id, query_hash, vector) VALUES (%s, %s, %s)"
                          " ON CONFLICT DO NOTHING", (model_id, digest, vector))
             if self._writes % self.PRUNE_EVERY == 0:
-                excess = scalar(conn.execute("SELECT count(*) FROM query_vectors")) - self.max_rows
-                if excess > 0:
-                    conn.execute("DELETE FROM query_vectors WHERE ctid = ANY(ARRAY("
-                                 "SELECT ctid FROM query_vectors LIMIT %s))", (excess,))
+                trim(conn, self.max_rows)
 
     def clear(self) -> int:
         with self.database().connection() as conn, conn.transaction():
