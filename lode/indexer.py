@@ -226,7 +226,8 @@ class Indexer:
             with unit_of_work(self.db, timeout=budget) as uow:
                 if uow.conn.info.server_version >= 170000:
                     set_local_timeout(uow.conn, budget, "transaction_timeout")
-                GraphStore(uow.conn).resolve(repo_id, workers=self.settings.index_workers)
+                GraphStore(uow.conn).resolve(repo_id, workers=self.settings.index_workers,
+                                             budget_mb=self.settings.memory_budget_mb)
         except (psycopg.errors.QueryCanceled, psycopg.errors.IdleInTransactionSessionTimeout) as exc:
             errorlog.record_error("graph", exc, severity="error", category="timeout", context={"repo_id": repo_id})
             raise LodeError(

@@ -1,6 +1,8 @@
 """Killable per-item worker processes: an item whose work exceeds its timeout is stopped, not waited for.
 
-`map_killable` runs fn(job) for each job in a pebble process pool and yields (job, result) in job order. A job
+`map_killable` runs fn(job) for each job in a pebble process pool and yields (job, result) in job order. Only
+`ahead` chunks are scheduled beyond the one being consumed, so finished results never pile up in memory while the
+caller is slower than the workers (an index run's outcomes carry their rows: a whole repository's would not fit). A job
 still running after `timeout` seconds (counted from when a worker took it) has its worker process killed (pebble
 replaces it) and yields a `Lost` instead of a result; so does a job whose worker died (a crash in a native
 parser). Jobs travel in chunks; a chunk that fails is re-run one job at a time, so only the guilty job is lost.
@@ -11,6 +13,7 @@ no database) are carried back with its result and stored by the parent.
 from __future__ import annotations
 
 import multiprocessing.context
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -50,6 +53,7 @@ def map_killable(
     workers: int,
     timeout: float,
     chunksize: int = 4,
+    ahead: int | None = None,  # chunks scheduled beyond the one consumed; default 2 per worker
     mp_context: multiprocessing.context.BaseContext,  # pebble has no default of its own for None
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
@@ -60,11 +64,19 @@ def map_killable(
     Jobs go to the workers `chunksize` at a time (one message per chunk), each chunk with `timeout`. A chunk
     that times out or loses its worker is run again one job at a time, so only the guilty job is lost."""
     jobs = list(jobs)
+    window = 1 + (2 * workers if ahead is None else max(0, ahead))
     pool = ProcessPool(max_workers=workers, context=mp_context, initializer=initializer, initargs=initargs)
     try:
-        chunks = [jobs[i:i + chunksize] for i in range(0, len(jobs), chunksize)]
-        futures = [pool.schedule(_call_collecting, args=(fn, chunk), timeout=timeout) for chunk in chunks]
-        for chunk, future in zip(chunks, futures):
+        chunks = iter([jobs[i:i + chunksize] for i in range(0, len(jobs), chunksize)])
+        scheduled: deque[tuple[list[J], Any]] = deque()
+        while True:
+            for chunk in chunks:
+                scheduled.append((chunk, pool.schedule(_call_collecting, args=(fn, chunk), timeout=timeout)))
+                if len(scheduled) >= window:
+                    break
+            if not scheduled:
+                break
+            chunk, future = scheduled.popleft()
             try:
                 outcomes = future.result()
             except (FutureTimeout, ProcessExpired):

@@ -239,8 +239,9 @@ def _import_folders(file: FileInfo, packages: set[str]) -> list[str]:
 class Resolver:
     """Resolves references against a SymbolTable, memoising what does not depend on the reference."""
 
-    def __init__(self, table: SymbolTable) -> None:
+    def __init__(self, table: SymbolTable, memo_entries: int | None = None) -> None:
         self.table = table
+        self.memo_entries = memo_entries  # emptied between files past this (LODE_MEMORY_BUDGET_MB); None: unbounded
         self._memo: dict[tuple[object, ...], tuple[list[_Value], frozenset[int]]] = {}
         self._deps: list[set[int]] = [set()]  # hashed names looked up, per memoised computation
         self._active: set[tuple[object, ...]] = set()
@@ -254,6 +255,9 @@ class Resolver:
 
         A reference's targets depend on its source only through _context, so a file's repeated references
         (`self.assertEqual` in every test method) are resolved once."""
+        if self.memo_entries is not None and len(self._memo) > self.memo_entries:
+            self._memo.clear()
+            self._key_hashes.clear()
         self._deps = [set()]
         base = chunk_id(file_id, 0)
         resolved: list[tuple[list, list[Target]]] = []

@@ -14,10 +14,14 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import multiprocessing
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from multiprocessing.pool import AsyncResult
 
+import psutil
 import psycopg
 
 from lode.graph.facts import FileFacts
@@ -37,12 +41,16 @@ from lode.store.db import scalar
 from lode.store.repositories import CHUNK_ID_BITS as _BITS
 from lode.store.repositories import chunk_id
 
+log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class ResolveReport:
     references: int = 0  # references resolved
     edges: int = 0  # edges written for them
     external: int = 0  # of which to external nodes
+    batches: int = 0  # runs of files resolved and written one after the other (ResolvePlan)
+    processes: int = 0  # forked resolvers; 0: resolved in the process
+    memo_entries: int = 0  # a resolver's memo bound
 
 
 _NODE_COLUMNS = "id, repo_id, file_id, kind, name, name_path, path, start_line, end_line, guard"
@@ -116,8 +124,41 @@ class _ResolvedPart:
 
 _ANALYZE_AFTER_EDGES = 5000  # a resolution writing more (and > 10 % of the stored edges) refreshes statistics
 _PARALLEL_JSON = 1_000_000  # a resolve with fewer characters of references per worker (~20k) runs in the process
-_RUNS_PER_RESOLVER = 4  # the parent writes a run's edges while the resolvers work on the next ones
-_forked: tuple[Resolver, list[list[tuple[int, str]]], int] | None = None
+_RUNS_PER_RESOLVER = 4  # batches per forked resolver at least, so the parent writes one while they work on others
+_BATCH_SHARE = 256  # a batch holds at most the budget / this in references' JSON (4 MiB of 1 GiB)
+_MEMO_ENTRY_BYTES = 1200  # a memo entry with its values, measured on CPython's Lib/ (55 MB for 48k entries)
+_MIN_MEMO_MB = 32
+_forked: tuple[Resolver, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvePlan:
+    """How one resolution fits LODE_MEMORY_BUDGET_MB. The symbol table is whole (any file may name any
+    definition); the references stream through in batches, and what grows besides is bounded: each resolver's
+    memo, and the batches in flight. A forked resolver ends up with its own copy of the table (reference counts
+    write to its pages), so resolvers are forked only when the budget holds a table for each."""
+
+    processes: int  # forked resolvers; 0: resolve in this process
+    batch_chars: int  # references' JSON per batch
+    memo_entries: int  # a resolver's memo is emptied past this many entries
+    over_budget: bool  # the table and the smallest memo alone exceed the budget
+
+    @classmethod
+    def within(cls, budget_mb: int, table_mb: float, workers: int, total_chars: int) -> ResolvePlan:
+        batch_chars = max(1, min(budget_mb * 2**20 // _BATCH_SHARE, total_chars))
+        batch_mb = 3 * batch_chars / 2**20  # the JSON, and the edge rows made from it
+        available = budget_mb - table_mb
+        processes = min(workers, total_chars // _PARALLEL_JSON)
+        while processes > 1 and available < processes * (table_mb + _MIN_MEMO_MB + 3 * batch_mb):
+            processes -= 1
+        if processes > 1:
+            batch_chars = max(1, min(batch_chars, -(-total_chars // (processes * _RUNS_PER_RESOLVER))))
+            memo_mb = (available - processes * (table_mb + 3 * batch_mb)) / processes
+        else:
+            processes = 0
+            memo_mb = available - 2 * batch_mb
+        return cls(processes, batch_chars, int(max(memo_mb, _MIN_MEMO_MB) * 2**20 // _MEMO_ENTRY_BYTES),
+                   memo_mb < _MIN_MEMO_MB)
 
 
 def _resolve_part(resolver: Resolver, files: list[tuple[int, str]], repo_id: int) -> _ResolvedPart:
@@ -136,40 +177,53 @@ def _resolve_part(resolver: Resolver, files: list[tuple[int, str]], repo_id: int
     return _ResolvedPart("".join(edges).encode(), _rows(dependencies), references, len(edges), external)
 
 
-def _resolve_forked_part(index: int) -> _ResolvedPart:
+def _resolve_forked_part(files: list[tuple[int, str]]) -> _ResolvedPart:
     assert _forked is not None
-    resolver, parts, repo_id = _forked
-    return _resolve_part(resolver, parts[index], repo_id)
+    resolver, repo_id = _forked
+    return _resolve_part(resolver, files, repo_id)
 
 
-def _split(files: list[tuple[int, str]], parts: int) -> list[list[tuple[int, str]]]:
-    """Contiguous runs of files with about as many references each (neighbours share memoised lookups: a
-    package's modules import each other)."""
-    total = sum(len(text) for _, text in files)
-    split: list[list[tuple[int, str]]] = [[] for _ in range(parts)]
-    done = 0
-    for item in files:
-        split[min(parts - 1, done * parts // max(1, total))].append(item)
-        done += len(item[1])  # JSON length: about proportional to the references
-    return split
+def _batches(files: list[tuple[int, int]], batch_chars: int) -> Iterator[list[int]]:
+    """Runs of file ids, in id order (neighbours share memoised lookups: a package's modules import each other),
+    with up to batch_chars of references' JSON each (a larger file alone)."""
+    batch: list[int] = []
+    size = 0
+    for file_id, chars in files:
+        if batch and size + chars > batch_chars:
+            yield batch
+            batch, size = [], 0
+        batch.append(file_id)
+        size += chars
+    if batch:
+        yield batch
 
 
-def _resolve_files(resolver: Resolver, repo_id: int, files: list[tuple[int, str]], workers: int
-                   ) -> Iterator[_ResolvedPart]:
-    processes = max(1, min(workers, sum(len(text) for _, text in files) // _PARALLEL_JSON))
-    if processes == 1:
-        for run in _split(files, _RUNS_PER_RESOLVER):
-            yield _resolve_part(resolver, run, repo_id)
+def _resolve_batches(resolver: Resolver, repo_id: int, batches: Iterator[list[tuple[int, str]]], processes: int
+                     ) -> Iterator[_ResolvedPart]:
+    """Each batch's edges, in order. Forked resolvers share the symbol table copy-on-write (and the paused
+    collector) and keep their memo from one batch to the next; two batches per resolver are in flight, so the
+    parent reads and writes while they work, and no more than that waits in memory."""
+    if processes == 0:
+        for batch in batches:
+            yield _resolve_part(resolver, batch, repo_id)
         return
-    # forked children share the symbol table copy-on-write (and the paused collector); each resolves runs of
-    # files, and keeps its memo from one run to the next
     global _forked
-    _forked = (resolver, _split(files, processes * _RUNS_PER_RESOLVER), repo_id)
+    _forked = (resolver, repo_id)
     try:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
-            yield from pool.imap(_resolve_forked_part, range(processes * _RUNS_PER_RESOLVER))
+            in_flight: deque[AsyncResult[_ResolvedPart]] = deque()
+            for batch in batches:
+                in_flight.append(pool.apply_async(_resolve_forked_part, (batch,)))
+                if len(in_flight) >= 2 * processes:
+                    yield in_flight.popleft().get()
+            while in_flight:
+                yield in_flight.popleft().get()
     finally:
         _forked = None
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
 
 
 @contextlib.contextmanager
@@ -274,35 +328,36 @@ class GraphStore:
             "SELECT DISTINCT repo_id FROM graph_dirty_files WHERE repo_id = ANY(%s) ORDER BY 1", (repo_ids,)
         )]
 
-    def resolve(self, repo_id: int, workers: int = 1) -> ResolveReport:
+    def resolve(self, repo_id: int, workers: int = 1, budget_mb: int = 1024) -> ResolveReport:
         """Resolve the queued work: the stored files, and every file whose last resolution looked up a changed
         name or reached into a removed or replaced file, whole. Consumes the queue; run it in one transaction
-        (nothing is lost if it rolls back)."""
-        queue = self.conn.execute(
-            "DELETE FROM graph_dirty_files WHERE repo_id = %s RETURNING file_id, keys", (repo_id,)
-        ).fetchall()
+        (nothing is lost if it rolls back). Memory: see ResolvePlan."""
         report = ResolveReport()
-        files = self._files_to_resolve(repo_id, sorted({row[0] for row in queue}),
-                                       sorted({key for row in queue for key in row[1]}))
+        files = self._files_to_resolve(repo_id)
         if not files:
             return report
-        dependencies: list[bytes] = []
         partition = edges_partition(repo_id)
         new_partition = scalar(self.conn.execute("SELECT to_regclass(%s) IS NULL", (partition,)))
         if new_partition:  # filled without indexes; attaching it builds them once, sorted
             self.conn.execute(f"CREATE TABLE {partition} (LIKE graph_edges, CHECK (repo_id = {int(repo_id)}))")
         with _collector_paused(), self.conn.cursor() as cur:
-            resolver = Resolver(self._symbol_table(repo_id))
-            with cur.copy(f"COPY {partition} ({_EDGE_COLUMNS}) FROM STDIN") as copy:
-                for part in _resolve_files(resolver, repo_id, files, workers):  # written while the next is resolved
+            before = _rss_mb()
+            table = self._symbol_table(repo_id)
+            plan = ResolvePlan.within(budget_mb, _rss_mb() - before, workers, sum(chars for _, chars in files))
+            report.processes, report.memo_entries = plan.processes, plan.memo_entries
+            if plan.over_budget:
+                log.warning("graph resolution of repository %s needs more than LODE_MEMORY_BUDGET_MB=%s: its "
+                            "symbol table alone takes %.0f MB", repo_id, budget_mb, _rss_mb() - before)
+            batches = (self._references(ids) for ids in _batches(files, plan.batch_chars))
+            for part in _resolve_batches(Resolver(table, plan.memo_entries), repo_id, batches, plan.processes):
+                with cur.copy(f"COPY {partition} ({_EDGE_COLUMNS}) FROM STDIN") as copy:
                     copy.write(part.edges)
-                    dependencies.append(part.dependencies)
-                    report.references += part.references
-                    report.edges += part.edge_count
-                    report.external += part.external
-            with cur.copy("COPY graph_file_dependencies (file_id, repo_id, keys) FROM STDIN") as copy:
-                for rows in dependencies:
-                    copy.write(rows)
+                with cur.copy("COPY graph_file_dependencies (file_id, repo_id, keys) FROM STDIN") as copy:
+                    copy.write(part.dependencies)
+                report.batches += 1
+                report.references += part.references
+                report.edges += part.edge_count
+                report.external += part.external
         if new_partition:  # the CHECK constraint spares the scan that proves its rows belong
             self.conn.execute(f"ALTER TABLE graph_edges ATTACH PARTITION {partition} FOR VALUES IN ({int(repo_id)})")
         stored = scalar(self.conn.execute("SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (partition,)))
@@ -315,38 +370,50 @@ class GraphStore:
             self.conn.execute(f"ANALYZE {partition}, graph_file_dependencies")
         return report
 
-    def _files_to_resolve(self, repo_id: int, queued: list[int], keys: list[int]) -> list[tuple[int, str]]:
-        """The stored files to resolve, with their references' JSON, in id order; their old edges are gone.
+    def _files_to_resolve(self, repo_id: int) -> list[tuple[int, int]]:
+        """Consume the queue: the stored files to resolve, with the length of their references' JSON, in id
+        order; their old edges and dependencies are gone.
 
         Queued files still stored came in after the last resolve (or are queued again). Stale files are those
-        whose last resolution looked up a queued name or reached into a queued file.
+        whose last resolution looked up a queued name or reached into a queued file. A first load has nothing
+        to go stale, and no edges to remove: its queue's names are not even read.
         """
-        params = {"files": queued, "keys": keys, "repo": repo_id}
         has_history = scalar(self.conn.execute(
             "SELECT EXISTS (SELECT 1 FROM graph_file_dependencies WHERE repo_id = %s)", (repo_id,)
         ))
-        if has_history:  # a first load has nothing to go stale, and no edges to remove
+        if has_history:
             rows = self.conn.execute(
-                f"""WITH stale AS (
+                f"""WITH queue AS (DELETE FROM graph_dirty_files WHERE repo_id = %(repo)s RETURNING file_id, keys),
+                    stale AS (
                         SELECT file_id FROM graph_file_dependencies
-                         WHERE keys && %(keys)s::bigint[] AND repo_id = %(repo)s
-                        UNION SELECT unnest(%(files)s::bigint[])
-                        UNION SELECT DISTINCT e.source_id >> {_BITS} FROM unnest(%(files)s::bigint[]) f(id)
-                          JOIN graph_edges e ON e.target_id >= f.id << {_BITS} AND e.target_id < (f.id + 1) << {_BITS}
-                                            AND e.repo_id = %(repo)s),
+                         WHERE keys && (SELECT coalesce(array_agg(DISTINCT k), '{{}}') FROM queue, unnest(queue.keys) k)
+                           AND repo_id = %(repo)s
+                        UNION SELECT file_id FROM queue
+                        UNION SELECT DISTINCT e.source_id >> {_BITS} FROM (SELECT DISTINCT file_id FROM queue) f
+                          JOIN graph_edges e ON e.target_id >= f.file_id << {_BITS}
+                                            AND e.target_id < (f.file_id + 1) << {_BITS} AND e.repo_id = %(repo)s),
                     e AS (DELETE FROM graph_edges USING stale
                            WHERE repo_id = %(repo)s
                              AND source_id >= stale.file_id << {_BITS} AND source_id < (stale.file_id + 1) << {_BITS}),
                     d AS (DELETE FROM graph_file_dependencies USING stale
                            WHERE graph_file_dependencies.file_id = stale.file_id)
-                    SELECT g.file_id, g.refs FROM stale JOIN graph_files g ON g.file_id = stale.file_id ORDER BY 1""",
-                params,
+                    SELECT g.file_id, length(g.refs) FROM stale JOIN graph_files g ON g.file_id = stale.file_id
+                     WHERE g.refs <> '[]' ORDER BY 1""",
+                {"repo": repo_id},
             ).fetchall()
         else:
             rows = self.conn.execute(
-                "SELECT file_id, refs FROM graph_files WHERE file_id = ANY(%(files)s) ORDER BY 1", params
+                """WITH queue AS (DELETE FROM graph_dirty_files WHERE repo_id = %s RETURNING file_id)
+                   SELECT g.file_id, length(g.refs) FROM graph_files g WHERE g.refs <> '[]'
+                      AND g.file_id IN (SELECT file_id FROM queue) ORDER BY 1""",
+                (repo_id,),
             ).fetchall()
-        return [(file_id, refs) for file_id, refs in rows if refs != "[]"]
+        return [(file_id, chars) for file_id, chars in rows]
+
+    def _references(self, file_ids: list[int]) -> list[tuple[int, str]]:
+        """The files' references as stored (JSON text), in id order."""
+        return [(file_id, refs) for file_id, refs in self.conn.execute(
+            "SELECT file_id, refs FROM graph_files WHERE file_id = ANY(%s) ORDER BY 1", (file_ids,))]
 
     def _symbol_table(self, repo_id: int) -> SymbolTable:
         conn = self.conn

@@ -4,6 +4,7 @@ queries finish queued work first (or say that it is still running); forked resol
 from __future__ import annotations
 
 import shutil
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,40 @@ def test_a_resolution_that_writes_many_edges_leaves_fresh_statistics(lode: Lode,
         inherited = conn.execute("SELECT count(*) FROM pg_stats WHERE tablename = 'graph_edges' AND inherited"
                                  ).fetchone()[0]
     assert stored >= calls and analysed > 0 and inherited > 0, (stored, analysed, inherited)
+
+
+def _resolve_queued(engine: Lode, repo: str, workers: int, budget_mb: int) -> graph_store.ResolveReport:
+    with engine.db.connection() as conn, conn.transaction():
+        repo_id = conn.execute("SELECT id FROM repositories WHERE name = %s", (repo,)).fetchone()[0]
+        return GraphStore(conn).resolve(repo_id, workers=workers, budget_mb=budget_mb)
+
+
+def test_resolution_within_a_small_memory_budget_equals_an_unbounded_one(
+        lode_home: Path, repo_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LODE_MEMORY_BUDGET_MB bounds what a resolution holds besides the symbol table: its references stream in
+    batches, its memo is emptied past a bound, and it forks resolvers only when the budget holds a table for
+    each. None of this may change an edge."""
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    tree = tmp_path / "lib"
+    for package in ("email", "json", "http"):
+        shutil.copytree(stdlib / package, tree / package, ignore=shutil.ignore_patterns("__pycache__"))
+    with Lode(Settings(home=lode_home, embedder="none", graph_inline_files=0)) as engine:
+        for name in ("unbounded", "small", "forked"):
+            engine.indexing.index(tree, f"{repo_name}-{name}", defer_graph=True)
+        unbounded = _resolve_queued(engine, f"{repo_name}-unbounded", workers=1, budget_mb=1 << 20)
+        assert unbounded.processes == 0 and unbounded.batches == 1 and unbounded.edges > 2000
+
+        monkeypatch.setattr(graph_store, "_BATCH_SHARE", 1 << 14)  # 4 KiB of a 64 MiB budget: many batches
+        monkeypatch.setattr(graph_store, "_MEMO_ENTRY_BYTES", 1 << 20)  # a memo of 32 to 64 entries
+        small = _resolve_queued(engine, f"{repo_name}-small", workers=2, budget_mb=64)
+        assert small.processes == 0, "64 MB holds no forked copy of the symbol table"
+        assert small.batches > 10 and small.memo_entries <= 64
+
+        monkeypatch.setattr(graph_store, "_PARALLEL_JSON", 1)
+        forked = _resolve_queued(engine, f"{repo_name}-forked", workers=2, budget_mb=4096)
+        assert forked.processes == 2 and forked.batches >= 8
+
+        edges = {name: _edges(engine, f"{repo_name}-{name}") for name in ("unbounded", "small", "forked")}
+    assert (small.edges, small.references) == (forked.edges, forked.references) == (
+        unbounded.edges, unbounded.references)
+    assert edges["small"] == edges["unbounded"] and edges["forked"] == edges["unbounded"]

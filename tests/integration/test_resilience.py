@@ -27,7 +27,7 @@ from lode.resilience import (
 from lode.workers import Lost, map_killable
 from tests.support.polling import wait_until
 from tests.support.tcp_proxy import TcpProxy
-from tests.support.resilience_stubs import FaultyEmbedder, breaker_settings, sleep_then_echo
+from tests.support.resilience_stubs import FaultyEmbedder, breaker_settings, mark_started, sleep_then_echo
 
 
 @pytest.fixture(autouse=True)
@@ -246,3 +246,18 @@ def test_a_worker_past_its_timeout_is_killed_and_the_other_jobs_go_on(lode):
         ).fetchall())
     assert rows["worker-test"] == {"job": "records"}, "errors recorded in a worker reach error_logs via the parent"
     assert rows["indexer.worker"] == {"path": "stuck", "reason": "timeout"}
+
+
+def test_a_slow_consumer_holds_only_a_window_of_finished_results(tmp_path: Path) -> None:
+    """An index run's outcomes carry their rows: the pool schedules only `ahead` chunks beyond the one consumed,
+    so a whole repository's results never wait in the parent's memory."""
+    jobs = [(str(tmp_path), number) for number in range(24)]
+    consumed = 0
+    for _, number in map_killable(mark_started, jobs, workers=2, timeout=30, chunksize=2, ahead=2,
+                                  mp_context=multiprocessing.get_context("forkserver")):
+        assert number == consumed
+        consumed += 1
+        time.sleep(0.1)  # slower than the workers: without the window they would run every job meanwhile
+        started = len(list(tmp_path.iterdir()))
+        assert started <= 2 * ((consumed + 1) // 2 + 2), f"{started} jobs started when {consumed} were consumed"
+    assert consumed == len(jobs) and len(list(tmp_path.iterdir())) == len(jobs)

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 import zlib
+from pathlib import Path
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -162,3 +163,10 @@ def sleep_then_echo(job: tuple[str, float]) -> tuple[str, int]:
                      context={"job": name})
     time.sleep(seconds)
     return name, os.getpid()
+
+
+def mark_started(job: tuple[str, int]) -> int:
+    """A worker job for lode.workers tests: leaves a file named after its number in a folder, then returns it."""
+    folder, number = job
+    (Path(folder) / str(number)).touch()
+    return number
