@@ -72,12 +72,14 @@ def sections(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> dict[str,
 
     body = table(
         ["corpus", "files", "source MB", "chunks", "searchable s", "graph s", "full index s", "MB/s",
-         "no-op re-index s", "no-op / full", "RSS added: python + workers MB", "peak RSS postgres MB", "DB MB",
+         "no-op re-index s", "no-op / full", "RSS added: python + workers MB", "PSS added: python + workers MB",
+         "peak RSS postgres MB", "DB MB",
          "DB / source", "load avg at start"],
         [[p["corpus"], p["files_indexed"], p["source_bytes"] / 1e6, p["chunks"], p["searchable_s"], p["graph_s"],
           p["index_s"], p["source_bytes"] / 1e6 / p["index_s"], p.get("noop_s"),
           f"{100 * p['noop_share']:.2f} %" if "noop_share" in p else None, p["rss_added_python_mb"],
-          p["peak_rss_postgres_mb"], p["db_bytes_lexical_graph"] / 1e6, p["db_ratio_lexical_graph"],
+          p.get("pss_added_python_mb"), p["peak_rss_postgres_mb"], p["db_bytes_lexical_graph"] / 1e6,
+          p["db_ratio_lexical_graph"],
           p.get("load_average_at_start")] for p in points])
     body += ("\nMB/s is source bytes (every file of the tree Lode reads) over the full index, graph included. The "
              "machine is shared with other work: the load average column says how busy it was when each size "
@@ -91,6 +93,9 @@ def sections(results: dict[str, Any], img_dir: Path, doc_dir: Path) -> dict[str,
                       "inline, inside searchable s)", [p["chunks"] for p in deferred], [p["graph_s"] for p in deferred])
     body += _fit_line("RSS added (python + workers) against chunks", [p["chunks"] for p in curve],
                       [p["rss_added_python_mb"] for p in curve])
+    if all("pss_added_python_mb" in p for p in curve):  # runs from before PSS was sampled have none
+        body += _fit_line("PSS added (python + workers: shared pages once) against chunks",
+                          [p["chunks"] for p in curve], [p["pss_added_python_mb"] for p in curve])
     body += _fit_line("Peak RSS (postgres) against chunks", [p["chunks"] for p in curve],
                       [p["peak_rss_postgres_mb"] for p in curve])
     body += _fit_line("Database size against source bytes", [p["source_bytes"] for p in curve],

@@ -48,16 +48,18 @@ def fit_exponent(xs: list[float], ys: list[float]) -> dict[str, float] | None:
 class PeakRss:
     """Samples the resident memory of this process with its children (the index workers) and, separately, of the
     engine's PostgreSQL server (postmaster and backends), keeping the peak of each sum. The suite runs in one
-    process, so `added_python_mb` (peak minus the start) is the figure to compare across sizes."""
+    process, so `added_python_mb` (peak minus the start) is the figure to compare across sizes. RSS sums count
+    the pages a parent shares with its forks once per process; PSS (`added_pss_python_mb`) counts them once."""
 
     def __init__(self, pgdata: Path, interval: float = 0.2) -> None:
         self.pgdata, self.interval = pgdata, interval
-        self.python_mb = self.postgres_mb = 0.0
+        self.python_mb = self.postgres_mb = self.pss_python_mb = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> Self:
         self.start_python_mb = self._tree_mb(psutil.Process())  # what earlier stages of this process left
+        self.start_pss_python_mb = self._tree_mb(psutil.Process(), pss=True)
         self._thread.start()
         return self
 
@@ -67,17 +69,18 @@ class PeakRss:
         self._sample()
 
     @staticmethod
-    def _tree_mb(root: psutil.Process) -> float:
+    def _tree_mb(root: psutil.Process, pss: bool = False) -> float:
         total = 0
         for proc in [root, *root.children(recursive=True)]:
             try:
-                total += proc.memory_info().rss
+                total += proc.memory_full_info().pss if pss else proc.memory_info().rss
             except psutil.Error:
                 pass
         return total / 2**20
 
     def _sample(self) -> None:
         self.python_mb = max(self.python_mb, self._tree_mb(psutil.Process()))
+        self.pss_python_mb = max(self.pss_python_mb, self._tree_mb(psutil.Process(), pss=True))
         server = postmaster(self.pgdata)
         if server is not None:
             self.postgres_mb = max(self.postgres_mb, self._tree_mb(server))
@@ -85,6 +88,10 @@ class PeakRss:
     @property
     def added_python_mb(self) -> float:
         return self.python_mb - self.start_python_mb
+
+    @property
+    def added_pss_python_mb(self) -> float:
+        return self.pss_python_mb - self.start_pss_python_mb
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -160,6 +167,7 @@ def index_point(engine: Lode, corpus: Corpus, repo: str, embed: bool) -> dict[st
         "files_indexed": report.files_indexed, "chunks": report.chunks,
         "searchable_s": searchable, "graph_s": full - searchable, "index_s": full,
         "peak_rss_python_mb": rss.python_mb, "rss_added_python_mb": rss.added_python_mb,
+        "pss_added_python_mb": rss.added_pss_python_mb,
         "peak_rss_postgres_mb": rss.postgres_mb,
         "db_bytes_lexical_graph": database_bytes(engine) - empty,
         "load_average_at_start": load_average,

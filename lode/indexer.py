@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 _REPO_LOCK_CLASS = 0x4C4F  # first key of pg_advisory_lock(int, int): one index run per repository
 _FILES_PER_WORKER = 16  # a run starts one more worker process (up to LODE_INDEX_WORKERS) per this many files
+# a worker process is replaced after this many chunks of files (lode.workers: what it leaks stays bounded)
+_CHUNKS_PER_WORKER_PROCESS = 500
 # Skips that may not happen again though the file is unchanged: under less load, or once every directory on the
 # way is a plain one again (a read met a symlink or a gap there). Not remembered with the file's size and mtime.
 _RETRIED_SKIPS = frozenset({SkipReason.INDEX_TIMEOUT, SkipReason.WORKER_DIED, SkipReason.VANISHED,
@@ -380,6 +382,7 @@ class _Run:
         workers = min(self.settings.index_workers, max(1, len(jobs) // _FILES_PER_WORKER))
         for job, result in map_killable(
             _process_in_worker, jobs, workers=workers, timeout=self.settings.timeouts.index_file,
+            recycle_after=_CHUNKS_PER_WORKER_PROCESS,
             mp_context=_worker_context_of_pool(), initializer=_init_worker,
             initargs=(self.tree.root, self.within, self.settings, os.getpid()),
             describe=lambda job: {"path": job.candidate.path},

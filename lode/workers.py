@@ -54,6 +54,7 @@ def map_killable(
     timeout: float,
     chunksize: int = 4,
     ahead: int | None = None,  # chunks scheduled beyond the one consumed; default 2 per worker
+    recycle_after: int = 0,  # chunks a worker process runs before it is replaced (0: never)
     mp_context: multiprocessing.context.BaseContext,  # pebble has no default of its own for None
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
@@ -62,10 +63,13 @@ def map_killable(
     """Yield (job, fn(job) or Lost) in job order. fn and jobs must pickle; fn's own exceptions propagate.
 
     Jobs go to the workers `chunksize` at a time (one message per chunk), each chunk with `timeout`. A chunk
-    that times out or loses its worker is run again one job at a time, so only the guilty job is lost."""
+    that times out or loses its worker is run again one job at a time, so only the guilty job is lost. A worker
+    is replaced after `recycle_after` chunks, which bounds what it can leak (py-tree-sitter 0.26 keeps every
+    bytes object its read callback returned: the source of each file parsed)."""
     jobs = list(jobs)
     window = 1 + (2 * workers if ahead is None else max(0, ahead))
-    pool = ProcessPool(max_workers=workers, context=mp_context, initializer=initializer, initargs=initargs)
+    pool = ProcessPool(max_workers=workers, max_tasks=recycle_after, context=mp_context, initializer=initializer,
+                       initargs=initargs)
     try:
         chunks = iter([jobs[i:i + chunksize] for i in range(0, len(jobs), chunksize)])
         scheduled: deque[tuple[list[J], Any]] = deque()

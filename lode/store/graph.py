@@ -416,7 +416,11 @@ class GraphStore:
             "SELECT file_id, refs FROM graph_files WHERE file_id = ANY(%s) ORDER BY 1", (file_ids,))]
 
     def _symbol_table(self, repo_id: int) -> SymbolTable:
+        """The repository's symbol table. Its strings repeat (a scope's name path in each of its bindings, `self`
+        and `__init__` everywhere) and come from the database as copies: each is kept once."""
         conn = self.conn
+        strings: dict[str, str] = {}
+        one = strings.setdefault
         files: list[FileInfo] = []
         bindings: list[BindingInfo] = []
         bases: list[tuple[int, str]] = []
@@ -424,16 +428,19 @@ class GraphStore:
             "SELECT file_id, path, language, module, namespace, bindings, bases FROM graph_files WHERE repo_id = %s",
             (repo_id,),
         ):
-            files.append(FileInfo(file_id, path, language, module, namespace))
+            files.append(FileInfo(file_id, path, one(language, language), module, namespace))
             base = chunk_id(file_id, 0)
-            bindings += [BindingInfo(file_id, base | scope, *rest) for scope, *rest in json.loads(file_bindings)]
-            bases += [(base | source, expression) for source, expression in json.loads(file_bases)]
+            bindings += [BindingInfo(file_id, base | scope, one(scope_path, scope_path), one(name, name),
+                                     one(target, target), one(kind, kind))
+                         for scope, scope_path, name, target, kind in json.loads(file_bindings)]
+            bases += [(base | source, one(expression, expression)) for source, expression in json.loads(file_bases)]
         nodes = [
-            NodeInfo(*row)
-            for row in conn.execute(
+            NodeInfo(node_id, file_id, one(kind, kind), one(name, name), one(name_path, name_path))
+            for node_id, file_id, kind, name, name_path in conn.execute(
                 "SELECT id, file_id, kind, name, name_path FROM graph_nodes WHERE repo_id = %s", (repo_id,)
             )
         ]
+        strings.clear()
         return SymbolTable(files, nodes, bindings, bases)
 
     def python_modules(self, repo_id: int) -> list[tuple[int, str, str]]:

@@ -261,3 +261,13 @@ def test_a_slow_consumer_holds_only_a_window_of_finished_results(tmp_path: Path)
         started = len(list(tmp_path.iterdir()))
         assert started <= 2 * ((consumed + 1) // 2 + 2), f"{started} jobs started when {consumed} were consumed"
     assert consumed == len(jobs) and len(list(tmp_path.iterdir())) == len(jobs)
+
+
+def test_a_worker_process_is_replaced_after_its_share_of_chunks() -> None:
+    """What a worker leaks (py-tree-sitter keeps the bytes its read callback returned) stays bounded."""
+    jobs = [(f"job-{number}", 0.0) for number in range(6)]
+    results = list(map_killable(sleep_then_echo, jobs, workers=1, timeout=30, chunksize=1, recycle_after=2,
+                                mp_context=multiprocessing.get_context("forkserver")))
+    pids = [pid for _, (_, pid) in results]
+    assert [job for job, _ in results] == jobs
+    assert len(set(pids)) == 3 and pids[0] == pids[1] != pids[2] == pids[3] != pids[4] == pids[5]
