@@ -127,6 +127,7 @@ _PARALLEL_JSON = 1_000_000  # a resolve with fewer characters of references per 
 _RUNS_PER_RESOLVER = 4  # batches per forked resolver at least, so the parent writes one while they work on others
 _BATCH_SHARE = 256  # a batch holds at most the budget / this in references' JSON (4 MiB of 1 GiB)
 _MEMO_ENTRY_BYTES = 1200  # a memo entry with its values, measured on CPython's Lib/ (55 MB for 48k entries)
+_TABLE_ENTRY_BYTES = 480  # the symbol table per node, binding and base, measured there (43 MB for 94k)
 _MIN_MEMO_MB = 32
 _forked: tuple[Resolver, int] | None = None
 
@@ -343,11 +344,14 @@ class GraphStore:
         with _collector_paused(), self.conn.cursor() as cur:
             before = _rss_mb()
             table = self._symbol_table(repo_id)
-            plan = ResolvePlan.within(budget_mb, _rss_mb() - before, workers, sum(chars for _, chars in files))
+            # the process's growth, unless it reused memory freed earlier (a server resolves again and again)
+            table_mb = max(_rss_mb() - before,
+                           (len(table.nodes) + len(table.bindings) + len(table.bases)) * _TABLE_ENTRY_BYTES / 2**20)
+            plan = ResolvePlan.within(budget_mb, table_mb, workers, sum(chars for _, chars in files))
             report.processes, report.memo_entries = plan.processes, plan.memo_entries
             if plan.over_budget:
                 log.warning("graph resolution of repository %s needs more than LODE_MEMORY_BUDGET_MB=%s: its "
-                            "symbol table alone takes %.0f MB", repo_id, budget_mb, _rss_mb() - before)
+                            "symbol table alone takes %.0f MB", repo_id, budget_mb, table_mb)
             batches = (self._references(ids) for ids in _batches(files, plan.batch_chars))
             for part in _resolve_batches(Resolver(table, plan.memo_entries), repo_id, batches, plan.processes):
                 with cur.copy(f"COPY {partition} ({_EDGE_COLUMNS}) FROM STDIN") as copy:
