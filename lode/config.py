@@ -219,8 +219,9 @@ class Settings(BaseSettings):
     index_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     graph: bool = True  # build the code graph; off: search only, graph queries refuse (LODE_GRAPH)
     graph_inline_files: int = Field(default=200, ge=0)  # `lode index` resolves a larger change in the background
-    # what an index run's Python processes may add, in MiB: graph resolution batches its files, bounds its memo
-    # and forks parallel resolvers only within it (LODE_MEMORY_BUDGET_MB; store/graph.py ResolvePlan)
+    # what an index run's Python processes may add, in MiB (LODE_MEMORY_BUDGET_MB): it caps the index workers
+    # (indexer.worker_count); graph resolution batches its files, bounds its memo and forks resolvers within it
+    # (store/graph.py ResolvePlan)
     memory_budget_mb: int = Field(default=1024, ge=64)
     # database
     pool_max_size: int = Field(default=8, ge=1)

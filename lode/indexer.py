@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 _REPO_LOCK_CLASS = 0x4C4F  # first key of pg_advisory_lock(int, int): one index run per repository
 _FILES_PER_WORKER = 16  # a run starts one more worker process (up to LODE_INDEX_WORKERS) per this many files
+_WORKER_MB = 160  # a worker's peak (PSS) within its recycling, measured on Lib/ replicas (bench/memory.py)
 # a worker process is replaced after this many chunks of files (lode.workers: what it leaks stays bounded)
 _CHUNKS_PER_WORKER_PROCESS = 500
 # Skips that may not happen again though the file is unchanged: under less load, or once every directory on the
@@ -155,6 +156,12 @@ def _worker_context_of_pool() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["lode.indexer"])
     return context
+
+
+def worker_count(settings: Settings, files: int) -> int:
+    """Worker processes for a run of `files`: one per _FILES_PER_WORKER, up to LODE_INDEX_WORKERS and to as many
+    as LODE_MEMORY_BUDGET_MB holds (on a many-core machine the cores would allow more than the memory)."""
+    return max(1, min(settings.index_workers, files // _FILES_PER_WORKER, settings.memory_budget_mb // _WORKER_MB))
 
 
 def _process_in_worker(job: FileJob) -> FileOutcome:
@@ -379,7 +386,7 @@ class _Run:
         LODE_TIMEOUT_INDEX_FILE is skipped as index_timeout, even in an incremental run of one file."""
         if not jobs:
             return
-        workers = min(self.settings.index_workers, max(1, len(jobs) // _FILES_PER_WORKER))
+        workers = worker_count(self.settings, len(jobs))
         for job, result in map_killable(
             _process_in_worker, jobs, workers=workers, timeout=self.settings.timeouts.index_file,
             recycle_after=_CHUNKS_PER_WORKER_PROCESS,

@@ -1,7 +1,12 @@
-"""How a graph resolution fits LODE_MEMORY_BUDGET_MB (lode/store/graph.py ResolvePlan)."""
+"""How an index run fits LODE_MEMORY_BUDGET_MB: its workers (lode/indexer.py worker_count) and its graph
+resolution (lode/store/graph.py ResolvePlan)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from lode.config import Settings
+from lode.indexer import worker_count
 from lode.store.graph import _MEMO_ENTRY_BYTES, _MIN_MEMO_MB, ResolvePlan
 
 MB = 2**20
@@ -32,3 +37,12 @@ def test_a_budget_below_the_table_keeps_the_smallest_memo_and_says_so() -> None:
 def test_little_work_runs_in_one_batch_in_the_process() -> None:
     plan = ResolvePlan.within(budget_mb=1024, table_mb=5, workers=8, total_chars=500_000)
     assert plan.processes == 0 and plan.batch_chars == 500_000
+
+
+def test_index_workers_are_capped_by_the_memory_budget_as_by_the_cores_and_the_run(tmp_path: Path) -> None:
+    many_cores = Settings(home=tmp_path, index_workers=32)
+    assert worker_count(many_cores, 10_000) == 1024 // 160, "the default budget holds six workers, not 32"
+    assert worker_count(many_cores.model_copy(update={"memory_budget_mb": 8192}), 10_000) == 32
+    assert worker_count(many_cores, 40) == 2, "one worker per 16 files"
+    assert worker_count(many_cores.model_copy(update={"memory_budget_mb": 64}), 10_000) == 1
+    assert worker_count(many_cores, 3) == 1
