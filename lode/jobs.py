@@ -219,8 +219,7 @@ class IndexJob:
     def _write(self, **values: Any) -> None:
         """Write progress; the answer says whether a cancel was requested through any process."""
         with self.lode.db.connection() as conn:
-            cancel_requested = JobRows(conn).write(self.job_id, values)
-        self._cancel_requested = cancel_requested
+            self._cancel_requested = JobRows(conn).write(self.job_id, values)
 
     def _requeue(self) -> None:
         with self.lode.db.connection() as conn:

@@ -43,6 +43,7 @@ from lode.store.repositories import chunk_id
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(slots=True)
 class ResolveReport:
     references: int = 0  # references resolved
@@ -444,7 +445,6 @@ class GraphStore:
                 "SELECT id, file_id, kind, name, name_path FROM graph_nodes WHERE repo_id = %s", (repo_id,)
             )
         ]
-        strings.clear()
         return SymbolTable(files, nodes, bindings, bases)
 
     def python_modules(self, repo_id: int) -> list[tuple[int, str, str]]:
